@@ -1,0 +1,72 @@
+"""One error hierarchy for ZK-ADAPT, with the facts attached.
+
+Every error a user can cause or meet derives from :class:`ZkAdaptError`; the CLI turns
+any of them into a single line and an exit code (``exit_code``). ``ValueError`` and
+``TypeError`` remain for programming mistakes (misusing a function).
+"""
+
+from __future__ import annotations
+
+
+class ZkAdaptError(Exception):
+    """Root of every ZK-ADAPT error; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ZkAdaptError):
+    """A session file or command-line value is wrong; ``key`` names the offending setting."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class UsageError(ZkAdaptError):
+    """The command line itself is wrong (missing file, bad combination of options)."""
+
+    exit_code = 2
+
+
+class StorageError(ZkAdaptError):
+    """An object store operation failed; ``uri`` names the object or bucket."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        self.uri = uri
+        super().__init__(f"{uri}: {message}")
+
+
+class IntegrityError(StorageError):
+    """Stored bytes do not match the digest recorded for them (never used when raised)."""
+
+
+class ChannelError(ZkAdaptError):
+    """The ordered message channel is unreachable, or its history is tampered with."""
+
+
+class ProtocolError(ZkAdaptError):
+    """The round protocol cannot go on: below quorum, digest disagreement, bad history."""
+
+    def __init__(self, message: str, *, round: int | None = None, party: str | None = None) -> None:
+        self.round = round
+        self.party = party
+        where = []
+        if round is not None:
+            where.append(f"round {round}")
+        if party is not None:
+            where.append(f"party {party}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(prefix + message)
+
+
+class CryptoError(ZkAdaptError):
+    """A cryptographic check failed or a key is unusable."""
+
+
+class DataError(ZkAdaptError):
+    """Training or evaluation data cannot be loaded or is malformed."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""zkadapt.learning"""

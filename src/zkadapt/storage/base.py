@@ -1,0 +1,64 @@
+"""The object store seen by the round protocol (DESIGN.md section 5).
+
+Updates, checkpoints and key material travel as immutable objects under keys of the form
+``zkadapt/<session>/round-<r>/<kind>/<party>.bin``. Every object is addressed by an
+:class:`ObjectRef` that carries its sha256, and :meth:`ObjectStore.get` refuses bytes that
+do not match it, so nothing truncated or tampered with is ever used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Where an object lives and what it must hash to.
+
+    Attributes:
+        uri: backend-specific address, e.g. ``local://zkadapt/<session>/round-1/update/alice.bin``.
+        sha256: lowercase hex digest of the object's bytes.
+        size: length in bytes.
+    """
+
+    uri: str
+    sha256: str
+    size: int
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256 of ``data`` (the digest format used everywhere in ZK-ADAPT)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def object_key(session_id: str, round_: int, kind: str, party: str) -> str:
+    """The canonical key of a party's object for one round (DESIGN.md section 5)."""
+    return f"zkadapt/{session_id}/round-{round_}/{kind}/{party}.bin"
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Put and get immutable objects; every read is checked against its digest."""
+
+    def put(self, key: str, data: bytes) -> ObjectRef:
+        """Store ``data`` under ``key`` atomically and return its reference."""
+        ...
+
+    def get(self, ref: ObjectRef) -> bytes:
+        """Return the bytes behind ``ref``.
+
+        Raises:
+            StorageError: the object is missing or unreadable.
+            IntegrityError: the bytes do not hash to ``ref.sha256`` (or have the wrong size).
+        """
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+        ...
