@@ -67,7 +67,7 @@ class Channel(Protocol):
         ...
 
     def wait(self, since: int, timeout: float) -> list[Entry]:
-        """Block until entries with ``seq > since`` exist or ``timeout`` seconds pass; return them."""
+        """Block until entries with ``seq > since`` exist or ``timeout`` seconds pass."""
         ...
 
     def close(self) -> None:

@@ -1,0 +1,198 @@
+"""The ``zkadapt`` command: parse, validate, call session/party. No protocol logic here.
+
+Every :class:`~zkadapt.errors.ZkAdaptError` becomes one line on stderr and its exit code
+(2 for configuration and usage mistakes), never a traceback (STYLE rule 9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from zkadapt import __version__
+from zkadapt.errors import ConfigError, UsageError, ZkAdaptError
+
+EXAMPLES = ("mnist",)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Map library errors to one-line messages with their exit codes."""
+    try:
+        yield
+    except ZkAdaptError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _session_arg(path: str) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zkadapt")
+def main() -> None:
+    """ZK-ADAPT: decentralized, private federated fine-tuning."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--example",
+    type=click.Choice(EXAMPLES),
+    default="mnist",
+    show_default=True,
+    help="Which ready session to start from.",
+)
+@click.option("--parties", type=click.IntRange(1, 1000), default=None, help="Number of parties.")
+def init(directory: str, example: str, parties: int | None) -> None:
+    """Write DIRECTORY/session.toml and one identity key per party in DIRECTORY/keys."""
+    from zkadapt.config import example_config, with_overrides
+    from zkadapt.session import SESSION_FILE, ensure_keys
+
+    with _errors():
+        target = Path(directory)
+        session_file = target / SESSION_FILE
+        if session_file.exists():
+            raise UsageError(f"{session_file} already exists; choose an empty directory")
+        config = with_overrides(example_config(example), parties=parties)
+        config = ensure_keys(config, target / "keys")
+        target.mkdir(parents=True, exist_ok=True)
+        session_file.write_text(config.to_toml(), encoding="utf-8")
+        click.echo(
+            f"wrote {session_file} (session {config.session_id[:12]}) and keys for "
+            f"{', '.join(config.party_names)} in {target / 'keys'}"
+        )
+
+
+@main.command()
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default="zkadapt-out",
+    show_default=True,
+    help="Output directory: store, ledger, checkpoints, report.",
+)
+@click.option(
+    "--rounds", type=click.IntRange(1, 100_000), default=None, help="Override session.rounds."
+)
+@click.option(
+    "--parties",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Override the party list with N parties (fresh keys).",
+)
+@click.option(
+    "--keys",
+    "keys",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Identity keys directory [default: SESSION_DIR/keys, or OUT/keys when the "
+    "session file has no public keys].",
+)
+@click.option("--no-baselines", is_flag=True, help="Skip the local-only and centralized baselines.")
+def run(
+    session: str,
+    out: str,
+    rounds: int | None,
+    parties: int | None,
+    keys: str | None,
+    no_baselines: bool,
+) -> None:
+    """Run every party of SESSION as its own process on this machine."""
+    from zkadapt.config import load_config, with_overrides
+    from zkadapt.report import markdown_summary
+    from zkadapt.session import run_session
+
+    with _errors():
+        path = _session_arg(session)
+        config = with_overrides(load_config(path), rounds=rounds, parties=parties)
+        out_dir = Path(out).resolve()
+        key_dir = (
+            Path(keys).resolve()
+            if keys
+            else (path.parent / "keys" if config.has_keys else out_dir / "keys")
+        )
+        report = run_session(
+            config,
+            out_dir=out_dir,
+            key_dir=key_dir,
+            data_root=path.parent,
+            baselines=not no_baselines,
+        )
+        click.echo(markdown_summary(report))
+        click.echo(
+            f"report: {out_dir / 'report.json'}  plots: {out_dir / 'metrics.png'}, "
+            f"{out_dir / 'report.html'}"
+        )
+
+
+@main.command()
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option("--party", "party", required=True, help="This party's name in the session file.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
+)
+@click.option(
+    "--key",
+    "key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="This party's identity key [default: SESSION_DIR/keys/PARTY.skey].",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where a relative data.path resolves [default: SESSION_DIR].",
+)
+@click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
+def party(
+    session: str, party: str, out: str | None, key: str | None, data_root: str | None, quiet: bool
+) -> None:
+    """Run one party of SESSION (start once per party, on any machine, in any order)."""
+    from zkadapt.config import load_config
+    from zkadapt.party import KEY_SUFFIX, run_party
+    from zkadapt.progress import party_progress
+
+    with _errors():
+        path = _session_arg(session)
+        config = load_config(path)
+        if not config.has_keys:
+            raise ConfigError(
+                "parties",
+                "every party needs a public_key to run alone; "
+                "create the session with `zkadapt init`",
+            )
+        out_dir = Path(out).resolve() if out else path.parent / "out"
+        key_path = Path(key).resolve() if key else path.parent / "keys" / f"{party}{KEY_SUFFIX}"
+        root = Path(data_root).resolve() if data_root else path.parent
+        with party_progress(party, config.session.rounds, quiet=quiet) as on_event:
+            outcomes = run_party(
+                config, party, out_dir=out_dir, key_path=key_path, data_root=root, on_event=on_event
+            )
+        last = outcomes[-1] if outcomes else None
+        digest = last.model_sha256 if last else "(already complete)"
+        click.echo(
+            f"{party}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
+            f"sha256 {digest}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

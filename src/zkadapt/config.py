@@ -1,0 +1,312 @@
+"""SessionConfig: the shared session file, parsed and validated once at the edge.
+
+A session file (TOML) is shared by every party; its canonical hash is the session id
+(DESIGN.md section 2). Every section is a small pydantic model that forbids unknown keys,
+so a typo is a one-line :class:`~zkadapt.errors.ConfigError` naming the key instead of a
+silent default. Components receive the typed sub-configs, never the raw dict (STYLE rule 11).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zkadapt.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Names given to parties when a session asks for a count (``--parties N``).
+DEFAULT_PARTY_NAMES = (
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SessionSection(_Section):
+    """Session-wide settings."""
+
+    name: str = "zkadapt-session"
+    rounds: int = Field(5, ge=1, le=100_000)
+    seed: int = Field(0, ge=0, description="Extra seed mixed into the session id derivations.")
+
+
+class ModelConfig(_Section):
+    """The model whose trainable tensors the parties exchange."""
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: tuple[int, ...] = (128,)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(h < 1 for h in v):
+            raise ValueError("every hidden layer width must be >= 1")
+        return v
+
+
+class DataConfig(_Section):
+    """Where training data comes from and how it is split among the parties."""
+
+    source: Literal["mnist", "npz", "idx"] = "mnist"
+    path: str | None = Field(
+        None, description="File (npz) or folder (idx), relative to the session file."
+    )
+    partition: Literal["iid", "dirichlet"] = "iid"
+    alpha: float = Field(0.5, gt=0)
+    max_train: int | None = Field(None, ge=1)
+    max_test: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _path_when_needed(self) -> DataConfig:
+        if self.source in ("npz", "idx") and not self.path:
+            raise ValueError(f"data.path is required when data.source = {self.source!r}")
+        return self
+
+
+class TrainingConfig(_Section):
+    """Local training of one party in one round."""
+
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+
+
+class AggregationConfig(_Section):
+    """How accepted updates become the next global model (DESIGN.md section 3, APPLY)."""
+
+    strategy: Literal["fedavg", "diloco"] = "fedavg"
+    outer_lr: float = Field(0.7, gt=0)
+    outer_momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class PrivacyConfig(_Section):
+    """How updates are sealed before upload."""
+
+    scheme: Literal["none"] = "none"
+
+
+class ProtocolConfig(_Section):
+    """Round protocol limits: quorum and phase deadlines."""
+
+    quorum: int | None = Field(
+        None, ge=1, description="Accepted updates needed; default: a majority."
+    )
+    submit_timeout_s: float = Field(300.0, gt=0)
+    poll_interval_s: float = Field(0.1, gt=0, le=10)
+
+
+class StorageConfig(_Section):
+    """Object store for updates (DESIGN.md section 5)."""
+
+    backend: Literal["local"] = "local"
+    path: str = Field("store", description="Directory, relative to the output directory.")
+
+
+class ChannelConfig(_Section):
+    """Ordered, signed message channel (DESIGN.md section 6)."""
+
+    backend: Literal["local"] = "local"
+    path: str = Field("ledger.sqlite", description="SQLite file, relative to the output directory.")
+
+
+class PartyConfig(_Section):
+    """One participant: its name and public identity key (hex Ed25519)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
+class SessionConfig(_Section):
+    """A whole session file. ``session_id`` is the SHA-256 of its canonical JSON form."""
+
+    session: SessionSection = SessionSection()
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig = TrainingConfig()
+    aggregation: AggregationConfig = AggregationConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    protocol: ProtocolConfig = ProtocolConfig()
+    storage: StorageConfig = StorageConfig()
+    channel: ChannelConfig = ChannelConfig()
+    parties: tuple[PartyConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionConfig:
+        names = [p.name for p in self.parties]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate party name(s): {', '.join(dupes)}")
+        if self.protocol.quorum is not None and self.protocol.quorum > len(self.parties):
+            raise ValueError(
+                f"protocol.quorum = {self.protocol.quorum} exceeds the number of parties "
+                f"({len(self.parties)})"
+            )
+        keyed = [p.public_key is not None for p in self.parties]
+        if any(keyed) and not all(keyed):
+            raise ValueError("either every party has a public_key or none does")
+        return self
+
+    @property
+    def party_names(self) -> list[str]:
+        """Party names in canonical (sorted) order: the order of aggregation."""
+        return sorted(p.name for p in self.parties)
+
+    @property
+    def quorum(self) -> int:
+        """Accepted updates a round needs: the configured value or a strict majority."""
+        return self.protocol.quorum or len(self.parties) // 2 + 1
+
+    @property
+    def has_keys(self) -> bool:
+        """Whether every party's public key is in the file (needed to run one party)."""
+        return all(p.public_key for p in self.parties)
+
+    def canonical_json(self) -> bytes:
+        """Canonical JSON of the whole configuration (sorted keys, no whitespace)."""
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+        ).encode()
+
+    @property
+    def session_id(self) -> str:
+        """SHA-256 hex of :meth:`canonical_json`: every party derives the same id."""
+        return hashlib.sha256(self.canonical_json()).hexdigest()
+
+    def to_toml(self) -> str:
+        """The configuration as a TOML document (``None`` values left out)."""
+        return tomli_w.dumps(_drop_none(self.model_dump(mode="json")))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _error_key(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item.startswith("function-") or item in ("tagged-union",):
+            continue
+        else:
+            parts.append(("." if parts else "") + item)
+    return "".join(parts)
+
+
+def _message(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err.get("msg", "invalid value"))
+    return msg.removeprefix("Value error, ")
+
+
+def config_from_dict(raw: dict[str, Any]) -> SessionConfig:
+    """Validate a parsed session document.
+
+    Raises:
+        ConfigError: naming the first offending key (and how many more errors there are).
+    """
+    try:
+        return SessionConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        raise ConfigError(_error_key(tuple(first["loc"])), _message(first) + more) from None
+
+
+def load_config(path: Path) -> SessionConfig:
+    """Read and validate a session file.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or holds an invalid setting.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"session file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read session file {path}: {exc.strerror}") from None
+    return config_from_toml(text, source=str(path))
+
+
+def config_from_toml(text: str, *, source: str = "session file") -> SessionConfig:
+    """Parse and validate a session document given as TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{source} is not valid TOML: {exc}") from None
+    return config_from_dict(raw)
+
+
+def example_config(name: str) -> SessionConfig:
+    """One of the session files shipped inside the package (``zkadapt init --example``)."""
+    from importlib import resources
+
+    text = resources.files("zkadapt").joinpath(f"examples/{name}.toml").read_text(encoding="utf-8")
+    return config_from_toml(text, source=f"example {name}")
+
+
+def with_overrides(
+    config: SessionConfig, *, rounds: int | None = None, parties: int | None = None
+) -> SessionConfig:
+    """Apply command-line overrides (``--rounds``, ``--parties``) and re-validate.
+
+    Overriding the party count replaces the party list with default names and no keys
+    (a local run generates fresh identity keys), so the session id changes too.
+    """
+    raw = config.model_dump(mode="json")
+    if rounds is not None:
+        raw["session"]["rounds"] = rounds
+    if parties is not None:
+        if parties < 1:
+            raise ConfigError("--parties", "must be >= 1")
+        raw["parties"] = [{"name": n} for n in default_party_names(parties)]
+        quorum = raw["protocol"].get("quorum")
+        if quorum is not None and quorum > parties:
+            raw["protocol"]["quorum"] = None
+    return config_from_dict(raw)
+
+
+def with_public_keys(config: SessionConfig, keys: dict[str, str]) -> SessionConfig:
+    """The same session with each party's public key (hex) filled in."""
+    raw = config.model_dump(mode="json")
+    for party in raw["parties"]:
+        party["public_key"] = keys[party["name"]]
+    return config_from_dict(raw)
+
+
+def default_party_names(count: int) -> list[str]:
+    """``alice``, ``bob``, … then ``party-11``, ``party-12``, … for large sessions."""
+    names = list(DEFAULT_PARTY_NAMES[:count])
+    names += [f"party-{i}" for i in range(len(names) + 1, count + 1)]
+    return names

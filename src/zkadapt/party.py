@@ -1,0 +1,145 @@
+"""One participant: wires its keys, store, channel and learner into the round protocol.
+
+``zkadapt party SESSION --party NAME`` and every process that ``zkadapt run`` starts go
+through :func:`run_party`, so the single-machine demo and the multi-machine deployment
+share one code path (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from zkadapt.aggregation.strategy import make_strategy
+from zkadapt.channel import open_channel
+from zkadapt.config import SessionConfig
+from zkadapt.crypto.identity import IdentityKey, Keyring, PublicIdentity
+from zkadapt.errors import ConfigError, CryptoError
+from zkadapt.learning.builder import learner_for
+from zkadapt.protocol.checkpoints import RoundCheckpoints
+from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
+from zkadapt.storage import open_store
+
+#: File name of a party's own summary, inside ``OUT/parties/<name>/``.
+RESULT_FILE = "result.json"
+#: Extension of identity key files written by ``zkadapt init`` and ``zkadapt run``.
+KEY_SUFFIX = ".skey"
+
+
+def keyring_of(config: SessionConfig) -> Keyring:
+    """Public identities of every party, from the session file."""
+    if not config.has_keys:
+        raise ConfigError(
+            "parties", "every party needs a public_key (create keys with `zkadapt init`)"
+        )
+    return Keyring({p.name: PublicIdentity.from_hex(p.public_key or "") for p in config.parties})
+
+
+def load_identity(config: SessionConfig, party: str, key_path: Path) -> IdentityKey:
+    """Load ``party``'s private key and check it matches the session file's public key."""
+    if party not in config.party_names:
+        raise ConfigError(
+            "--party", f"{party!r} is not a party of this session ({', '.join(config.party_names)})"
+        )
+    key = IdentityKey.load(key_path)
+    expected = keyring_of(config)[party]
+    if key.public != expected:
+        raise CryptoError(
+            f"{key_path} is not {party}'s key: its public key differs from the session file"
+        )
+    return key
+
+
+def party_dir(out_dir: Path, party: str) -> Path:
+    """Where a party keeps its checkpoints, log and result."""
+    return out_dir / "parties" / party
+
+
+def run_party(
+    config: SessionConfig,
+    party: str,
+    *,
+    out_dir: Path,
+    key_path: Path,
+    data_root: Path,
+    on_event: EventSink | None = None,
+    threads: int | None = 1,
+) -> list[RoundOutcome]:
+    """Run (or resume) ``party``'s side of the session and write its ``result.json``.
+
+    Args:
+        config: the validated session (with public keys).
+        party: this party's name.
+        out_dir: shared output directory; relative storage/channel paths resolve here.
+        key_path: this party's identity key file.
+        data_root: directory that a relative ``data.path`` resolves against.
+        on_event: progress callback ``(round, phase, detail)``.
+        threads: torch intra-op threads (1 keeps several local parties from oversubscribing
+            the cores and keeps training bit-reproducible).
+    """
+    identity = load_identity(config, party, key_path)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    session_id = config.session_id
+    names = config.party_names
+    learner = learner_for(config, party, data_root=data_root)
+    agg = config.aggregation
+    strategy = make_strategy(
+        agg.strategy,
+        **(
+            {"outer_lr": agg.outer_lr, "momentum": agg.outer_momentum}
+            if agg.strategy == "diloco"
+            else {}
+        ),
+    )
+    store = open_store(config.storage.backend, root=out_dir / config.storage.path)
+    channel = open_channel(
+        config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
+    )
+    home = party_dir(out_dir, party)
+    ctx = PartyContext(
+        session_id=session_id,
+        party=party,
+        parties=tuple(names),
+        rounds=config.session.rounds,
+        quorum=config.quorum,
+        submit_timeout_s=config.protocol.submit_timeout_s,
+        poll_interval_s=config.protocol.poll_interval_s,
+    )
+    protocol = RoundProtocol(
+        ctx,
+        identity=identity,
+        channel=channel,
+        store=store,
+        learner=learner,
+        strategy=strategy,
+        checkpoints=RoundCheckpoints(
+            home / "checkpoints", session_id=session_id, model_type=config.model.kind
+        ),
+        on_event=on_event,
+    )
+    try:
+        outcomes = protocol.run()
+    finally:
+        channel.close()
+    _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())
+    return outcomes
+
+
+def _write_result(
+    home: Path, session_id: str, party: str, outcomes: list[RoundOutcome], digest: str
+) -> None:
+    body = {
+        "session_id": session_id,
+        "party": party,
+        "final_model_sha256": digest,
+        "rounds_run_by_this_process": [asdict(o) for o in outcomes],
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = home / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
+    os.replace(tmp, home / RESULT_FILE)

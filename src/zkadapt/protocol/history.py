@@ -1,0 +1,122 @@
+"""The channel history of one session, decoded and indexed (pure; no I/O).
+
+Agreement comes from the channel's order, never from clocks (DESIGN.md section 3): every
+honest party feeds the same entries into :class:`SessionHistory` and so answers the same
+questions the same way — which submissions precede the cut, who posted which digest.
+Entries that are malformed, from another session, or whose signer is not the party they
+speak for are set aside in :attr:`SessionHistory.dropped` (a peer's fault is data, not a
+crash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from zkadapt.channel.base import Entry
+from zkadapt.protocol.messages import (
+    SUBMIT_PHASE,
+    MalformedMessage,
+    Message,
+    PhaseClosed,
+    Rejected,
+    RoundDone,
+    RoundFailed,
+    Submitted,
+    decode,
+)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """A decoded message with its place in the channel."""
+
+    seq: int
+    sender: str
+    message: Message
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A channel entry that the protocol ignores, and why."""
+
+    seq: int
+    sender: str
+    reason: str
+
+
+class SessionHistory:
+    """Accumulates channel entries of one session and answers the protocol's questions."""
+
+    def __init__(self, session_id: str, parties: Iterable[str]) -> None:
+        self.session_id = session_id
+        self.parties = frozenset(parties)
+        self.last_seq = 0
+        self.posted: list[Posted] = []
+        self.dropped: list[Dropped] = []
+
+    def extend(self, entries: Iterable[Entry]) -> list[Posted]:
+        """Add entries (in channel order); returns the new messages of this session."""
+        new: list[Posted] = []
+        for entry in entries:
+            if entry.seq <= self.last_seq:
+                continue
+            self.last_seq = entry.seq
+            sender = entry.envelope.sender
+            try:
+                message = decode(entry.envelope.payload)
+            except MalformedMessage as exc:
+                self.dropped.append(Dropped(entry.seq, sender, f"malformed message: {exc}"))
+                continue
+            if message.session != self.session_id:
+                continue  # another session sharing the channel
+            speaks_for = getattr(message, "party", sender)
+            if sender not in self.parties or (
+                not isinstance(message, Rejected) and speaks_for != sender
+            ):
+                self.dropped.append(Dropped(entry.seq, sender, "signer does not match party"))
+                continue
+            posted = Posted(entry.seq, sender, message, entry.timestamp)
+            self.posted.append(posted)
+            new.append(posted)
+        return new
+
+    def _of(self, kind: type[Message], round_: int) -> list[Posted]:
+        return [p for p in self.posted if isinstance(p.message, kind) and p.message.round == round_]
+
+    def cut(self, round_: int, phase: str = SUBMIT_PHASE) -> int | None:
+        """Sequence number of the first ``PhaseClosed`` for ``round_``/``phase``, if any."""
+        for p in self._of(PhaseClosed, round_):
+            if p.message.phase == phase:  # type: ignore[attr-defined]
+                return p.seq
+        return None
+
+    def submissions(self, round_: int, before: int | None = None) -> dict[str, Posted]:
+        """Each party's first ``Submitted`` for ``round_`` (optionally only before ``before``)."""
+        first: dict[str, Posted] = {}
+        for p in self._of(Submitted, round_):
+            if before is not None and p.seq >= before:
+                break
+            first.setdefault(p.sender, p)
+        return first
+
+    def round_done(self, round_: int) -> dict[str, RoundDone]:
+        """Each party's first ``RoundDone`` for ``round_``."""
+        done: dict[str, RoundDone] = {}
+        for p in self._of(RoundDone, round_):
+            done.setdefault(p.sender, p.message)  # type: ignore[arg-type]
+        return done
+
+    def rejections(self, round_: int) -> list[tuple[str, Rejected]]:
+        """``(sender, Rejected)`` pairs for ``round_`` in channel order."""
+        return [(p.sender, p.message) for p in self._of(Rejected, round_)]  # type: ignore[misc]
+
+    def failure(self, round_: int) -> RoundFailed | None:
+        """The first ``RoundFailed`` for ``round_``, if any."""
+        failed = self._of(RoundFailed, round_)
+        return failed[0].message if failed else None  # type: ignore[return-value]
+
+    def last_round_started(self) -> int:
+        """Highest round any message of this session mentions (0 when none)."""
+        return max((p.message.round for p in self.posted), default=0)

@@ -1,0 +1,181 @@
+"""Channel messages of the round protocol: typed, canonical, signed (DESIGN.md section 3).
+
+Every message is a frozen dataclass with exactly one serialization boundary:
+:meth:`Message.to_bytes` writes canonical JSON (sorted keys, no whitespace, a ``type`` tag
+and a version) and :func:`decode` validates before it returns. The channel signs and orders
+the bytes; it never looks inside.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+from zkadapt.channel.base import SignedEnvelope
+
+#: Wire format version; bump on any incompatible change.
+MESSAGE_VERSION = 1
+
+#: The one phase with a channel-ordered cut so far (DESIGN.md section 3, COLLECT).
+SUBMIT_PHASE = "submit"
+
+
+class MalformedMessage(ValueError):
+    """Bytes on the channel that are not a valid message (a peer's fault, never fatal)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """Base of every channel message: which session and round it belongs to."""
+
+    TYPE: ClassVar[str] = ""
+
+    session: str
+    round: int
+
+    def validate(self) -> None:
+        """Check field ranges; raises :class:`MalformedMessage`."""
+        if len(self.session) != 64 or any(c not in "0123456789abcdef" for c in self.session):
+            raise MalformedMessage("session must be 64 lowercase hex characters")
+        if self.round < 0:
+            raise MalformedMessage("round must be >= 0")
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON bytes: what is signed and posted."""
+        self.validate()
+        body = {"type": self.TYPE, "v": MESSAGE_VERSION, **asdict(self)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass(frozen=True)
+class Submitted(Message):
+    """A party uploaded its update for ``round`` (step 5, SIGNAL)."""
+
+    TYPE: ClassVar[str] = "Submitted"
+
+    party: str
+    uri: str
+    sha256: str
+    size: int
+    n_samples: int
+    proof_digest: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.sha256) != 64:
+            raise MalformedMessage("sha256 must be 64 hex characters")
+        if self.size < 0 or self.n_samples < 1:
+            raise MalformedMessage("size must be >= 0 and n_samples >= 1")
+
+
+@dataclass(frozen=True)
+class PhaseClosed(Message):
+    """The first such entry in channel order closes ``phase`` of ``round`` for everyone."""
+
+    TYPE: ClassVar[str] = "PhaseClosed"
+
+    phase: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rejected(Message):
+    """The sender rejected ``party``'s update for ``round``, with a specific reason."""
+
+    TYPE: ClassVar[str] = "Rejected"
+
+    party: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoundDone(Message):
+    """The sender applied ``round``: its digest of G(round) and its evaluation of it."""
+
+    TYPE: ClassVar[str] = "RoundDone"
+
+    party: str
+    model_sha256: str
+    accepted: tuple[str, ...]
+    metrics: dict[str, float] = field(default_factory=dict)
+    duration_s: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.model_sha256) != 64:
+            raise MalformedMessage("model_sha256 must be 64 hex characters")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.metrics.values()):
+            raise MalformedMessage("metrics must be finite numbers")
+
+
+@dataclass(frozen=True)
+class RoundFailed(Message):
+    """The sender found ``round`` below quorum; the session stops."""
+
+    TYPE: ClassVar[str] = "RoundFailed"
+
+    reason: str
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls for cls in (Submitted, PhaseClosed, Rejected, RoundDone, RoundFailed)
+}
+
+
+def decode(payload: bytes) -> Message:
+    """Parse and validate canonical message bytes.
+
+    Raises:
+        MalformedMessage: not JSON, unknown type or version, wrong fields or ranges.
+    """
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(f"not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage("not a JSON object")
+    cls = MESSAGE_TYPES.get(body.pop("type", None))  # type: ignore[arg-type]
+    if cls is None:
+        raise MalformedMessage("unknown message type")
+    if body.pop("v", None) != MESSAGE_VERSION:
+        raise MalformedMessage("unsupported message version")
+    names = {f.name for f in fields(cls)}
+    if set(body) != names:
+        raise MalformedMessage(f"{cls.TYPE} fields do not match: {sorted(set(body) ^ names)}")
+    if "accepted" in body and isinstance(body["accepted"], list):
+        body["accepted"] = tuple(body["accepted"])
+    msg = _construct(cls, body)
+    msg.validate()
+    return msg
+
+
+def _construct(cls: type[Message], body: dict[str, Any]) -> Message:
+    expected = {
+        "session": str,
+        "round": int,
+        "party": str,
+        "uri": str,
+        "sha256": str,
+        "size": int,
+        "n_samples": int,
+        "proof_digest": str,
+        "phase": str,
+        "reason": str,
+        "model_sha256": str,
+        "accepted": tuple,
+        "metrics": dict,
+        "duration_s": (int, float),
+    }
+    for name, value in body.items():
+        kind = expected.get(name)
+        if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise MalformedMessage(f"{cls.TYPE}.{name} has the wrong type")
+    return cls(**body)
+
+
+def sign(message: Message, sender: str, signer: Any) -> SignedEnvelope:
+    """Serialize ``message`` and sign it with ``signer`` (an ``IdentityKey``)."""
+    payload = message.to_bytes()
+    return SignedEnvelope(sender=sender, payload=payload, signature=signer.sign(payload))

@@ -1,0 +1,352 @@
+"""The round protocol, seen by one party (DESIGN.md section 3). Read this file top to bottom.
+
+Each round r runs these phases::
+
+    TRAIN      start from G(r-1); train locally; delta = local - G(r-1)
+    SUBMIT     store the update in the party's own prefix; post ``Submitted``
+    COLLECT    wait for the first ``PhaseClosed(r, submit)`` in channel order (post one when
+               everyone has submitted or this party's deadline passes); the submissions before
+               it are the candidates; verify each; post ``Rejected`` for bad ones
+    AGGREGATE  weighted mean of accepted deltas in party-name order (deterministic)
+    APPLY      G(r) = outer_step(G(r-1), mean delta); evaluate; checkpoint; post ``RoundDone``
+               and check every other party's digest of G(r) against ours
+
+Agreement comes from channel order, never from clocks: local deadlines only decide *when*
+a party posts ``PhaseClosed``; which updates count is decided by where the first such entry
+sits in the channel, so every honest party derives the same accepted set.
+
+A party that crashes restarts from its last checkpoint, replays the channel, and rejoins:
+a round whose submit phase already closed is followed without training (the same code path
+as everyone else's COLLECT/AGGREGATE/APPLY), and a submission already posted is not redone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from zkadapt.aggregation.codec import FlatCodec
+from zkadapt.aggregation.strategy import Strategy
+from zkadapt.channel.base import Channel
+from zkadapt.errors import IntegrityError, ProtocolError, StorageError
+from zkadapt.learning.base import Learner
+from zkadapt.learning.checkpoint import state_digest
+from zkadapt.protocol.checkpoints import RoundCheckpoints, SavedRound
+from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.messages import (
+    SUBMIT_PHASE,
+    Message,
+    PhaseClosed,
+    Rejected,
+    RoundDone,
+    RoundFailed,
+    Submitted,
+    sign,
+)
+from zkadapt.protocol.update import PlainUpdate, UpdateRejected
+from zkadapt.seeds import derive_seed
+from zkadapt.storage.base import ObjectRef, ObjectStore, object_key
+
+
+class Phase(str, Enum):
+    """Where a party is within a round (reported to progress displays)."""
+
+    TRAIN = "train"
+    SUBMIT = "submit"
+    COLLECT = "collect"
+    AGGREGATE = "aggregate"
+    APPLY = "apply"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class PartyContext:
+    """What one party needs to know about the session to run the protocol."""
+
+    session_id: str
+    party: str
+    parties: tuple[str, ...]
+    rounds: int
+    quorum: int
+    submit_timeout_s: float
+    poll_interval_s: float = 0.1
+
+
+class RoundDeadline:
+    """A local phase deadline; it only decides when this party posts ``PhaseClosed``."""
+
+    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.expires_at = clock() + timeout_s
+
+    def remaining(self) -> float:
+        """Seconds left (never negative)."""
+        return max(0.0, self.expires_at - self._clock())
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.remaining() == 0.0
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What one party concluded about one round."""
+
+    round: int
+    accepted: tuple[str, ...]
+    rejected: dict[str, str]
+    model_sha256: str
+    metrics: dict[str, float]
+    duration_s: float
+    trained: bool
+
+
+@dataclass
+class _Global:
+    """The global trainable state G(r) and the outer optimizer's memory."""
+
+    round: int
+    vector: np.ndarray
+    momentum: np.ndarray | None = None
+    digests: dict[int, str] = field(default_factory=dict)
+
+
+EventSink = Callable[[int, Phase, str], None]
+
+
+class RoundProtocol:
+    """Drives the round protocol for one party over injected channel, store and learner."""
+
+    def __init__(
+        self,
+        ctx: PartyContext,
+        *,
+        identity: object,
+        channel: Channel,
+        store: ObjectStore,
+        learner: Learner,
+        strategy: Strategy,
+        checkpoints: RoundCheckpoints,
+        on_event: EventSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ctx = ctx
+        self._identity = identity
+        self.channel = channel
+        self.store = store
+        self.learner = learner
+        self.strategy = strategy
+        self.checkpoints = checkpoints
+        self._emit = on_event or (lambda r, phase, detail: None)
+        self._clock = clock
+        self.history = SessionHistory(ctx.session_id, ctx.parties)
+        initial = learner.initial_state(derive_seed(ctx.session_id, "init"))
+        self.codec = FlatCodec(initial)
+        self._initial = self.codec.flatten(initial)
+
+    # -- the session ---------------------------------------------------------------------
+
+    def run(self) -> list[RoundOutcome]:
+        """Run (or resume) every remaining round; returns this process's outcomes.
+
+        Raises:
+            ProtocolError: a round fell below quorum, or parties disagree on G(r).
+        """
+        state = self._resume()
+        outcomes = []
+        for r in range(state.round + 1, self.ctx.rounds + 1):
+            outcomes.append(self._run_round(r, state))
+        self._await_final_agreement(state)
+        self._emit(self.ctx.rounds, Phase.DONE, state.digests.get(self.ctx.rounds, ""))
+        return outcomes
+
+    def _resume(self) -> _Global:
+        self._sync()
+        saved = self.checkpoints.latest()
+        if saved is None:
+            return _Global(0, self._initial.copy())
+        self._emit(saved.round, Phase.DONE, f"resumed from checkpoint of round {saved.round}")
+        vector = self.codec.flatten(saved.state)
+        return _Global(saved.round, vector, saved.momentum, {saved.round: saved.model_sha256})
+
+    def _run_round(self, r: int, state: _Global) -> RoundOutcome:
+        started = self._clock()
+        trained = self._train_and_submit(r, state)
+        cut = self._await_cut(r)
+        accepted, rejected = self._collect(r, cut)
+        self._emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
+        names = sorted(accepted)
+        mean = self.strategy.mean_delta(
+            [accepted[n].delta for n in names], [float(accepted[n].n_samples) for n in names]
+        )
+        state.vector, state.momentum = self.strategy.outer_step(state.vector, mean, state.momentum)
+        state.round = r
+        outcome = self._apply(r, state, tuple(names), rejected, trained, started)
+        return outcome
+
+    # -- TRAIN and SUBMIT ----------------------------------------------------------------
+
+    def _train_and_submit(self, r: int, state: _Global) -> dict[str, float] | None:
+        """Train and submit unless the phase closed already or we submitted before a crash."""
+        if self.history.cut(r) is not None:
+            self._emit(r, Phase.COLLECT, "submit phase already closed: following without training")
+            return None
+        if self.ctx.party in self.history.submissions(r):
+            self._emit(r, Phase.COLLECT, "update already submitted before a restart")
+            return None
+        self._emit(r, Phase.TRAIN, "training")
+        result = self.learner.train(
+            self.codec.unflatten(state.vector),
+            seed=derive_seed(self.ctx.session_id, "train", r, self.ctx.party),
+        )
+        delta = self.codec.flatten(result.state) - state.vector
+        self._emit(r, Phase.SUBMIT, "uploading update")
+        update = PlainUpdate(self.ctx.session_id, r, self.ctx.party, result.n_samples, delta)
+        ref = self.store.put(
+            object_key(self.ctx.session_id, r, "update", self.ctx.party), update.to_bytes()
+        )
+        self._post(
+            Submitted(
+                self.ctx.session_id,
+                r,
+                self.ctx.party,
+                ref.uri,
+                ref.sha256,
+                ref.size,
+                result.n_samples,
+            )
+        )
+        return {"train_loss": float(result.train_loss)}
+
+    # -- COLLECT -------------------------------------------------------------------------
+
+    def _await_cut(self, r: int) -> int:
+        """Return the seq of the first ``PhaseClosed(r, submit)``, posting one when due."""
+        deadline = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
+        self._emit(r, Phase.COLLECT, "waiting for the other parties")
+        while True:
+            cut = self.history.cut(r)
+            if cut is not None:
+                return cut
+            missing = set(self.ctx.parties) - set(self.history.submissions(r))
+            if not missing:
+                reason = "all submitted"
+            elif deadline.expired():
+                reason = f"deadline: missing {', '.join(sorted(missing))}"
+            else:
+                self._sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+                continue
+            self._post(PhaseClosed(self.ctx.session_id, r, SUBMIT_PHASE, reason))
+
+    def _collect(self, r: int, cut: int) -> tuple[dict[str, PlainUpdate], dict[str, str]]:
+        """Verify every submission before the cut; post ``Rejected`` for failures."""
+        already = {m.party for sender, m in self.history.rejections(r) if sender == self.ctx.party}
+        accepted: dict[str, PlainUpdate] = {}
+        rejected: dict[str, str] = {}
+        for name, posted in sorted(self.history.submissions(r, before=cut).items()):
+            try:
+                accepted[name] = self._verify(r, posted.message)  # type: ignore[arg-type]
+            except UpdateRejected as exc:
+                rejected[name] = exc.reason
+                if name not in already:
+                    self._post(Rejected(self.ctx.session_id, r, name, exc.reason))
+        if len(accepted) < self.ctx.quorum:
+            reason = (
+                f"only {len(accepted)} of {len(self.ctx.parties)} updates accepted, "
+                f"quorum is {self.ctx.quorum}"
+            )
+            if self.history.failure(r) is None:
+                self._post(RoundFailed(self.ctx.session_id, r, reason))
+            raise ProtocolError(reason, round=r)
+        return accepted, rejected
+
+    def _verify(self, r: int, sub: Submitted) -> PlainUpdate:
+        """Fetch and check one submission; raises UpdateRejected with a specific reason."""
+        try:
+            data = self.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
+        except IntegrityError:
+            raise UpdateRejected("digest mismatch") from None
+        except StorageError as exc:
+            raise UpdateRejected(f"object unavailable: {exc}") from None
+        update = PlainUpdate.from_bytes(data)
+        update.check_binding(
+            session=self.ctx.session_id,
+            round_=r,
+            party=sub.party,
+            n_samples=sub.n_samples,
+            length=self.codec.size,
+        )
+        if not sub.uri.endswith(object_key(self.ctx.session_id, r, "update", sub.party)):
+            raise UpdateRejected("object outside the party's own prefix")
+        return update
+
+    # -- APPLY ---------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        r: int,
+        state: _Global,
+        accepted: tuple[str, ...],
+        rejected: dict[str, str],
+        trained: dict[str, float] | None,
+        started: float,
+    ) -> RoundOutcome:
+        self._emit(r, Phase.APPLY, "evaluating and checkpointing")
+        tensors = self.codec.unflatten(state.vector)
+        digest = state_digest(tensors)
+        metrics = dict(trained or {})
+        metrics.update(self.learner.evaluate(tensors, "local"))
+        metrics.update(
+            {f"global_{k}": v for k, v in self.learner.evaluate(tensors, "global").items()}
+        )
+        self.checkpoints.save(
+            SavedRound(r, tensors, state.momentum, digest, {"accepted": list(accepted)})
+        )
+        state.digests[r] = digest
+        duration = self._clock() - started
+        self._post(
+            RoundDone(self.ctx.session_id, r, self.ctx.party, digest, accepted, metrics, duration)
+        )
+        self._check_agreement(state)
+        return RoundOutcome(r, accepted, rejected, digest, metrics, duration, trained is not None)
+
+    def _check_agreement(self, state: _Global) -> None:
+        """Every ``RoundDone`` digest seen so far must equal ours for that round."""
+        for r, mine in state.digests.items():
+            for party, done in self.history.round_done(r).items():
+                if done.model_sha256 != mine:
+                    raise ProtocolError(
+                        f"model digest {mine[:12]} disagrees with {party}'s "
+                        f"{done.model_sha256[:12]}; stopping the session",
+                        round=r,
+                        party=self.ctx.party,
+                    )
+
+    def _await_final_agreement(self, state: _Global) -> None:
+        """Wait (bounded) for the last round's digests of the parties accepted in it."""
+        last = self.ctx.rounds
+        deadline = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
+        while not deadline.expired():
+            done = self.history.round_done(last)
+            accepted = next(iter(done.values())).accepted if done else ()
+            if set(accepted) <= set(done):
+                break
+            self._sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+        self._check_agreement(state)
+
+    # -- channel I/O ---------------------------------------------------------------------
+
+    def _post(self, message: Message) -> None:
+        self.channel.post(sign(message, self.ctx.party, self._identity))
+        self._sync()
+
+    def _sync(self, wait: float = 0.0) -> None:
+        if wait > 0:
+            entries = self.channel.wait(self.history.last_seq, wait)
+        else:
+            entries = self.channel.history(self.history.last_seq)
+        self.history.extend(entries)

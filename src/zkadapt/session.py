@@ -1,0 +1,221 @@
+"""Local runner: every party as its own OS process on this machine (``zkadapt run``).
+
+The runner is not a coordinator: it only starts ``zkadapt party`` processes, watches the
+shared channel to draw progress, and afterwards reads the channel history to write the
+report. Parties talk to each other only through the store and the channel, exactly as
+they would across machines (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from zkadapt.baselines import compute_baselines
+from zkadapt.channel import open_channel
+from zkadapt.config import SessionConfig, load_config, with_public_keys
+from zkadapt.crypto.identity import IdentityKey
+from zkadapt.errors import ConfigError, ProtocolError
+from zkadapt.party import KEY_SUFFIX, keyring_of, party_dir
+from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.messages import RoundDone, Submitted
+from zkadapt.report import write_report
+from zkadapt.summary import build_report, split_metrics
+
+#: The resolved session file a run writes into its output directory.
+SESSION_FILE = "session.toml"
+#: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
+LOG_FILE = "party.log"
+
+
+def ensure_keys(config: SessionConfig, key_dir: Path) -> SessionConfig:
+    """Give every party an identity key, creating missing ones in ``key_dir``.
+
+    A session file without public keys (the embedded examples) gets fresh keys, reused on
+    a later run with the same output directory so the session id stays the same.
+    """
+    if config.has_keys:
+        return config
+    key_dir.mkdir(parents=True, exist_ok=True)
+    public = {}
+    for name in config.party_names:
+        path = key_dir / f"{name}{KEY_SUFFIX}"
+        key = IdentityKey.load(path) if path.exists() else IdentityKey.generate()
+        if not path.exists():
+            key.save(path)
+        public[name] = key.public.hex
+    return with_public_keys(config, public)
+
+
+def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
+    """Write the resolved session file into ``out_dir``; refuse to mix two sessions.
+
+    Raises:
+        ConfigError: ``out_dir`` already holds a different session.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SESSION_FILE
+    if path.exists():
+        existing = load_config(path)
+        if existing.session_id != config.session_id:
+            raise ConfigError(
+                "--out",
+                f"{out_dir} already holds session {existing.session_id[:12]}; "
+                "choose another output directory",
+            )
+    else:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(config.to_toml(), encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
+@dataclass
+class _PartyProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _start_parties(
+    config: SessionConfig, session_file: Path, out_dir: Path, key_dir: Path, data_root: Path
+) -> list[_PartyProcess]:
+    started = []
+    for name in config.party_names:
+        home = party_dir(out_dir, name)
+        home.mkdir(parents=True, exist_ok=True)
+        log = home / LOG_FILE
+        cmd = [
+            sys.executable,
+            "-m",
+            "zkadapt",
+            "party",
+            str(session_file),
+            "--party",
+            name,
+            "--out",
+            str(out_dir),
+            "--key",
+            str(key_dir / f"{name}{KEY_SUFFIX}"),
+            "--data-root",
+            str(data_root),
+            "--quiet",
+        ]
+        with log.open("ab") as sink:
+            proc = subprocess.Popen(
+                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        started.append(_PartyProcess(name, proc, log))
+    return started
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _watch(
+    config: SessionConfig, out_dir: Path, procs: list[_PartyProcess], console: Console
+) -> SessionHistory:
+    """Draw one progress bar per party from the channel until every process exits."""
+    history = SessionHistory(config.session_id, config.party_names)
+    channel = open_channel(
+        config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
+    )
+    rounds = config.session.rounds
+    progress = Progress(
+        TextColumn("{task.fields[party]:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    tasks = {p.name: progress.add_task("starting", total=rounds, party=p.name) for p in procs}
+    try:
+        with progress:
+            while True:
+                running = [p for p in procs if p.process.poll() is None]
+                for posted in history.extend(channel.wait(history.last_seq, 0.25)):
+                    _show(progress, tasks, posted.sender, posted.message, console)
+                if not running:
+                    history.extend(channel.history(history.last_seq))
+                    break
+    finally:
+        channel.close()
+    return history
+
+
+def _show(
+    progress: Progress, tasks: dict[str, Any], sender: str, message: Any, console: Console
+) -> None:
+    task = tasks.get(sender)
+    if task is None:
+        return
+    if isinstance(message, Submitted):
+        progress.update(task, description=f"round {message.round}: submitted, collecting")
+    elif isinstance(message, RoundDone):
+        global_metrics, _ = split_metrics(message.metrics)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(global_metrics.items()))
+        progress.update(
+            task, completed=message.round, description=f"round {message.round} done: {shown}"
+        )
+
+
+def run_session(
+    config: SessionConfig,
+    *,
+    out_dir: Path,
+    key_dir: Path,
+    data_root: Path,
+    baselines: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
+
+    Raises:
+        ProtocolError: a party process failed and the session did not complete.
+    """
+    console = console or Console(stderr=True)
+    config = ensure_keys(config, key_dir)
+    session_file = prepare_output(config, out_dir)
+    console.print(
+        f"session {config.session_id[:12]}: {len(config.parties)} parties, "
+        f"{config.session.rounds} rounds -> {out_dir}"
+    )
+    started = time.monotonic()
+    procs = _start_parties(config, session_file, out_dir, key_dir, data_root)
+    history = _watch(config, out_dir, procs, console)
+    wall = time.monotonic() - started
+    failed = {p.name: _last_line(p.log) for p in procs if p.process.returncode != 0}
+    baseline = None
+    if baselines and not failed:
+        console.print("training baselines (each party alone, and all data pooled)...")
+        baseline = compute_baselines(config, data_root=data_root)
+    report = build_report(
+        config,
+        history,
+        baseline=baseline,
+        timing={
+            "wall_s": wall,
+            "per_round_s": [],
+        },
+    )
+    report["timing"]["per_round_s"] = [r["duration_s"] for r in report["rounds"]]
+    report["failed_parties"] = failed
+    write_report(report, out_dir)
+    if failed and not report["completed"]:
+        name, line = next(iter(sorted(failed.items())))
+        raise ProtocolError(f"session did not complete; {name} failed: {line}", party=name)
+    return report

@@ -1,0 +1,185 @@
+"""The ``local`` object store: a directory on this machine (DESIGN.md section 5).
+
+It is the embedded default that lets one laptop run a whole session with no services. Keys
+map one-to-one onto relative paths under the root, and an object's URI is
+``local://<key>``. Every write goes to a temporary file in the target directory, is
+fsynced, and is renamed into place (``os.replace``), so a reader sees the old object, the
+new one, or nothing: never a torn write, even if the writer crashes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from zkadapt.errors import IntegrityError, StorageError
+from zkadapt.storage.base import ObjectRef, sha256_hex
+
+SCHEME = "local://"
+_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_TMP_PREFIX = ".tmp-"
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise ValueError.
+
+    A key is ``/``-separated segments of ``[A-Za-z0-9._-]``. No segment may be empty or
+    start with a dot: that rules out ``..`` (escaping the root), ``.``, and collisions with
+    the store's hidden temporary files. Absolute paths are rejected.
+
+    Raises:
+        ValueError: ``key`` is not a str or is not a safe key (the message says why).
+    """
+    if not isinstance(key, str):
+        raise ValueError(f"object key must be a str, got {type(key).__name__}")
+    if not key or key.startswith("/"):
+        raise ValueError(f"object key must be a non-empty relative path, got {key!r}")
+    for segment in key.split("/"):
+        if not _SEGMENT.fullmatch(segment):
+            raise ValueError(
+                f"object key {key!r}: segment {segment!r} must be non-empty, use only "
+                "[A-Za-z0-9._-] and not start with '.'"
+            )
+    return key
+
+
+class LocalStore:
+    """An :class:`~zkadapt.storage.base.ObjectStore` over a directory.
+
+    Putting a key again replaces the object atomically (S3 semantics); a reference to the
+    old bytes then fails :meth:`get` with IntegrityError instead of returning new bytes.
+    Files are created with mode 0600 (``mkstemp``'s default): objects are private to the
+    user running the parties.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Open (and create if needed) the store rooted at ``root``.
+
+        Raises:
+            StorageError: ``root`` cannot be created or is not a directory.
+        """
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{SCHEME}{self.root}", f"cannot create store root: {exc.strerror}"
+            ) from None
+
+    def uri(self, key: str) -> str:
+        """The URI of ``key`` in this backend (``local://<key>``)."""
+        return SCHEME + validate_key(key)
+
+    def put(self, key: str, data: bytes) -> ObjectRef:
+        """Store ``data`` under ``key`` atomically (temp file, fsync, ``os.replace``).
+
+        Args:
+            key: a safe relative key, e.g. ``object_key(...)``.
+            data: the object's bytes.
+
+        Returns:
+            The reference to publish: URI, sha256 and size.
+
+        Raises:
+            ValueError: ``key`` is unsafe, or ``data`` is not bytes-like.
+            StorageError: the file system refused the write.
+        """
+        uri = self.uri(key)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"object data must be bytes, got {type(data).__name__}")
+        data = bytes(data)
+        path = self.root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
+        except OSError as exc:
+            raise StorageError(uri, f"cannot write: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except OSError as exc:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise StorageError(uri, f"cannot write: {exc.strerror}") from None
+        _fsync_dir(path.parent)
+        return ObjectRef(uri=uri, sha256=sha256_hex(data), size=len(data))
+
+    def get(self, ref: ObjectRef) -> bytes:
+        """Return the bytes behind ``ref`` after checking their size and sha256.
+
+        ``ref`` usually comes from another party's channel message, so a URI for another
+        backend or an unsafe key is a StorageError, not a ValueError.
+
+        Raises:
+            StorageError: wrong scheme or unsafe key, object missing or unreadable.
+            IntegrityError: the stored bytes have another size or digest than ``ref``.
+        """
+        path = self._path_of(ref.uri)
+        try:
+            with path.open("rb") as f:
+                data = f.read(max(ref.size, 0) + 1)  # one byte more reveals a longer file
+        except FileNotFoundError:
+            raise StorageError(ref.uri, "object not found") from None
+        except OSError as exc:
+            raise StorageError(ref.uri, f"cannot read: {exc.strerror}") from None
+        if len(data) != ref.size:
+            got = f"{len(data)}" if len(data) <= ref.size else f"more than {ref.size}"
+            raise IntegrityError(ref.uri, f"size mismatch: expected {ref.size} bytes, found {got}")
+        digest = sha256_hex(data)
+        if digest != ref.sha256:
+            raise IntegrityError(ref.uri, f"sha256 mismatch: expected {ref.sha256}, found {digest}")
+        return data
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key`` (ValueError for an unsafe key)."""
+        return (self.root / validate_key(key)).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys that start with ``prefix`` (a plain string prefix, as in S3), sorted.
+
+        Raises:
+            ValueError: ``prefix`` contains characters or segments a key cannot have.
+        """
+        if prefix:
+            validate_key(prefix + "x" if prefix.endswith("/") else prefix)
+        base = self.root / prefix.rpartition("/")[0]
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                key = name if rel == "." else f"{rel}/{name}"
+                if not name.startswith(".") and key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def _path_of(self, uri: str) -> Path:
+        """The file behind a ``local://`` URI (StorageError for anything else)."""
+        if not isinstance(uri, str) or not uri.startswith(SCHEME):
+            raise StorageError(str(uri), f"not a {SCHEME} URI; this store is {SCHEME}{self.root}")
+        try:
+            key = validate_key(uri[len(SCHEME) :])
+        except ValueError as exc:
+            raise StorageError(uri, str(exc)) from None
+        return self.root / key
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (best effort: not every platform can fsync a directory)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,218 @@
+"""The round protocol with in-memory fakes: agreement, dropout, quorum, rejection, resume."""
+
+from __future__ import annotations
+
+import threading
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fakes import MemoryChannel, MemoryStore, TinyLearner, make_keys
+from zkadapt.aggregation.strategy import FedAvg, make_strategy
+from zkadapt.errors import ProtocolError
+from zkadapt.protocol.checkpoints import RoundCheckpoints
+from zkadapt.protocol.messages import PhaseClosed, Submitted
+from zkadapt.protocol.round import PartyContext, RoundDeadline, RoundOutcome, RoundProtocol
+from zkadapt.protocol.update import PlainUpdate
+from zkadapt.storage.base import object_key
+
+SESSION = "5e" * 32
+NAMES = ["alice", "bob", "carol"]
+
+
+class Fault(Enum):
+    """Misbehaviour injected into one party (test code, not a product feature)."""
+
+    SILENT = "never submits from round 2 on"
+    CRASH = "dies while training round 2"
+    CORRUPT = "posts a digest that does not match its object"
+    REPLAY = "re-submits its round-1 object in round 2"
+    COPY = "submits another party's object as its own"
+
+
+class Crashed(Exception):
+    pass
+
+
+class FaultyProtocol(RoundProtocol):
+    """A party that misbehaves in round 2 according to ``fault``."""
+
+    def __init__(self, *args, fault: Fault, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fault = fault
+
+    def _train_and_submit(self, r, state):
+        if r < 2:
+            return super()._train_and_submit(r, state)
+        if self.fault is Fault.SILENT:
+            return None
+        if self.fault is Fault.CRASH:
+            raise Crashed(f"{self.ctx.party} killed in round {r}")
+        if self.fault is Fault.CORRUPT:
+            trained = super()._train_and_submit(r, state)
+            key = object_key(SESSION, r, "update", self.ctx.party)
+            self.store.objects[key] = self.store.objects[key][:-4] + b"\0\0\0\0"
+            return trained
+        if self.fault is Fault.REPLAY:
+            old = self.history.submissions(1)[self.ctx.party].message
+            self._post(Submitted(SESSION, r, self.ctx.party, old.uri, old.sha256, old.size, old.n_samples))
+            return None
+        if self.fault is Fault.COPY:
+            while "alice" not in self.history.submissions(r):
+                self._sync(wait=0.05)
+            other = self.history.submissions(r)["alice"].message
+            self._post(Submitted(SESSION, r, self.ctx.party, other.uri, other.sha256, other.size,
+                                 other.n_samples))
+            return None
+        raise AssertionError(self.fault)
+
+
+def _targets() -> dict[str, np.ndarray]:
+    return {n: np.full(8, float(i + 1), dtype=np.float32) for i, n in enumerate(NAMES)}
+
+
+class Session:
+    """Three parties on one in-memory channel and store, each in its own thread."""
+
+    def __init__(self, tmp_path: Path, *, rounds: int = 3, quorum: int = 2, timeout: float = 1.0,
+                 strategy: str = "fedavg") -> None:
+        self.keys, keyring = make_keys(NAMES)
+        self.channel = MemoryChannel(keyring)
+        self.store = MemoryStore()
+        self.tmp = tmp_path
+        self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
+
+    def protocol(self, name: str, fault: Fault | None = None) -> RoundProtocol:
+        ctx = PartyContext(SESSION, name, tuple(NAMES), self.rounds, self.quorum, self.timeout, 0.01)
+        kwargs = dict(
+            identity=self.keys[name], channel=self.channel, store=self.store,
+            learner=TinyLearner(_targets()[name]), strategy=make_strategy(self.strategy),
+            checkpoints=RoundCheckpoints(self.tmp / name, session_id=SESSION, model_type="tiny"),
+        )
+        if fault is None:
+            return RoundProtocol(ctx, **kwargs)
+        return FaultyProtocol(ctx, fault=fault, **kwargs)
+
+    def run(self, faults: dict[str, Fault] | None = None) -> dict[str, list[RoundOutcome] | Exception]:
+        faults = faults or {}
+        results: dict[str, list[RoundOutcome] | Exception] = {}
+
+        def go(name: str) -> None:
+            try:
+                results[name] = self.protocol(name, faults.get(name)).run()
+            except Exception as exc:  # collected and asserted on by the tests
+                results[name] = exc
+
+        threads = [threading.Thread(target=go, args=(n,)) for n in NAMES]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return results
+
+
+def _digests(outcomes: list[RoundOutcome]) -> list[str]:
+    return [o.model_sha256 for o in outcomes]
+
+
+def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path) -> None:
+    results = Session(tmp_path, rounds=3).run()
+    assert all(isinstance(v, list) for v in results.values()), results
+    assert _digests(results["alice"]) == _digests(results["bob"]) == _digests(results["carol"])
+    assert all(o.accepted == tuple(NAMES) for o in results["alice"])
+    # G(1) = G(0) + mean(lr * (target_i - G(0))) with equal weights; TinyLearner lr = 0.5
+    proto = Session(tmp_path / "x").protocol("alice")
+    g0 = proto._initial.astype(np.float64)
+    expected = g0 + np.mean([0.5 * (t - g0) for t in _targets().values()], axis=0)
+    saved = RoundCheckpoints(tmp_path / "alice", session_id=SESSION, model_type="tiny")
+    state, _meta = __import__("zkadapt.learning.checkpoint", fromlist=["x"]).load_checkpoint(saved.path(1))
+    np.testing.assert_allclose(state["w"], expected, rtol=1e-6)
+
+
+def test_silent_party_is_left_out_after_the_deadline(tmp_path: Path) -> None:
+    session = Session(tmp_path, rounds=3, timeout=0.5)
+    results = session.run({"carol": Fault.SILENT})
+    for name in NAMES:
+        outcomes = results[name]
+        assert isinstance(outcomes, list), outcomes
+        assert [o.accepted for o in outcomes] == [tuple(NAMES), ("alice", "bob"), ("alice", "bob")]
+    assert _digests(results["alice"]) == _digests(results["carol"])
+    closes = [e for e in session.channel.entries if b'"PhaseClosed"' in e.envelope.payload]
+    assert any(b"deadline: missing carol" in e.envelope.payload for e in closes)
+
+
+def test_below_quorum_fails_every_party_with_a_clear_error(tmp_path: Path) -> None:
+    results = Session(tmp_path, rounds=2, quorum=3, timeout=0.3).run({"carol": Fault.SILENT})
+    for name in NAMES:
+        err = results[name]
+        assert isinstance(err, ProtocolError)
+        assert "round 2" in str(err) and "only 2 of 3 updates accepted, quorum is 3" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (Fault.CORRUPT, "digest mismatch"),
+        (Fault.REPLAY, "replay"),
+        (Fault.COPY, "copied object"),
+    ],
+)
+def test_bad_update_is_rejected_and_the_round_goes_on(tmp_path: Path, fault: Fault, reason: str) -> None:
+    session = Session(tmp_path, rounds=2, timeout=2.0)
+    results = session.run({"carol": fault})
+    for name in ("alice", "bob"):
+        outcomes = results[name]
+        assert isinstance(outcomes, list), outcomes
+        assert outcomes[1].accepted == ("alice", "bob")
+        assert outcomes[1].rejected["carol"].startswith(reason)
+    assert _digests(results["alice"]) == _digests(results["bob"])
+
+
+def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path) -> None:
+    session = Session(tmp_path, rounds=3, timeout=0.5)
+    first = session.run({"carol": Fault.CRASH})
+    assert isinstance(first["carol"], Exception)
+    assert [o.accepted for o in first["alice"]][1] == ("alice", "bob")
+    # carol restarts after the others finished: it replays rounds 2 and 3 without training
+    resumed = session.protocol("carol").run()
+    assert [o.round for o in resumed] == [2, 3]
+    assert not any(o.trained for o in resumed)
+    assert _digests(resumed) == _digests(first["alice"])[1:]
+    carol_round1 = [e for e in session.channel.entries
+                    if b'"Submitted"' in e.envelope.payload and e.envelope.sender == "carol"]
+    assert len(carol_round1) == 1  # round 1 was not redone
+
+
+def test_diloco_parties_agree_across_rounds(tmp_path: Path) -> None:
+    results = Session(tmp_path, rounds=3, strategy="diloco").run()
+    assert _digests(results["alice"]) == _digests(results["carol"])
+    assert len(set(_digests(results["alice"]))) == 3
+
+
+def test_first_phase_closed_in_channel_order_decides(tmp_path: Path) -> None:
+    """A submission posted after the cut does not count, even if it arrives early locally."""
+    session = Session(tmp_path, rounds=1, timeout=5.0)
+    alice = session.protocol("alice")
+    bob = session.protocol("bob")
+    upd = PlainUpdate(SESSION, 1, "bob", 10, np.zeros(8, dtype=np.float32)).to_bytes()
+    ref = session.store.put(object_key(SESSION, 1, "update", "bob"), upd)
+    alice._post(PhaseClosed(SESSION, 1, "submit", "test cut"))
+    bob._post(Submitted(SESSION, 1, "bob", ref.uri, ref.sha256, ref.size, 10))
+    alice._sync()
+    assert alice.history.submissions(1, before=alice.history.cut(1)) == {}
+    with pytest.raises(ProtocolError, match="quorum"):
+        alice._collect(1, alice.history.cut(1))
+
+
+def test_round_deadline_counts_down_with_an_injected_clock() -> None:
+    now = [100.0]
+    deadline = RoundDeadline(5.0, clock=lambda: now[0])
+    assert deadline.remaining() == 5.0 and not deadline.expired()
+    now[0] = 106.0
+    assert deadline.expired() and deadline.remaining() == 0.0
+
+
+def test_fedavg_is_the_default_strategy() -> None:
+    assert isinstance(make_strategy("fedavg"), FedAvg)
