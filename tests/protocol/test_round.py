@@ -57,14 +57,19 @@ class FaultyProtocol(RoundProtocol):
             return trained
         if self.fault is Fault.REPLAY:
             old = self.history.submissions(1)[self.ctx.party].message
-            self._post(Submitted(SESSION, r, self.ctx.party, old.uri, old.sha256, old.size, old.n_samples))
+            self._post(
+                Submitted(SESSION, r, self.ctx.party, old.uri, old.sha256, old.size, old.n_samples)
+            )
             return None
         if self.fault is Fault.COPY:
             while "alice" not in self.history.submissions(r):
                 self._sync(wait=0.05)
             other = self.history.submissions(r)["alice"].message
-            self._post(Submitted(SESSION, r, self.ctx.party, other.uri, other.sha256, other.size,
-                                 other.n_samples))
+            self._post(
+                Submitted(
+                    SESSION, r, self.ctx.party, other.uri, other.sha256, other.size, other.n_samples
+                )
+            )
             return None
         raise AssertionError(self.fault)
 
@@ -76,8 +81,15 @@ def _targets() -> dict[str, np.ndarray]:
 class Session:
     """Three parties on one in-memory channel and store, each in its own thread."""
 
-    def __init__(self, tmp_path: Path, *, rounds: int = 3, quorum: int = 2, timeout: float = 1.0,
-                 strategy: str = "fedavg") -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        rounds: int = 3,
+        quorum: int = 2,
+        timeout: float = 1.0,
+        strategy: str = "fedavg",
+    ) -> None:
         self.keys, keyring = make_keys(NAMES)
         self.channel = MemoryChannel(keyring)
         self.store = MemoryStore()
@@ -85,17 +97,24 @@ class Session:
         self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
 
     def protocol(self, name: str, fault: Fault | None = None) -> RoundProtocol:
-        ctx = PartyContext(SESSION, name, tuple(NAMES), self.rounds, self.quorum, self.timeout, 0.01)
+        ctx = PartyContext(
+            SESSION, name, tuple(NAMES), self.rounds, self.quorum, self.timeout, 0.01
+        )
         kwargs = dict(
-            identity=self.keys[name], channel=self.channel, store=self.store,
-            learner=TinyLearner(_targets()[name]), strategy=make_strategy(self.strategy),
+            identity=self.keys[name],
+            channel=self.channel,
+            store=self.store,
+            learner=TinyLearner(_targets()[name]),
+            strategy=make_strategy(self.strategy),
             checkpoints=RoundCheckpoints(self.tmp / name, session_id=SESSION, model_type="tiny"),
         )
         if fault is None:
             return RoundProtocol(ctx, **kwargs)
         return FaultyProtocol(ctx, fault=fault, **kwargs)
 
-    def run(self, faults: dict[str, Fault] | None = None) -> dict[str, list[RoundOutcome] | Exception]:
+    def run(
+        self, faults: dict[str, Fault] | None = None
+    ) -> dict[str, list[RoundOutcome] | Exception]:
         faults = faults or {}
         results: dict[str, list[RoundOutcome] | Exception] = {}
 
@@ -127,7 +146,9 @@ def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path) -> No
     g0 = proto._initial.astype(np.float64)
     expected = g0 + np.mean([0.5 * (t - g0) for t in _targets().values()], axis=0)
     saved = RoundCheckpoints(tmp_path / "alice", session_id=SESSION, model_type="tiny")
-    state, _meta = __import__("zkadapt.learning.checkpoint", fromlist=["x"]).load_checkpoint(saved.path(1))
+    state, _meta = __import__("zkadapt.learning.checkpoint", fromlist=["x"]).load_checkpoint(
+        saved.path(1)
+    )
     np.testing.assert_allclose(state["w"], expected, rtol=1e-6)
 
 
@@ -159,7 +180,9 @@ def test_below_quorum_fails_every_party_with_a_clear_error(tmp_path: Path) -> No
         (Fault.COPY, "copied object"),
     ],
 )
-def test_bad_update_is_rejected_and_the_round_goes_on(tmp_path: Path, fault: Fault, reason: str) -> None:
+def test_bad_update_is_rejected_and_the_round_goes_on(
+    tmp_path: Path, fault: Fault, reason: str
+) -> None:
     session = Session(tmp_path, rounds=2, timeout=2.0)
     results = session.run({"carol": fault})
     for name in ("alice", "bob"):
@@ -180,8 +203,11 @@ def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path) -> No
     assert [o.round for o in resumed] == [2, 3]
     assert not any(o.trained for o in resumed)
     assert _digests(resumed) == _digests(first["alice"])[1:]
-    carol_round1 = [e for e in session.channel.entries
-                    if b'"Submitted"' in e.envelope.payload and e.envelope.sender == "carol"]
+    carol_round1 = [
+        e
+        for e in session.channel.entries
+        if b'"Submitted"' in e.envelope.payload and e.envelope.sender == "carol"
+    ]
     assert len(carol_round1) == 1  # round 1 was not redone
 
 

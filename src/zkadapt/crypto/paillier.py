@@ -167,9 +167,12 @@ class PaillierPublicKey:
 
     Args:
         n: the modulus N = pq (odd, at least ``MIN_KEY_BITS`` bits).
-        h: the DJN base h = −x² mod N, a unit with Jacobi symbol (h|N) = 1. When ``None``, a fresh
-            one is drawn; every h gives ciphertexts that decrypt under the same N, but a key
-            published to others should carry one fixed h (``to_bytes``).
+        h: the DJN base h = −x² mod N. When ``None``, a fresh one is drawn; every valid h gives
+            ciphertexts that decrypt under the same N (equality and the key id depend on N
+            only), and a published key carries one fixed h (``to_bytes``). A given h is checked
+            publicly (CryptoError): a unit with Jacobi symbol 1, and gcd(h ± 1, N) = 1 so that
+            its order is a multiple of p'q'. A small-order h such as −1 would make hN^α take
+            two values and DJN ciphertexts would not hide anything.
 
     Attributes:
         n, nsquare: N and N².
@@ -194,8 +197,8 @@ class PaillierPublicKey:
             h_ = (-x * x) % n_
         else:
             h_ = _mpz(h)
-            if not 0 < h_ < n_ or gmpy2.gcd(h_, n_) != 1 or gmpy2.jacobi(h_, n_) != 1:
-                raise CryptoError("DJN base h must be a unit mod N with Jacobi symbol 1")
+            if not _is_large_order_base(h_, n_):
+                raise CryptoError("DJN base h must be a unit mod N of large order, Jacobi symbol 1")
         self.h = h_
         self.h_n = gmpy2.powmod(h_, n_, self.nsquare)
         self.key_id = hashlib.sha256(int(n_).to_bytes(_nbytes(n_), "big")).hexdigest()
@@ -203,12 +206,14 @@ class PaillierPublicKey:
 
     # -- value semantics, pickling (tables are a cache and never travel) --------------------
     def __eq__(self, other: object) -> bool:
+        """Keys are equal when N is: h only speeds up encryption, any valid h gives ciphertexts
+        that decrypt, combine and prove alike under N."""
         if not isinstance(other, PaillierPublicKey):
             return NotImplemented
-        return self.n == other.n and self.h == other.h
+        return self.n == other.n
 
     def __hash__(self) -> int:
-        return hash((int(self.n), int(self.h)))
+        return hash(int(self.n))
 
     def __repr__(self) -> str:
         return f"PaillierPublicKey(bits={self.bits}, key_id={self.key_id[:16]}…)"
@@ -392,6 +397,21 @@ class PaillierPrivateKey:
 
 
 # -- key generation ---------------------------------------------------------------------------
+def _is_large_order_base(h: gmpy2.mpz, n: gmpy2.mpz) -> bool:
+    """Public check of a DJN base: 0 < h < N, gcd(h, N) = 1, (h|N) = 1 and gcd(h ± 1, N) = 1.
+
+    For N = pq with safe primes, Z*_N ≅ Z_2² × Z_{p'} × Z_{q'}; h ≢ ±1 modulo p and modulo q
+    means its order is divisible by p'q', so hN^α for α < 2^⌈|N|/2⌉ is spread over a large group.
+    """
+    return (
+        0 < h < n
+        and gmpy2.gcd(h, n) == 1
+        and gmpy2.jacobi(h, n) == 1
+        and gmpy2.gcd(h - 1, n) == 1
+        and gmpy2.gcd(h + 1, n) == 1
+    )
+
+
 def random_unit(modulus: gmpy2.mpz) -> gmpy2.mpz:
     """Uniform element of Z*_modulus from ``secrets``."""
     while True:

@@ -72,7 +72,9 @@ class ThresholdPublicKey:
         t: the number of shares that decrypt (t = n for ``additive``).
         n: the number of parties; party indices are 1..n.
         mode: ``"dealer"`` (Shamir, Δ = n!) or ``"additive"`` (Δ = 1).
-        v: a random square mod N²; ``verification_keys[i − 1] = v^{Δ s_i} mod N²``.
+        v: a random square mod N²; ``verification_keys[i − 1] = v^{Δ s_i} mod N²``. Checked
+            publicly: a unit with (v|N) = 1 and gcd(v − 1, N) = 1 (so v mod N is not of small
+            order and v_i does not leak s_i mod N).
     """
 
     paillier: PaillierPublicKey
@@ -97,8 +99,13 @@ class ThresholdPublicKey:
         if len(keys) != self.n:
             raise CryptoError(f"expected {self.n} verification keys, got {len(keys)}")
         pub = self.paillier
-        if not _is_unit(self.v, pub) or gmpy2.jacobi(self.v % pub.n, pub.n) != 1:
-            raise CryptoError("v must be a unit square mod N²")
+        v_mod_n = self.v % pub.n
+        if (
+            not _is_unit(self.v, pub)
+            or gmpy2.jacobi(v_mod_n, pub.n) != 1
+            or gmpy2.gcd(v_mod_n - 1, pub.n) != 1
+        ):
+            raise CryptoError("v must be a unit square mod N² of large order")
         if not all(_is_unit(k, pub) for k in keys):
             raise CryptoError("every verification key must be a unit mod N²")
 

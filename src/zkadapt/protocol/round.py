@@ -118,6 +118,11 @@ class _Global:
 EventSink = Callable[[int, Phase, str], None]
 
 
+def _scores(metrics: dict[str, float]) -> dict[str, float]:
+    """Evaluation scores worth posting: drop counts and undefined (NaN) values."""
+    return {k: float(v) for k, v in metrics.items() if k != "n_samples" and np.isfinite(v)}
+
+
 class RoundProtocol:
     """Drives the round protocol for one party over injected channel, store and learner."""
 
@@ -299,9 +304,9 @@ class RoundProtocol:
         tensors = self.codec.unflatten(state.vector)
         digest = state_digest(tensors)
         metrics = dict(trained or {})
-        metrics.update(self.learner.evaluate(tensors, "local"))
+        metrics.update(_scores(self.learner.evaluate(tensors, "local")))
         metrics.update(
-            {f"global_{k}": v for k, v in self.learner.evaluate(tensors, "global").items()}
+            {f"global_{k}": v for k, v in _scores(self.learner.evaluate(tensors, "global")).items()}
         )
         self.checkpoints.save(
             SavedRound(r, tensors, state.momentum, digest, {"accepted": list(accepted)})
