@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -11,12 +12,15 @@ import pytest
 
 from tests.fakes import MemoryChannel, MemoryStore, TinyLearner, make_keys
 from zkadapt.aggregation.strategy import FedAvg, make_strategy
+from zkadapt.channel.base import Entry
+from zkadapt.channel.local import LocalLedger
 from zkadapt.errors import ProtocolError
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.messages import PhaseClosed, Submitted
 from zkadapt.protocol.round import PartyContext, RoundDeadline, RoundOutcome, RoundProtocol
 from zkadapt.protocol.update import PlainUpdate
 from zkadapt.storage.base import object_key
+from zkadapt.storage.local import LocalStore
 
 SESSION = "5e" * 32
 NAMES = ["alice", "bob", "carol"]
@@ -39,9 +43,10 @@ class Crashed(Exception):
 class FaultyProtocol(RoundProtocol):
     """A party that misbehaves in round 2 according to ``fault``."""
 
-    def __init__(self, *args, fault: Fault, **kwargs) -> None:
+    def __init__(self, *args, fault: Fault, corrupt: Callable[[str], None], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fault = fault
+        self.corrupt = corrupt
 
     def _train_and_submit(self, r, state):
         if r < 2:
@@ -52,8 +57,7 @@ class FaultyProtocol(RoundProtocol):
             raise Crashed(f"{self.ctx.party} killed in round {r}")
         if self.fault is Fault.CORRUPT:
             trained = super()._train_and_submit(r, state)
-            key = object_key(SESSION, r, "update", self.ctx.party)
-            self.store.objects[key] = self.store.objects[key][:-4] + b"\0\0\0\0"
+            self.corrupt(object_key(SESSION, r, "update", self.ctx.party))
             return trained
         if self.fault is Fault.REPLAY:
             old = self.history.submissions(1)[self.ctx.party].message
@@ -79,7 +83,11 @@ def _targets() -> dict[str, np.ndarray]:
 
 
 class Session:
-    """Three parties on one in-memory channel and store, each in its own thread."""
+    """Three parties sharing a channel and a store, each in its own thread.
+
+    ``backend="memory"`` uses the in-memory fakes; ``backend="local"`` the real SQLite
+    ledger (one connection per party, as separate processes would have) and directory store.
+    """
 
     def __init__(
         self,
@@ -89,10 +97,12 @@ class Session:
         quorum: int = 2,
         timeout: float = 1.0,
         strategy: str = "fedavg",
+        backend: str = "memory",
     ) -> None:
-        self.keys, keyring = make_keys(NAMES)
-        self.channel = MemoryChannel(keyring)
-        self.store = MemoryStore()
+        self.keys, self.keyring = make_keys(NAMES)
+        self.backend = backend
+        self.memory_channel = MemoryChannel(self.keyring)
+        self.store = MemoryStore() if backend == "memory" else LocalStore(tmp_path / "store")
         self.tmp = tmp_path
         self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
 
@@ -102,7 +112,7 @@ class Session:
         )
         kwargs = dict(
             identity=self.keys[name],
-            channel=self.channel,
+            channel=self.channel(),
             store=self.store,
             learner=TinyLearner(_targets()[name]),
             strategy=make_strategy(self.strategy),
@@ -110,7 +120,23 @@ class Session:
         )
         if fault is None:
             return RoundProtocol(ctx, **kwargs)
-        return FaultyProtocol(ctx, fault=fault, **kwargs)
+        return FaultyProtocol(ctx, fault=fault, corrupt=self.corrupt, **kwargs)
+
+    def channel(self) -> MemoryChannel | LocalLedger:
+        if self.backend == "memory":
+            return self.memory_channel
+        return LocalLedger(self.tmp / "ledger.sqlite", self.keyring)
+
+    def entries(self) -> list[Entry]:
+        return self.channel().history(0)
+
+    def corrupt(self, key: str) -> None:
+        """Overwrite the last bytes of a stored object behind the store's back."""
+        if isinstance(self.store, MemoryStore):
+            self.store.objects[key] = self.store.objects[key][:-4] + b"\0\0\0\0"
+        else:
+            path = self.tmp / "store" / key
+            path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
 
     def run(
         self, faults: dict[str, Fault] | None = None
@@ -132,12 +158,18 @@ class Session:
         return results
 
 
+@pytest.fixture(params=["memory", "local"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every protocol test runs over the in-memory fakes and the real local backends."""
+    return request.param
+
+
 def _digests(outcomes: list[RoundOutcome]) -> list[str]:
     return [o.model_sha256 for o in outcomes]
 
 
-def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path) -> None:
-    results = Session(tmp_path, rounds=3).run()
+def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path, backend: str) -> None:
+    results = Session(tmp_path, backend=backend, rounds=3).run()
     assert all(isinstance(v, list) for v in results.values()), results
     assert _digests(results["alice"]) == _digests(results["bob"]) == _digests(results["carol"])
     assert all(o.accepted == tuple(NAMES) for o in results["alice"])
@@ -152,20 +184,22 @@ def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path) -> No
     np.testing.assert_allclose(state["w"], expected, rtol=1e-6)
 
 
-def test_silent_party_is_left_out_after_the_deadline(tmp_path: Path) -> None:
-    session = Session(tmp_path, rounds=3, timeout=0.5)
+def test_silent_party_is_left_out_after_the_deadline(tmp_path: Path, backend: str) -> None:
+    session = Session(tmp_path, backend=backend, rounds=3, timeout=0.5)
     results = session.run({"carol": Fault.SILENT})
     for name in NAMES:
         outcomes = results[name]
         assert isinstance(outcomes, list), outcomes
         assert [o.accepted for o in outcomes] == [tuple(NAMES), ("alice", "bob"), ("alice", "bob")]
     assert _digests(results["alice"]) == _digests(results["carol"])
-    closes = [e for e in session.channel.entries if b'"PhaseClosed"' in e.envelope.payload]
+    closes = [e for e in session.entries() if b'"PhaseClosed"' in e.envelope.payload]
     assert any(b"deadline: missing carol" in e.envelope.payload for e in closes)
 
 
-def test_below_quorum_fails_every_party_with_a_clear_error(tmp_path: Path) -> None:
-    results = Session(tmp_path, rounds=2, quorum=3, timeout=0.3).run({"carol": Fault.SILENT})
+def test_below_quorum_fails_every_party_with_a_clear_error(tmp_path: Path, backend: str) -> None:
+    results = Session(tmp_path, backend=backend, rounds=2, quorum=3, timeout=0.3).run(
+        {"carol": Fault.SILENT}
+    )
     for name in NAMES:
         err = results[name]
         assert isinstance(err, ProtocolError)
@@ -181,9 +215,9 @@ def test_below_quorum_fails_every_party_with_a_clear_error(tmp_path: Path) -> No
     ],
 )
 def test_bad_update_is_rejected_and_the_round_goes_on(
-    tmp_path: Path, fault: Fault, reason: str
+    tmp_path: Path, fault: Fault, reason: str, backend: str
 ) -> None:
-    session = Session(tmp_path, rounds=2, timeout=2.0)
+    session = Session(tmp_path, backend=backend, rounds=2, timeout=2.0)
     results = session.run({"carol": fault})
     for name in ("alice", "bob"):
         outcomes = results[name]
@@ -193,8 +227,8 @@ def test_bad_update_is_rejected_and_the_round_goes_on(
     assert _digests(results["alice"]) == _digests(results["bob"])
 
 
-def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path) -> None:
-    session = Session(tmp_path, rounds=3, timeout=0.5)
+def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path, backend: str) -> None:
+    session = Session(tmp_path, backend=backend, rounds=3, timeout=0.5)
     first = session.run({"carol": Fault.CRASH})
     assert isinstance(first["carol"], Exception)
     assert [o.accepted for o in first["alice"]][1] == ("alice", "bob")
@@ -205,14 +239,14 @@ def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path) -> No
     assert _digests(resumed) == _digests(first["alice"])[1:]
     carol_round1 = [
         e
-        for e in session.channel.entries
+        for e in session.entries()
         if b'"Submitted"' in e.envelope.payload and e.envelope.sender == "carol"
     ]
     assert len(carol_round1) == 1  # round 1 was not redone
 
 
-def test_diloco_parties_agree_across_rounds(tmp_path: Path) -> None:
-    results = Session(tmp_path, rounds=3, strategy="diloco").run()
+def test_diloco_parties_agree_across_rounds(tmp_path: Path, backend: str) -> None:
+    results = Session(tmp_path, backend=backend, rounds=3, strategy="diloco").run()
     assert _digests(results["alice"]) == _digests(results["carol"])
     assert len(set(_digests(results["alice"]))) == 3
 
