@@ -23,6 +23,7 @@ from zkadapt.channel import open_channel
 from zkadapt.config import SessionConfig, load_config, with_public_keys
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ConfigError, ProtocolError
+from zkadapt.learning.builder import learner_for
 from zkadapt.party import KEY_SUFFIX, keyring_of, party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
@@ -188,6 +189,7 @@ def run_session(
         ProtocolError: a party process failed and the session did not complete.
     """
     console = console or Console(stderr=True)
+    learner_for(config, config.party_names[0], data_root=data_root)  # data errors fail fast, here
     config = ensure_keys(config, key_dir)
     session_file = prepare_output(config, out_dir)
     console.print(

@@ -16,7 +16,7 @@ from zkadapt.channel.base import Entry
 from zkadapt.channel.local import LocalLedger
 from zkadapt.errors import ProtocolError
 from zkadapt.protocol.checkpoints import RoundCheckpoints
-from zkadapt.protocol.messages import PhaseClosed, Submitted
+from zkadapt.protocol.messages import PhaseClosed, Rejected, Submitted, decode
 from zkadapt.protocol.round import PartyContext, RoundDeadline, RoundOutcome, RoundProtocol
 from zkadapt.protocol.update import PlainUpdate
 from zkadapt.storage.base import object_key
@@ -225,6 +225,9 @@ def test_bad_update_is_rejected_and_the_round_goes_on(
         assert outcomes[1].accepted == ("alice", "bob")
         assert outcomes[1].rejected["carol"].startswith(reason)
     assert _digests(results["alice"]) == _digests(results["bob"])
+    posted = [decode(e.envelope.payload) for e in session.entries()]
+    rejections = {(m.party, m.reason.split(":")[0]) for m in posted if isinstance(m, Rejected)}
+    assert rejections == {("carol", reason)}  # recorded in the ledger, with the reason
 
 
 def test_crashed_party_resumes_from_checkpoint_and_history(tmp_path: Path, backend: str) -> None:
