@@ -117,12 +117,6 @@ def test_several_errors_report_the_first_and_count_the_rest(raw: dict[str, Any])
     assert "(and 1 more error(s))" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE"
-    reason="src bug: pydantic lax mode coerces TOML booleans and numeric strings into numbers "
-    "(`lr = true` -> 1.0, `rounds = \"3\"` -> 3) instead of a ConfigError naming the key",
-)
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [("training", "lr", True), ("session", "rounds", True), ("session", "rounds", "3")],
@@ -144,13 +138,6 @@ def test_quorum_above_party_count_names_protocol_quorum(raw: dict[str, Any]) -> 
     assert "3" in str(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="src bug: cross-field checks in SessionConfig._consistent raise a ConfigError with "
-    "key == '' (the key is only inside the message), although ConfigError.key is documented "
-    "to name the offending setting",
-)
 def test_quorum_above_party_count_sets_the_error_key(raw: dict[str, Any]) -> None:
     raw["protocol"]["quorum"] = 4
     assert config_error(raw).key == "protocol.quorum"

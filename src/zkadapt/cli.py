@@ -39,11 +39,28 @@ def _session_arg(path: str) -> Path:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zkadapt")
-def main() -> None:
+def cli() -> None:
     """ZK-ADAPT: decentralized, private federated fine-tuning."""
 
 
-@main.command()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: click's usage errors become one ``error:`` line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="zkadapt", standalone_mode=False)
+    except click.UsageError as exc:
+        sub = f" {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else ""
+        hint = f" (see `zkadapt{sub} --help`)"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+@cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--example",
@@ -56,7 +73,7 @@ def main() -> None:
 def init(directory: str, example: str, parties: int | None) -> None:
     """Write DIRECTORY/session.toml and one identity key per party in DIRECTORY/keys."""
     from zkadapt.config import example_config, with_overrides
-    from zkadapt.session import SESSION_FILE, ensure_keys
+    from zkadapt.keyfiles import SESSION_FILE, ensure_keys
 
     with _errors():
         target = Path(directory)
@@ -73,7 +90,7 @@ def init(directory: str, example: str, parties: int | None) -> None:
         )
 
 
-@main.command()
+@cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option(
     "--out",
@@ -111,12 +128,13 @@ def run(
 ) -> None:
     """Run every party of SESSION as its own process on this machine."""
     from zkadapt.config import load_config, with_overrides
-    from zkadapt.report import markdown_summary
-    from zkadapt.session import run_session
 
     with _errors():
         path = _session_arg(session)
         config = with_overrides(load_config(path), rounds=rounds, parties=parties)
+        from zkadapt.report import markdown_summary  # heavy imports only after validation
+        from zkadapt.session import run_session
+
         out_dir = Path(out).resolve()
         key_dir = (
             Path(keys).resolve()
@@ -137,7 +155,7 @@ def run(
         )
 
 
-@main.command()
+@cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option("--party", "party", required=True, help="This party's name in the session file.")
 @click.option(
@@ -166,8 +184,6 @@ def party(
 ) -> None:
     """Run one party of SESSION (start once per party, on any machine, in any order)."""
     from zkadapt.config import load_config
-    from zkadapt.party import KEY_SUFFIX, run_party
-    from zkadapt.progress import party_progress
 
     with _errors():
         path = _session_arg(session)
@@ -178,6 +194,15 @@ def party(
                 "every party needs a public_key to run alone; "
                 "create the session with `zkadapt init`",
             )
+        if party not in config.party_names:
+            raise ConfigError(
+                "--party",
+                f"{party!r} is not a party of this session ({', '.join(config.party_names)})",
+            )
+        from zkadapt.keyfiles import KEY_SUFFIX
+        from zkadapt.party import run_party  # heavy imports only after validation
+        from zkadapt.progress import party_progress
+
         out_dir = Path(out).resolve() if out else path.parent / "out"
         key_path = Path(key).resolve() if key else path.parent / "keys" / f"{party}{KEY_SUFFIX}"
         root = Path(data_root).resolve() if data_root else path.parent

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from zkadapt.errors import ConfigError
 
@@ -40,7 +40,13 @@ DEFAULT_PARTY_NAMES = (
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: TOML's `true` or "3" are not numbers; lists become tuples in _tuples below
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _tuples(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
 
 
 class SessionSection(_Section):
@@ -76,12 +82,6 @@ class DataConfig(_Section):
     alpha: float = Field(0.5, gt=0)
     max_train: int | None = Field(None, ge=1)
     max_test: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _path_when_needed(self) -> DataConfig:
-        if self.source in ("npz", "idx") and not self.path:
-            raise ValueError(f"data.path is required when data.source = {self.source!r}")
-        return self
 
 
 class TrainingConfig(_Section):
@@ -152,22 +152,6 @@ class SessionConfig(_Section):
     channel: ChannelConfig = ChannelConfig()
     parties: tuple[PartyConfig, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> SessionConfig:
-        names = [p.name for p in self.parties]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate party name(s): {', '.join(dupes)}")
-        if self.protocol.quorum is not None and self.protocol.quorum > len(self.parties):
-            raise ValueError(
-                f"protocol.quorum = {self.protocol.quorum} exceeds the number of parties "
-                f"({len(self.parties)})"
-            )
-        keyed = [p.public_key is not None for p in self.parties]
-        if any(keyed) and not all(keyed):
-            raise ValueError("either every party has a public_key or none does")
-        return self
-
     @property
     def party_names(self) -> list[str]:
         """Party names in canonical (sorted) order: the order of aggregation."""
@@ -236,12 +220,36 @@ def config_from_dict(raw: dict[str, Any]) -> SessionConfig:
         ConfigError: naming the first offending key (and how many more errors there are).
     """
     try:
-        return SessionConfig.model_validate(raw)
+        config = SessionConfig.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
         raise ConfigError(_error_key(tuple(first["loc"])), _message(first) + more) from None
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config: SessionConfig) -> None:
+    """Rules that span several keys; each error still names the key to change."""
+    data = config.data
+    if data.source in ("npz", "idx") and not data.path:
+        raise ConfigError("data.path", f"required when data.source = {data.source!r}")
+    names = [p.name for p in config.parties]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError("parties", f"duplicate party name(s): {', '.join(dupes)}")
+    quorum = config.protocol.quorum
+    if quorum is not None and quorum > len(names):
+        raise ConfigError(
+            "protocol.quorum", f"{quorum} exceeds the number of parties ({len(names)})"
+        )
+    keyed = [p.public_key is not None for p in config.parties]
+    if any(keyed) and not all(keyed):
+        missing = ", ".join(p.name for p in config.parties if p.public_key is None)
+        raise ConfigError(
+            "parties", f"either every party has a public_key or none does (missing for {missing})"
+        )
 
 
 def load_config(path: Path) -> SessionConfig:

@@ -24,8 +24,6 @@ from zkadapt.storage import open_store
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
-#: Extension of identity key files written by ``zkadapt init`` and ``zkadapt run``.
-KEY_SUFFIX = ".skey"
 
 
 def keyring_of(config: SessionConfig) -> Keyring:

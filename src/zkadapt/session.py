@@ -20,39 +20,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from zkadapt.baselines import compute_baselines
 from zkadapt.channel import open_channel
-from zkadapt.config import SessionConfig, load_config, with_public_keys
-from zkadapt.crypto.identity import IdentityKey
+from zkadapt.config import SessionConfig, load_config
 from zkadapt.errors import ConfigError, ProtocolError
+from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
 from zkadapt.learning.builder import learner_for
-from zkadapt.party import KEY_SUFFIX, keyring_of, party_dir
+from zkadapt.party import keyring_of, party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
 from zkadapt.summary import build_report, split_metrics
 
-#: The resolved session file a run writes into its output directory.
-SESSION_FILE = "session.toml"
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
 LOG_FILE = "party.log"
-
-
-def ensure_keys(config: SessionConfig, key_dir: Path) -> SessionConfig:
-    """Give every party an identity key, creating missing ones in ``key_dir``.
-
-    A session file without public keys (the embedded examples) gets fresh keys, reused on
-    a later run with the same output directory so the session id stays the same.
-    """
-    if config.has_keys:
-        return config
-    key_dir.mkdir(parents=True, exist_ok=True)
-    public = {}
-    for name in config.party_names:
-        path = key_dir / f"{name}{KEY_SUFFIX}"
-        key = IdentityKey.load(path) if path.exists() else IdentityKey.generate()
-        if not path.exists():
-            key.save(path)
-        public[name] = key.public.hex
-    return with_public_keys(config, public)
 
 
 def prepare_output(config: SessionConfig, out_dir: Path) -> Path:

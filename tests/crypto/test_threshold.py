@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 
@@ -98,6 +99,14 @@ def test_tampered_public_key_is_rejected(
     nothing = data.replace(b'"verification_keys":["', b'"verification_keys":["0","')
     with pytest.raises(CryptoError):
         ThresholdPublicKey.from_bytes(nothing)
+
+
+def test_small_order_v_is_rejected(dealt: tuple[ThresholdPublicKey, list[KeyShare]]) -> None:
+    public, _ = dealt
+    n = int(public.paillier.n)
+    for bad_v in (1, 1 + n, (n - 1) ** 2 % (n * n)):
+        with pytest.raises(CryptoError, match="large order"):
+            dataclasses.replace(public, v=bad_v)
 
 
 def test_share_for_another_key_or_tampered_share_is_rejected(

@@ -509,9 +509,10 @@ def encrypt_many(
     """Encrypt a vector of plaintexts, in parallel across processes.
 
     Plaintexts are checked (0 ≤ m < N) before any work starts, split into contiguous chunks and
-    encrypted by a ``ProcessPoolExecutor``; each worker builds the key's fixed-base tables once.
-    ``workers=1`` (or a short vector) stays in this process. Randomness comes from ``secrets``
-    (the OS generator), so forked workers never share a random state.
+    encrypted by a ``ProcessPoolExecutor``. The key's fixed-base tables are built here first, so
+    forked workers inherit them (under ``spawn`` each worker rebuilds them once).
+    ``workers=1`` (or fewer than 4 plaintexts per worker) stays in this process. Randomness comes
+    from ``secrets`` (the OS generator), so forked workers never share a random state.
 
     Args:
         pub: the public key.
@@ -530,6 +531,7 @@ def encrypt_many(
     if count == 1 or len(checked) < 4 * count:
         pairs = [pub.raw_encrypt(m, textbook=textbook) for m in checked]
     else:
+        _ = pub.tables
         size = -(-len(checked) // (4 * count))
         chunks = [checked[i : i + size] for i in range(0, len(checked), size)]
         with ProcessPoolExecutor(count, initializer=_init_worker, initargs=(pub,)) as pool:

@@ -37,7 +37,7 @@ class Message:
 
     def validate(self) -> None:
         """Check field ranges; raises :class:`MalformedMessage`."""
-        if len(self.session) != 64 or any(c not in "0123456789abcdef" for c in self.session):
+        if not is_hex_digest(self.session):
             raise MalformedMessage("session must be 64 lowercase hex characters")
         if self.round < 0:
             raise MalformedMessage("round must be >= 0")
@@ -64,8 +64,8 @@ class Submitted(Message):
 
     def validate(self) -> None:
         super().validate()
-        if len(self.sha256) != 64:
-            raise MalformedMessage("sha256 must be 64 hex characters")
+        if not is_hex_digest(self.sha256):
+            raise MalformedMessage("sha256 must be 64 lowercase hex characters")
         if self.size < 0 or self.n_samples < 1:
             raise MalformedMessage("size must be >= 0 and n_samples >= 1")
 
@@ -102,12 +102,23 @@ class RoundDone(Message):
     metrics: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        # one canonical encoding for equal values: every number is a float on the wire
+        if all(_is_number(v) for v in self.metrics.values()):
+            object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
+        if _is_number(self.duration_s):
+            object.__setattr__(self, "duration_s", float(self.duration_s))
+
     def validate(self) -> None:
         super().validate()
-        if len(self.model_sha256) != 64:
-            raise MalformedMessage("model_sha256 must be 64 hex characters")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.metrics.values()):
-            raise MalformedMessage("metrics must be finite numbers")
+        if not is_hex_digest(self.model_sha256):
+            raise MalformedMessage("model_sha256 must be 64 lowercase hex characters")
+        if not all(isinstance(p, str) for p in self.accepted):
+            raise MalformedMessage("accepted must be a list of party names")
+        if not all(isinstance(k, str) and _is_finite(v) for k, v in self.metrics.items()):
+            raise MalformedMessage("metrics must map names to finite numbers")
+        if not _is_finite(self.duration_s) or self.duration_s < 0:
+            raise MalformedMessage("duration_s must be a finite number >= 0")
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,19 @@ class RoundFailed(Message):
     TYPE: ClassVar[str] = "RoundFailed"
 
     reason: str
+
+
+def is_hex_digest(text: object) -> bool:
+    """Whether ``text`` is a SHA-256 digest in lowercase hex (the one digest format)."""
+    return isinstance(text, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    return _is_number(value) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -136,10 +160,12 @@ def decode(payload: bytes) -> Message:
         raise MalformedMessage(f"not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise MalformedMessage("not a JSON object")
-    cls = MESSAGE_TYPES.get(body.pop("type", None))  # type: ignore[arg-type]
+    kind = body.pop("type", None)
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise MalformedMessage("unknown message type")
-    if body.pop("v", None) != MESSAGE_VERSION:
+    version = body.pop("v", None)
+    if type(version) is not int or version != MESSAGE_VERSION:
         raise MalformedMessage("unsupported message version")
     names = {f.name for f in fields(cls)}
     if set(body) != names:

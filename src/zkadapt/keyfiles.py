@@ -1,0 +1,37 @@
+"""Where identity keys and resolved session files live on disk (no heavy imports).
+
+``zkadapt init`` and ``zkadapt run`` give every party an Ed25519 identity key, written in
+the cardano-cli envelope format with mode 0600, and record the public halves in the
+session file, whose hash is the session id (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zkadapt.config import SessionConfig, with_public_keys
+from zkadapt.crypto.identity import IdentityKey
+
+#: The resolved session file that ``init`` and ``run`` write.
+SESSION_FILE = "session.toml"
+#: Extension of identity key files.
+KEY_SUFFIX = ".skey"
+
+
+def ensure_keys(config: SessionConfig, key_dir: Path) -> SessionConfig:
+    """Give every party an identity key, creating missing ones in ``key_dir``.
+
+    A session file without public keys (the embedded examples) gets fresh keys, reused on
+    a later run with the same output directory so the session id stays the same.
+    """
+    if config.has_keys:
+        return config
+    key_dir.mkdir(parents=True, exist_ok=True)
+    public = {}
+    for name in config.party_names:
+        path = key_dir / f"{name}{KEY_SUFFIX}"
+        key = IdentityKey.load(path) if path.exists() else IdentityKey.generate()
+        if not path.exists():
+            key.save(path)
+        public[name] = key.public.hex
+    return with_public_keys(config, public)
