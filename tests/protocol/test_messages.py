@@ -14,6 +14,9 @@ from zkadapt.protocol.messages import (
     MESSAGE_TYPES,
     MESSAGE_VERSION,
     SUBMIT_PHASE,
+    DecryptionShare,
+    Joined,
+    KeyDealt,
     MalformedMessage,
     Message,
     PhaseClosed,
@@ -45,6 +48,20 @@ EXAMPLES: dict[str, Message] = {
     "round-done-defaults": RoundDone(SESSION, 0, "bob", MODEL, ()),
     "round-failed": RoundFailed(SESSION, 4, "below quorum: 1 of 2"),
     "unicode-reason": Rejected(SESSION, 1, "bob", "naïve update — “∞” norm"),
+    "round-done-timing": RoundDone(
+        SESSION, 2, "carol", MODEL, ("carol",), {}, 3.0, {"seal_s": 0.5, "decrypt_s": 1.25}
+    ),
+    "joined": Joined(SESSION, 0, "alice", 20000),
+    "key-dealt": KeyDealt(
+        SESSION,
+        1,
+        "alice",
+        0,
+        DIGEST,
+        {"uri": "local://k/public.bin", "sha256": DIGEST, "size": 10},
+        {"bob": {"uri": "local://k/share/bob.bin", "sha256": DIGEST, "size": 99}},
+    ),
+    "decryption-share": DecryptionShare(SESSION, 3, "bob", "local://s/bob.bin", DIGEST, 77, DIGEST),
 }
 
 

@@ -104,7 +104,7 @@ class LocalLedger:
         self._lock = threading.Lock()
         self._hashes = [GENESIS_HASH]  # _hashes[s]: verified hash of entry s (0 = genesis)
         try:
-            self._conn: sqlite3.Connection | None = _connect(self.path)
+            self._conn: sqlite3.Connection | None = _connect_retrying(self.path)
         except sqlite3.Error as exc:
             raise ChannelError(f"{self.path}: cannot open ledger: {exc}") from None
 
@@ -286,6 +286,26 @@ class LocalLedger:
         )
 
 
+def _connect_retrying(path: Path) -> sqlite3.Connection:
+    """:func:`_connect`, retried while another process holds the lock it needs.
+
+    SQLite answers "database is locked" at once (without the busy handler) when two
+    connections switch a new file to WAL at the same moment, so retry for a bounded time.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            return _connect(path)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Open ``path`` in WAL mode with a busy timeout and make sure the schema exists."""
     conn = sqlite3.connect(
@@ -293,7 +313,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"WAL journal mode unavailable (got {mode!r})")
         conn.execute("PRAGMA synchronous = FULL")

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from zkadapt.channel.base import Entry
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
+    DecryptionShare,
+    Joined,
+    KeyDealt,
     MalformedMessage,
     Message,
     PhaseClosed,
@@ -116,6 +119,33 @@ class SessionHistory:
         """The first ``RoundFailed`` for ``round_``, if any."""
         failed = self._of(RoundFailed, round_)
         return failed[0].message if failed else None  # type: ignore[return-value]
+
+    def joined(self, before: int | None = None) -> dict[str, int]:
+        """Declared training-set sizes: each party's first ``Joined`` (before ``before``)."""
+        sizes: dict[str, int] = {}
+        for p in self.posted:
+            if before is not None and p.seq >= before:
+                break
+            if isinstance(p.message, Joined):
+                sizes.setdefault(p.sender, p.message.n_samples)
+        return sizes
+
+    def key_dealt(self, epoch: int, dealer: str) -> Posted | None:
+        """The first ``KeyDealt`` for ``epoch`` posted by ``dealer`` (others are ignored)."""
+        for p in self.posted:
+            if isinstance(p.message, KeyDealt) and p.message.epoch == epoch and p.sender == dealer:
+                return p
+        return None
+
+    def decryption_shares(self, round_: int) -> list[Posted]:
+        """Each party's first ``DecryptionShare`` for ``round_``, in channel order."""
+        seen: set[str] = set()
+        first = []
+        for p in self._of(DecryptionShare, round_):
+            if p.sender not in seen:
+                seen.add(p.sender)
+                first.append(p)
+        return first
 
     def last_round_started(self) -> int:
         """Highest round any message of this session mentions (0 when none)."""

@@ -101,11 +101,14 @@ class RoundDone(Message):
     accepted: tuple[str, ...]
     metrics: dict[str, float] = field(default_factory=dict)
     duration_s: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # one canonical encoding for equal values: every number is a float on the wire
-        if all(_is_number(v) for v in self.metrics.values()):
-            object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
+        for name in ("metrics", "timing"):
+            values = getattr(self, name)
+            if isinstance(values, dict) and all(_is_number(v) for v in values.values()):
+                object.__setattr__(self, name, {k: float(v) for k, v in values.items()})
         if _is_number(self.duration_s):
             object.__setattr__(self, "duration_s", float(self.duration_s))
 
@@ -115,8 +118,11 @@ class RoundDone(Message):
             raise MalformedMessage("model_sha256 must be 64 lowercase hex characters")
         if not all(isinstance(p, str) for p in self.accepted):
             raise MalformedMessage("accepted must be a list of party names")
-        if not all(isinstance(k, str) and _is_finite(v) for k, v in self.metrics.items()):
-            raise MalformedMessage("metrics must map names to finite numbers")
+        for name in ("metrics", "timing"):
+            if not all(
+                isinstance(k, str) and _is_finite(v) for k, v in getattr(self, name).items()
+            ):
+                raise MalformedMessage(f"{name} must map names to finite numbers")
         if not _is_finite(self.duration_s) or self.duration_s < 0:
             raise MalformedMessage("duration_s must be a finite number >= 0")
 
@@ -128,6 +134,76 @@ class RoundFailed(Message):
     TYPE: ClassVar[str] = "RoundFailed"
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Joined(Message):
+    """A party declares its training-set size before round 1 (round 0; CRYPTO.md §3 weights)."""
+
+    TYPE: ClassVar[str] = "Joined"
+
+    party: str
+    n_samples: int
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_samples < 1:
+            raise MalformedMessage("n_samples must be >= 1")
+
+
+@dataclass(frozen=True)
+class KeyDealt(Message):
+    """The dealer published threshold key ``epoch`` (used from ``round`` on) and sealed shares.
+
+    ``public`` and each ``shares[party]`` are object references ``{"uri", "sha256", "size"}``;
+    every share is sealed to its party's identity key (DESIGN.md section 4).
+    """
+
+    TYPE: ClassVar[str] = "KeyDealt"
+
+    party: str
+    epoch: int
+    key_id: str
+    public: dict[str, Any]
+    shares: dict[str, dict[str, Any]]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.epoch < 0 or not is_hex_digest(self.key_id):
+            raise MalformedMessage("epoch must be >= 0 and key_id a hex digest")
+        if not _is_ref(self.public) or not all(
+            isinstance(k, str) and _is_ref(v) for k, v in self.shares.items()
+        ):
+            raise MalformedMessage("public and shares must be object references")
+
+
+@dataclass(frozen=True)
+class DecryptionShare(Message):
+    """The sender stored its (proved) decryption shares of round ``round``'s aggregate."""
+
+    TYPE: ClassVar[str] = "DecryptionShare"
+
+    party: str
+    uri: str
+    sha256: str
+    size: int
+    key_id: str
+
+    def validate(self) -> None:
+        super().validate()
+        if not (is_hex_digest(self.sha256) and is_hex_digest(self.key_id)) or self.size < 0:
+            raise MalformedMessage("sha256 and key_id must be hex digests, size >= 0")
+
+
+def _is_ref(value: object) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"uri", "sha256", "size"}
+        and isinstance(value["uri"], str)
+        and is_hex_digest(value["sha256"])
+        and type(value["size"]) is int
+        and value["size"] >= 0
+    )
 
 
 def is_hex_digest(text: object) -> bool:
@@ -144,7 +220,17 @@ def _is_finite(value: object) -> bool:
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.TYPE: cls for cls in (Submitted, PhaseClosed, Rejected, RoundDone, RoundFailed)
+    cls.TYPE: cls
+    for cls in (
+        Submitted,
+        PhaseClosed,
+        Rejected,
+        RoundDone,
+        RoundFailed,
+        Joined,
+        KeyDealt,
+        DecryptionShare,
+    )
 }
 
 
@@ -193,6 +279,11 @@ def _construct(cls: type[Message], body: dict[str, Any]) -> Message:
         "accepted": tuple,
         "metrics": dict,
         "duration_s": (int, float),
+        "timing": dict,
+        "epoch": int,
+        "key_id": str,
+        "public": dict,
+        "shares": dict,
     }
     for name, value in body.items():
         kind = expected.get(name)

@@ -22,10 +22,12 @@ as everyone else's COLLECT/AGGREGATE/APPLY), and a submission already posted is 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +49,8 @@ from zkadapt.protocol.messages import (
     Submitted,
     sign,
 )
-from zkadapt.protocol.update import PlainUpdate, UpdateRejected
+from zkadapt.protocol.schemes import PlainScheme, UpdateScheme
+from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
 from zkadapt.storage.base import ObjectRef, ObjectStore, object_key
 
@@ -103,6 +106,7 @@ class RoundOutcome:
     metrics: dict[str, float]
     duration_s: float
     trained: bool
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +120,26 @@ class _Global:
 
 
 EventSink = Callable[[int, Phase, str], None]
+
+
+class _PhaseTimer:
+    """Seconds spent per phase of one round (reported in ``RoundDone.timing``)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.phases: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + self._clock() - start
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
 
 
 def _scores(metrics: dict[str, float]) -> dict[str, float]:
@@ -136,17 +160,19 @@ class RoundProtocol:
         learner: Learner,
         strategy: Strategy,
         checkpoints: RoundCheckpoints,
+        scheme: UpdateScheme | None = None,
         on_event: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx = ctx
-        self._identity = identity
+        self.identity = identity
         self.channel = channel
         self.store = store
         self.learner = learner
         self.strategy = strategy
+        self.scheme: UpdateScheme = scheme or PlainScheme(strategy)
         self.checkpoints = checkpoints
-        self._emit = on_event or (lambda r, phase, detail: None)
+        self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
         initial = learner.initial_state(derive_seed(ctx.session_id, "init"))
@@ -166,55 +192,61 @@ class RoundProtocol:
         for r in range(state.round + 1, self.ctx.rounds + 1):
             outcomes.append(self._run_round(r, state))
         self._await_final_agreement(state)
-        self._emit(self.ctx.rounds, Phase.DONE, state.digests.get(self.ctx.rounds, ""))
+        self.emit(self.ctx.rounds, Phase.DONE, state.digests.get(self.ctx.rounds, ""))
         return outcomes
 
     def _resume(self) -> _Global:
-        self._sync()
+        self.sync()
         saved = self.checkpoints.latest()
         if saved is None:
             return _Global(0, self._initial.copy())
-        self._emit(saved.round, Phase.DONE, f"resumed from checkpoint of round {saved.round}")
+        self.emit(saved.round, Phase.DONE, f"resumed from checkpoint of round {saved.round}")
         vector = self.codec.flatten(saved.state)
         return _Global(saved.round, vector, saved.momentum, {saved.round: saved.model_sha256})
 
     def _run_round(self, r: int, state: _Global) -> RoundOutcome:
-        started = self._clock()
-        trained = self._train_and_submit(r, state)
-        cut = self._await_cut(r)
-        accepted, rejected = self._collect(r, cut)
-        self._emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
-        names = sorted(accepted)
-        mean = self.strategy.mean_delta(
-            [accepted[n].delta for n in names], [float(accepted[n].n_samples) for n in names]
-        )
-        state.vector, state.momentum = self.strategy.outer_step(state.vector, mean, state.momentum)
+        timer = _PhaseTimer(self._clock)
+        with timer("prepare_s"):
+            self.scheme.prepare(r, self)
+        trained = self._train_and_submit(r, state, timer)
+        with timer("collect_s"):
+            cut = self._await_cut(r)
+            accepted, rejected = self._collect(r, cut)
+        self.emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
+        with timer("aggregate_s"):
+            mean = self.scheme.mean_delta(r, accepted, self)
+            state.vector, state.momentum = self.strategy.outer_step(
+                state.vector, mean, state.momentum
+            )
         state.round = r
-        outcome = self._apply(r, state, tuple(names), rejected, trained, started)
-        return outcome
+        return self._apply(r, state, tuple(sorted(accepted)), rejected, trained, timer)
 
     # -- TRAIN and SUBMIT ----------------------------------------------------------------
 
-    def _train_and_submit(self, r: int, state: _Global) -> dict[str, float] | None:
+    def _train_and_submit(
+        self, r: int, state: _Global, timer: _PhaseTimer
+    ) -> dict[str, float] | None:
         """Train and submit unless the phase closed already or we submitted before a crash."""
         if self.history.cut(r) is not None:
-            self._emit(r, Phase.COLLECT, "submit phase already closed: following without training")
+            self.emit(r, Phase.COLLECT, "submit phase already closed: following without training")
             return None
         if self.ctx.party in self.history.submissions(r):
-            self._emit(r, Phase.COLLECT, "update already submitted before a restart")
+            self.emit(r, Phase.COLLECT, "update already submitted before a restart")
             return None
-        self._emit(r, Phase.TRAIN, "training")
-        result = self.learner.train(
-            self.codec.unflatten(state.vector),
-            seed=derive_seed(self.ctx.session_id, "train", r, self.ctx.party),
-        )
-        delta = self.codec.flatten(result.state) - state.vector
-        self._emit(r, Phase.SUBMIT, "uploading update")
-        update = PlainUpdate(self.ctx.session_id, r, self.ctx.party, result.n_samples, delta)
-        ref = self.store.put(
-            object_key(self.ctx.session_id, r, "update", self.ctx.party), update.to_bytes()
-        )
-        self._post(
+        self.emit(r, Phase.TRAIN, "training")
+        with timer("train_s"):
+            result = self.learner.train(
+                self.codec.unflatten(state.vector),
+                seed=derive_seed(self.ctx.session_id, "train", r, self.ctx.party),
+            )
+            delta = self.codec.flatten(result.state) - state.vector
+        self.emit(r, Phase.SUBMIT, f"sealing update ({self.scheme.name})")
+        with timer("seal_s"):
+            data = self.scheme.seal(r, delta, result.n_samples, self)
+        with timer("store_s"):
+            key = object_key(self.ctx.session_id, r, "update", self.ctx.party)
+            ref = self.store.put(key, data)
+        self.post(
             Submitted(
                 self.ctx.session_id,
                 r,
@@ -232,7 +264,7 @@ class RoundProtocol:
     def _await_cut(self, r: int) -> int:
         """Return the seq of the first ``PhaseClosed(r, submit)``, posting one when due."""
         deadline = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
-        self._emit(r, Phase.COLLECT, "waiting for the other parties")
+        self.emit(r, Phase.COLLECT, "waiting for the other parties")
         while True:
             cut = self.history.cut(r)
             if cut is not None:
@@ -243,14 +275,14 @@ class RoundProtocol:
             elif deadline.expired():
                 reason = f"deadline: missing {', '.join(sorted(missing))}"
             else:
-                self._sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+                self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
                 continue
-            self._post(PhaseClosed(self.ctx.session_id, r, SUBMIT_PHASE, reason))
+            self.post(PhaseClosed(self.ctx.session_id, r, SUBMIT_PHASE, reason))
 
-    def _collect(self, r: int, cut: int) -> tuple[dict[str, PlainUpdate], dict[str, str]]:
+    def _collect(self, r: int, cut: int) -> tuple[dict[str, Any], dict[str, str]]:
         """Verify every submission before the cut; post ``Rejected`` for failures."""
         already = {m.party for sender, m in self.history.rejections(r) if sender == self.ctx.party}
-        accepted: dict[str, PlainUpdate] = {}
+        accepted: dict[str, Any] = {}
         rejected: dict[str, str] = {}
         for name, posted in sorted(self.history.submissions(r, before=cut).items()):
             try:
@@ -258,18 +290,18 @@ class RoundProtocol:
             except UpdateRejected as exc:
                 rejected[name] = exc.reason
                 if name not in already:
-                    self._post(Rejected(self.ctx.session_id, r, name, exc.reason))
+                    self.post(Rejected(self.ctx.session_id, r, name, exc.reason))
         if len(accepted) < self.ctx.quorum:
             reason = (
                 f"only {len(accepted)} of {len(self.ctx.parties)} updates accepted, "
                 f"quorum is {self.ctx.quorum}"
             )
             if self.history.failure(r) is None:
-                self._post(RoundFailed(self.ctx.session_id, r, reason))
+                self.post(RoundFailed(self.ctx.session_id, r, reason))
             raise ProtocolError(reason, round=r)
         return accepted, rejected
 
-    def _verify(self, r: int, sub: Submitted) -> PlainUpdate:
+    def _verify(self, r: int, sub: Submitted) -> Any:
         """Fetch and check one submission; raises UpdateRejected with a specific reason."""
         try:
             data = self.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
@@ -277,14 +309,7 @@ class RoundProtocol:
             raise UpdateRejected("digest mismatch") from None
         except StorageError as exc:
             raise UpdateRejected(f"object unavailable: {exc}") from None
-        update = PlainUpdate.from_bytes(data)
-        update.check_binding(
-            session=self.ctx.session_id,
-            round_=r,
-            party=sub.party,
-            n_samples=sub.n_samples,
-            length=self.codec.size,
-        )
+        update = self.scheme.open(r, sub, data, self)
         if not sub.uri.endswith(object_key(self.ctx.session_id, r, "update", sub.party)):
             raise UpdateRejected("object outside the party's own prefix")
         return update
@@ -298,9 +323,9 @@ class RoundProtocol:
         accepted: tuple[str, ...],
         rejected: dict[str, str],
         trained: dict[str, float] | None,
-        started: float,
+        timer: _PhaseTimer,
     ) -> RoundOutcome:
-        self._emit(r, Phase.APPLY, "evaluating and checkpointing")
+        self.emit(r, Phase.APPLY, "evaluating and checkpointing")
         tensors = self.codec.unflatten(state.vector)
         digest = state_digest(tensors)
         metrics = dict(trained or {})
@@ -308,16 +333,28 @@ class RoundProtocol:
         metrics.update(
             {f"global_{k}": v for k, v in _scores(self.learner.evaluate(tensors, "global")).items()}
         )
-        self.checkpoints.save(
-            SavedRound(r, tensors, state.momentum, digest, {"accepted": list(accepted)})
-        )
+        with timer("checkpoint_s"):
+            self.checkpoints.save(
+                SavedRound(r, tensors, state.momentum, digest, {"accepted": list(accepted)})
+            )
         state.digests[r] = digest
-        duration = self._clock() - started
-        self._post(
-            RoundDone(self.ctx.session_id, r, self.ctx.party, digest, accepted, metrics, duration)
+        duration = timer.elapsed()
+        self.post(
+            RoundDone(
+                self.ctx.session_id,
+                r,
+                self.ctx.party,
+                digest,
+                accepted,
+                metrics,
+                duration,
+                timer.phases,
+            )
         )
         self._check_agreement(state)
-        return RoundOutcome(r, accepted, rejected, digest, metrics, duration, trained is not None)
+        return RoundOutcome(
+            r, accepted, rejected, digest, metrics, duration, trained is not None, timer.phases
+        )
 
     def _check_agreement(self, state: _Global) -> None:
         """Every ``RoundDone`` digest seen so far must equal ours for that round."""
@@ -340,16 +377,16 @@ class RoundProtocol:
             accepted = next(iter(done.values())).accepted if done else ()
             if set(accepted) <= set(done):
                 break
-            self._sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+            self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
         self._check_agreement(state)
 
     # -- channel I/O ---------------------------------------------------------------------
 
-    def _post(self, message: Message) -> None:
-        self.channel.post(sign(message, self.ctx.party, self._identity))
-        self._sync()
+    def post(self, message: Message) -> None:
+        self.channel.post(sign(message, self.ctx.party, self.identity))
+        self.sync()
 
-    def _sync(self, wait: float = 0.0) -> None:
+    def sync(self, wait: float = 0.0) -> None:
         if wait > 0:
             entries = self.channel.wait(self.history.last_seq, wait)
         else:
