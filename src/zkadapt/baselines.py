@@ -18,7 +18,7 @@ from zkadapt.seeds import derive_seed
 
 
 def _train_budget(learner: Learner, config: SessionConfig, label: str) -> dict[str, Any]:
-    session_id = config.session_id
+    session_id = config.seed_id
     state = learner.initial_state(derive_seed(session_id, "init"))
     for r in range(1, config.session.rounds + 1):
         state = learner.train(state, seed=derive_seed(session_id, "baseline", label, r)).state

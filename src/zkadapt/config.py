@@ -102,9 +102,23 @@ class AggregationConfig(_Section):
 
 
 class PrivacyConfig(_Section):
-    """How updates are sealed before upload."""
+    """How updates are sealed before upload (DESIGN.md section 4, CRYPTO.md).
 
-    scheme: Literal["none"] = "none"
+    With ``scheme = "paillier"`` each update is clipped to ``clip`` (after FedAvg weighting),
+    quantized to ``quant_bits``, packed and encrypted under a threshold Paillier key of
+    ``key_bits``; any ``threshold`` parties' decryption shares reveal only the sum.
+    """
+
+    scheme: Literal["none", "paillier"] = "none"
+    keygen: Literal["dealer", "additive"] = "dealer"
+    key_bits: int = Field(2048, ge=256, le=8192)
+    threshold: int | None = Field(None, ge=1, description="Shares that decrypt; default quorum.")
+    dealer: str | None = Field(None, description="Party that deals keys; default the first name.")
+    quant_bits: int = Field(16, ge=2, le=32)
+    clip: float = Field(1.0, gt=0)
+    refresh_every: int | None = Field(None, ge=1, description="Deal a fresh key every R rounds.")
+    textbook: bool = Field(False, description="Textbook r^N encryption instead of DJN.")
+    workers: int | None = Field(None, ge=1, description="Encryption processes; default all cores.")
 
 
 class ProtocolConfig(_Section):
@@ -163,6 +177,18 @@ class SessionConfig(_Section):
         return self.protocol.quorum or len(self.parties) // 2 + 1
 
     @property
+    def threshold(self) -> int:
+        """Decryption shares needed: n for additive keys, else the setting or the quorum."""
+        if self.privacy.keygen == "additive":
+            return len(self.parties)
+        return self.privacy.threshold or self.quorum
+
+    @property
+    def dealer(self) -> str:
+        """The party that deals threshold keys."""
+        return self.privacy.dealer or self.party_names[0]
+
+    @property
     def has_keys(self) -> bool:
         """Whether every party's public key is in the file (needed to run one party)."""
         return all(p.public_key for p in self.parties)
@@ -172,6 +198,21 @@ class SessionConfig(_Section):
         return json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
         ).encode()
+
+    @property
+    def seed_id(self) -> str:
+        """What every random choice of learning is seeded from: G(0), partition, shuffling.
+
+        It hashes only the settings that define the experiment (session seed, model, data,
+        training, aggregation and party names), so the same experiment gets the same G(0)
+        and data split whatever the privacy scheme, storage, channel or keys. That is what
+        makes "paillier vs none" or "s3 vs local" comparisons exact (DESIGN.md section 3).
+        """
+        doc = self.model_dump(mode="json", include={"model", "data", "training", "aggregation"})
+        doc["seed"] = self.session.seed
+        doc["parties"] = self.party_names
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def session_id(self) -> str:
@@ -244,6 +285,17 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError(
             "protocol.quorum", f"{quorum} exceeds the number of parties ({len(names)})"
         )
+    privacy = config.privacy
+    if privacy.dealer is not None and privacy.dealer not in names:
+        raise ConfigError("privacy.dealer", f"{privacy.dealer!r} is not a party of this session")
+    if privacy.threshold is not None and privacy.threshold > len(names):
+        raise ConfigError(
+            "privacy.threshold", f"{privacy.threshold} exceeds the number of parties ({len(names)})"
+        )
+    if privacy.keygen == "additive" and privacy.threshold not in (None, len(names)):
+        raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
+    if privacy.key_bits % 2:
+        raise ConfigError("privacy.key_bits", "must be even (N is the product of two primes)")
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
         missing = ", ".join(p.name for p in config.parties if p.public_key is None)

@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from zkadapt.aggregation.strategy import make_strategy
+from zkadapt.aggregation.strategy import Strategy, make_strategy
 from zkadapt.channel import open_channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey, Keyring, PublicIdentity
@@ -20,6 +20,8 @@ from zkadapt.errors import ConfigError, CryptoError
 from zkadapt.learning.builder import learner_for
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
+from zkadapt.protocol.schemes import PlainScheme, UpdateScheme
+from zkadapt.protocol.secure_aggregation import PaillierScheme
 from zkadapt.storage import open_store
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
@@ -53,6 +55,27 @@ def load_identity(config: SessionConfig, party: str, key_path: Path) -> Identity
 def party_dir(out_dir: Path, party: str) -> Path:
     """Where a party keeps its checkpoints, log and result."""
     return out_dir / "parties" / party
+
+
+def make_scheme(config: SessionConfig, strategy: Strategy, *, n_samples: int) -> UpdateScheme:
+    """The update scheme named by ``privacy.scheme``."""
+    privacy = config.privacy
+    if privacy.scheme == "none":
+        return PlainScheme(strategy)
+    return PaillierScheme(
+        keyring=keyring_of(config),
+        n_samples=n_samples,
+        key_bits=privacy.key_bits,
+        threshold=config.threshold,
+        keygen=privacy.keygen,
+        dealer=config.dealer,
+        quant_bits=privacy.quant_bits,
+        clip=privacy.clip,
+        refresh_every=privacy.refresh_every,
+        timeout_s=config.protocol.submit_timeout_s,
+        textbook=privacy.textbook,
+        workers=privacy.workers,
+    )
 
 
 def run_party(
@@ -107,9 +130,11 @@ def run_party(
         quorum=config.quorum,
         submit_timeout_s=config.protocol.submit_timeout_s,
         poll_interval_s=config.protocol.poll_interval_s,
+        seed_id=config.seed_id,
     )
     protocol = RoundProtocol(
         ctx,
+        scheme=make_scheme(config, strategy, n_samples=learner.n_train),
         identity=identity,
         channel=channel,
         store=store,

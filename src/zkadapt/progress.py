@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from zkadapt.protocol.round import EventSink, Phase
+from zkadapt.protocol.phases import Phase
+from zkadapt.protocol.round import EventSink
 
 
 @contextlib.contextmanager

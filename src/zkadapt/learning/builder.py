@@ -75,6 +75,6 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
         training=config.training,
         party_index=None if party is None else names.index(party),
         n_parties=len(names),
-        partition_seed=derive_seed(config.session_id, "partition") % 2**32,
+        partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
         data_root=data_root,
     )

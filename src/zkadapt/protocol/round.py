@@ -26,7 +26,6 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -49,21 +48,11 @@ from zkadapt.protocol.messages import (
     Submitted,
     sign,
 )
+from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.schemes import PlainScheme, UpdateScheme
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
 from zkadapt.storage.base import ObjectRef, ObjectStore, object_key
-
-
-class Phase(str, Enum):
-    """Where a party is within a round (reported to progress displays)."""
-
-    TRAIN = "train"
-    SUBMIT = "submit"
-    COLLECT = "collect"
-    AGGREGATE = "aggregate"
-    APPLY = "apply"
-    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -77,6 +66,11 @@ class PartyContext:
     quorum: int
     submit_timeout_s: float
     poll_interval_s: float = 0.1
+    seed_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.seed_id:  # default: seed from the session id itself
+            object.__setattr__(self, "seed_id", self.session_id)
 
 
 class RoundDeadline:
@@ -175,7 +169,7 @@ class RoundProtocol:
         self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
-        initial = learner.initial_state(derive_seed(ctx.session_id, "init"))
+        initial = learner.initial_state(derive_seed(ctx.seed_id, "init"))
         self.codec = FlatCodec(initial)
         self._initial = self.codec.flatten(initial)
 
@@ -215,6 +209,7 @@ class RoundProtocol:
         self.emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
         with timer("aggregate_s"):
             mean = self.scheme.mean_delta(r, accepted, self)
+            timer.phases.update(self.scheme.timings)
             state.vector, state.momentum = self.strategy.outer_step(
                 state.vector, mean, state.momentum
             )
@@ -237,7 +232,7 @@ class RoundProtocol:
         with timer("train_s"):
             result = self.learner.train(
                 self.codec.unflatten(state.vector),
-                seed=derive_seed(self.ctx.session_id, "train", r, self.ctx.party),
+                seed=derive_seed(self.ctx.seed_id, "train", r, self.ctx.party),
             )
             delta = self.codec.flatten(result.state) - state.vector
         self.emit(r, Phase.SUBMIT, f"sealing update ({self.scheme.name})")

@@ -56,6 +56,8 @@ class UpdateScheme(Protocol):
     """Seal, open and average updates (one implementation per ``privacy.scheme``)."""
 
     name: str
+    #: Seconds spent in scheme-specific steps of the last ``mean_delta`` (e.g. decryption).
+    timings: dict[str, float]
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Get ready for ``round_`` (key dealing, joining); called before training."""
@@ -81,6 +83,7 @@ class PlainScheme:
 
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
+        self.timings: dict[str, float] = {}
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Nothing to set up."""

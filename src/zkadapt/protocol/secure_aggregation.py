@@ -1,0 +1,378 @@
+"""``privacy.scheme = "paillier"``: threshold-Paillier secure aggregation inside a round.
+
+What each party does, on top of the round protocol (DESIGN.md sections 3-4, CRYPTO.md):
+
+KEYS     Every party posts ``Joined{n_samples}`` once. The dealer waits for everyone (or its
+         deadline), deals a t-of-n key (or n-of-n additive shares), stores the public key
+         and each share *sealed to that party's identity key*, and posts ``KeyDealt``. The
+         declared sizes before that entry fix the FedAvg weights w_i = n*n_i/sum(n_j).
+         A fresh key is dealt every ``refresh_every`` rounds (key epochs).
+SEAL     delta -> weight, clip, quantize, pack (CRYPTO.md section 3) -> DJN-encrypt ->
+         batched proof of plaintext knowledge bound to (session, round, party) (section 5).
+OPEN     header binding (replay, copy, key id, packing), ciphertext ranges, the proof.
+SUM      every party multiplies the accepted ciphertexts in party-name order.
+DECRYPT  every key holder posts its decryption shares of the sum with a batched proof that
+         they match its verification key (section 6); any t valid shares, taken in channel
+         order, combine to the packed sum; unpacking divides by the accepted weights.
+
+No party ever holds the private key; fewer than t parties learn nothing about any single
+update. Any t valid shares give the same plaintext, so every honest party computes the
+same mean delta and hence the same G(r).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from zkadapt.crypto.identity import Keyring
+from zkadapt.crypto.packing import PackingSpec, fedavg_weights
+from zkadapt.crypto.paillier import Ciphertext, encrypt_many
+from zkadapt.crypto.proofs import (
+    PlaintextProof,
+    ProofContext,
+    ShareProof,
+    decrypt_and_prove,
+    prove_plaintext_knowledge,
+    verify_decryption_shares,
+    verify_plaintext_knowledge,
+)
+from zkadapt.crypto.sealing import open_sealed, seal_to
+from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey, combine, deal_threshold_key
+from zkadapt.errors import CryptoError, IntegrityError, ProtocolError, StorageError
+from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
+from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Rejected, Submitted
+from zkadapt.protocol.phases import Phase
+from zkadapt.protocol.schemes import RoundIO
+from zkadapt.protocol.update import UpdateRejected
+from zkadapt.storage.base import ObjectRef, object_key
+
+
+def _ref(ref: ObjectRef) -> dict[str, Any]:
+    return {"uri": ref.uri, "sha256": ref.sha256, "size": ref.size}
+
+
+def _as_ref(doc: dict[str, Any]) -> ObjectRef:
+    return ObjectRef(doc["uri"], doc["sha256"], doc["size"])
+
+
+class PaillierScheme:
+    """Seal, open and aggregate updates under a dealt threshold Paillier key."""
+
+    name = "paillier"
+
+    def __init__(
+        self,
+        *,
+        keyring: Keyring,
+        n_samples: int,
+        key_bits: int,
+        threshold: int,
+        keygen: str,
+        dealer: str,
+        quant_bits: int,
+        clip: float,
+        refresh_every: int | None,
+        timeout_s: float,
+        textbook: bool = False,
+        workers: int | None = None,
+    ) -> None:
+        self.keyring = keyring
+        self.names = sorted(keyring)
+        self.n_samples = n_samples
+        self.key_bits, self.threshold, self.keygen, self.dealer = (
+            key_bits,
+            threshold,
+            keygen,
+            dealer,
+        )
+        self.spec = PackingSpec(quant_bits, clip, len(self.names), key_bits)
+        self.refresh_every = refresh_every
+        self.timeout_s = timeout_s
+        self.textbook, self.workers = textbook, workers
+        self._keys: dict[int, tuple[ThresholdPublicKey, KeyShare | None]] = {}
+        self.declared: dict[str, int] = {}
+        self.weights: dict[str, float] = {}
+        self.timings: dict[str, float] = {}
+
+    # -- KEYS ----------------------------------------------------------------------------
+
+    def epoch_of(self, round_: int) -> int:
+        """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds)."""
+        return (round_ - 1) // self.refresh_every if self.refresh_every else 0
+
+    def index_of(self, party: str) -> int:
+        """Shamir index (1..n) of ``party``: its position in name order."""
+        return self.names.index(party) + 1
+
+    def prepare(self, round_: int, io: RoundIO) -> None:
+        """Join (once), then make sure this round's key epoch is dealt and our share opened."""
+        session, me = io.ctx.session_id, io.ctx.party
+        if me not in io.history.joined():
+            io.post(Joined(session, 0, me, self.n_samples))
+        epoch = self.epoch_of(round_)
+        if epoch not in self._keys:
+            self._keys[epoch] = self._obtain_key(epoch, round_, io)
+
+    def _obtain_key(
+        self, epoch: int, round_: int, io: RoundIO
+    ) -> tuple[ThresholdPublicKey, KeyShare | None]:
+        deadline = time.monotonic() + self.timeout_s
+        while (posted := io.history.key_dealt(epoch, self.dealer)) is None:
+            everyone = set(io.history.joined()) >= set(self.names)
+            if io.ctx.party == self.dealer and (
+                epoch > 0 or everyone or time.monotonic() > deadline
+            ):
+                io.emit(round_, Phase.KEYS, f"dealing key epoch {epoch} ({self.key_bits} bits)")
+                self._deal(epoch, round_, io)
+                continue
+            if time.monotonic() > deadline:
+                raise ProtocolError(
+                    f"no threshold key for epoch {epoch} from dealer {self.dealer}", round=round_
+                )
+            io.sync(wait=io.ctx.poll_interval_s)
+        dealt: KeyDealt = posted.message  # type: ignore[assignment]
+        try:
+            public = ThresholdPublicKey.from_bytes(io.store.get(_as_ref(dealt.public)))
+            if public.key_id != dealt.key_id or public.n != len(self.names):
+                raise CryptoError("public key does not match the KeyDealt message")
+            share = self._open_share(dealt, public, io)
+        except (StorageError, CryptoError, ValueError) as exc:
+            raise ProtocolError(f"key epoch {epoch} is unusable: {exc}", round=round_) from None
+        if epoch == 0:
+            self.declared = io.history.joined(before=posted.seq)
+            names = sorted(self.declared)
+            self.weights = dict(
+                zip(names, fedavg_weights([self.declared[n] for n in names]), strict=True)
+            )
+        return public, share
+
+    def _open_share(
+        self, dealt: KeyDealt, public: ThresholdPublicKey, io: RoundIO
+    ) -> KeyShare | None:
+        me = io.ctx.party
+        if me not in dealt.shares:
+            return None
+        sealed = io.store.get(_as_ref(dealt.shares[me]))
+        context = f"{io.ctx.session_id}/key-epoch-{dealt.epoch}/{me}".encode()
+        share = KeyShare.from_bytes(open_sealed(io.identity, sealed, context=context), public)
+        if share.index != self.index_of(me):
+            raise CryptoError(f"the share sealed to {me} has index {share.index}")
+        return share
+
+    def _deal(self, epoch: int, round_: int, io: RoundIO) -> None:
+        """Deal a key, store the public part and each sealed share, post ``KeyDealt``."""
+        session = io.ctx.session_id
+        public, shares = deal_threshold_key(
+            self.key_bits, self.threshold, len(self.names), self.keygen
+        )
+        prefix = f"zkadapt/{session}/keys/epoch-{epoch}"
+        public_ref = io.store.put(f"{prefix}/public.bin", public.to_bytes())
+        refs = {}
+        for name, share in zip(self.names, shares, strict=True):
+            context = f"{session}/key-epoch-{epoch}/{name}".encode()
+            sealed = seal_to(self.keyring[name], share.to_bytes(), context=context)
+            refs[name] = _ref(io.store.put(f"{prefix}/share/{name}.bin", sealed))
+        del shares  # the dealer keeps nothing (CRYPTO.md section 1)
+        io.post(
+            KeyDealt(session, round_, io.ctx.party, epoch, public.key_id, _ref(public_ref), refs)
+        )
+
+    # -- SEAL and OPEN -------------------------------------------------------------------
+
+    def seal(self, round_: int, delta: np.ndarray, n_samples: int, io: RoundIO) -> bytes:
+        """Pack, encrypt and prove this party's weighted update."""
+        me = io.ctx.party
+        public, _ = self._keys[self.epoch_of(round_)]
+        if me not in self.weights:
+            raise ProtocolError(
+                "this party joined after the key was dealt; it cannot contribute",
+                round=round_,
+                party=me,
+            )
+        plaintexts = self.spec.pack(np.asarray(delta, dtype=np.float64), self.weights[me])
+        cts, randomness = encrypt_many(
+            public.paillier, plaintexts, self.workers, textbook=self.textbook
+        )
+        ctx = ProofContext(io.ctx.session_id, round_, me)
+        proof = prove_plaintext_knowledge(public.paillier, ctx, cts, plaintexts, randomness)
+        update = EncryptedUpdate(
+            io.ctx.session_id,
+            round_,
+            me,
+            public.key_id,
+            self._packing(),
+            int(delta.size),
+            self.declared[me],
+            tuple(c.value for c in cts),
+            proof.to_bytes(),
+        )
+        return update.to_bytes(public.paillier.ciphertext_bytes)
+
+    def _packing(self) -> dict[str, Any]:
+        return {"k": self.spec.k, "clip": self.spec.clip, "n": self.spec.n_parties}
+
+    def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> list[Ciphertext]:
+        """Check binding, parameters, ranges and the proof of plaintext knowledge."""
+        public, _ = self._keys[self.epoch_of(round_)]
+        update = EncryptedUpdate.from_bytes(data)
+        if update.session != io.ctx.session_id:
+            raise UpdateRejected("wrong session")
+        if update.round != round_:
+            raise UpdateRejected(f"replay: object is for round {update.round}")
+        if update.party != sub.party:
+            raise UpdateRejected(f"copied object: it belongs to {update.party}")
+        if update.key_id != public.key_id:
+            raise UpdateRejected("key id mismatch")
+        if sub.party not in self.declared:
+            raise UpdateRejected("party did not join before the key was dealt")
+        if update.n_samples != self.declared[sub.party] or sub.n_samples != update.n_samples:
+            raise UpdateRejected("malformed object: n_samples differs from the declared count")
+        if update.packing != self._packing() or update.length != io.codec.size:
+            raise UpdateRejected("malformed object: packing parameters or length differ")
+        if len(update.ciphertexts) != self.spec.num_plaintexts(update.length):
+            raise UpdateRejected("malformed object: wrong number of ciphertexts")
+        try:
+            cts = [public.paillier.ciphertext(v) for v in update.ciphertexts]
+            proof = PlaintextProof.from_bytes(update.proof)
+            verify_plaintext_knowledge(
+                public.paillier, ProofContext(update.session, round_, sub.party), cts, proof
+            )
+        except (CryptoError, ValueError) as exc:
+            raise UpdateRejected(f"proof failed: {exc}") from None
+        return cts
+
+    # -- SUM and DECRYPT -----------------------------------------------------------------
+
+    def mean_delta(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> np.ndarray:
+        """Homomorphic sum, threshold decryption with proved shares, unpacking."""
+        started = time.monotonic()
+        public, share = self._keys[self.epoch_of(round_)]
+        names = sorted(accepted)
+        total = [
+            public.paillier.sum(accepted[n][j] for n in names)
+            for j in range(len(accepted[names[0]]))
+        ]
+        self.timings = {"sum_s": time.monotonic() - started}
+        started = time.monotonic()
+        if share is not None:
+            self._post_shares(round_, public, share, total, io)
+        shares = self._await_shares(round_, public, total, io)
+        plaintexts = [
+            combine(public, {i: s[j] for i, s in shares.items()}) for j in range(len(total))
+        ]
+        self.timings["decrypt_s"] = time.monotonic() - started
+        weight = sum(self.weights[n] for n in names)
+        mean = self.spec.unpack(plaintexts, len(names), weight, io.codec.size)
+        return mean.astype(np.float32)
+
+    def _post_shares(
+        self,
+        round_: int,
+        public: ThresholdPublicKey,
+        share: KeyShare,
+        total: list[Ciphertext],
+        io: RoundIO,
+    ) -> None:
+        io.sync()
+        posted = io.history.decryption_shares(round_)
+        if io.ctx.party in {p.sender for p in posted} or len(posted) >= self.threshold:
+            return  # already done before a restart, or enough shares without ours
+        io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(total)} ciphertexts")
+        ctx = ProofContext(io.ctx.session_id, round_, io.ctx.party)
+        values, proof = decrypt_and_prove(share, ctx, total)
+        bundle = ShareBundle(
+            io.ctx.session_id,
+            round_,
+            io.ctx.party,
+            public.key_id,
+            share.index,
+            tuple(values),
+            proof.to_bytes(),
+        )
+        ref = io.store.put(
+            object_key(io.ctx.session_id, round_, "share", io.ctx.party),
+            bundle.to_bytes(public.paillier.ciphertext_bytes),
+        )
+        io.post(
+            DecryptionShare(
+                io.ctx.session_id,
+                round_,
+                io.ctx.party,
+                ref.uri,
+                ref.sha256,
+                ref.size,
+                public.key_id,
+            )
+        )
+
+    def _await_shares(
+        self, round_: int, public: ThresholdPublicKey, total: list[Ciphertext], io: RoundIO
+    ) -> dict[int, list[int]]:
+        """The first t valid share bundles in channel order, keyed by Shamir index."""
+        valid: dict[int, list[int]] = {}
+        checked: set[str] = set()
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            for posted in io.history.decryption_shares(round_):
+                if posted.sender in checked or len(valid) >= self.threshold:
+                    continue
+                checked.add(posted.sender)
+                try:
+                    valid[self.index_of(posted.sender)] = self._verify_shares(
+                        round_, posted.message, public, total, io
+                    )
+                except UpdateRejected as exc:
+                    io.post(
+                        Rejected(
+                            io.ctx.session_id,
+                            round_,
+                            posted.sender,
+                            f"decryption share: {exc.reason}",
+                        )
+                    )
+            if len(valid) >= self.threshold:
+                return valid
+            if time.monotonic() > deadline:
+                raise ProtocolError(
+                    f"only {len(valid)} of {self.threshold} valid decryption shares", round=round_
+                )
+            io.sync(wait=io.ctx.poll_interval_s)
+
+    def _verify_shares(
+        self,
+        round_: int,
+        msg: DecryptionShare,
+        public: ThresholdPublicKey,
+        total: list[Ciphertext],
+        io: RoundIO,
+    ) -> list[int]:
+        if msg.key_id != public.key_id:
+            raise UpdateRejected("key id mismatch")
+        try:
+            bundle = ShareBundle.from_bytes(io.store.get(ObjectRef(msg.uri, msg.sha256, msg.size)))
+        except IntegrityError:
+            raise UpdateRejected("digest mismatch") from None
+        except StorageError as exc:
+            raise UpdateRejected(f"object unavailable: {exc}") from None
+        index = self.index_of(msg.party)
+        binding = (bundle.session, bundle.round, bundle.party, bundle.key_id, bundle.index)
+        if binding != (io.ctx.session_id, round_, msg.party, public.key_id, index):
+            raise UpdateRejected("share object is bound to another session, round, party or key")
+        if len(bundle.shares) != len(total):
+            raise UpdateRejected("malformed object: wrong number of shares")
+        try:
+            proof = ShareProof.from_bytes(bundle.proof)
+            verify_decryption_shares(
+                public,
+                index,
+                ProofContext(io.ctx.session_id, round_, msg.party),
+                total,
+                list(bundle.shares),
+                proof,
+            )
+        except (CryptoError, ValueError) as exc:
+            raise UpdateRejected(f"proof failed: {exc}") from None
+        return list(bundle.shares)
