@@ -13,6 +13,7 @@ from typing import Any
 from zkadapt import __version__
 from zkadapt.config import SessionConfig
 from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.messages import RoundDone
 
 _GLOBAL = "global_"
 
@@ -43,6 +44,11 @@ def round_summaries(config: SessionConfig, history: SessionHistory) -> list[dict
                 ],
                 "duration_s": max(d.duration_s for d in done.values()),
                 "bytes_uploaded": sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
+                "bytes_decryption_shares": sum(
+                    p.message.size  # type: ignore[attr-defined]
+                    for p in history.decryption_shares(r)
+                ),
+                "timing_s": _slowest_phases(done),
                 "metrics": {
                     "global": global_metrics,
                     "per_party": {
@@ -53,6 +59,15 @@ def round_summaries(config: SessionConfig, history: SessionHistory) -> list[dict
             }
         )
     return rounds
+
+
+def _slowest_phases(done: dict[str, RoundDone]) -> dict[str, float]:
+    """Per phase (train, seal, collect, aggregate incl. decrypt, ...): the slowest party."""
+    phases: dict[str, float] = {}
+    for message in done.values():
+        for phase, seconds in message.timing.items():
+            phases[phase] = max(phases.get(phase, 0.0), seconds)
+    return dict(sorted(phases.items()))
 
 
 def party_summaries(config: SessionConfig, history: SessionHistory) -> list[dict[str, Any]]:

@@ -2,170 +2,26 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fakes import MemoryChannel, MemoryStore, TinyLearner, make_keys
+from tests.protocol.harness import NAMES, SESSION, Fault, Session, targets
+from tests.protocol.harness import digests as _digests
 from zkadapt.aggregation.strategy import FedAvg, make_strategy
-from zkadapt.channel.base import Entry
-from zkadapt.channel.local import LocalLedger
 from zkadapt.errors import ProtocolError
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.messages import PhaseClosed, Rejected, Submitted, decode
-from zkadapt.protocol.round import PartyContext, RoundDeadline, RoundOutcome, RoundProtocol
+from zkadapt.protocol.round import RoundDeadline
 from zkadapt.protocol.update import PlainUpdate
 from zkadapt.storage.base import object_key
-from zkadapt.storage.local import LocalStore
-
-SESSION = "5e" * 32
-NAMES = ["alice", "bob", "carol"]
-
-
-class Fault(Enum):
-    """Misbehaviour injected into one party (test code, not a product feature)."""
-
-    SILENT = "never submits from round 2 on"
-    CRASH = "dies while training round 2"
-    CORRUPT = "posts a digest that does not match its object"
-    REPLAY = "re-submits its round-1 object in round 2"
-    COPY = "submits another party's object as its own"
-
-
-class Crashed(Exception):
-    pass
-
-
-class FaultyProtocol(RoundProtocol):
-    """A party that misbehaves in round 2 according to ``fault``."""
-
-    def __init__(self, *args, fault: Fault, corrupt: Callable[[str], None], **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fault = fault
-        self.corrupt = corrupt
-
-    def _train_and_submit(self, r, state, timer):
-        if r < 2:
-            return super()._train_and_submit(r, state, timer)
-        if self.fault is Fault.SILENT:
-            return None
-        if self.fault is Fault.CRASH:
-            raise Crashed(f"{self.ctx.party} killed in round {r}")
-        if self.fault is Fault.CORRUPT:
-            trained = super()._train_and_submit(r, state, timer)
-            self.corrupt(object_key(SESSION, r, "update", self.ctx.party))
-            return trained
-        if self.fault is Fault.REPLAY:
-            old = self.history.submissions(1)[self.ctx.party].message
-            self.post(
-                Submitted(SESSION, r, self.ctx.party, old.uri, old.sha256, old.size, old.n_samples)
-            )
-            return None
-        if self.fault is Fault.COPY:
-            while "alice" not in self.history.submissions(r):
-                self.sync(wait=0.05)
-            other = self.history.submissions(r)["alice"].message
-            self.post(
-                Submitted(
-                    SESSION, r, self.ctx.party, other.uri, other.sha256, other.size, other.n_samples
-                )
-            )
-            return None
-        raise AssertionError(self.fault)
-
-
-def _targets() -> dict[str, np.ndarray]:
-    return {n: np.full(8, float(i + 1), dtype=np.float32) for i, n in enumerate(NAMES)}
-
-
-class Session:
-    """Three parties sharing a channel and a store, each in its own thread.
-
-    ``backend="memory"`` uses the in-memory fakes; ``backend="local"`` the real SQLite
-    ledger (one connection per party, as separate processes would have) and directory store.
-    """
-
-    def __init__(
-        self,
-        tmp_path: Path,
-        *,
-        rounds: int = 3,
-        quorum: int = 2,
-        timeout: float = 1.0,
-        strategy: str = "fedavg",
-        backend: str = "memory",
-    ) -> None:
-        self.keys, self.keyring = make_keys(NAMES)
-        self.backend = backend
-        self.memory_channel = MemoryChannel(self.keyring)
-        self.store = MemoryStore() if backend == "memory" else LocalStore(tmp_path / "store")
-        self.tmp = tmp_path
-        self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
-
-    def protocol(self, name: str, fault: Fault | None = None) -> RoundProtocol:
-        ctx = PartyContext(
-            SESSION, name, tuple(NAMES), self.rounds, self.quorum, self.timeout, 0.01
-        )
-        kwargs = dict(
-            identity=self.keys[name],
-            channel=self.channel(),
-            store=self.store,
-            learner=TinyLearner(_targets()[name]),
-            strategy=make_strategy(self.strategy),
-            checkpoints=RoundCheckpoints(self.tmp / name, session_id=SESSION, model_type="tiny"),
-        )
-        if fault is None:
-            return RoundProtocol(ctx, **kwargs)
-        return FaultyProtocol(ctx, fault=fault, corrupt=self.corrupt, **kwargs)
-
-    def channel(self) -> MemoryChannel | LocalLedger:
-        if self.backend == "memory":
-            return self.memory_channel
-        return LocalLedger(self.tmp / "ledger.sqlite", self.keyring)
-
-    def entries(self) -> list[Entry]:
-        return self.channel().history(0)
-
-    def corrupt(self, key: str) -> None:
-        """Overwrite the last bytes of a stored object behind the store's back."""
-        if isinstance(self.store, MemoryStore):
-            self.store.objects[key] = self.store.objects[key][:-4] + b"\0\0\0\0"
-        else:
-            path = self.tmp / "store" / key
-            path.write_bytes(path.read_bytes()[:-4] + b"\0\0\0\0")
-
-    def run(
-        self, faults: dict[str, Fault] | None = None
-    ) -> dict[str, list[RoundOutcome] | Exception]:
-        faults = faults or {}
-        results: dict[str, list[RoundOutcome] | Exception] = {}
-
-        def go(name: str) -> None:
-            try:
-                results[name] = self.protocol(name, faults.get(name)).run()
-            except Exception as exc:  # collected and asserted on by the tests
-                results[name] = exc
-
-        threads = [threading.Thread(target=go, args=(n,)) for n in NAMES]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        return results
 
 
 @pytest.fixture(params=["memory", "local"])
 def backend(request: pytest.FixtureRequest) -> str:
     """Every protocol test runs over the in-memory fakes and the real local backends."""
     return request.param
-
-
-def _digests(outcomes: list[RoundOutcome]) -> list[str]:
-    return [o.model_sha256 for o in outcomes]
 
 
 def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path, backend: str) -> None:
@@ -176,7 +32,7 @@ def test_all_parties_agree_and_fedavg_is_the_weighted_mean(tmp_path: Path, backe
     # G(1) = G(0) + mean(lr * (target_i - G(0))) with equal weights; TinyLearner lr = 0.5
     proto = Session(tmp_path / "x").protocol("alice")
     g0 = proto._initial.astype(np.float64)
-    expected = g0 + np.mean([0.5 * (t - g0) for t in _targets().values()], axis=0)
+    expected = g0 + np.mean([0.5 * (t - g0) for t in targets().values()], axis=0)
     saved = RoundCheckpoints(tmp_path / "alice", session_id=SESSION, model_type="tiny")
     state, _meta = __import__("zkadapt.learning.checkpoint", fromlist=["x"]).load_checkpoint(
         saved.path(1)
