@@ -196,7 +196,12 @@ def run_session(
     report["timing"]["per_round_s"] = [r["duration_s"] for r in report["rounds"]]
     report["failed_parties"] = failed
     write_report(report, out_dir)
-    if failed and not report["completed"]:
-        name, line = next(iter(sorted(failed.items())))
-        raise ProtocolError(f"session did not complete; {name} failed: {line}", party=name)
+    if not report["completed"]:
+        if failed:
+            name, line = next(iter(sorted(failed.items())))
+            raise ProtocolError(f"session did not complete; {name} failed: {line}", party=name)
+        raise ProtocolError(
+            f"session did not complete: {len(report['rounds'])} of {config.session.rounds} rounds "
+            f"are on the channel (see {out_dir / 'parties'}/*/{LOG_FILE})"
+        )
     return report

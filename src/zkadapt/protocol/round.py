@@ -49,7 +49,7 @@ from zkadapt.protocol.messages import (
     sign,
 )
 from zkadapt.protocol.phases import Phase
-from zkadapt.protocol.schemes import PlainScheme, UpdateScheme
+from zkadapt.protocol.schemes import PlainScheme, RoundIO, UpdateScheme
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
 from zkadapt.storage.base import ObjectRef, ObjectStore, object_key
@@ -139,6 +139,26 @@ class _PhaseTimer:
 def _scores(metrics: dict[str, float]) -> dict[str, float]:
     """Evaluation scores worth posting: drop counts and undefined (NaN) values."""
     return {k: float(v) for k, v in metrics.items() if k != "n_samples" and np.isfinite(v)}
+
+
+def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO) -> Any:
+    """Fetch one submission and check it (digest, prefix, the scheme's checks and proofs).
+
+    Pure apart from reading the store, so a party and an auditor reach the same verdict.
+
+    Raises:
+        UpdateRejected: with the specific reason that goes into ``Rejected``.
+    """
+    try:
+        data = io.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
+    except IntegrityError:
+        raise UpdateRejected("digest mismatch") from None
+    except StorageError as exc:
+        raise UpdateRejected(f"object unavailable: {exc}") from None
+    update = scheme.open(r, sub, data, io)
+    if not sub.uri.endswith(object_key(io.ctx.session_id, r, "update", sub.party)):
+        raise UpdateRejected("object outside the party's own prefix")
+    return update
 
 
 class RoundProtocol:
@@ -298,16 +318,7 @@ class RoundProtocol:
 
     def _verify(self, r: int, sub: Submitted) -> Any:
         """Fetch and check one submission; raises UpdateRejected with a specific reason."""
-        try:
-            data = self.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
-        except IntegrityError:
-            raise UpdateRejected("digest mismatch") from None
-        except StorageError as exc:
-            raise UpdateRejected(f"object unavailable: {exc}") from None
-        update = self.scheme.open(r, sub, data, self)
-        if not sub.uri.endswith(object_key(self.ctx.session_id, r, "update", sub.party)):
-            raise UpdateRejected("object outside the party's own prefix")
-        return update
+        return verify_submission(self.scheme, r, sub, self)
 
     # -- APPLY ---------------------------------------------------------------------------
 

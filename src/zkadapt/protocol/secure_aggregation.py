@@ -110,7 +110,7 @@ class PaillierScheme:
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Join (once), then make sure this round's key epoch is dealt and our share opened."""
         session, me = io.ctx.session_id, io.ctx.party
-        if me not in io.history.joined():
+        if io.identity is not None and me not in io.history.joined():  # auditors only observe
             io.post(Joined(session, 0, me, self.n_samples))
         epoch = self.epoch_of(round_)
         if epoch not in self._keys:
@@ -278,8 +278,8 @@ class PaillierScheme:
     ) -> None:
         io.sync()
         posted = io.history.decryption_shares(round_)
-        if io.ctx.party in {p.sender for p in posted} or len(posted) >= self.threshold:
-            return  # already done before a restart, or enough shares without ours
+        if io.ctx.party in {p.sender for p in posted} or io.history.round_done(round_):
+            return  # posted before a restart, or someone already decrypted with t valid shares
         io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(total)} ciphertexts")
         ctx = ProofContext(io.ctx.session_id, round_, io.ctx.party)
         values, proof = decrypt_and_prove(share, ctx, total)
