@@ -218,6 +218,59 @@ def party(
         )
 
 
+@cli.command()
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory holding the session's store and ledger [default: the session "
+    "file's directory if the ledger is there, else SESSION_DIR/out].",
+)
+@click.option(
+    "--round",
+    "round_",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Show only this round (earlier rounds are still replayed).",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where a relative data.path resolves [default: SESSION_DIR].",
+)
+def audit(session: str, out: str | None, round_: int | None, data_root: str | None) -> None:
+    """Check a session from its channel and stored objects alone, without any secret."""
+    from zkadapt.config import load_config
+
+    with _errors():
+        path = _session_arg(session)
+        config = load_config(path)
+        if not config.has_keys:
+            raise ConfigError("parties", "an audit needs every party's public_key")
+        if out:
+            out_dir = Path(out).resolve()
+        elif (path.parent / config.channel.path).exists():
+            out_dir = path.parent
+        else:
+            out_dir = path.parent / "out"
+        if not (out_dir / config.channel.path).exists():
+            raise UsageError(f"no ledger at {out_dir / config.channel.path}; pass --out")
+        from zkadapt.audit import audit_from_files, format_report
+
+        report = audit_from_files(
+            config,
+            out_dir=out_dir,
+            data_root=Path(data_root).resolve() if data_root else path.parent,
+            only_round=round_,
+        )
+        click.echo(format_report(report))
+        if not report.ok:
+            sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

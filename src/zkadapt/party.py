@@ -57,8 +57,18 @@ def party_dir(out_dir: Path, party: str) -> Path:
     return out_dir / "parties" / party
 
 
-def make_scheme(config: SessionConfig, strategy: Strategy, *, n_samples: int) -> UpdateScheme:
-    """The update scheme named by ``privacy.scheme``."""
+def make_strategy_for(config: SessionConfig) -> Strategy:
+    """The aggregation strategy named by ``aggregation.strategy``, with its parameters."""
+    agg = config.aggregation
+    if agg.strategy == "diloco":
+        return make_strategy("diloco", outer_lr=agg.outer_lr, momentum=agg.outer_momentum)
+    return make_strategy(agg.strategy)
+
+
+def make_scheme(
+    config: SessionConfig, strategy: Strategy, *, n_samples: int, timeout_s: float | None = None
+) -> UpdateScheme:
+    """The update scheme named by ``privacy.scheme`` (``timeout_s`` overrides the deadline)."""
     privacy = config.privacy
     if privacy.scheme == "none":
         return PlainScheme(strategy)
@@ -72,7 +82,7 @@ def make_scheme(config: SessionConfig, strategy: Strategy, *, n_samples: int) ->
         quant_bits=privacy.quant_bits,
         clip=privacy.clip,
         refresh_every=privacy.refresh_every,
-        timeout_s=config.protocol.submit_timeout_s,
+        timeout_s=config.protocol.submit_timeout_s if timeout_s is None else timeout_s,
         textbook=privacy.textbook,
         workers=privacy.workers,
     )
@@ -108,15 +118,7 @@ def run_party(
     session_id = config.session_id
     names = config.party_names
     learner = learner_for(config, party, data_root=data_root)
-    agg = config.aggregation
-    strategy = make_strategy(
-        agg.strategy,
-        **(
-            {"outer_lr": agg.outer_lr, "momentum": agg.outer_momentum}
-            if agg.strategy == "diloco"
-            else {}
-        ),
-    )
+    strategy = make_strategy_for(config)
     store = open_store(config.storage.backend, root=out_dir / config.storage.path)
     channel = open_channel(
         config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path

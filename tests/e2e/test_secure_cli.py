@@ -59,3 +59,12 @@ def test_encrypted_session_matches_plaintext_fedavg(tmp_path: Path) -> None:
     assert len(updates) == 6 and all(p.read_bytes()[:4] == b"ZKAO" for p in updates)
     shares = sorted((tmp_path / "secure" / "store").rglob("keys/epoch-0/share/*.bin"))
     assert len(shares) == 3 and all(b"zkadapt" not in p.read_bytes() for p in shares)  # sealed
+
+    # the public audit re-verifies proofs, the homomorphic sums and the decryption
+    audit = zkadapt("audit", "secure/session.toml", cwd=tmp_path)
+    assert "audit: PASSED" in audit.stdout and audit.stdout.count(" OK ") == 2
+    for share in (tmp_path / "secure" / "store").rglob("round-2/share/*.bin"):
+        share.write_bytes(share.read_bytes()[:-1] + b"\x00")
+    failed = zkadapt("audit", "secure/session.toml", cwd=tmp_path, check=False)
+    assert failed.returncode == 1 and "audit: FAILED" in failed.stdout
+    assert "decryption share" in failed.stdout
