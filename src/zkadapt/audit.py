@@ -173,13 +173,15 @@ def _audit_round(
     if verdict.problems:
         return vector, momentum
     posted_before = len(io.would_post)
-    mean = scheme.mean_delta(r, accepted, io)
-    on_channel = {(rej.party, rej.reason) for _, rej in history.rejections(r)}
-    for message in io.would_post[posted_before:]:
-        if isinstance(message, Rejected):
-            verdict.rejected[message.party] = message.reason
-            if (message.party, message.reason) not in on_channel:  # not what the parties saw
-                verdict.problems.append(f"stored {message.reason} for {message.party}")
+    try:
+        mean = scheme.mean_delta(r, accepted, io)
+    finally:
+        on_channel = {(rej.party, rej.reason) for _, rej in history.rejections(r)}
+        for message in io.would_post[posted_before:]:
+            if isinstance(message, Rejected):
+                verdict.rejected[message.party] = message.reason
+                if (message.party, message.reason) not in on_channel:  # not what parties saw
+                    verdict.problems.append(f"{message.party}'s stored {message.reason}")
     vector, momentum = strategy.outer_step(vector, mean, momentum)
     verdict.digest = state_digest(io.codec.unflatten(vector))
     for party, message in sorted(done.items()):
