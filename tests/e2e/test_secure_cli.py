@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SMALL, edit_session, zkadapt
+from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist.toml"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "mnist.toml"
 
 
 def _session(tmp_path: Path, name: str, scheme: str) -> Path:
@@ -68,3 +72,55 @@ def test_encrypted_session_matches_plaintext_fedavg(tmp_path: Path) -> None:
     failed = zkadapt("audit", "secure/session.toml", cwd=tmp_path, check=False)
     assert failed.returncode == 1 and "audit: FAILED" in failed.stdout
     assert "decryption share" in failed.stdout
+
+
+@pytest.mark.parametrize("fault", ["forged-proof", "garbage", "replay"])
+def test_misbehaving_party_process_is_rejected_by_honest_processes(
+    tmp_path: Path, fault: str
+) -> None:
+    zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
+    session = tmp_path / "sess" / "session.toml"
+    edit_session(
+        session,
+        data=SMALL,
+        session={"rounds": 2},
+        model={"hidden": [16]},
+        privacy={"scheme": "paillier", "key_bits": 512},
+        protocol={"submit_timeout_s": 60},
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    honest = [spawn_party(session, n, out, tmp_path / f"{n}.log") for n in ("alice", "bob")]
+    with (tmp_path / "carol.log").open("wb") as log:
+        carol = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e.misbehaving_party",
+                str(session),
+                "--party",
+                "carol",
+                "--out",
+                str(out),
+                "--fault",
+                fault,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    for proc, name in [*zip(honest, ("alice", "bob"), strict=True), (carol, "carol")]:
+        assert proc.wait(timeout=300) == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
+    reasons = {"forged-proof": "proof failed", "garbage": "malformed object", "replay": "replay"}
+    audit = zkadapt("audit", str(session), "--out", str(out), cwd=tmp_path)
+    assert "audit: PASSED" in audit.stdout  # the honest parties' view is internally consistent
+    line2 = next(ln for ln in audit.stdout.splitlines() if ln.strip().startswith("2 "))
+    assert "alice,bob " in line2 and f"carol: {reasons[fault]}" in line2
+    digests = {
+        json.loads((out / "parties" / n / "result.json").read_text())["final_model_sha256"]
+        for n in ("alice", "bob", "carol")
+    }
+    assert len(digests) == 1  # all three agree on the aggregate of the honest updates
