@@ -6,6 +6,8 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -53,10 +55,17 @@ class MemoryStore:
         self.objects: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def put(self, key: str, data: bytes) -> ObjectRef:
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectRef:
+        data = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else data.read()
         with self._lock:
-            self.objects[key] = bytes(data)
+            self.objects[key] = data
         return ObjectRef(f"mem://{key}", sha256_hex(data), len(data))
+
+    def location_of(self, party: str) -> str:
+        return "mem://"
+
+    def get_file(self, ref: ObjectRef, dest: Path) -> None:
+        Path(dest).write_bytes(self.get(ref))
 
     def get(self, ref: ObjectRef) -> bytes:
         key = ref.uri.removeprefix("mem://")

@@ -219,9 +219,9 @@ def audit_from_files(
     from zkadapt.channel import open_channel
     from zkadapt.learning.builder import learner_for
     from zkadapt.party import keyring_of, make_scheme, make_strategy_for
-    from zkadapt.storage import open_store
+    from zkadapt.storage.builder import open_party_store
 
-    store = open_store(config.storage.backend, root=out_dir / config.storage.path)
+    store = open_party_store(config, None, out_dir)
     channel = open_channel(
         config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
     )

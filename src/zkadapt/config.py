@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -132,10 +133,42 @@ class ProtocolConfig(_Section):
 
 
 class StorageConfig(_Section):
-    """Object store for updates (DESIGN.md section 5)."""
+    """Object store for updates (DESIGN.md section 5, docs/storage.md).
 
-    backend: Literal["local"] = "local"
-    path: str = Field("store", description="Directory, relative to the output directory.")
+    ``local`` is a directory under ``--out``; ``s3`` any S3-compatible service (Storj's
+    gateway, AWS, SeaweedFS, MinIO); ``storj`` native Storj. With a bucket store each party
+    writes to its own bucket (``bucket``, a ``{party}`` template, or a party's own
+    ``bucket`` key) under ``prefix``, and reads the others'. Credentials never go here:
+    they come from the environment or the named ``profile``.
+    """
+
+    backend: Literal["local", "s3", "storj"] = "local"
+    path: str = Field("store", description="local: directory, relative to the output directory.")
+    endpoint: str | None = Field(None, description="s3: service URL; none means AWS.")
+    region: str | None = Field(None, description="s3: signing region; default the profile's.")
+    bucket: str = Field("zkadapt-{party}", description="Each party's bucket ({party} template).")
+    prefix: str = Field("", description="Key prefix inside each bucket ({party} template).")
+    profile: str | None = Field(None, description="s3: credentials profile ({party} template).")
+    create_bucket: bool = Field(False, description="Create a party's bucket if it is missing.")
+    encrypt: bool = Field(False, description="AES-GCM at rest, key in ZKADAPT_STORAGE_KEY.")
+    part_size_mb: int = Field(64, ge=5, le=5120, description="s3: multipart part size.")
+    retries: int = Field(8, ge=0, le=100, description="Retries of a failed transfer.")
+    backoff_s: float = Field(0.5, gt=0, le=60, description="First retry delay, then doubled.")
+
+    def location(self, party: PartyConfig) -> tuple[str, str]:
+        """``(bucket, prefix)`` where ``party`` writes; the prefix is "" or ends in "/"."""
+        from zkadapt.storage.location import fill, normalize_prefix
+
+        bucket = party.bucket or fill(self.bucket, party.name)
+        return bucket, normalize_prefix(fill(self.prefix, party.name))
+
+    def profile_for(self, party: str | None) -> str | None:
+        """The credentials profile of ``party``; a ``{party}`` template needs a party."""
+        from zkadapt.storage.location import PARTY_FIELD, fill
+
+        if self.profile is None or "{" + PARTY_FIELD + "}" not in self.profile:
+            return self.profile
+        return fill(self.profile, party) if party is not None else None
 
 
 class ChannelConfig(_Section):
@@ -146,10 +179,11 @@ class ChannelConfig(_Section):
 
 
 class PartyConfig(_Section):
-    """One participant: its name and public identity key (hex Ed25519)."""
+    """One participant: its name, public identity key (hex Ed25519), optional own bucket."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
 
 
 class SessionConfig(_Section):
@@ -296,12 +330,64 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
     if privacy.key_bits % 2:
         raise ConfigError("privacy.key_bits", "must be even (N is the product of two primes)")
+    _check_storage(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
         missing = ", ".join(p.name for p in config.parties if p.public_key is None)
         raise ConfigError(
             "parties", f"either every party has a public_key or none does (missing for {missing})"
         )
+
+
+def _check_storage(config: SessionConfig) -> None:
+    """Storage rules: keys that fit the backend, valid bucket names, one place per party."""
+    from zkadapt.storage.location import bucket_name_problem, template_problem
+
+    storage = config.storage
+    if storage.backend == "local":
+        for key in ("endpoint", "region", "profile"):
+            if getattr(storage, key) is not None:
+                raise ConfigError(f"storage.{key}", "only used with storage.backend = 's3'")
+        for i, party in enumerate(config.parties):
+            if party.bucket is not None:
+                raise ConfigError(f"parties[{i}].bucket", "only used with backend 's3' or 'storj'")
+        return
+    if storage.backend == "storj":
+        for key in ("endpoint", "region", "profile"):
+            if getattr(storage, key) is not None:
+                raise ConfigError(
+                    f"storage.{key}", "not used by 'storj' (credentials come from the environment)"
+                )
+    if storage.endpoint is not None and not re.fullmatch(
+        r"https?://[^\s/]+(/\S*)?", storage.endpoint
+    ):
+        raise ConfigError("storage.endpoint", "must be an http:// or https:// URL")
+    for key in ("bucket", "prefix", "profile"):
+        value = getattr(storage, key)
+        problem = template_problem(value) if value else None
+        if problem:
+            raise ConfigError(f"storage.{key}", problem)
+    places: dict[tuple[str, str], str] = {}
+    for i, party in enumerate(config.parties):
+        key = f"parties[{i}].bucket" if party.bucket else "storage.bucket"
+        try:
+            bucket, prefix = storage.location(party)
+        except ValueError as exc:
+            raise ConfigError("storage.prefix", f"for {party.name}: {exc}") from None
+        problem = bucket_name_problem(bucket)
+        if problem:
+            raise ConfigError(key, f"for {party.name}: {problem}")
+        for (other_bucket, other_prefix), other in places.items():
+            if bucket == other_bucket and (
+                prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
+            ):
+                raise ConfigError(
+                    key,
+                    f"{party.name} and {other} would write to the same place "
+                    f"({bucket}/{prefix or other_prefix}); give each party its own bucket, "
+                    "or a prefix with {party}",
+                )
+        places[(bucket, prefix)] = party.name
 
 
 def load_config(path: Path) -> SessionConfig:

@@ -22,7 +22,7 @@ from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 from zkadapt.protocol.schemes import PlainScheme, UpdateScheme
 from zkadapt.protocol.secure_aggregation import PaillierScheme
-from zkadapt.storage import open_store
+from zkadapt.storage.builder import open_party_store
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
@@ -119,7 +119,7 @@ def run_party(
     names = config.party_names
     learner = learner_for(config, party, data_root=data_root)
     strategy = make_strategy_for(config)
-    store = open_store(config.storage.backend, root=out_dir / config.storage.path)
+    store = open_party_store(config, party, out_dir)
     channel = open_channel(
         config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
     )

@@ -28,6 +28,7 @@ from zkadapt.party import keyring_of, party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
+from zkadapt.storage.builder import open_party_store
 from zkadapt.summary import build_report, split_metrics
 
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
@@ -171,6 +172,8 @@ def run_session(
     learner_for(config, config.party_names[0], data_root=data_root)  # data errors fail fast, here
     config = ensure_keys(config, key_dir)
     session_file = prepare_output(config, out_dir)
+    for name in config.party_names:  # wrong credentials or a missing bucket fail here, once
+        open_party_store(config, name, out_dir)
     console.print(
         f"session {config.session_id[:12]}: {len(config.parties)} parties, "
         f"{config.session.rounds} rounds -> {out_dir}"

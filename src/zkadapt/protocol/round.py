@@ -2,12 +2,16 @@
 
 Each round r runs these phases::
 
+    PREPARE    the privacy scheme gets ready (paillier: join, make sure the key is dealt)
     TRAIN      start from G(r-1); train locally; delta = local - G(r-1)
-    SUBMIT     store the update in the party's own prefix; post ``Submitted``
+    SUBMIT     seal the delta (plain safetensors, or packed ciphertexts with a proof), store
+               it in the party's own prefix; post ``Submitted``
     COLLECT    wait for the first ``PhaseClosed(r, submit)`` in channel order (post one when
                everyone has submitted or this party's deadline passes); the submissions before
                it are the candidates; verify each; post ``Rejected`` for bad ones
-    AGGREGATE  weighted mean of accepted deltas in party-name order (deterministic)
+    AGGREGATE  the scheme's weighted mean of the accepted deltas, deterministic: plain FedAvg
+               in party-name order, or homomorphic sum + threshold decryption
+               (:mod:`zkadapt.protocol.secure_aggregation`)
     APPLY      G(r) = outer_step(G(r-1), mean delta); evaluate; checkpoint; post ``RoundDone``
                and check every other party's digest of G(r) against ours
 
@@ -145,20 +149,24 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     """Fetch one submission and check it (digest, prefix, the scheme's checks and proofs).
 
     Pure apart from reading the store, so a party and an auditor reach the same verdict.
+    The URI must be exactly where the sender may write (its own bucket/prefix and key),
+    checked before anything is fetched, so a peer cannot point others at foreign objects.
 
     Raises:
         UpdateRejected: with the specific reason that goes into ``Rejected``.
     """
+    expected = io.store.location_of(sub.party) + object_key(
+        io.ctx.session_id, r, "update", sub.party
+    )
+    if sub.uri != expected:
+        raise UpdateRejected("object outside the party's own prefix")
     try:
         data = io.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
     except IntegrityError:
         raise UpdateRejected("digest mismatch") from None
     except StorageError as exc:
         raise UpdateRejected(f"object unavailable: {exc}") from None
-    update = scheme.open(r, sub, data, io)
-    if not sub.uri.endswith(object_key(io.ctx.session_id, r, "update", sub.party)):
-        raise UpdateRejected("object outside the party's own prefix")
-    return update
+    return scheme.open(r, sub, data, io)
 
 
 class RoundProtocol:

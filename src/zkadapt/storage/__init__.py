@@ -33,7 +33,26 @@ def _open_local(*, root: str | Path) -> ObjectStore:
     return LocalStore(Path(root))
 
 
-_BACKENDS: dict[str, StoreFactory] = {"local": _open_local}
+def _open_s3(**kwargs: Any) -> ObjectStore:
+    """``settings``, ``party``, ``locations`` (see :class:`~zkadapt.storage.s3.S3Store`)."""
+    from zkadapt.storage.s3 import S3Store
+
+    store = S3Store(**kwargs)
+    store.check()
+    return store
+
+
+def _open_storj(**kwargs: Any) -> ObjectStore:
+    """``party``, ``locations``, ``create_bucket``, ``retry`` (see StorjStore)."""
+    from zkadapt.storage.storj import StorjStore
+    from zkadapt.storage.uplink_c import Uplink
+
+    store = StorjStore(uplink=Uplink(), **kwargs)
+    store.check()
+    return store
+
+
+_BACKENDS: dict[str, StoreFactory] = {"local": _open_local, "s3": _open_s3, "storj": _open_storj}
 
 
 def register_store(name: str, factory: StoreFactory) -> None:
@@ -58,7 +77,8 @@ def open_store(backend: str, **kwargs: Any) -> ObjectStore:
     """Open the object store ``backend`` with its keyword arguments.
 
     Args:
-        backend: a registered name (``"local"`` takes ``root``).
+        backend: a registered name (``"local"`` takes ``root``; ``"s3"`` and ``"storj"``
+            take the party and every party's location, and check the party's own bucket).
         **kwargs: the backend's settings, already validated by the config layer.
 
     Returns:

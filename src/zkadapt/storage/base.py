@@ -4,13 +4,18 @@ Updates, checkpoints and key material travel as immutable objects under keys of 
 ``zkadapt/<session>/round-<r>/<kind>/<party>.bin``. Every object is addressed by an
 :class:`ObjectRef` that carries its sha256, and :meth:`ObjectStore.get` refuses bytes that
 do not match it, so nothing truncated or tampered with is ever used.
+
+Each party writes only under its own *location* (a bucket and prefix: ``s3://zkadapt-alice/``;
+the whole directory for ``local``) and reads the others'. :meth:`ObjectStore.location_of`
+lets the protocol reject an update whose URI is not where its sender may write.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,12 @@ def object_key(session_id: str, round_: int, kind: str, party: str) -> str:
 class ObjectStore(Protocol):
     """Put and get immutable objects; every read is checked against its digest."""
 
-    def put(self, key: str, data: bytes) -> ObjectRef:
-        """Store ``data`` under ``key`` atomically and return its reference."""
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectRef:
+        """Store ``data`` (bytes, or a binary stream read to its end) under ``key``.
+
+        The object is written to this party's own location, atomically: readers see the
+        old object, the new one, or nothing. Streams may be larger than memory.
+        """
         ...
 
     def get(self, ref: ObjectRef) -> bytes:
@@ -53,6 +62,21 @@ class ObjectStore(Protocol):
             StorageError: the object is missing or unreadable.
             IntegrityError: the bytes do not hash to ``ref.sha256`` (or have the wrong size).
         """
+        ...
+
+    def get_file(self, ref: ObjectRef, dest: Path) -> None:
+        """Stream the object behind ``ref`` into the file ``dest`` (for large objects).
+
+        ``dest`` appears only after its size and sha256 matched ``ref``.
+
+        Raises:
+            StorageError: the object is missing or unreadable.
+            IntegrityError: the bytes do not match ``ref``; ``dest`` is left untouched.
+        """
+        ...
+
+    def location_of(self, party: str) -> str:
+        """The URI prefix under which ``party`` writes; ``location_of(p) + key`` is its URI."""
         ...
 
     def exists(self, key: str) -> bool:

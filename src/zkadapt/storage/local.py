@@ -9,13 +9,16 @@ new one, or nothing: never a torn write, even if the writer crashes.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
-from zkadapt.errors import IntegrityError, StorageError
-from zkadapt.storage.base import ObjectRef, sha256_hex
+from zkadapt.errors import StorageError
+from zkadapt.storage.base import ObjectRef
+from zkadapt.storage.integrity import HashingReader, read_chunks, verified_bytes, write_verified
 
 SCHEME = "local://"
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -72,33 +75,45 @@ class LocalStore:
         """The URI of ``key`` in this backend (``local://<key>``)."""
         return SCHEME + validate_key(key)
 
-    def put(self, key: str, data: bytes) -> ObjectRef:
+    def location_of(self, party: str) -> str:
+        """Every party shares the one directory, so its location is the scheme itself.
+
+        Object keys carry the party name, so ``local://`` + the key still pins the writer.
+        """
+        return SCHEME
+
+    def put(self, key: str, data: bytes | BinaryIO) -> ObjectRef:
         """Store ``data`` under ``key`` atomically (temp file, fsync, ``os.replace``).
 
         Args:
             key: a safe relative key, e.g. ``object_key(...)``.
-            data: the object's bytes.
+            data: the object's bytes, or a binary stream copied to its end.
 
         Returns:
             The reference to publish: URI, sha256 and size.
 
         Raises:
-            ValueError: ``key`` is unsafe, or ``data`` is not bytes-like.
+            ValueError: ``key`` is unsafe, or ``data`` is neither bytes nor a stream.
             StorageError: the file system refused the write.
         """
         uri = self.uri(key)
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise ValueError(f"object data must be bytes, got {type(data).__name__}")
-        data = bytes(data)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            source: BinaryIO = io.BytesIO(bytes(data))
+        elif hasattr(data, "read"):
+            source = data
+        else:
+            raise ValueError(f"object data must be bytes or a stream, got {type(data).__name__}")
         path = self.root / key
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
         except OSError as exc:
             raise StorageError(uri, f"cannot write: {exc.strerror}") from None
+        reader = HashingReader(source)
         try:
             with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
+                for chunk in read_chunks(reader):
+                    tmp.write(chunk)
                 tmp.flush()
                 os.fsync(tmp.fileno())
             os.replace(tmp_name, path)
@@ -106,7 +121,7 @@ class LocalStore:
             Path(tmp_name).unlink(missing_ok=True)
             raise StorageError(uri, f"cannot write: {exc.strerror}") from None
         _fsync_dir(path.parent)
-        return ObjectRef(uri=uri, sha256=sha256_hex(data), size=len(data))
+        return ObjectRef(uri=uri, sha256=reader.sha256, size=reader.size)
 
     def get(self, ref: ObjectRef) -> bytes:
         """Return the bytes behind ``ref`` after checking their size and sha256.
@@ -118,21 +133,33 @@ class LocalStore:
             StorageError: wrong scheme or unsafe key, object missing or unreadable.
             IntegrityError: the stored bytes have another size or digest than ``ref``.
         """
+        with self._open(ref) as f:
+            try:
+                return verified_bytes(ref, read_chunks(f))
+            except OSError as exc:
+                raise StorageError(ref.uri, f"cannot read: {exc.strerror}") from None
+
+    def get_file(self, ref: ObjectRef, dest: Path) -> None:
+        """Copy the object behind ``ref`` to ``dest``; ``dest`` appears only when verified.
+
+        Raises:
+            StorageError: as :meth:`get`, or ``dest`` cannot be written.
+            IntegrityError: the stored bytes do not match ``ref``.
+        """
+        with self._open(ref) as f:
+            try:
+                write_verified(ref, read_chunks(f), dest)
+            except OSError as exc:
+                raise StorageError(ref.uri, f"cannot copy to {dest}: {exc.strerror}") from None
+
+    def _open(self, ref: ObjectRef) -> BinaryIO:
         path = self._path_of(ref.uri)
         try:
-            with path.open("rb") as f:
-                data = f.read(max(ref.size, 0) + 1)  # one byte more reveals a longer file
+            return path.open("rb")
         except FileNotFoundError:
             raise StorageError(ref.uri, "object not found") from None
         except OSError as exc:
             raise StorageError(ref.uri, f"cannot read: {exc.strerror}") from None
-        if len(data) != ref.size:
-            got = f"{len(data)}" if len(data) <= ref.size else f"more than {ref.size}"
-            raise IntegrityError(ref.uri, f"size mismatch: expected {ref.size} bytes, found {got}")
-        digest = sha256_hex(data)
-        if digest != ref.sha256:
-            raise IntegrityError(ref.uri, f"sha256 mismatch: expected {ref.sha256}, found {digest}")
-        return data
 
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key`` (ValueError for an unsafe key)."""
