@@ -440,3 +440,13 @@ def test_default_quorum_is_a_strict_majority(parties: int, majority: int) -> Non
 def test_party_names_are_sorted(raw: dict[str, Any]) -> None:
     raw["parties"].reverse()
     assert config_from_dict(raw).party_names == ["alice", "bob", "carol"]
+
+
+def test_party_override_resets_privacy_settings_that_no_longer_fit() -> None:
+    from zkadapt.config import config_from_dict, example_config, with_overrides
+
+    raw = example_config("mnist").model_dump(mode="json")
+    raw["privacy"].update(scheme="paillier", threshold=3, dealer="carol")
+    smaller = with_overrides(config_from_dict(raw), parties=2)
+    assert smaller.privacy.threshold is None and smaller.threshold == 2
+    assert smaller.dealer == "alice"

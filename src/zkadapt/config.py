@@ -440,6 +440,11 @@ def with_overrides(
         quorum = raw["protocol"].get("quorum")
         if quorum is not None and quorum > parties:
             raw["protocol"]["quorum"] = None
+        privacy = raw["privacy"]
+        if privacy.get("threshold") is not None and privacy["threshold"] > parties:
+            privacy["threshold"] = None
+        if privacy.get("dealer") not in (None, *(p["name"] for p in raw["parties"])):
+            privacy["dealer"] = None
     return config_from_dict(raw)
 
 
