@@ -1,0 +1,114 @@
+"""Where each party writes in a bucket store: a bucket and a key prefix.
+
+The seed keeps updates in one bucket per participant, with access shared between parties.
+A :class:`BucketLocation` is that place (``s3://zkadapt-alice/`` or, with a prefix,
+``s3://shared/alice/``); a party writes only under its own and reads the others'. The
+names follow the S3 rules (which Storj and SeaweedFS also apply), checked here once, so a
+bad bucket name is a config error instead of a failed upload in round 3.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+from zkadapt.storage.local import validate_key
+
+#: The one placeholder allowed in ``storage.bucket``, ``storage.prefix`` and ``storage.profile``.
+PARTY_FIELD = "party"
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid S3/Storj bucket name, or None if it is."""
+    if not _BUCKET.fullmatch(name):
+        return (
+            f"bucket name {name!r} must be 3-63 characters of lowercase letters, digits, '.' "
+            "and '-', starting and ending with a letter or digit"
+        )
+    if ".." in name or _IPV4.fullmatch(name):
+        return f"bucket name {name!r} must not contain '..' or look like an IP address"
+    return None
+
+
+def template_problem(template: str) -> str | None:
+    """Why ``template`` is not a valid ``{party}`` template, or None if it is."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        return f"not a valid template: {exc}"
+    bad = sorted({f for f in fields if f != PARTY_FIELD})
+    if bad:
+        return f"only the placeholder {{{PARTY_FIELD}}} is allowed, found {{{bad[0]}}}"
+    return None
+
+
+def fill(template: str, party: str) -> str:
+    """``template`` with ``{party}`` replaced by ``party`` (checked by template_problem)."""
+    return template.format_map({PARTY_FIELD: party})
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``""`` or ``"a/b/"``: a safe key prefix that ends with a slash.
+
+    Raises:
+        ValueError: the prefix has an unsafe segment (``..``, empty, hidden).
+    """
+    prefix = prefix.strip("/")
+    if not prefix:
+        return ""
+    validate_key(prefix)
+    return prefix + "/"
+
+
+@dataclass(frozen=True)
+class BucketLocation:
+    """A party's place in a bucket store.
+
+    Attributes:
+        scheme: URI scheme with separator, ``"s3://"`` or ``"sj://"``.
+        bucket: the bucket name.
+        prefix: ``""`` or a key prefix ending in ``/``.
+    """
+
+    scheme: str
+    bucket: str
+    prefix: str = ""
+
+    @property
+    def uri(self) -> str:
+        """The URI prefix of every object here, e.g. ``s3://zkadapt-alice/``."""
+        return f"{self.scheme}{self.bucket}/{self.prefix}"
+
+    def object_name(self, key: str) -> str:
+        """The bucket-relative name of ``key`` (prefix + key; ValueError if unsafe)."""
+        return self.prefix + validate_key(key)
+
+    def contains(self, other: BucketLocation) -> bool:
+        """Whether ``other`` lies inside this location (same place, or a sub-prefix)."""
+        return (
+            self.scheme == other.scheme
+            and self.bucket == other.bucket
+            and other.prefix.startswith(self.prefix)
+        )
+
+
+def split_uri(uri: str, scheme: str) -> tuple[str, str]:
+    """``(bucket, name)`` of an object URI such as ``s3://bucket/zkadapt/x.bin``.
+
+    Raises:
+        ValueError: not this scheme, a bad bucket name, or an unsafe object name.
+    """
+    if not isinstance(uri, str) or not uri.startswith(scheme):
+        raise ValueError(f"not a {scheme} URI")
+    bucket, sep, name = uri[len(scheme) :].partition("/")
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise ValueError(problem)
+    if not sep:
+        raise ValueError("the URI names no object")
+    validate_key(name)
+    return bucket, name
