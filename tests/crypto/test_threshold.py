@@ -186,3 +186,13 @@ def test_dealing_with_given_primes() -> None:
     assert public.paillier.n == N
     c = public.paillier.encrypt(31337)
     assert combine(public, {s.index: s.decryption_share(c) for s in shares[1:]}) == 31337
+
+
+def test_decryption_shares_many_in_worker_processes_equal_the_serial_ones() -> None:
+    from zkadapt.crypto.threshold import decryption_shares_many
+
+    public, shares = deal_threshold_key(512, 2, 3, "dealer")
+    cts = [public.paillier.encrypt(m) for m in range(40)]
+    serial = [shares[0].decryption_share(c) for c in cts]
+    assert decryption_shares_many(shares[0], cts, workers=2) == serial
+    assert decryption_shares_many(shares[0], cts, workers=1) == serial

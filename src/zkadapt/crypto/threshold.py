@@ -24,7 +24,10 @@ ciphertexts under the old key stay decryptable only by the old shares.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -364,3 +367,53 @@ def deal_threshold_key(
     )
     public = ThresholdPublicKey(paillier, t, n, mode, int(v), verification_keys)
     return public, [KeyShare(public, i, secret_shares[i]) for i in range(1, n + 1)]
+
+
+# -- many shares in parallel -------------------------------------------------------------------
+
+_forked_share: KeyShare | None = None
+
+
+def _shares_chunk(values: list[int]) -> list[int]:
+    share = _forked_share
+    if share is None:  # pragma: no cover - only if the pool was not forked from the parent
+        raise RuntimeError("worker has no key share")
+    key_id = share.public.key_id
+    return [share.decryption_share(Ciphertext(v, key_id)) for v in values]
+
+
+def decryption_shares_many(
+    share: KeyShare, ciphertexts: Sequence[Ciphertext], workers: int | None = None
+) -> list[int]:
+    """``share.decryption_share`` of every ciphertext, spread over worker processes.
+
+    Decryption shares dominate a large round (a 2|N|-bit exponentiation each, CRYPTO.md §7).
+    The key share never crosses a pipe: workers are *forked* after it is placed in a module
+    global, so they inherit it in memory (it refuses to be pickled), and the global is cleared
+    again at once. Where ``fork`` is unavailable, or for small inputs, this stays in-process.
+
+    Args:
+        share: this party's key share (secret).
+        ciphertexts: the aggregate ciphertexts, under ``share``'s key.
+        workers: process count; ``None`` means ``os.cpu_count()``.
+    """
+    global _forked_share
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    fork_ok = "fork" in multiprocessing.get_all_start_methods()
+    if count <= 1 or len(ciphertexts) < 4 * count or not fork_ok:
+        return [share.decryption_share(c) for c in ciphertexts]
+    for c in ciphertexts:
+        if c.key_id != share.public.key_id:
+            raise ValueError(
+                f"ciphertext under key {c.key_id[:12]}, share under {share.public.key_id[:12]}"
+            )
+    values = [c.value for c in ciphertexts]
+    size = -(-len(values) // (4 * count))
+    chunks = [values[i : i + size] for i in range(0, len(values), size)]
+    _forked_share = share
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(count, mp_context=context) as pool:
+            return [v for chunk in pool.map(_shares_chunk, chunks) for v in chunk]
+    finally:
+        _forked_share = None

@@ -34,13 +34,19 @@ from zkadapt.crypto.proofs import (
     PlaintextProof,
     ProofContext,
     ShareProof,
-    decrypt_and_prove,
+    prove_decryption_shares,
     prove_plaintext_knowledge,
     verify_decryption_shares,
     verify_plaintext_knowledge,
 )
 from zkadapt.crypto.sealing import open_sealed, seal_to
-from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey, combine, deal_threshold_key
+from zkadapt.crypto.threshold import (
+    KeyShare,
+    ThresholdPublicKey,
+    combine,
+    deal_threshold_key,
+    decryption_shares_many,
+)
 from zkadapt.errors import CryptoError, IntegrityError, ProtocolError, StorageError
 from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
 from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Rejected, Submitted
@@ -282,7 +288,8 @@ class PaillierScheme:
             return  # posted before a restart, or someone already decrypted with t valid shares
         io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(total)} ciphertexts")
         ctx = ProofContext(io.ctx.session_id, round_, io.ctx.party)
-        values, proof = decrypt_and_prove(share, ctx, total)
+        values = decryption_shares_many(share, total, self.workers)
+        proof = prove_decryption_shares(share, ctx, total, values)
         bundle = ShareBundle(
             io.ctx.session_id,
             round_,
