@@ -271,6 +271,48 @@ def audit(session: str, out: str | None, round_: int | None, data_root: str | No
             sys.exit(1)
 
 
+@cli.command()
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory holding the session's ledger (and report) [default: the session "
+    "file's directory if the ledger is there, else SESSION_DIR/out].",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (only this one)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--allow-actions",
+    is_flag=True,
+    help="Offer operator actions (Hydra head open/close/fanout; none exist for the local "
+    "channel). Read-only without it.",
+)
+def dashboard(session: str, out: str | None, host: str, port: int, allow_actions: bool) -> None:
+    """Serve a live dashboard of SESSION in the browser (follows the channel as it grows)."""
+    with _errors():
+        from zkadapt.dashboard import locate_session, serve_dashboard
+
+        target = locate_session(_session_arg(session), Path(out).resolve() if out else None)
+        serve_dashboard(
+            target,
+            host=host,
+            port=port,
+            allow_actions=allow_actions,
+            announce=lambda line: click.echo(line, err=line.startswith("warning:")),
+        )
+        click.echo("dashboard stopped")
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

@@ -1,0 +1,376 @@
+"""HTML of the dashboard: one page made of sections, each re-rendered on the server.
+
+:func:`render_sections` turns a :class:`~zkadapt.dashboard.view.Snapshot` into
+``{section id: HTML}``; :func:`render_page` wraps them in the document, and the event stream
+sends the same fragments when they change. Every value that comes from a session file or the
+channel is HTML-escaped here (party names, reasons, URIs, error messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+from zkadapt import __version__
+from zkadapt.dashboard import format as fmt
+from zkadapt.dashboard.assets import CSS, JS
+from zkadapt.dashboard.svg import (
+    GLOBAL_COLOR,
+    Chart,
+    Reference,
+    Series,
+    bar_chart,
+    color_for,
+    line_chart,
+)
+from zkadapt.dashboard.view import DROPPED, FAILED, FOREIGN, VERIFIED, PartyCard, Snapshot
+
+#: Most timeline rows shown (newest first); the count of older ones is stated.
+TIMELINE_LIMIT = 300
+
+_BADGES = {
+    "RoundDone": "ok",
+    "Joined": "idle",
+    "not joined": "idle",
+    "Submitted": "busy",
+    "PhaseClosed": "busy",
+    "DecryptionShare": "busy",
+    "Rejected": "bad",
+    "RoundFailed": "bad",
+}
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _table(head: Sequence[str], rows: Sequence[str], *, numeric: Sequence[int] = ()) -> str:
+    cells = "".join(
+        f'<th class="num">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(head)
+    )
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _td(value: Any, *, numeric: bool = False) -> str:
+    return f'<td class="num">{_e(value)}</td>' if numeric else f"<td>{_e(value)}</td>"
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+def render_status(snap: Snapshot) -> str:
+    """Header line: progress of the session."""
+    done = len(snap.report.get("rounds", []))
+    state = "complete" if snap.completed else f"round {done} of {snap.rounds_total} done"
+    if snap.in_progress and snap.in_progress.get("failed"):
+        state = f"round {snap.in_progress['round']} failed"
+    if snap.replay:
+        state = f"replay: {state}"
+    return (
+        f'<span id="progress">{_e(state)}</span> · {len(snap.parties)} parties · '
+        f"{snap.channel.entries} channel entries"
+    )
+
+
+def render_alerts(snap: Snapshot) -> str:
+    """Problems first: an unreadable or tampered channel, a failed round, a missing ledger."""
+    parts = []
+    if snap.channel.error:
+        parts.append(
+            '<div class="alert" role="alert">The channel could not be read or did not verify: '
+            f"{_e(snap.channel.error)}. Only entries verified before this was detected are "
+            "shown; nothing after it is trusted. <code>zkadapt audit</code> checks the whole "
+            "session.</div>"
+        )
+    if snap.in_progress and snap.in_progress.get("failed"):
+        parts.append(
+            f'<div class="alert" role="alert">Round {snap.in_progress["round"]} failed: '
+            f"{_e(snap.in_progress['failed'])}</div>"
+        )
+    if snap.channel.waiting:
+        parts.append(
+            '<p class="note">Waiting for the session to start: no ledger yet at '
+            f"<code>{_e(snap.channel.location)}</code>. This page updates by itself.</p>"
+        )
+    return "".join(parts)
+
+
+def render_cards(snap: Snapshot) -> str:
+    """One status card per party."""
+    if not snap.cards:
+        return '<p class="note">no parties</p>'
+    return f'<div class="cards">{"".join(_card(c) for c in snap.cards)}</div>'
+
+
+def _card(card: PartyCard) -> str:
+    badge = _BADGES.get(card.phase, "idle")
+    joined = (
+        f"joined, {card.n_samples:,} samples"
+        if card.n_samples
+        else ("joined" if card.joined else "not joined yet")
+    )
+    where = f"round {card.round}" if card.round else "before round 1"
+    scores = " · ".join(f"{_e(k)} {_e(fmt.metric(k, v))}" for k, v in sorted(card.metrics.items()))
+    rejections = "".join(f"<li>rejected in {_e(r)}</li>" for r in card.rejections)
+    return (
+        f'<div class="card" data-party="{_e(card.name)}" data-phase="{_e(card.phase)}" '
+        f'data-round="{card.round}"><h3><span>{_e(card.name)}</span>'
+        f'<span class="badge {badge}">{_e(card.phase)}</span></h3>'
+        f"<div>{_e(where)} · {card.rounds_done} rounds done</div>"
+        f'<div class="detail">{_e(card.detail)}</div>'
+        f'<div class="detail">{_e(joined)} · last seen {_e(fmt.clock(card.last_seen))}</div>'
+        + (f'<div class="detail">own split: {scores}</div>' if scores else "")
+        + (f"<ul>{rejections}</ul>" if rejections else "")
+        + "</div>"
+    )
+
+
+def render_metrics(snap: Snapshot) -> str:
+    """Per-round metric charts (primary metric and loss), per party and global, as SVG."""
+    key = fmt.primary_metric(snap.report)
+    rounds = snap.report.get("rounds", [])
+    charts = []
+    for name, title in ((key, key.capitalize()), ("loss", "Loss")):
+        series = [_global_series(rounds, name)] + [
+            _party_series(rounds, party, name, i) for i, party in enumerate(snap.parties)
+        ]
+        centralized = snap.baseline.get("centralized", {})
+        value = fmt.number(centralized.get(name)) if isinstance(centralized, Mapping) else None
+        refs = [Reference("centralized baseline", value)] if value is not None else []
+        chart = Chart(f"{title} per round", y_label=name, fmt=fmt.axis_metric(name))
+        charts.append(line_chart(chart, series, refs))
+    note = (
+        '<p class="note">global: G(r) on the whole test set; parties: G(r) on their own test '
+        "split, as each posted it in RoundDone.</p>"
+    )
+    return f'<div class="charts">{"".join(charts)}</div>{note}'
+
+
+def _global_series(rounds: Sequence[Mapping[str, Any]], key: str) -> Series:
+    points = [
+        (float(r["round"]), v)
+        for r in rounds
+        if (v := fmt.number(r.get("metrics", {}).get("global", {}).get(key))) is not None
+    ]
+    return Series("global", tuple(points), GLOBAL_COLOR, width=3.0)
+
+
+def _party_series(rounds: Sequence[Mapping[str, Any]], party: str, key: str, i: int) -> Series:
+    points = []
+    for r in rounds:
+        own = r.get("metrics", {}).get("per_party", {}).get(party, {})
+        v = fmt.number(own.get(key))
+        if v is not None:
+            points.append((float(r["round"]), v))
+    return Series(party, tuple(points), color_for(i), width=1.5)
+
+
+def render_rounds(snap: Snapshot) -> str:
+    """Bytes and time per round: a table (with the round in progress) and two bar charts."""
+    rounds = snap.report.get("rounds", [])
+    shares = any(fmt.number(r.get("bytes_decryption_shares")) for r in rounds)
+    rows = [_round_row(r, shares=shares) for r in rounds]
+    if snap.in_progress:
+        rows.append(_progress_row(snap.in_progress, len(snap.parties), shares=shares))
+    head = ["round", "accepted", "rejected", "uploaded"]
+    head += ["decryption shares"] if shares else []
+    head += ["duration", "slowest phases"]
+    table = (
+        _table(head, rows, numeric=(3, 4, 5) if shares else (3, 4))
+        if rows
+        else '<p class="note">no round started yet</p>'
+    )
+    uploaded = [(r["round"], fmt.number(r.get("bytes_uploaded")) or 0.0) for r in rounds]
+    unit, scale = fmt.size_unit(max((v for _, v in uploaded), default=0.0))
+    bytes_chart = bar_chart(
+        Chart("Bytes uploaded per round", y_label=unit, fmt=lambda v: f"{v:.4g} {unit}"),
+        [(r, v / scale) for r, v in uploaded],
+    )
+    time_chart = bar_chart(
+        Chart("Duration per round (slowest party)", y_label="seconds", fmt=fmt.seconds),
+        [(r["round"], fmt.number(r.get("duration_s")) or 0.0) for r in rounds],
+    )
+    return f'{table}<div class="charts">{bytes_chart}{time_chart}</div>'
+
+
+def _rejected_text(rejected: Sequence[Mapping[str, Any]]) -> str:
+    """``party: reason (by a, b)`` per rejected update; the same verdict is posted by many."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for r in rejected:
+        by.setdefault((str(r["party"]), str(r["reason"])), []).append(str(r["by"]))
+    return "; ".join(f"{p}: {why} (by {', '.join(s)})" for (p, why), s in by.items()) or "none"
+
+
+def _round_row(r: Mapping[str, Any], *, shares: bool) -> str:
+    timing = r.get("timing_s", {})
+    phases = ", ".join(
+        f"{k.removesuffix('_s')} {fmt.seconds(v)}"
+        for k, v in sorted(timing.items(), key=lambda kv: -float(kv[1]))[:4]
+    )
+    cls = ' class="rejected"' if r.get("rejected") else ""
+    return (
+        f'<tr{cls} data-round="{_e(r["round"])}">{_td(r["round"])}'
+        f"{_td(', '.join(r.get('accepted', [])))}{_td(_rejected_text(r.get('rejected', [])))}"
+        f"{_td(fmt.size(r.get('bytes_uploaded')), numeric=True)}"
+        + (_td(fmt.size(r.get("bytes_decryption_shares")), numeric=True) if shares else "")
+        + f"{_td(fmt.seconds(r.get('duration_s')), numeric=True)}{_td(phases or fmt.MISSING)}</tr>"
+    )
+
+
+def _progress_row(p: Mapping[str, Any], n_parties: int, *, shares: bool) -> str:
+    if p.get("failed"):
+        state = f"failed: {p['failed']}"
+    elif p.get("closed"):
+        state = f"submit phase closed; {len(p['done'])} of {n_parties} parties done"
+    else:
+        state = f"collecting: {len(p['submitted'])} of {n_parties} submitted"
+    span = 4 if shares else 3
+    return (
+        f'<tr class="progress" data-round="{_e(p["round"])}">{_td(p["round"])}'
+        f"{_td('submitted: ' + (', '.join(p['submitted']) or 'none'))}"
+        f'{_td(_rejected_text(p.get("rejected", [])))}<td colspan="{span}">{_e(state)}</td></tr>'
+    )
+
+
+def render_channel(snap: Snapshot) -> str:
+    """The channel's state: backend, location, entry count, whether the chain verified."""
+    c = snap.channel
+    if c.waiting:
+        chain = '<span class="badge idle">waiting for the ledger</span>'
+    elif c.chain_ok:
+        chain = (
+            '<span class="badge ok">verified</span> every entry\'s signature and hash-chain '
+            "link checked"
+        )
+    else:
+        chain = f'<span class="badge bad">FAILED</span> {_e(c.error or "")}'
+    rows = [
+        f"<tr><th>backend</th>{_td(c.backend)}</tr>",
+        f"<tr><th>ledger</th><td><code>{_e(c.location)}</code></td></tr>",
+        f'<tr><th>entries</th><td id="entry-count">{c.entries}</td></tr>',
+        f"<tr><th>hash chain</th><td>{chain}</td></tr>",
+        f"<tr><th>session</th><td><code>{_e(snap.session_id)}</code></td></tr>",
+    ]
+    return f"<table><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_timeline(snap: Snapshot) -> str:
+    """Channel messages, newest first, each with its verification status."""
+    rows = list(reversed(snap.timeline))
+    older = max(0, len(rows) - TIMELINE_LIMIT)
+    body = []
+    for row in rows[:TIMELINE_LIMIT]:
+        badge = {VERIFIED: "ok", DROPPED: "bad", FAILED: "bad", FOREIGN: "idle"}[row.status]
+        cls = row.status.replace(" ", "-")
+        if row.kind == "Rejected":
+            cls += " rejected"
+        body.append(
+            f'<tr class="{_e(cls)}" data-kind="{_e(row.kind)}">'
+            f"{_td(row.seq if row.seq is not None else fmt.MISSING, numeric=True)}"
+            f"{_td(fmt.clock(row.timestamp))}{_td(row.sender)}{_td(row.kind)}"
+            f"{_td(row.summary)}"
+            f'<td><span class="badge {badge}" title="{_e(row.note)}">{_e(row.status)}</span>'
+            + (f'<div class="note">{_e(row.note)}</div>' if row.status != VERIFIED else "")
+            + "</td></tr>"
+        )
+    if not body:
+        return '<p class="note">no channel messages yet</p>'
+    more = f'<p class="note">{older} older entries not shown</p>' if older else ""
+    table = _table(
+        ["seq", "time", "sender", "message", "details", "verification"], body, numeric=(0,)
+    )
+    return f'<div class="timeline">{table}</div>{more}'
+
+
+def render_escrow(snap: Snapshot) -> str:
+    """The escrow table (empty, with a note, until an escrow backend exists)."""
+    rows = [
+        f"<tr>{_td(r.party)}{_td(r.deposit)}{_td(r.signal)}{_td(r.claim)}{_td(r.kill)}</tr>"
+        for r in snap.escrow.rows
+    ]
+    if not rows:
+        rows = [f'<tr><td colspan="5" class="note">{_e(snap.escrow.note)}</td></tr>']
+    return _table(["party", "deposit", "signal", "claim", "kill"], rows)
+
+
+def render_actions(snap: Snapshot) -> str:
+    """Operator actions: read-only unless ``--allow-actions``; none on the local channel."""
+    a = snap.actions
+    mode = (
+        '<span class="badge busy">actions allowed (--allow-actions)</span>'
+        if a.allowed
+        else '<span class="badge idle">read-only</span>'
+    )
+    listed = "".join(f"<li>{_e(x.label)}</li>" for x in a.actions)
+    return f"<p>{mode}</p>" + (
+        f"<ul>{listed}</ul>" if listed else f'<p class="note">{_e(a.note)}</p>'
+    )
+
+
+#: Section id -> (title, renderer, wide). The page and the event stream use the same table.
+SECTIONS: dict[str, tuple[str, Callable[[Snapshot], str], bool]] = {
+    "alerts": ("", render_alerts, True),
+    "cards": ("Parties", render_cards, True),
+    "metrics": ("Metrics per round", render_metrics, True),
+    "rounds": ("Bytes and time per round", render_rounds, True),
+    "timeline": ("Channel timeline", render_timeline, True),
+    "channel": ("Channel", render_channel, False),
+    "escrow": ("Escrow", render_escrow, False),
+    "actions": ("Operator actions", render_actions, False),
+}
+
+
+def render_sections(snap: Snapshot) -> dict[str, str]:
+    """``{section id: inner HTML}`` for every section, plus the header's ``status``."""
+    sections = {key: render(snap) for key, (_, render, _) in SECTIONS.items()}
+    sections["status"] = render_status(snap)
+    return sections
+
+
+def render_page(snap: Snapshot, *, events_url: str, replay: bool = False) -> str:
+    """The whole document; the inline script then follows ``events_url``."""
+    sections = render_sections(snap)
+    panels = []
+    for key, (title, _, wide) in SECTIONS.items():
+        heading = f"<h2>{_e(title)}</h2>" if title else ""
+        if key == "alerts":
+            panels.append(f'<div id="alerts" class="wide">{sections[key]}</div>')
+            continue
+        cls = "panel wide" if wide else "panel"
+        panels.append(
+            f'<section class="{cls}" aria-label="{_e(title)}">{heading}'
+            f'<div id="{key}">{sections[key]}</div></section>'
+        )
+    switch = (
+        '<a href="/">follow live</a>'
+        if replay
+        else '<a href="/?replay=1">replay from the start</a>'
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>ZK-ADAPT · {_e(snap.session_name)}</title><style>{CSS}</style></head>"
+        f'<body data-events="{_e(events_url)}"' + (' data-replay="1"' if replay else "") + ">"
+        f"<header><h1>ZK-ADAPT · {_e(snap.session_name)}</h1>"
+        f'<span class="meta">session <code>{_e(snap.session_id[:12])}</code></span>'
+        f'<span class="meta" id="status">{sections["status"]}</span>'
+        f'<span id="live" class="live off">connecting…</span>'
+        f'<span class="meta">{switch}</span></header>'
+        f"<main>{''.join(panels)}</main>"
+        f"<script>{JS}</script></body></html>"
+    )
+
+
+def render_error_page(title: str, message: str) -> str:
+    """A plain page that states what is wrong (never a stack trace)."""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>ZK-ADAPT dashboard · {_e(title)}</title><style>{CSS}</style></head><body>"
+        f'<header><h1>ZK-ADAPT dashboard</h1><span class="meta">v{_e(__version__)}</span>'
+        f'</header><main><section class="panel wide"><h2>{_e(title)}</h2>'
+        f'<div class="alert" role="alert">{_e(message)}</div>'
+        '<p class="note"><a href="/">back to the dashboard</a></p></section></main></body></html>'
+    )
