@@ -11,12 +11,13 @@ import threading
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tests.fakes import MemoryChannel, MemoryStore, TinyLearner, make_keys
 from zkadapt.aggregation.strategy import make_strategy
-from zkadapt.channel.base import Entry
+from zkadapt.channel.base import Channel, Entry
 from zkadapt.channel.local import LocalLedger
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.messages import Submitted
@@ -89,7 +90,9 @@ class Session:
     """Three parties sharing a channel and a store, each in its own thread.
 
     ``backend="memory"`` uses the in-memory fakes; ``backend="local"`` the real SQLite
-    ledger (one connection per party, as separate processes would have) and directory store.
+    ledger (one connection per party, as separate processes would have) and directory store;
+    ``backend="hydra"`` one hydra channel client per party against the hydra-node double
+    (tests/hydra_double) and the directory store; call :meth:`close` afterwards.
     """
 
     def __init__(
@@ -110,6 +113,8 @@ class Session:
         self.backend = backend
         self.memory_channel = MemoryChannel(self.keyring)
         self.store = MemoryStore() if backend == "memory" else LocalStore(tmp_path / "store")
+        self.double: Any = None
+        self._opened: list[Any] = []
         self.tmp = tmp_path
         self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
 
@@ -119,7 +124,7 @@ class Session:
         )
         kwargs = dict(
             identity=self.keys[name],
-            channel=self.channel(),
+            channel=self.channel(name),
             store=self.store,
             learner=TinyLearner(targets()[name], self.n_samples.get(name, 100)),
             strategy=make_strategy(self.strategy),
@@ -130,10 +135,40 @@ class Session:
             return RoundProtocol(ctx, **kwargs)
         return FaultyProtocol(ctx, fault=fault, corrupt=self.corrupt, **kwargs)
 
-    def channel(self) -> MemoryChannel | LocalLedger:
+    def channel(self, party: str | None = None) -> Channel:
+        """The channel as ``party`` sees it (read-only for hydra when ``party`` is None)."""
         if self.backend == "memory":
             return self.memory_channel
+        if self.backend == "hydra":
+            return self._hydra_channel(party)
         return LocalLedger(self.tmp / "ledger.sqlite", self.keyring)
+
+    def _hydra_channel(self, party: str | None) -> Channel:
+        """A client of ``party``'s node on the hydra-node double (started on first use)."""
+        from tests.hydra_double import HydraDouble
+        from tests.hydra_double.fixtures import funds
+        from zkadapt.channel.hydra import HydraChannel
+
+        if self.double is None:
+            self.double = HydraDouble(NAMES, initial_utxo=funds(self.keys)).start()
+            control = HydraChannel(self.keyring, api=self.double.api(NAMES[0]))
+            self._opened.append(control)
+            control.init_head(timeout=10)
+        api = self.double.api(party or NAMES[0])
+        identity = self.keys[party] if party else None
+        channel = HydraChannel(self.keyring, api=api, identity=identity, confirm_timeout_s=30)
+        channel._await(lambda v: v.status == "Open", 10, "HeadIsOpen")
+        self._opened.append(channel)
+        return channel
+
+    def close(self) -> None:
+        """Close the hydra clients and stop the double (no-op for other backends)."""
+        for channel in self._opened:
+            channel.close()
+        self._opened.clear()
+        if self.double is not None:
+            self.double.stop()
+            self.double = None
 
     def entries(self) -> list[Entry]:
         return self.channel().history(0)

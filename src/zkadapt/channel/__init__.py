@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from zkadapt.channel.base import Channel, Entry, Receipt, SignedEnvelope
 
 if TYPE_CHECKING:
-    from zkadapt.crypto.identity import Keyring
+    from zkadapt.config import HydraChannelConfig
+    from zkadapt.crypto.identity import IdentityKey, Keyring
 
 __all__ = [
     "Channel",
@@ -30,13 +31,50 @@ __all__ = [
 ChannelFactory = Callable[..., Channel]
 
 
-def _open_local(*, keyring: Keyring, path: str | Path) -> Channel:
+def _open_local(
+    *,
+    keyring: Keyring,
+    path: str | Path,
+    party: str | None = None,
+    identity: IdentityKey | None = None,
+    settings: HydraChannelConfig | None = None,
+) -> Channel:
+    """The SQLite ledger at ``path``; ``party``, ``identity`` and ``settings`` are unused."""
     from zkadapt.channel.local import LocalLedger
 
     return LocalLedger(Path(path), keyring)
 
 
-_BACKENDS: dict[str, ChannelFactory] = {"local": _open_local}
+def _open_hydra(
+    *,
+    keyring: Keyring,
+    settings: HydraChannelConfig | None = None,
+    party: str | None = None,
+    identity: IdentityKey | None = None,
+    path: str | Path | None = None,
+    api: str | None = None,
+) -> Channel:
+    """A client of ``party``'s hydra-node (docs/hydra.md); read-only without ``identity``.
+
+    ``api`` overrides the node address from ``settings`` (``channel.hydra``); ``path`` is
+    accepted for a uniform call and unused (the head is the ledger).
+    """
+    from zkadapt.channel.hydra import HydraChannel
+    from zkadapt.config import HydraChannelConfig
+
+    settings = settings or HydraChannelConfig()
+    return HydraChannel(
+        keyring,
+        api=api or settings.api_for(party),
+        identity=identity,
+        head_id=settings.head_id,
+        network=settings.network,
+        connect_timeout_s=settings.connect_timeout_s,
+        confirm_timeout_s=settings.confirm_timeout_s,
+    )
+
+
+_BACKENDS: dict[str, ChannelFactory] = {"local": _open_local, "hydra": _open_hydra}
 
 
 def register_channel(name: str, factory: ChannelFactory) -> None:
@@ -63,7 +101,10 @@ def open_channel(backend: str, *, keyring: Keyring, **kwargs: Any) -> Channel:
     """Open the channel ``backend``, checking every envelope against ``keyring``.
 
     Args:
-        backend: a registered name (``"local"`` takes ``path``).
+        backend: a registered name. ``"local"`` takes ``path``; ``"hydra"`` takes
+            ``settings`` (``config.channel.hydra``), ``party`` and ``identity`` (without an
+            identity the channel is read-only). Both accept all four, so a caller can pass
+            ``path=..., party=..., identity=..., settings=...`` whatever the backend.
         keyring: the session's parties and their public identities.
         **kwargs: the backend's settings, already validated by the config layer.
 

@@ -1,0 +1,315 @@
+"""The ``hydra`` channel: signed messages as transactions in a Cardano Hydra head.
+
+DESIGN.md section 6. Posting builds a Conway transaction with PyCardano that spends one of
+the sender's outputs in the head back to the sender and carries the envelope in its metadata
+(:mod:`zkadapt.channel.hydra_tx`), submits it with ``NewTx`` over the node's WebSocket and
+waits until a ``SnapshotConfirmed`` includes it (``TxInvalid`` fails the post). Reading
+folds the node's server outputs into a :class:`~zkadapt.channel.hydra_view.HeadView`: entries
+are decoded from confirmed snapshots in snapshot order and verified (keyring signature and
+the sender's transaction witness). A dropped WebSocket is reopened with ``history=yes`` and
+the replay is deduplicated by snapshot number, so no entry is lost or repeated.
+
+Head lifecycle (``Init``, deposits via ``POST /commit``, ``Close``, ``Fanout``) lives in
+:class:`~zkadapt.channel.hydra_head.HeadLifecycle`. Nothing here shells out: no cardano-cli.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
+from zkadapt.channel.hydra_feed import HeadFeed, HydraHttp, endpoints
+from zkadapt.channel.hydra_head import HeadLifecycle
+from zkadapt.channel.hydra_tx import FeeRule, address_of, build_message_tx, owned_by
+from zkadapt.channel.hydra_view import OPEN, HeadView, Rejection
+from zkadapt.channel.hydra_wire import ServerOutput, TxEnvelope, UtxoOut, new_tx, parse_utxo
+from zkadapt.crypto.identity import IdentityKey, Keyring
+from zkadapt.errors import ChannelError
+
+T = TypeVar("T")
+
+#: Times a post is rebuilt when the head refuses it because its input moved (BadInputs).
+POST_ATTEMPTS = 3
+RETRY_DELAY_S = 0.2
+
+
+class HydraChannel(HeadLifecycle):
+    """A :class:`~zkadapt.channel.base.Channel` over one party's hydra-node.
+
+    Args:
+        keyring: the session's parties; entries are verified against it.
+        api: this party's node, ``host:port`` or ``ws://host:port`` (HTTP on the same port).
+        identity: the party's identity key (= Cardano payment key); without it the channel
+            is read-only and :meth:`post` raises.
+        head_id: the head to follow; None follows the node's current (or next opened) head.
+        network: ``"testnet"`` or ``"mainnet"``, for the party's address (CIP-19).
+        connect_timeout_s: how long the constructor waits for the history replay.
+        confirm_timeout_s: how long a post waits for its snapshot confirmation.
+        reconnect_delay_s: first delay before reconnecting after a drop (then doubled).
+
+    Raises:
+        ChannelError: the node cannot be reached, or ``identity`` is not in the keyring.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        *,
+        api: str,
+        identity: IdentityKey | None = None,
+        head_id: str | None = None,
+        network: str = "testnet",
+        connect_timeout_s: float = 30.0,
+        confirm_timeout_s: float = 60.0,
+        reconnect_delay_s: float = 0.1,
+    ) -> None:
+        self.keyring = keyring
+        self.api = api
+        self.network = network
+        self.confirm_timeout_s = confirm_timeout_s
+        self._identity = identity
+        self.party = _name_of(keyring, identity) if identity is not None else None
+        self.address = address_of(identity.public, network) if identity is not None else None
+        ws_url, http_base = endpoints(api)
+        self._http = HydraHttp(http_base)
+        self._view = HeadView(keyring, head_id)
+        self._cond = threading.Condition()
+        self._post_lock = threading.Lock()
+        self._fees: FeeRule | None = None
+        self._feed = HeadFeed(ws_url, self._on_output, reconnect_delay_s=reconnect_delay_s)
+        self._feed.start()
+        try:
+            self._await(lambda v: v.greetings > 0, connect_timeout_s, "the node's Greetings")
+        except ChannelError as exc:
+            self._feed.close()
+            raise ChannelError(f"{api}: cannot reach the hydra-node ({exc})") from None
+
+    # ---- Channel protocol -------------------------------------------------------------
+
+    def post(self, envelope: SignedEnvelope) -> Receipt:
+        """Submit ``envelope`` as a transaction and return its place once confirmed.
+
+        Raises:
+            ChannelError: read-only channel, sender is not this party, bad signature, head
+                not open, no UTxO of ours in the head, the head refused the transaction
+                (``TxInvalid``), or no confirmation within ``confirm_timeout_s``.
+        """
+        identity = self._identity
+        if identity is None or self.party is None:
+            raise ChannelError(f"{self.api}: read-only hydra channel (no identity key)")
+        if envelope.sender != self.party:
+            raise ChannelError(
+                f"{self.api}: this channel posts as {self.party!r}, not {envelope.sender!r}"
+            )
+        if not self.keyring.verify(envelope.sender, envelope.payload, envelope.signature):
+            raise ChannelError(f"{self.api}: bad signature from {envelope.sender!r}; not posted")
+        with self._post_lock:
+            reason, earlier = "no attempt", []
+            for attempt in range(POST_ATTEMPTS):
+                if attempt:
+                    time.sleep(RETRY_DELAY_S * attempt)  # let the conflicting snapshot land
+                utxo = parse_utxo(self._http.get("/snapshot/utxo"))
+                seq = self._landed(earlier, utxo)
+                if seq is not None:
+                    return Receipt(seq)
+                tx = self._build(identity, envelope, utxo)
+                earlier.append(tx.tx_id or "")
+                seq, reason = self._submit(tx)
+                if seq is not None:
+                    return Receipt(seq)
+                if "BadInputs" not in reason:
+                    break
+        raise ChannelError(f"{self.api}: message from {self.party!r} not posted: {reason}")
+
+    def history(self, since: int = 0) -> list[Entry]:
+        """Verified entries with ``seq > since``, in snapshot order.
+
+        Raises:
+            ValueError: ``since`` is negative.
+            ChannelError: the node's history skipped a snapshot (entries could be missing).
+        """
+        if since < 0:
+            raise ValueError(f"since must be >= 0, got {since}")
+        with self._cond:
+            return self._view.entries(since)
+
+    def wait(self, since: int, timeout: float) -> list[Entry]:
+        """Block until entries with ``seq > since`` exist or ``timeout`` seconds pass."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._has_news(since), max(timeout, 0.0))
+            return self._view.entries(since)
+
+    def close(self) -> None:
+        """Close the WebSocket and stop the feed thread. Idempotent."""
+        self._feed.close()
+        with self._cond:
+            self._cond.notify_all()
+
+    def __enter__(self) -> HydraChannel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"HydraChannel({self.api!r}, party={self.party!r})"
+
+    # ---- inspection -------------------------------------------------------------------
+
+    @property
+    def head_status(self) -> str:
+        """api.yaml ``HeadStatus`` of the followed head (``Unknown`` before Greetings)."""
+        with self._cond:
+            return self._view.status
+
+    @property
+    def head_id(self) -> str | None:
+        with self._cond:
+            return self._view.bound_head
+
+    @property
+    def rejected(self) -> list[Rejection]:
+        """Confirmed transactions under our label that failed verification, in order."""
+        with self._cond:
+            log = self._view.log
+            return list(log.rejected) if log is not None else []
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the WebSocket was reopened after the first connection."""
+        return max(self._feed.connections - 1, 0)
+
+    def drop_connection(self) -> None:
+        """Close the WebSocket as a network fault would (the feed reconnects)."""
+        self._feed.drop()
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _on_output(self, output: ServerOutput) -> None:
+        with self._cond:
+            self._view.apply(output)
+            self._cond.notify_all()
+
+    def _has_news(self, since: int) -> bool:
+        log = self._view.log
+        return log is not None and (len(log.entries) > since or log.gap is not None)
+
+    def _await(self, ready: Callable[[HeadView], T], timeout: float, what: str) -> T:
+        """Wait until ``ready(view)`` is truthy; return it.
+
+        Raises:
+            ChannelError: ``timeout`` seconds passed first.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                result = ready(self._view)
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelError(
+                        f"{self.api}: timed out after {timeout:g} s waiting for {what}"
+                    )
+                self._cond.wait(remaining)
+
+    def _inspect(self, read: Callable[[HeadView], T]) -> T:
+        """``read(view)`` under the view's lock."""
+        with self._cond:
+            return read(self._view)
+
+    def _send(self, frame: str) -> int:
+        """Send a client input; returns the view's event count just before sending."""
+        with self._cond:
+            mark = self._view.events
+        self._feed.send(frame, self.confirm_timeout_s)
+        return mark
+
+    def _fee_rule(self) -> FeeRule:
+        if self._fees is None:
+            self._fees = FeeRule.from_protocol_parameters(self._http.get("/protocol-parameters"))
+        return self._fees
+
+    def _landed(self, earlier: list[str], utxo: dict[str, UtxoOut]) -> int | None:
+        """The seq of an earlier attempt of this post that made it after all, if one did.
+
+        An earlier attempt landed if its output ``<tx_id>#0`` is in the confirmed UTxO
+        (only this party can spend its own outputs); wait for its snapshot and report it,
+        so a retry never posts the same message twice.
+        """
+        for tx_id in earlier:
+            if f"{tx_id}#0" in utxo or self._inspect(lambda v, t=tx_id: v.confirmed(t)):
+                self._await(
+                    lambda v, t=tx_id: v.confirmed(t),
+                    self.confirm_timeout_s,
+                    f"the snapshot of transaction {tx_id}",
+                )
+                seq, reason = self._inspect(lambda v, t=tx_id: self._outcome(t))
+                if seq is None:
+                    raise ChannelError(f"{self.api}: message not posted: {reason}")
+                return seq
+        return None
+
+    def _build(
+        self, identity: IdentityKey, envelope: SignedEnvelope, utxo: dict[str, UtxoOut]
+    ) -> TxEnvelope:
+        if self.head_status != OPEN:
+            raise ChannelError(f"{self.api}: head is {self.head_status}, not Open; not posted")
+        mine = owned_by(identity.public, utxo)
+        if not mine:
+            raise ChannelError(
+                f"{self.api}: no UTxO of {self.party!r} ({self.address}) in the head; "
+                "deposit funds first (POST /commit)"
+            )
+        return build_message_tx(identity, mine[0], envelope, self._fee_rule())
+
+    def _submit(self, tx: TxEnvelope) -> tuple[int | None, str]:
+        """Send ``tx`` and wait for its fate: ``(seq, "")`` or ``(None, reason)``.
+
+        If the connection drops before the node acknowledged the transaction (no ``TxValid``
+        in the replayed history), the identical transaction is sent again: building is
+        deterministic, so a resubmission can never post a message twice.
+        """
+        tx_id = tx.tx_id or ""
+        with self._cond:
+            if self._view.confirmed(tx_id):  # a resubmission of something already in
+                return self._outcome(tx_id)
+        deadline = time.monotonic() + self.confirm_timeout_s
+        while True:
+            connection = self._feed.connections
+            mark = self._send(new_tx(tx))
+
+            def settled(view: HeadView, mark: int = mark, connection: int = connection) -> bool:
+                acknowledged = tx_id in view.valid  # a resend's TxInvalid then means nothing
+                return (
+                    view.confirmed(tx_id)
+                    or (view.invalid_after(tx_id, mark) is not None and not acknowledged)
+                    or (self._feed.connections != connection and not acknowledged)
+                )
+
+            remaining = deadline - time.monotonic()
+            self._await(settled, remaining, f"confirmation of transaction {tx_id}")
+            with self._cond:
+                if self._view.confirmed(tx_id):
+                    return self._outcome(tx_id)
+                reason = self._view.invalid_after(tx_id, mark)
+            if reason is not None and not self._inspect(lambda v: tx_id in v.valid):
+                return None, f"TxInvalid: {reason}"
+            # reconnected and the node never acknowledged it: send it again
+
+    def _outcome(self, tx_id: str) -> tuple[int | None, str]:
+        seq = self._view.seq_of(tx_id)
+        if seq is not None:
+            return seq, ""
+        rejection = self._view.rejection_of(tx_id)
+        return None, f"confirmed but not an entry: {rejection.reason if rejection else '?'}"
+
+
+def _name_of(keyring: Keyring, identity: IdentityKey) -> str:
+    for name, public in keyring.items():
+        if public == identity.public:
+            return name
+    raise ChannelError("the identity key is not in the session's keyring")

@@ -1,0 +1,248 @@
+"""What one client knows about a Hydra head, folded from server outputs (pure; no I/O).
+
+Order comes from confirmed snapshots (Hydra Head protocol, Chakravarty et al., FC 2021,
+section 4; hydra docs "API behavior"): a ``SnapshotConfirmed`` is signed by every party, so
+every node reports the same snapshot ``number`` with the same transactions in the same order.
+A channel entry is a confirmed transaction that carries an envelope under our metadata label
+(:mod:`zkadapt.channel.hydra_metadata`); its ``seq`` is its position among such transactions,
+counting snapshot by snapshot (numbers 1, 2, ... without gaps) and in ``confirmed`` order within
+one. Every honest client therefore numbers the same entries the same way.
+
+An envelope becomes an entry only if its sender is in the keyring, the sender's Ed25519
+signature of the payload verifies, and the transaction is witnessed by that same key (the
+identity key is the payment key). Anything else is recorded in :attr:`HeadLog.rejected` and
+gets no ``seq``: a peer's forgery is data, not a crash, and all honest clients skip it alike.
+
+The view deduplicates by snapshot number, so replaying the node's history after a reconnect
+(``?history=yes``) neither loses nor repeats an entry.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from zkadapt.channel.base import Entry
+from zkadapt.channel.hydra_txread import MalformedTransaction, decode_tx
+from zkadapt.channel.hydra_wire import (
+    CommandFailed,
+    CommitFinalized,
+    Greetings,
+    HeadIsClosed,
+    HeadIsFinalized,
+    HeadIsOpen,
+    ReadyToFanout,
+    ServerOutput,
+    SnapshotConfirmed,
+    TxEnvelope,
+    TxInvalid,
+    TxValid,
+)
+from zkadapt.crypto.identity import Keyring
+from zkadapt.errors import ChannelError
+
+#: Head statuses as in api.yaml ``HeadStatus`` (plus ``Unknown`` before the first Greetings).
+OPEN = "Open"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A confirmed transaction under our label that is not a valid channel entry, and why."""
+
+    snapshot: int
+    tx_id: str
+    reason: str
+
+
+@dataclass
+class HeadLog:
+    """The verified entries of one head, in channel order."""
+
+    head_id: str
+    entries: list[Entry] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    seq_of_tx: dict[str, int] = field(default_factory=dict)
+    confirmed_txs: set[str] = field(default_factory=set)
+    last_snapshot: int = 0
+    gap: str | None = None
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """A ``TxInvalid`` seen for a transaction: the reason and when (view event count)."""
+
+    reason: str
+    event: int
+
+
+class HeadView:
+    """Folds server outputs into the head's status and its verified channel entries.
+
+    Args:
+        keyring: the session's parties (names and identity keys).
+        head_id: bind to this head; None binds to the node's current head as announced by
+            the first ``Greetings`` (or the next ``HeadIsOpen`` if the node is idle).
+    """
+
+    def __init__(self, keyring: Keyring, head_id: str | None = None) -> None:
+        self.keyring = keyring
+        self.bound_head = head_id
+        self.status = "Unknown"
+        self.greetings = 0
+        self.events = 0
+        self.logs: dict[str, HeadLog] = {}
+        self.invalid: dict[str, TxOutcome] = {}
+        self.valid: set[str] = set()
+        self.deposits: set[str] = set()
+        self.failed_commands: list[tuple[int, str, str]] = []
+        self.finalized_utxo: dict[str, object] | None = None
+        self.closed_snapshot: int | None = None
+        self.opened_at = 0  # event count of the last HeadIsOpen
+        self._by_key = {identity.raw: name for name, identity in keyring.items()}
+
+    # ---- folding ----------------------------------------------------------------------
+
+    def apply(self, output: ServerOutput) -> None:
+        """Fold one server output into the view (idempotent for replayed history)."""
+        self.events += 1
+        if isinstance(output, Greetings):
+            self._greet(output)
+        elif isinstance(output, SnapshotConfirmed):
+            self._snapshot(output)
+        elif isinstance(output, HeadIsOpen):
+            self.opened_at = self.events
+            self.logs.setdefault(output.head_id, HeadLog(output.head_id))
+            self._set_status(output.head_id, OPEN)
+            if self.bound_head is None and self.greetings:
+                self.bound_head = output.head_id
+        elif isinstance(output, HeadIsClosed):
+            self._set_status(output.head_id, "Closed")
+            self.closed_snapshot = output.snapshot_number
+        elif isinstance(output, ReadyToFanout):
+            self._set_status(output.head_id, "FanoutPossible")
+        elif isinstance(output, HeadIsFinalized):
+            self._set_status(output.head_id, "Idle")
+            if output.head_id == self.bound_head:
+                self.finalized_utxo = output.utxo
+        elif isinstance(output, TxValid):
+            self.valid.add(output.tx_id)
+        elif isinstance(output, TxInvalid):
+            self._tx_invalid(output)
+        elif isinstance(output, CommitFinalized):
+            self.deposits.add(output.deposit_tx_id)
+        elif isinstance(output, CommandFailed):
+            self.failed_commands.append((self.events, output.input_tag, output.state_tag))
+
+    def _greet(self, output: Greetings) -> None:
+        self.greetings += 1
+        self.status = output.head_status
+        if self.bound_head is None and output.head_id is not None:
+            self.bound_head = output.head_id
+        if output.head_id is not None:
+            self.logs.setdefault(output.head_id, HeadLog(output.head_id))
+
+    def _set_status(self, head_id: str, status: str) -> None:
+        if self.bound_head is None or head_id == self.bound_head:
+            self.status = status
+
+    def _tx_invalid(self, output: TxInvalid) -> None:
+        tx_id = output.transaction.tx_id
+        if tx_id is None:
+            try:
+                tx_id = decode_tx(output.transaction.cbor).tx_id
+            except MalformedTransaction:
+                return
+        self.invalid[tx_id] = TxOutcome(output.reason or "TxInvalid", self.events)
+
+    def _snapshot(self, output: SnapshotConfirmed) -> None:
+        log = self.logs.setdefault(output.head_id, HeadLog(output.head_id))
+        if output.number <= log.last_snapshot:
+            return  # replayed history: already folded
+        if output.number != log.last_snapshot + 1 and log.gap is None:
+            log.gap = (
+                f"head {output.head_id}: snapshot {log.last_snapshot + 1} was never seen "
+                f"(next is {output.number}); the node's history is incomplete"
+            )
+        log.last_snapshot = output.number
+        stamp = output.timestamp if output.timestamp is not None else time.time()
+        for tx in output.confirmed:
+            self._confirm(log, output.number, tx, stamp)
+
+    def _confirm(self, log: HeadLog, number: int, tx: TxEnvelope, stamp: float) -> None:
+        try:
+            decoded = decode_tx(tx.cbor)
+        except (MalformedTransaction, ValueError):
+            return  # not ours to judge; the head's ledger accepted it
+        log.confirmed_txs.add(decoded.tx_id)
+        try:
+            envelope = decoded.envelope()
+        except ChannelError as exc:
+            log.rejected.append(Rejection(number, decoded.tx_id, f"malformed envelope: {exc}"))
+            return
+        if envelope is None:
+            return  # an ordinary payment in the head
+        reason = self._check(envelope.sender, envelope.payload, envelope.signature)
+        if reason is None and not decoded.witnessed_by(self.keyring[envelope.sender].raw):
+            reason = f"transaction not witnessed by {envelope.sender}'s key"
+        if reason is not None:
+            log.rejected.append(Rejection(number, decoded.tx_id, reason))
+            return
+        entry = Entry(seq=len(log.entries) + 1, envelope=envelope, timestamp=stamp)
+        log.entries.append(entry)
+        log.seq_of_tx[decoded.tx_id] = entry.seq
+
+    def _check(self, sender: str, payload: bytes, signature: bytes) -> str | None:
+        if sender not in self.keyring:
+            return f"unknown sender {sender!r}"
+        if not self.keyring.verify(sender, payload, signature):
+            return f"invalid signature from {sender!r}"
+        return None
+
+    # ---- questions --------------------------------------------------------------------
+
+    @property
+    def log(self) -> HeadLog | None:
+        """The bound head's log, if the head is known."""
+        return self.logs.get(self.bound_head) if self.bound_head is not None else None
+
+    def entries(self, since: int = 0) -> list[Entry]:
+        """Verified entries of the bound head with ``seq > since``.
+
+        Raises:
+            ChannelError: a snapshot of the bound head was skipped (entries could be lost).
+        """
+        log = self.log
+        if log is None:
+            return []
+        if log.gap is not None:
+            raise ChannelError(log.gap)
+        return log.entries[since:]
+
+    def seq_of(self, tx_id: str) -> int | None:
+        """The entry ``seq`` of a confirmed transaction of the bound head, if any."""
+        log = self.log
+        return log.seq_of_tx.get(tx_id) if log is not None else None
+
+    def confirmed(self, tx_id: str) -> bool:
+        """Whether ``tx_id`` is in a confirmed snapshot of the bound head."""
+        log = self.log
+        return log is not None and tx_id in log.confirmed_txs
+
+    def rejection_of(self, tx_id: str) -> Rejection | None:
+        """Why a confirmed transaction of the bound head did not become an entry."""
+        log = self.log
+        if log is None:
+            return None
+        return next((r for r in log.rejected if r.tx_id == tx_id), None)
+
+    def invalid_after(self, tx_id: str, event: int) -> str | None:
+        """The ``TxInvalid`` reason for ``tx_id`` seen after view event ``event``, if any."""
+        outcome = self.invalid.get(tx_id)
+        return outcome.reason if outcome is not None and outcome.event > event else None
+
+    def command_failed_after(self, tag: str, event: int) -> str | None:
+        """The head state in which input ``tag`` failed after ``event``, if it did."""
+        for at, input_tag, state in self.failed_commands:
+            if at > event and input_tag == tag:
+                return state or "unknown state"
+        return None
