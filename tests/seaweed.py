@@ -164,12 +164,12 @@ class SeaweedS3:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 15 s); safe to call twice."""
+        """Stop the server (SIGTERM, then SIGKILL after 8 s); safe to call twice."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=8)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)

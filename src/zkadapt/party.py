@@ -117,9 +117,9 @@ def run_party(
         torch.set_num_threads(threads)
     session_id = config.session_id
     names = config.party_names
+    store = open_party_store(config, party, out_dir)  # storage errors before loading data
     learner = learner_for(config, party, data_root=data_root)
     strategy = make_strategy_for(config)
-    store = open_party_store(config, party, out_dir)
     channel = open_channel(
         config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
     )

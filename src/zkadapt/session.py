@@ -169,11 +169,12 @@ def run_session(
         ProtocolError: a party process failed and the session did not complete.
     """
     console = console or Console(stderr=True)
+    if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
+        for name in config.party_names:
+            open_party_store(config, name, out_dir)
     learner_for(config, config.party_names[0], data_root=data_root)  # data errors fail fast, here
     config = ensure_keys(config, key_dir)
     session_file = prepare_output(config, out_dir)
-    for name in config.party_names:  # wrong credentials or a missing bucket fail here, once
-        open_party_store(config, name, out_dir)
     console.print(
         f"session {config.session_id[:12]}: {len(config.parties)} parties, "
         f"{config.session.rounds} rounds -> {out_dir}"

@@ -55,6 +55,13 @@ def test_profile_template_gives_each_party_its_own_profile() -> None:
     assert storage.profile_for("bob") == "lab-bob"
     assert storage.profile_for(None) is None  # a reader uses the default credentials
     assert _config(backend="s3", profile="fixed").storage.profile_for(None) == "fixed"
+    storage = _config(backend="s3", read_profile="{party}-reads-{owner}").storage
+    assert storage.read_profile_for("alice", "bob") == "alice-reads-bob"
+    assert storage.read_profile_for("alice", "alice") is None  # own bucket: own profile
+    assert storage.read_profile_for(None, "bob") is None
+    assert _config(backend="s3", read_profile="ro-{owner}").storage.read_profile_for(
+        None, "bob"
+    ) == ("ro-bob")
 
 
 @pytest.mark.parametrize(
@@ -62,6 +69,8 @@ def test_profile_template_gives_each_party_its_own_profile() -> None:
     [
         ({"backend": "s3", "bucket": "Zkadapt_{party}"}, "storage.bucket", "lowercase"),
         ({"backend": "s3", "bucket": "zk-{user}"}, "storage.bucket", "{party}"),
+        ({"backend": "s3", "profile": "zk-{owner}"}, "storage.profile", "{owner}"),
+        ({"backend": "local", "read_profile": "ro"}, "storage.read_profile", "'s3'"),
         ({"backend": "s3", "bucket": "one-for-all"}, "storage.bucket", "same place"),
         ({"backend": "s3", "prefix": "../{party}"}, "storage.prefix", "segment"),
         ({"backend": "s3", "endpoint": "gateway.storjshare.io"}, "storage.endpoint", "URL"),

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import start_seaweed
 from tests.seaweed import SeaweedS3
-from zkadapt.errors import ConfigError, StorageError
+from zkadapt.errors import ConfigError, IntegrityError, StorageError
 from zkadapt.storage.location import BucketLocation
 from zkadapt.storage.retry import RetryPolicy
 from zkadapt.storage.s3 import MIB, S3Settings, S3Store, is_transient
@@ -169,3 +169,41 @@ def test_gives_up_with_a_clear_error_when_the_server_stays_down(own_server: Seaw
     text = _one_line(info.value)
     assert text.startswith("s3://zkadapt-alice/x.bin: party alice: writing failed after 2 retries")
     assert own_server.endpoint in text
+
+
+def test_other_buckets_can_be_read_with_their_own_read_profiles(s3_server: SeaweedS3) -> None:
+    ref = _store(s3_server, "bob").put(f"r/{secrets.token_hex(4)}.bin", b"bob's")
+    settings = S3Settings(
+        endpoint=s3_server.endpoint,
+        profile="zkadapt-alice",
+        read_profiles={"bob": "zkadapt-bob"},  # e.g. a read-only Storj grant bob handed out
+        retry=QUICK,
+    )
+    assert S3Store(settings, party="alice", locations=_locations()).get(ref) == b"bob's"
+    bad = S3Settings(
+        endpoint=s3_server.endpoint, profile="zkadapt-alice", read_profiles={"bob": "zkadapt-wrong"}
+    )
+    with pytest.raises(StorageError) as info:
+        S3Store(bad, party="alice", locations=_locations()).get(ref)
+    assert "party alice is denied reading" in str(info.value)
+    assert "(profile 'zkadapt-wrong')" in str(info.value) and "bucket zkadapt-bob" in str(
+        info.value
+    )
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_ranged_download_of_a_damaged_large_object_leaves_nothing(
+    s3_server: SeaweedS3, tmp_path: Path, damage: str
+) -> None:
+    data = secrets.token_bytes(11 * MIB)  # above the 5 MiB part: parallel ranged GETs
+    alice = _store(s3_server, "alice")
+    ref = alice.put(f"big/{secrets.token_hex(4)}.bin", data)
+    bad = data[:-1] + bytes([data[-1] ^ 1]) if damage == "flipped" else data[: 6 * MIB]
+    s3_server.client("admin").put_object(
+        Bucket="zkadapt-alice", Key=ref.uri.removeprefix("s3://zkadapt-alice/"), Body=bad
+    )
+    dest = tmp_path / "out" / "big.bin"
+    with pytest.raises(IntegrityError):
+        _store(s3_server, "bob").get_file(ref, dest)
+    assert not dest.exists()
+    assert not dest.parent.exists() or list(dest.parent.iterdir()) == []

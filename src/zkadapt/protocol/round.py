@@ -149,16 +149,16 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     """Fetch one submission and check it (digest, prefix, the scheme's checks and proofs).
 
     Pure apart from reading the store, so a party and an auditor reach the same verdict.
-    The URI must be exactly where the sender may write (its own bucket/prefix and key),
-    checked before anything is fetched, so a peer cannot point others at foreign objects.
+    The URI must be exactly where the sender may write: its own bucket/prefix (checked
+    before anything is fetched, so a peer cannot point others at foreign buckets) and its
+    own key for this round (checked after the scheme's header checks, which give replays
+    and copies their specific reasons).
 
     Raises:
         UpdateRejected: with the specific reason that goes into ``Rejected``.
     """
-    expected = io.store.location_of(sub.party) + object_key(
-        io.ctx.session_id, r, "update", sub.party
-    )
-    if sub.uri != expected:
+    location = io.store.location_of(sub.party)
+    if not sub.uri.startswith(location):
         raise UpdateRejected("object outside the party's own prefix")
     try:
         data = io.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
@@ -166,7 +166,10 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
         raise UpdateRejected("digest mismatch") from None
     except StorageError as exc:
         raise UpdateRejected(f"object unavailable: {exc}") from None
-    return scheme.open(r, sub, data, io)
+    update = scheme.open(r, sub, data, io)
+    if sub.uri != location + object_key(io.ctx.session_id, r, "update", sub.party):
+        raise UpdateRejected("object outside the party's own prefix")
+    return update
 
 
 class RoundProtocol:

@@ -80,9 +80,9 @@ class ObjectStore(Protocol):
         ...
 
     def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key``."""
+        """Whether an object is stored under ``key`` in this party's own location."""
         ...
 
     def list(self, prefix: str) -> list[str]:
-        """Keys under ``prefix``, sorted."""
+        """Keys under ``prefix`` in this party's own location, sorted."""
         ...

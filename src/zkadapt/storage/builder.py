@@ -51,6 +51,11 @@ def open_party_store(config: SessionConfig, party: str | None, out_dir: Path) ->
             endpoint=storage.endpoint,
             region=storage.region,
             profile=storage.profile_for(party),
+            read_profiles={
+                p: profile
+                for p in config.party_names
+                if (profile := storage.read_profile_for(party, p)) is not None
+            },
             part_size=storage.part_size_mb * MIB,
             create_bucket=storage.create_bucket,
             retry=retry,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -91,6 +91,33 @@ class Readable(Protocol):
     """Anything with a binary ``read``: files, sockets' makefile, :class:`HashingReader`."""
 
     def read(self, n: int = -1, /) -> bytes: ...
+
+
+def place_verified(ref: ObjectRef, fill: Callable[[BinaryIO], None], dest: Path) -> None:
+    """Let ``fill`` write a temporary file beside ``dest``; rename it there once verified.
+
+    For writers that seek (parallel ranged downloads): the file is hashed after ``fill``.
+
+    Raises:
+        IntegrityError: wrong size or digest (``dest`` is left untouched).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w+b") as tmp:
+            fill(tmp)
+            tmp.flush()
+            tmp.seek(0)
+            hasher, size = hashlib.sha256(), 0
+            for chunk in bounded_chunks(ref, read_chunks(tmp)):
+                hasher.update(chunk)
+                size += len(chunk)
+        check_size_and_digest(ref, size, hasher.hexdigest())
+        os.replace(tmp_name, dest)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
 
 
 def read_chunks(stream: Readable, size: int = CHUNK) -> Iterator[bytes]:

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from zkadapt.storage.local import validate_key
 
-#: The one placeholder allowed in ``storage.bucket``, ``storage.prefix`` and ``storage.profile``.
+#: The placeholder of ``storage.bucket``, ``prefix``, ``profile`` and ``read_profile``.
 PARTY_FIELD = "party"
+#: ``storage.read_profile`` may also name the party whose bucket is read.
+OWNER_FIELD = "owner"
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _IPV4 = re.compile(r"\d+\.\d+\.\d+\.\d+")
@@ -34,21 +36,27 @@ def bucket_name_problem(name: str) -> str | None:
     return None
 
 
-def template_problem(template: str) -> str | None:
-    """Why ``template`` is not a valid ``{party}`` template, or None if it is."""
+def template_fields(template: str) -> set[str]:
+    """The placeholders in ``template`` (ValueError if it is not a valid template)."""
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+def template_problem(template: str, allowed: tuple[str, ...] = (PARTY_FIELD,)) -> str | None:
+    """Why ``template`` is not a valid template over ``allowed`` placeholders, or None."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        fields = template_fields(template)
     except ValueError as exc:
         return f"not a valid template: {exc}"
-    bad = sorted({f for f in fields if f != PARTY_FIELD})
+    bad = sorted(fields - set(allowed))
     if bad:
-        return f"only the placeholder {{{PARTY_FIELD}}} is allowed, found {{{bad[0]}}}"
+        names = " and ".join("{" + a + "}" for a in allowed)
+        return f"only the placeholder(s) {names} are allowed, found {{{bad[0]}}}"
     return None
 
 
-def fill(template: str, party: str) -> str:
-    """``template`` with ``{party}`` replaced by ``party`` (checked by template_problem)."""
-    return template.format_map({PARTY_FIELD: party})
+def fill(template: str, party: str, owner: str = "") -> str:
+    """``template`` with ``{party}`` (and ``{owner}``) filled in (see template_problem)."""
+    return template.format_map({PARTY_FIELD: party, OWNER_FIELD: owner})
 
 
 def normalize_prefix(prefix: str) -> str:

@@ -34,6 +34,7 @@ from zkadapt.storage.integrity import (
     HashingReader,
     check_size_and_digest,
     is_seekable,
+    place_verified,
     verified_bytes,
     write_verified,
 )
@@ -74,6 +75,9 @@ class S3Settings:
         region: signing region; None takes the profile's, else ``us-east-1``.
         profile: named credentials profile; None uses boto3's default chain
             (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ...).
+        read_profiles: profile to read each other party's bucket with, by party; a party
+            not listed is read with ``profile``. Storj needs this: one access grant has one
+            permission set, so "read-write own bucket, read-only others" takes two.
         part_size: multipart part size and threshold, in bytes (>= 5 MiB).
         create_bucket: create this party's bucket when it does not exist.
         retry: outer retry policy for transient failures.
@@ -82,6 +86,7 @@ class S3Settings:
     endpoint: str | None = None
     region: str | None = None
     profile: str | None = None
+    read_profiles: Mapping[str, str] = field(default_factory=dict)
     part_size: int = DEFAULT_PART_SIZE
     create_bucket: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -159,7 +164,9 @@ class S3Store:
         if party is not None and party not in self.locations:
             raise ValueError(f"party {party!r} has no storage location")
         boto3 = _boto()
-        self._client = client if client is not None else self._make_client()
+        self._clients: dict[str | None, Any] = {}
+        self._client = client if client is not None else self._make_client(settings.profile)
+        self._clients[settings.profile] = self._client
         self._transfer = boto3.s3.transfer.TransferConfig(
             multipart_threshold=settings.part_size,
             multipart_chunksize=settings.part_size,
@@ -217,8 +224,32 @@ class S3Store:
         return self._read(ref, lambda chunks: verified_bytes(ref, chunks))
 
     def get_file(self, ref: ObjectRef, dest: Path) -> None:
-        """Stream the object behind ``ref`` into ``dest``; it appears only when verified."""
-        self._read(ref, lambda chunks: write_verified(ref, chunks, dest))
+        """Download the object behind ``ref`` into ``dest``; it appears only when verified.
+
+        Objects above one part come down as parallel ranged GETs (as ``download_file``
+        does), after a HEAD that refuses a wrong size before any byte is fetched.
+        """
+        if ref.size <= self.settings.part_size:
+            self._read(ref, lambda chunks: write_verified(ref, chunks, dest))
+            return
+        try:
+            bucket, name = split_uri(ref.uri, SCHEME)
+        except ValueError as exc:
+            raise StorageError(str(ref.uri), str(exc)) from None
+        client, profile = self._reader(bucket)
+
+        def fill(tmp: BinaryIO) -> None:
+            tmp.seek(0)
+            tmp.truncate()
+            client.download_fileobj(bucket, name, tmp, Config=self._transfer)
+
+        def once() -> None:
+            length = int(client.head_object(Bucket=bucket, Key=name)["ContentLength"])
+            if length != ref.size:
+                check_size_and_digest(ref, min(length, ref.size + 1), "")
+            place_verified(ref, fill, dest)
+
+        self._retrying(once, ref.uri, "reading", profile=profile)
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists in this party's own location."""
@@ -287,13 +318,21 @@ class S3Store:
         else:
             self._client.create_bucket(Bucket=bucket)
 
-    def _make_client(self) -> Any:
+    def _reader(self, bucket: str) -> tuple[Any, str | None]:
+        """The client (and its profile) that reads ``bucket``: its owner's read profile."""
+        owner = next((p for p, loc in sorted(self.locations.items()) if loc.bucket == bucket), None)
+        profile = self.settings.read_profiles.get(owner or "", self.settings.profile)
+        if profile not in self._clients:
+            self._clients[profile] = self._make_client(profile)
+        return self._clients[profile], profile
+
+    def _make_client(self, profile: str | None) -> Any:
         boto3 = _boto()
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
 
         try:
-            session = boto3.session.Session(profile_name=self.settings.profile)
+            session = boto3.session.Session(profile_name=profile)
         except BotoCoreError as exc:  # ProfileNotFound
             raise StorageError(self._bucket_uri(), f"{self._who()}: {exc}") from None
         config = Config(
@@ -324,8 +363,10 @@ class S3Store:
         except ValueError as exc:
             raise StorageError(str(ref.uri), str(exc)) from None
 
+        client, profile = self._reader(bucket)
+
         def once() -> T:
-            response = self._client.get_object(Bucket=bucket, Key=name)
+            response = client.get_object(Bucket=bucket, Key=name)
             body = response["Body"]
             try:
                 length = response.get("ContentLength")
@@ -335,7 +376,7 @@ class S3Store:
             finally:
                 body.close()
 
-        return self._retrying(once, ref.uri, "reading")
+        return self._retrying(once, ref.uri, "reading", profile=profile)
 
     def _own(self, doing: str) -> BucketLocation:
         if self.party is None:
@@ -350,6 +391,7 @@ class S3Store:
         *,
         retry: bool = True,
         bucket_level: bool = False,
+        profile: str | None = None,
     ) -> T:
         from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError
@@ -358,7 +400,9 @@ class S3Store:
         try:
             return policy.call(fn, is_transient, what=f"{uri}: {self._who()} {doing}")
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
-            raise self._error(exc, uri, doing, bucket_level=bucket_level, retried=retry) from None
+            raise self._error(
+                exc, uri, doing, bucket_level=bucket_level, retried=retry, profile=profile
+            ) from None
 
     def _error(
         self,
@@ -368,21 +412,23 @@ class S3Store:
         *,
         bucket_level: bool = False,
         retried: bool = True,
+        profile: str | None = None,
     ) -> StorageError:
         """One line that names the object (so the bucket) and the party, and says why."""
         from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
         who = self._who()
+        hint = self._profile_hint(profile or self.settings.profile)
         exc = _unwrap(exc)
         bucket = uri[len(SCHEME) :].split("/", 1)[0] if uri.startswith(SCHEME) else "?"
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-            return StorageError(uri, f"{who}: no S3 credentials found{self._profile_hint()}")
+            return StorageError(uri, f"{who}: no S3 credentials found{hint}")
         if isinstance(exc, ClientError):
             code, status = _code_and_status(exc)
             if code in _DENIED or status == 403:
                 return StorageError(
                     uri,
-                    f"{who} is denied {doing} ({code}): wrong credentials{self._profile_hint()} "
+                    f"{who} is denied {doing} ({code}): wrong credentials{hint} "
                     f"or no permission on bucket {bucket}",
                 )
             if code in _MISSING_BUCKET or (bucket_level and status == 404):
@@ -398,8 +444,9 @@ class S3Store:
     def _who(self) -> str:
         return f"party {self.party}" if self.party else "the reader"
 
-    def _profile_hint(self) -> str:
-        return f" (profile {self.settings.profile!r})" if self.settings.profile else ""
+    @staticmethod
+    def _profile_hint(profile: str | None) -> str:
+        return f" (profile {profile!r})" if profile else ""
 
     def _bucket_uri(self) -> str:
         if self.party is None:
