@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from zkadapt.config import SessionConfig, with_public_keys
-from zkadapt.crypto.identity import IdentityKey
+from zkadapt.crypto.identity import IdentityKey, Keyring, PublicIdentity
+from zkadapt.errors import ConfigError
 
 #: The resolved session file that ``init`` and ``run`` write.
 SESSION_FILE = "session.toml"
@@ -35,3 +36,12 @@ def ensure_keys(config: SessionConfig, key_dir: Path) -> SessionConfig:
             key.save(path)
         public[name] = key.public.hex
     return with_public_keys(config, public)
+
+
+def keyring_of(config: SessionConfig) -> Keyring:
+    """Public identities of every party, from the session file."""
+    if not config.has_keys:
+        raise ConfigError(
+            "parties", "every party needs a public_key (create keys with `zkadapt init`)"
+        )
+    return Keyring({p.name: PublicIdentity.from_hex(p.public_key or "") for p in config.parties})

@@ -13,10 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from zkadapt.aggregation.strategy import Strategy, make_strategy
-from zkadapt.channel import open_channel
+from zkadapt.channel.builder import open_session_channel
 from zkadapt.config import SessionConfig
-from zkadapt.crypto.identity import IdentityKey, Keyring, PublicIdentity
+from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ConfigError, CryptoError
+from zkadapt.keyfiles import keyring_of
 from zkadapt.learning.builder import learner_for
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
@@ -26,15 +27,6 @@ from zkadapt.storage.builder import open_party_store
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
-
-
-def keyring_of(config: SessionConfig) -> Keyring:
-    """Public identities of every party, from the session file."""
-    if not config.has_keys:
-        raise ConfigError(
-            "parties", "every party needs a public_key (create keys with `zkadapt init`)"
-        )
-    return Keyring({p.name: PublicIdentity.from_hex(p.public_key or "") for p in config.parties})
 
 
 def load_identity(config: SessionConfig, party: str, key_path: Path) -> IdentityKey:
@@ -120,9 +112,7 @@ def run_party(
     store = open_party_store(config, party, out_dir)  # storage errors before loading data
     learner = learner_for(config, party, data_root=data_root)
     strategy = make_strategy_for(config)
-    channel = open_channel(
-        config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
-    )
+    channel = open_session_channel(config, out_dir, party=party, identity=identity)
     home = party_dir(out_dir, party)
     ctx = PartyContext(
         session_id=session_id,

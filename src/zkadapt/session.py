@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from zkadapt.baselines import compute_baselines
-from zkadapt.channel import open_channel
+from zkadapt.channel.builder import open_session_channel
 from zkadapt.config import SessionConfig, load_config
 from zkadapt.errors import ConfigError, ProtocolError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
 from zkadapt.learning.builder import learner_for
-from zkadapt.party import keyring_of, party_dir
+from zkadapt.party import party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
@@ -110,9 +110,7 @@ def _watch(
 ) -> SessionHistory:
     """Draw one progress bar per party from the channel until every process exits."""
     history = SessionHistory(config.session_id, config.party_names)
-    channel = open_channel(
-        config.channel.backend, keyring=keyring_of(config), path=out_dir / config.channel.path
-    )
+    channel = open_session_channel(config, out_dir)
     rounds = config.session.rounds
     progress = Progress(
         TextColumn("{task.fields[party]:>8}"),

@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
 from zkadapt.channel import open_channel
 from zkadapt.config import load_config
-from zkadapt.party import keyring_of
+from zkadapt.keyfiles import keyring_of
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import Submitted
 

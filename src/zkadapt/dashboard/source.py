@@ -177,6 +177,6 @@ class LedgerWatcher:
 
 
 def _keyring(config: SessionConfig) -> Any:
-    from zkadapt.party import keyring_of  # heavy (torch): only once a ledger exists
+    from zkadapt.keyfiles import keyring_of
 
     return keyring_of(config)
