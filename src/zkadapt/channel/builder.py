@@ -28,14 +28,15 @@ def open_session_channel(
     Args:
         config: the session (with every party's public key).
         out_dir: output directory; a relative ``channel.path`` resolves here.
-        party: whose node to talk to (hydra: each party has its own hydra-node API).
+        party: whose node to talk to (hydra: each party has its own hydra-node API);
+            observers without one read through the first party's node.
         identity: the party's key, which signs what it posts (hydra: the tx witness).
     """
     return open_channel(
         config.channel.backend,
         keyring=keyring_of(config),
         path=out_dir / config.channel.path,
-        party=party,
+        party=party or config.party_names[0],  # observers read through the first node
         identity=identity,
         settings=config.channel.hydra,
     )
