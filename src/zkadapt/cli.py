@@ -256,7 +256,7 @@ def audit(session: str, out: str | None, round_: int | None, data_root: str | No
             out_dir = path.parent
         else:
             out_dir = path.parent / "out"
-        if not (out_dir / config.channel.path).exists():
+        if config.channel.backend == "local" and not (out_dir / config.channel.path).exists():
             raise UsageError(f"no ledger at {out_dir / config.channel.path}; pass --out")
         from zkadapt.audit import audit_from_files, format_report
 
