@@ -313,6 +313,46 @@ def dashboard(session: str, out: str | None, host: str, port: int, allow_actions
         click.echo("dashboard stopped")
 
 
+@cli.group()
+def escrow() -> None:
+    """Escrow of a session: deposits, kill votes and settlement (docs/escrow.md)."""
+
+
+@escrow.command("status")
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory holding a local ledger [default: SESSION_DIR].",
+)
+def escrow_status(session: str, out: str | None) -> None:
+    """Show deposits, signals, kill votes and the settlement each party gets."""
+    from zkadapt.config import load_config
+
+    with _errors():
+        path = _session_arg(session)
+        config = load_config(path)
+        from zkadapt.channel.builder import open_session_channel
+        from zkadapt.escrow.rules import EscrowTerms
+        from zkadapt.escrow.status import status_lines
+
+        terms = EscrowTerms(
+            session=config.session_id,
+            parties=tuple(config.party_names),
+            deposit=config.escrow.deposit_lovelace,
+            rounds=config.session.rounds,
+            quorum=config.quorum,
+            silent_rounds=config.escrow.silent_rounds,
+        )
+        channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
+        try:
+            click.echo("\n".join(status_lines(channel.history(0), terms)))
+        finally:
+            channel.close()
+
+
 if __name__ == "__main__":  # pragma: no cover
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     main()

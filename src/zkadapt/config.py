@@ -268,6 +268,13 @@ class PartyConfig(_Section):
     bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
 
 
+class EscrowConfig(_Section):
+    """Deposits that keep parties honest (DESIGN.md section 7; docs/escrow.md)."""
+
+    deposit_lovelace: int = Field(10_000_000, ge=1, description="Each party's fixed deposit.")
+    silent_rounds: int = Field(1, ge=1, description="Rounds without a signal before a kill vote.")
+
+
 class SessionConfig(_Section):
     """A whole session file. ``session_id`` is the SHA-256 of its canonical JSON form."""
 
@@ -280,6 +287,7 @@ class SessionConfig(_Section):
     protocol: ProtocolConfig = ProtocolConfig()
     storage: StorageConfig = StorageConfig()
     channel: ChannelConfig = ChannelConfig()
+    escrow: EscrowConfig = EscrowConfig()
     parties: tuple[PartyConfig, ...] = Field(min_length=1)
 
     @property

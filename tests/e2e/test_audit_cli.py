@@ -65,3 +65,11 @@ def test_tampered_ledger_entry_fails_the_audit_and_names_the_seq(
     proc = zkadapt("audit", str(out / "session.toml"), cwd=out, check=False)
     assert proc.returncode == 1
     assert "channel:" in proc.stdout and "seq 3" in proc.stdout and "audit: FAILED" in proc.stdout
+
+
+def test_escrow_status_lists_every_party(finished: Path) -> None:
+    proc = zkadapt("escrow", "status", str(finished / "session.toml"), cwd=finished)
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("escrow ") and "deposit 10000000 lovelace each" in lines[0]
+    assert [ln.split(":")[0].strip() for ln in lines[1:]] == ["alice", "bob", "carol"]
+    assert all("no deposit" in ln for ln in lines[1:])  # nobody deposited on a local ledger
