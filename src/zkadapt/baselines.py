@@ -32,8 +32,10 @@ def compute_baselines(
 ) -> dict[str, Any]:
     """``{"local_only": {party: metrics}, "centralized": metrics}`` on the global test set.
 
-    ``local_only[party]`` also carries ``local_accuracy``/``local_loss``: the same model on
-    that party's own test partition.
+    ``local_only[party]`` also carries ``local_<metric>`` (e.g. ``local_accuracy``): the same
+    model on that party's own test split. A causal LM adds ``"base_model"``: the untouched base
+    (G(0), whose LoRA ``B`` is zero) on the global held-out text, so the report shows what
+    fine-tuning bought over the model everyone started from.
     """
     local_only = {}
     for name in config.party_names:
@@ -43,8 +45,20 @@ def compute_baselines(
         if on_done:
             on_done(f"local-only {name}")
     pooled = learner_for(config, None, data_root=data_root)
+    result: dict[str, Any] = {"local_only": local_only}
+    if config.model.kind == "causal-lm":
+        # LoRA's G(0) has B = 0, so the adapted model *is* the untouched base model
+        result["base_model"] = _base_model(pooled, config)
+        if on_done:
+            on_done("base model")
     centralized = _train_budget(pooled, config, "centralized")
-    centralized = {k: v for k, v in centralized.items() if not k.startswith("local_")}
+    result["centralized"] = {k: v for k, v in centralized.items() if not k.startswith("local_")}
     if on_done:
         on_done("centralized")
-    return {"local_only": local_only, "centralized": centralized}
+    return result
+
+
+def _base_model(learner: Learner, config: SessionConfig) -> dict[str, Any]:
+    """Metrics of G(0) on the global split: for an adapter learner, the base model itself."""
+    state = learner.initial_state(derive_seed(config.seed_id, "init"))
+    return dict(learner.evaluate(state, "global"))

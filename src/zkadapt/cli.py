@@ -17,7 +17,7 @@ import click
 from zkadapt import __version__
 from zkadapt.errors import ConfigError, UsageError, ZkAdaptError
 
-EXAMPLES = ("mnist",)
+EXAMPLES = ("mnist", "qlora-smollm2")
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from zkadapt.aggregation.strategy import STRATEGIES, DiLoCo, FedAvg, make_strategy
+from zkadapt.aggregation.strategy import STRATEGIES, DiLoCo, FedAvg, FFALoRA, make_strategy
 
 
 def _f32(*values: float) -> np.ndarray:
@@ -92,9 +92,29 @@ def test_diloco_checks_hyperparameters_and_momentum_shape() -> None:
 
 
 def test_registry_builds_by_name_and_lists_valid_names() -> None:
-    assert set(STRATEGIES) == {"fedavg", "diloco"}
+    assert set(STRATEGIES) == {"fedavg", "diloco", "ffa-lora"}
     assert isinstance(make_strategy("fedavg"), FedAvg)
     diloco = make_strategy("diloco", outer_lr=0.5, momentum=0.8)
     assert isinstance(diloco, DiLoCo) and diloco.outer_lr == 0.5 and diloco.momentum == 0.8
-    with pytest.raises(ValueError, match="valid strategies: fedavg, diloco"):
+    with pytest.raises(ValueError, match="valid strategies: fedavg, diloco, ffa-lora"):
         make_strategy("fedprox")
+
+
+def test_ffa_lora_averages_b_exactly_while_plain_factor_averaging_does_not() -> None:
+    # two parties adapt the same 3x3 weight with rank-1 LoRA; A is shared under FFA-LoRA
+    rng = np.random.default_rng(0)
+    a_shared = rng.standard_normal((1, 3)).astype(np.float32)
+    b = [rng.standard_normal((3, 1)).astype(np.float32) for _ in range(2)]
+    a_own = [rng.standard_normal((1, 3)).astype(np.float32) for _ in range(2)]
+    strategy = make_strategy("ffa-lora")
+    assert isinstance(strategy, FFALoRA)
+    zero_b = np.zeros(3, np.float32)
+    b_mean, _ = strategy.outer_step(
+        zero_b, strategy.mean_delta([x.ravel() for x in b], [1.0, 1.0]), None
+    )
+    exact = (b[0] @ a_shared + b[1] @ a_shared) / 2
+    np.testing.assert_allclose(b_mean.reshape(3, 1) @ a_shared, exact, rtol=1e-6)
+    # averaging A and B separately (plain FedAvg over both factors) misses the cross terms
+    plain = ((b[0] + b[1]) / 2) @ ((a_own[0] + a_own[1]) / 2)
+    wanted = (b[0] @ a_own[0] + b[1] @ a_own[1]) / 2
+    assert not np.allclose(plain, wanted, atol=1e-3)

@@ -148,7 +148,30 @@ class DiLoCo(Strategy):
         return new_global.astype(np.float32), new_momentum
 
 
-STRATEGIES: dict[str, type[Strategy]] = {"fedavg": FedAvg, "diloco": DiLoCo}
+class FFALoRA(FedAvg):
+    """Federated Freeze-A LoRA: FedAvg over the B matrices alone (Sun et al., ICLR 2024).
+
+    LoRA (Hu et al. 2021) adapts a frozen weight ``W`` by ``W + s * B @ A``. Averaging the
+    factors separately, as plain FedAvg over LoRA tensors does, is not averaging the updates:
+
+        mean_i(B_i) @ mean_i(A_i)  !=  mean_i(B_i @ A_i)
+
+    because the product is bilinear; the cross terms ``B_i @ A_j`` (i != j) of the left side
+    are updates no party made, so the aggregate drifts from what FedAvg means. FFA-LoRA
+    ("Improving LoRA in Privacy-preserving Federated Learning", Sun et al. 2024) freezes every
+    ``A`` at the same seeded random init on every party and trains and exchanges only ``B``;
+    then ``mean_i(B_i) @ A = mean_i(B_i @ A)`` exactly, it halves the bytes per round, and the
+    update is linear in what is exchanged (so DP noise or secure aggregation acts on it
+    directly). The vector math is FedAvg's; what makes the aggregation exact is that the
+    learner (``aggregation.strategy = "ffa-lora"``) exposes only the B tensors as trainable.
+    """
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "fedavg": FedAvg,
+    "diloco": DiLoCo,
+    "ffa-lora": FFALoRA,
+}
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:

@@ -4,11 +4,18 @@ Every party loads the same dataset description and takes its own partition, chos
 seed all parties share, so the split is identical everywhere without any coordination.
 Local test data is the matching partition of the test split; the global test set is the
 whole test split, normalized with the training statistics (DESIGN.md section 3).
+
+A causal LM (``model.kind = "causal-lm"``) has no shared data set to partition: each party
+names its own text, holds out the tail of it, and is evaluated globally on every party's
+held-out text pooled (or on ``data.eval``); see :mod:`zkadapt.learning.text_data`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from zkadapt.config import DataConfig, ModelConfig, SessionConfig, TrainingConfig
 from zkadapt.learning.base import Learner
@@ -16,6 +23,9 @@ from zkadapt.learning.data import load_dataset
 from zkadapt.learning.mlp import MLPLearner, MLPSpec
 from zkadapt.learning.partition import partition
 from zkadapt.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from zkadapt.learning.causal_lm import CausalLMLearner
 
 
 def build_learner(
@@ -67,7 +77,10 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
     """``party``'s learner for a session (``None``: the pooled, centralized learner).
 
     The partition seed comes from the session id, so every party splits the data the same way.
+    A causal LM reads each party's own text instead (``data.parties``).
     """
+    if config.model.kind == "causal-lm":
+        return build_causal_lm(config, party, data_root=data_root)
     names = config.party_names
     return build_learner(
         model=config.model,
@@ -77,4 +90,82 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
         n_parties=len(names),
         partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
         data_root=data_root,
+    )
+
+
+def build_causal_lm(
+    config: SessionConfig, party: str | None, *, data_root: Path
+) -> CausalLMLearner:
+    """A QLoRA learner on ``party``'s own text (``None``: every party's text pooled).
+
+    Raises:
+        ConfigError: the base model cannot be found or the device is unavailable.
+        DataError: a party's text is missing, unreadable or too short.
+    """
+    from zkadapt.learning.base_model import (
+        load_tokenizer,
+        quantized_folder,
+        resolve_base,
+        resolve_device,
+    )
+    from zkadapt.learning.causal_lm import CausalLMLearner, HeldOut, LMTraining
+    from zkadapt.learning.lora import LoRASpec
+    from zkadapt.learning.text_data import load_blocks, party_splits
+
+    model, data, training = config.model, config.data, config.training
+    base = resolve_base(model, data_root)
+    device = resolve_device(model.device)
+    if model.quantization == "nf4":
+        quantized_folder(base, device=device)  # quantize once per machine, before any party
+    tokenizer = load_tokenizer(base)
+    heldout_refs = data.heldout or {}
+    splits = {
+        name: party_splits(
+            (data.parties or {})[name],
+            heldout_refs.get(name),
+            root=data_root,
+            tokenizer=tokenizer,
+            seq_len=data.seq_len,
+            heldout_fraction=data.heldout_fraction,
+            max_train=data.max_train,
+            max_test=data.max_test,
+        )
+        for name in config.party_names
+    }
+    pieces = {name: split.heldout for name, split in splits.items()}
+    pooled: tuple[str, ...] = tuple(config.party_names)
+    if data.eval:
+        cap = data.max_test * len(pieces) if data.max_test else None
+        pieces["eval"] = load_blocks(data.eval, data_root, tokenizer, data.seq_len)[:cap]
+        pooled = ("eval",)
+    if party is None:
+        train = np.concatenate([split.train for split in splits.values()])
+        heldout = HeldOut(pieces, local=pooled, global_=pooled)
+    else:
+        train = splits[party].train
+        heldout = HeldOut(pieces, local=(party,), global_=pooled)
+    return CausalLMLearner(
+        base,
+        LoRASpec(
+            rank=model.lora_rank,
+            alpha=model.lora_alpha,
+            dropout=model.lora_dropout,
+            target_modules=tuple(model.target_modules),
+            freeze_a=config.aggregation.strategy == "ffa-lora",
+        ),
+        train,
+        heldout,
+        LMTraining(
+            batch_size=training.batch_size,
+            lr=training.lr,
+            steps=training.steps,
+            epochs=training.epochs,
+            optimizer=training.optimizer,
+            momentum=training.momentum,
+            weight_decay=training.weight_decay,
+            max_grad_norm=training.max_grad_norm,
+        ),
+        quantization=model.quantization,
+        device=device,
+        save_merged=model.save_merged,
     )
