@@ -41,7 +41,7 @@ CHROMIUM_ARGS = [
 #: Where the final screenshot is copied for people to look at (the midway one beside it).
 SCREENSHOT = Path("/tmp/zkadapt-dashboard.png")
 REPO = Path(__file__).resolve().parents[2]
-WAIT_MS = 90_000
+WAIT_MS = 240_000  # a 3-round session with 3 party processes on a loaded 2-core machine
 _ZKADAPT = (sys.executable, "-m", "zkadapt")
 _REPLAYING = (sys.executable, "-m", "tests.e2e.replaying_party")
 
