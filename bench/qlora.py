@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed loops of each kind [3]")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the loop [2]")
     parser.add_argument("--skip-session", action="store_true", help="loop and memory only")
+    parser.add_argument(
+        "--reuse",
+        default="",
+        help="strategies whose finished session in --work is read back instead of rerun "
+        "(wall time from the output's file times; no per-party RSS)",
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "zkadapt-qlora")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--memory-probe", choices=("nf4", "none"), help=argparse.SUPPRESS)
@@ -235,35 +242,50 @@ class _PartyRSS(threading.Thread):
             self.stop.wait(0.5)
 
 
-def run_session(strategy: str, work: Path) -> dict[str, Any]:
-    """``zkadapt run`` of the example with ``strategy``; the report's costs and perplexities."""
+def session_file(strategy: str, work: Path) -> Path:
+    """The example with ``aggregation.strategy = strategy``, written into ``work``."""
     from zkadapt.config import load_config
 
-    out = work / strategy
     session = work / f"{strategy}.toml"
     text = SESSION.read_text(encoding="utf-8")
     session.write_text(text.replace('strategy = "fedavg"', f'strategy = "{strategy}"'))
     load_config(session)  # fail fast on a bad edit
+    return session
+
+
+def run_session(strategy: str, work: Path, *, reuse: bool) -> dict[str, Any]:
+    """``zkadapt run`` of the example with ``strategy``; the report's costs and perplexities.
+
+    With ``reuse`` a finished output is read back: the wall time is then the span between
+    the session file ``zkadapt run`` writes first and the report it writes last.
+    """
+    session, out = session_file(strategy, work), work / strategy
     watcher = _PartyRSS(out)
-    watcher.start()
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "zkadapt", "run", str(session), "--out", str(out)],
-        check=True,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-    )
-    wall = time.perf_counter() - start
-    watcher.stop.set()
+    if reuse:
+        wall = (out / "report.json").stat().st_mtime - (out / "session.toml").stat().st_mtime
+    else:
+        shutil.rmtree(out, ignore_errors=True)  # an existing output would be resumed
+        watcher.start()
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "zkadapt", "run", str(session), "--out", str(out)],
+            check=True,
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - start
+        watcher.stop.set()
     report = json.loads((out / "report.json").read_text())
     return {
         "strategy": strategy,
+        "reused_earlier_output": reuse,
         "wall_s_including_baselines": wall,
         "federated_wall_s": report["timing"]["wall_s"],
         "rounds": [_round_costs(r) for r in report["rounds"]],
-        "peak_rss_mb_per_party": watcher.peak_mb,
+        "peak_rss_mb_per_party": watcher.peak_mb or None,
         "perplexity": _perplexities(report),
         "out": str(out),
+        "session_file": str(session),
     }
 
 
@@ -312,7 +334,7 @@ def export_check(session: dict[str, Any]) -> dict[str, Any]:
     from zkadapt.seeds import derive_seed
 
     out = Path(session["out"])
-    config = load_config(out / "session.toml")
+    config = load_config(Path(session["session_file"]))
     rounds = sorted((out / "parties" / "alice" / "checkpoints").glob("round-*[0-9]"))
     state, _ = load_checkpoint(rounds[-1])
     learner = learner_for(config, "alice", data_root=EXAMPLES)
@@ -352,22 +374,36 @@ def main(argv: Sequence[str] | None = None) -> None:
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "note": "no GPU was available in this session; the CUDA path is untested here",
         },
-        "memory": memory(),
-        "loop": loop_comparison(args.loop_steps, args.repeats, args.threads),
         "sessions": {},
     }
+    path = args.out / JSON_NAME
+    result["memory"] = memory()
+    _write(result, path)  # after every part, so a late failure keeps what was measured
+    result["loop"] = loop_comparison(args.loop_steps, args.repeats, args.threads)
+    _write(result, path)
     if not args.skip_session:
         args.work.mkdir(parents=True, exist_ok=True)
+        reuse = set(filter(None, args.reuse.split(",")))
         for strategy in args.strategies.split(","):
-            session = run_session(strategy, args.work.resolve())
-            session["export"] = export_check(session)
+            session = run_session(strategy, args.work.resolve(), reuse=strategy in reuse)
+            try:
+                session["export"] = export_check(session)
+            except Exception as exc:  # keep the session's numbers; say what failed
+                session["export"] = {"error": f"{type(exc).__name__}: {exc}"}
             result["sessions"][strategy] = session
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["peak_rss_mb_of_this_process"] = peak
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / JSON_NAME
-    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            _write(result, path)
+    result["peak_rss_mb_of_this_process"] = (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+    _write(result, path)
     print(json.dumps({"loop_ratio": result["loop"]["ratio"], "written": str(path)}))
+
+
+def _write(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
