@@ -142,6 +142,10 @@ def run_party(
     finally:
         channel.close()
     _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())
+    export = getattr(learner, "export", None)  # adapter learners write a PEFT folder
+    final = protocol.checkpoints.latest()
+    if export is not None and final is not None:
+        export(final.state, home)
     return outcomes
 
 

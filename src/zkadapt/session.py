@@ -8,6 +8,7 @@ they would across machines (DESIGN.md section 2).
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -152,6 +153,19 @@ def _show(
         )
 
 
+def _publish_exports(config: SessionConfig, out_dir: Path) -> None:
+    """Copy the global model's export (e.g. the PEFT adapter) from the first party to ``out_dir``.
+
+    Every party holds the same G(R), so any party's export is the session's result.
+    """
+    home = party_dir(out_dir, config.party_names[0])
+    for name in ("adapter", "merged"):
+        source = home / name
+        if source.is_dir():
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+            shutil.copytree(source, out_dir / name)
+
+
 def run_session(
     config: SessionConfig,
     *,
@@ -182,6 +196,7 @@ def run_session(
     history = _watch(config, out_dir, procs, console)
     wall = time.monotonic() - started
     failed = {p.name: _last_line(p.log) for p in procs if p.process.returncode != 0}
+    _publish_exports(config, out_dir)
     baseline = None
     if baselines and not failed:
         console.print("training baselines (each party alone, and all data pooled)...")

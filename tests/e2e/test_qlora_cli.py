@@ -60,3 +60,12 @@ def test_qlora_session_reports_perplexity_against_base_and_local_only(
         assert r["accepted"] == sorted(TEXTS)
         assert r["bytes_uploaded"] >= 3 * adapter_floats * 4  # three float32 adapter deltas
         assert {"train_s", "store_s", "aggregate_s"} <= set(r["timing_s"])
+    # the global adapter is a standard PEFT folder that loads onto the base model
+    adapter = tmp_path / "out" / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tmp_path / session["model"]["path"]))
+    loaded = PeftModel.from_pretrained(base, str(adapter))
+    assert any("lora_B" in name for name, _ in loaded.named_parameters())
