@@ -264,8 +264,9 @@ class SessionView:
                 or (isinstance(p.message, Rejected) and p.message.party == name)
             )
         ]
+        done = self.history.round_done(round_).get(name)
         last = events[-1]
-        message = last.message
+        message = done if done is not None else last.message  # its own RoundDone wins
         cut = self.history.cut(round_)
         submitted = name in self.history.submissions(round_, before=cut)
         if isinstance(message, RoundDone):
