@@ -167,7 +167,7 @@ def _final_metric_keys(report: Mapping[str, Any]) -> list[str]:
 
 
 def _comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, Metrics]]:
-    """(label, metrics) rows: federated final, centralized, then each party's local-only."""
+    """(label, metrics) rows: federated final, centralized, base model, each party's local-only."""
     final = report.get("final") or {}
     label = "Federated (final"
     label += f", round {final['round']})" if final.get("round") is not None else ")"
@@ -175,6 +175,8 @@ def _comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, Metrics]]:
     baseline = report.get("baseline") or {}
     if baseline.get("centralized"):
         rows.append(("Centralized", baseline["centralized"]))
+    if baseline.get("base_model"):
+        rows.append(("Base model (G(0))", baseline["base_model"]))
     local_only = baseline.get("local_only") or {}
     for name in _party_names(report):
         if local_only.get(name):
