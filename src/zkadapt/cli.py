@@ -335,17 +335,9 @@ def escrow_status(session: str, out: str | None) -> None:
         path = _session_arg(session)
         config = load_config(path)
         from zkadapt.channel.builder import open_session_channel
-        from zkadapt.escrow.rules import EscrowTerms
-        from zkadapt.escrow.status import status_lines
+        from zkadapt.escrow.status import status_lines, terms_of
 
-        terms = EscrowTerms(
-            session=config.session_id,
-            parties=tuple(config.party_names),
-            deposit=config.escrow.deposit_lovelace,
-            rounds=config.session.rounds,
-            quorum=config.quorum,
-            silent_rounds=config.escrow.silent_rounds,
-        )
+        terms = terms_of(config)
         channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
         try:
             click.echo("\n".join(status_lines(channel.history(0), terms)))
