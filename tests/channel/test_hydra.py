@@ -250,10 +250,14 @@ def test_a_second_close_or_fanout_is_refused_and_the_lifecycle_is_recorded() -> 
     with open_head(KEYS, KEYRING, contestation_s=0.05) as (_double, channels):
         channels["bob"].close_head(timeout=10)
         assert channels["bob"].contestation_deadline is not None
-        with pytest.raises(ChannelError, match=r"Close refused by the node \(head is Closed\)"):
+        with pytest.raises(
+            ChannelError, match=r"Close refused by the node \(CommandFailed: head is Closed\)"
+        ):
             channels["bob"].close_head(timeout=5)
         channels["carol"].fanout(timeout=10)  # waits for ReadyToFanout first
-        with pytest.raises(ChannelError, match=r"Fanout refused by the node \(head is Idle\)"):
+        with pytest.raises(
+            ChannelError, match=r"Fanout refused by the node \(CommandFailed: head is Idle\)"
+        ):
             channels["carol"].fanout(timeout=5)
         events = channels["carol"].head_events
         assert [e.tag for e in events] == [
@@ -271,7 +275,9 @@ def test_commands_in_the_wrong_state_are_refused() -> None:
     with open_head(KEYS, KEYRING) as (_double, channels):
         with pytest.raises(ChannelError, match="Init refused"):
             channels["alice"].init_head(timeout=5)
-        with pytest.raises(ChannelError, match=r"Fanout refused by the node \(head is Open\)"):
+        with pytest.raises(
+            ChannelError, match=r"Fanout refused by the node \(CommandFailed: head is Open\)"
+        ):
             channels["alice"].fanout(timeout=5)
 
 

@@ -128,7 +128,7 @@ class HeadLifecycle:
         def head(view: HeadView) -> str:
             failed = view.command_failed_after(tag, mark)
             if failed or view.status != OPEN:
-                raise ChannelError(f"{self.api}: {tag} refused by the node (head is {failed})")
+                raise self._refused(tag, failed or view.status)
             return view.bound_head or ""
 
         return self._inspect(head)
@@ -137,7 +137,13 @@ class HeadLifecycle:
         def read(view: HeadView) -> T:
             failed = view.command_failed_after(tag, mark)
             if failed:
-                raise ChannelError(f"{self.api}: {tag} refused by the node (head is {failed})")
+                raise self._refused(tag, failed)
             return result(view)
 
         return self._inspect(read)
+
+    def _refused(self, tag: str, state: str) -> ChannelError:
+        """The node's ``CommandFailed`` for input ``tag`` as one line."""
+        return ChannelError(
+            f"{self.api}: {tag} refused by the node (CommandFailed: head is {state})"
+        )
