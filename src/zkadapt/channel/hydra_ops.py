@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from zkadapt.config import SessionConfig
 
 #: Why a session on the local ledger has no operator actions.
-NO_HEAD = "this session's channel is the local ledger: there is no Hydra head to operate"
+NO_HEAD = "this session uses the local ledger: there is no Hydra head to operate"
 
 
 @dataclass(frozen=True)
