@@ -6,8 +6,8 @@ import re
 from html.parser import HTMLParser
 
 from tests.dashboard.scripted import ScriptedSession
-from zkadapt.dashboard.assets import CONTENT_SECURITY_POLICY, CSS, JS, csp_hash
 from zkadapt.channel.hydra_ops import NO_HEAD
+from zkadapt.dashboard.assets import CONTENT_SECURITY_POLICY, CSS, JS, csp_hash
 from zkadapt.dashboard.escrow import ESCROW_NOTES
 from zkadapt.dashboard.page import (
     SECTIONS,
