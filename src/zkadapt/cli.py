@@ -294,8 +294,8 @@ def audit(session: str, out: str | None, round_: int | None, data_root: str | No
 @click.option(
     "--allow-actions",
     is_flag=True,
-    help="Offer operator actions (Hydra head open/close/fanout; none exist for the local "
-    "channel). Read-only without it.",
+    help="Offer operator actions on a Hydra session's head (Init, Close, Fanout), each "
+    "confirmed in the page; the local channel has none. Read-only without it.",
 )
 def dashboard(session: str, out: str | None, host: str, port: int, allow_actions: bool) -> None:
     """Serve a live dashboard of SESSION in the browser (follows the channel as it grows)."""

@@ -91,6 +91,14 @@ def actions_view(
     return ActionsView(allow_actions, offered, _state_note(head, offered, allow_actions), log)
 
 
+_STATE_NOTES = {
+    "Idle": "no head yet: Init opens one with every party of the session",
+    "Open": "the head is open: the parties post through it",
+    "FanoutPossible": "the contestation period is over: the head can be fanned out",
+    "FanningOut": "the head is fanning out",
+}
+
+
 def _state_note(head: HeadState, offered: tuple[Action, ...], allowed: bool) -> str:
     if head.status == "Closed":
         until = head.contestation_deadline or "its deadline"
@@ -99,10 +107,8 @@ def _state_note(head: HeadState, offered: tuple[Action, ...], allowed: bool) -> 
         )
     elif head.status == "Idle" and head.head_id is not None:
         state = "the head is finalized: its funds are back on layer 1; nothing more to do"
-    elif head.status == "FanningOut":
-        state = "the head is fanning out"
     else:
-        state = f"the head is {head.status}"
+        state = _STATE_NOTES.get(head.status, f"the head is {head.status}")
     if offered and not allowed:
         return f"{state}; {READ_ONLY}"
     return state

@@ -273,7 +273,7 @@ def render_channel(snap: Snapshot) -> str:
         f"<tr><th>{'hydra-node' if hydra else 'ledger'}</th>"
         f"<td><code>{_e(c.location)}</code></td></tr>",
         f'<tr><th>entries</th><td id="entry-count">{c.entries}</td></tr>',
-        f"<tr><th>{'entries' if hydra else 'hash chain'}</th><td>{chain}</td></tr>",
+        f"<tr><th>{'verification' if hydra else 'hash chain'}</th><td>{chain}</td></tr>",
     ]
     if c.head is not None:
         head = c.head.head_id or "none yet"
