@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -294,8 +294,8 @@ def audit(session: str, out: str | None, round_: int | None, data_root: str | No
 @click.option(
     "--allow-actions",
     is_flag=True,
-    help="Offer operator actions (Hydra head open/close/fanout; none exist for the local "
-    "channel). Read-only without it.",
+    help="Offer operator actions on a Hydra session's head (Init, Close, Fanout), each "
+    "confirmed in the page; the local channel has none. Read-only without it.",
 )
 def dashboard(session: str, out: str | None, host: str, port: int, allow_actions: bool) -> None:
     """Serve a live dashboard of SESSION in the browser (follows the channel as it grows)."""
@@ -335,22 +335,73 @@ def escrow_status(session: str, out: str | None) -> None:
         path = _session_arg(session)
         config = load_config(path)
         from zkadapt.channel.builder import open_session_channel
-        from zkadapt.escrow.rules import EscrowTerms
-        from zkadapt.escrow.status import status_lines
+        from zkadapt.escrow.status import status_lines, terms_of
 
-        terms = EscrowTerms(
-            session=config.session_id,
-            parties=tuple(config.party_names),
-            deposit=config.escrow.deposit_lovelace,
-            rounds=config.session.rounds,
-            quorum=config.quorum,
-            silent_rounds=config.escrow.silent_rounds,
-        )
+        terms = terms_of(config)
         channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
         try:
             click.echo("\n".join(status_lines(channel.history(0), terms)))
         finally:
             channel.close()
+
+
+@cli.group()
+def head() -> None:
+    """The session's Hydra head: status, init, close, fanout (docs/hydra.md)."""
+
+
+def _head_options(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option(
+        "--party",
+        "party",
+        default=None,
+        help="Whose hydra-node to send to [default: the first party's].",
+    )(command)
+    command = click.argument("session", type=click.Path(dir_okay=False))(command)
+    return command
+
+
+def _head_command(session: str, party: str | None, action: str | None, timeout: float) -> None:
+    """Show the head (``action`` None) or run ``action``, then show the head again."""
+    from zkadapt.config import load_config
+
+    with _errors():
+        config = load_config(_session_arg(session))
+        from zkadapt.channel.hydra_ops import head_summary, open_head, perform_action
+
+        channel = open_head(config, party)
+        try:
+            if action is not None:
+                click.echo(perform_action(channel, action, timeout=timeout))
+            click.echo(head_summary(channel))
+        finally:
+            channel.close()
+
+
+@head.command("status")
+@_head_options
+def head_status(session: str, party: str | None) -> None:
+    """Show the head's status and which actions are possible now."""
+    _head_command(session, party, None, 0.0)
+
+
+def _head_action_command(name: str, doc: str) -> None:
+    @head.command(name, help=doc)
+    @_head_options
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(0.1, 86_400),
+        default=60.0,
+        show_default=True,
+        help="Seconds to wait for the node's answer.",
+    )
+    def command(session: str, party: str | None, timeout: float) -> None:
+        _head_command(session, party, name, timeout)
+
+
+_head_action_command("init", "Open a new head with every party (Init; hydra 2.x opens at once).")
+_head_action_command("close", "Close the open head (Close); fanout after the contestation period.")
+_head_action_command("fanout", "Fan out a closed head's UTxO to layer 1 (waits for ReadyToFanout).")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -246,12 +246,39 @@ def test_close_and_fanout_end_the_head_and_posts_are_refused() -> None:
         assert double.violations == []
 
 
+def test_a_second_close_or_fanout_is_refused_and_the_lifecycle_is_recorded() -> None:
+    with open_head(KEYS, KEYRING, contestation_s=0.05) as (_double, channels):
+        channels["bob"].close_head(timeout=10)
+        assert channels["bob"].contestation_deadline is not None
+        with pytest.raises(
+            ChannelError, match=r"Close refused by the node \(CommandFailed: head is Closed\)"
+        ):
+            channels["bob"].close_head(timeout=5)
+        channels["carol"].fanout(timeout=10)  # waits for ReadyToFanout first
+        with pytest.raises(
+            ChannelError, match=r"Fanout refused by the node \(CommandFailed: head is Idle\)"
+        ):
+            channels["carol"].fanout(timeout=5)
+        events = channels["carol"].head_events
+        assert [e.tag for e in events] == [
+            "HeadIsOpen",
+            "HeadIsClosed",
+            "ReadyToFanout",
+            "HeadIsFinalized",
+            "CommandFailed",
+        ]
+        assert "30,000,000 lovelace back on layer 1" in events[3].detail
+        assert events[4].detail == "the node refused Fanout (head is Idle)"
+
+
 def test_commands_in_the_wrong_state_are_refused() -> None:
     with open_head(KEYS, KEYRING) as (_double, channels):
         with pytest.raises(ChannelError, match="Init refused"):
             channels["alice"].init_head(timeout=5)
-        with pytest.raises(ChannelError, match="timed out"):
-            channels["alice"].fanout(timeout=0.3)
+        with pytest.raises(
+            ChannelError, match=r"Fanout refused by the node \(CommandFailed: head is Open\)"
+        ):
+            channels["alice"].fanout(timeout=5)
 
 
 def test_an_unreachable_node_is_a_channel_error() -> None:

@@ -159,6 +159,19 @@ def test_status_follows_the_head_lifecycle() -> None:
     assert view.status == "Idle" and view.finalized_utxo == {"x#0": {}}
 
 
+def test_lifecycle_events_are_recorded_once_even_when_the_history_is_replayed() -> None:
+    view = opened_view()  # HeadIsOpen came in the replay, before Greetings bound the head
+    view.apply(snapshot(1, tx("alice", b"a", ref=1)))
+    closed = HeadIsClosed("HeadIsClosed", 3, 0.0, HEAD, 1, "2026-01-01T00:00:00Z")
+    view.apply(closed)
+    view.apply(HeadIsOpen("HeadIsOpen", 0, 0.0, HEAD, ()))  # a reconnect replays both
+    view.apply(closed)
+    events = view.lifecycle
+    assert [(e.tag, e.after_seq) for e in events] == [("HeadIsOpen", 0), ("HeadIsClosed", 1)]
+    assert view.contestation_deadline == "2026-01-01T00:00:00Z"
+    assert events[1].detail.startswith("closed at snapshot 1")
+
+
 def test_tx_invalid_and_command_failed_are_remembered_with_their_event() -> None:
     view = opened_view()
     bad = tx("alice", b"a", ref=1)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zkadapt.channel.base import SignedEnvelope
 from zkadapt.channel.local import LocalLedger
 from zkadapt.config import SessionConfig, example_config, with_overrides, with_public_keys
 from zkadapt.crypto.identity import IdentityKey, Keyring
+from zkadapt.escrow.messages import EscrowMessage
 from zkadapt.keyfiles import SESSION_FILE
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
@@ -61,6 +63,12 @@ class ScriptedSession:
     def post(self, sender: str, message: Message) -> int:
         """Sign ``message`` as ``sender`` and append it; returns its seq."""
         return self.ledger().post(sign(message, sender, self.keys[sender])).seq
+
+    def post_escrow(self, sender: str, message: EscrowMessage) -> int:
+        """Post an escrow message (deposit, kill vote, claim) signed by ``sender``."""
+        payload = message.to_bytes()
+        envelope = SignedEnvelope(sender, payload, self.keys[sender].sign(payload))
+        return self.ledger().post(envelope).seq
 
     def submit(self, r: int, party: str) -> int:
         """``party`` submits its round-``r`` update."""

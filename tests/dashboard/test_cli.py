@@ -106,7 +106,7 @@ def test_allow_actions_is_accepted_and_shown(scripted: ScriptedSession) -> None:
     with serving(str(scripted.session_file), "--allow-actions") as (url, _):
         page = _get(url)
     assert "actions allowed (--allow-actions)" in page
-    assert "no operator actions exist for the local channel" in page
+    assert "there is no Hydra head to operate" in page
 
 
 def test_a_tampered_ledger_is_a_warning_and_an_error_on_the_page(

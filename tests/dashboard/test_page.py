@@ -6,8 +6,9 @@ import re
 from html.parser import HTMLParser
 
 from tests.dashboard.scripted import ScriptedSession
+from zkadapt.channel.hydra_ops import NO_HEAD
 from zkadapt.dashboard.assets import CONTENT_SECURITY_POLICY, CSS, JS, csp_hash
-from zkadapt.dashboard.escrow import NO_LOCAL_ACTIONS, NO_LOCAL_ESCROW
+from zkadapt.dashboard.escrow import ESCROW_NOTES
 from zkadapt.dashboard.page import (
     SECTIONS,
     render_error_page,
@@ -68,8 +69,9 @@ def test_sections_show_parties_rounds_plot_and_escrow(scripted: ScriptedSession)
     assert "carol: replay: object is for round 1 (by alice, bob, carol)" in sections["rounds"]
     assert "1.2 MiB" in sections["rounds"]  # 3 x 407,336 bytes uploaded per round
     assert "round 2 of 3 done" in sections["status"]
-    assert NO_LOCAL_ESCROW in sections["escrow"]
-    assert "read-only" in sections["actions"] and NO_LOCAL_ACTIONS in sections["actions"]
+    assert ESCROW_NOTES["local"] in sections["escrow"]
+    assert sections["escrow"].count("no deposit yet") == 3
+    assert "read-only" in sections["actions"] and NO_HEAD in sections["actions"]
     assert '<span class="badge ok">verified</span>' in sections["channel"]
 
 
@@ -78,7 +80,7 @@ def test_allow_actions_is_shown_but_offers_nothing_on_the_local_channel(
 ) -> None:
     html = render_sections(_snapshot(scripted, allow_actions=True))["actions"]
     assert "actions allowed (--allow-actions)" in html
-    assert "<button" not in html and NO_LOCAL_ACTIONS in html
+    assert "<button" not in html and NO_HEAD in html
 
 
 def test_text_from_the_channel_is_escaped(scripted: ScriptedSession) -> None:

@@ -77,7 +77,8 @@ def test_event_stream_pushes_what_changes_on_the_ledger(scripted: ScriptedSessio
 
         scripted.submit(1, "alice")
         update = await _until(response, "cards", 'data-party="alice" data-phase="Submitted"')
-        assert "escrow" not in update  # unchanged sections are not sent again
+        assert "actions" not in update  # unchanged sections are not sent again
+        assert "last signal round" in update["escrow"]  # a Submitted is a progress signal
 
         scripted.submit(1, "bob")
         scripted.close_phase(1)
@@ -119,7 +120,8 @@ def test_snapshot_json_has_cards_rounds_and_channel(scripted: ScriptedSession) -
         assert body["channel"]["chain_ok"] and body["channel"]["entries"] == 10
         assert [c["name"] for c in body["cards"]] == ["alice", "bob", "carol"]
         assert body["rounds"][0]["rejected"][0]["party"] == "bob"
-        assert body["escrow"]["note"] == "no escrow on the local channel"
+        assert body["escrow"]["status"] == "pending"
+        assert [r["deposit"] for r in body["escrow"]["rows"]] == ["no deposit yet"] * 3
 
     _run(scripted, scenario)
 

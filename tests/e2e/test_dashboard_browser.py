@@ -67,9 +67,9 @@ def procs() -> Iterator[list[subprocess.Popen[bytes] | subprocess.Popen[str]]]:
             proc.wait()
 
 
-def _start_dashboard(session: Path, out: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_dashboard(session: Path, out: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [*_ZKADAPT, "dashboard", str(session), "--out", str(out), "--port", "0"],
+        [*_ZKADAPT, "dashboard", str(session), "--out", str(out), "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -24,7 +24,7 @@ from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
 from zkadapt.channel.hydra_feed import HeadFeed, HydraHttp, endpoints
 from zkadapt.channel.hydra_head import HeadLifecycle
 from zkadapt.channel.hydra_tx import FeeRule, address_of, build_message_tx, owned_by
-from zkadapt.channel.hydra_view import OPEN, HeadView, Rejection
+from zkadapt.channel.hydra_view import OPEN, HeadEvent, HeadView, Rejection
 from zkadapt.channel.hydra_wire import ServerOutput, TxEnvelope, UtxoOut, new_tx, parse_utxo
 from zkadapt.crypto.identity import IdentityKey, Keyring
 from zkadapt.errors import ChannelError
@@ -169,6 +169,18 @@ class HydraChannel(HeadLifecycle):
     def head_id(self) -> str | None:
         with self._cond:
             return self._view.bound_head
+
+    @property
+    def head_events(self) -> list[HeadEvent]:
+        """The followed head's lifecycle (open, closed, fanout, ...) and refused commands."""
+        with self._cond:
+            return self._view.lifecycle
+
+    @property
+    def contestation_deadline(self) -> str | None:
+        """When the closed head's contestation period ends (api.yaml ``UTCTime``), if closed."""
+        with self._cond:
+            return self._view.contestation_deadline
 
     @property
     def rejected(self) -> list[Rejection]:

@@ -62,28 +62,40 @@ class HeadLifecycle:
         return self._opened(mark, "Init")
 
     def close_head(self, timeout: float = 60.0) -> int:
-        """Send ``Close`` and wait for ``HeadIsClosed``; returns the closing snapshot number."""
+        """Send ``Close`` and wait for ``HeadIsClosed``; returns the closing snapshot number.
+
+        Raises:
+            ChannelError: the node refused (``CommandFailed``: the head is not open) or
+                timed out.
+        """
         mark = self._send(client_input("Close"))
         self._await(
-            lambda v: (
-                v.status in ("Closed", "FanoutPossible", "Idle")
-                or v.command_failed_after("Close", mark)
-            ),
+            lambda v: v.closed_at > mark or v.command_failed_after("Close", mark),
             timeout,
             "HeadIsClosed",
         )
         return self._after_command(mark, "Close", lambda v: v.closed_snapshot or 0)
 
     def fanout(self, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait for ``ReadyToFanout``, send ``Fanout``, wait for ``HeadIsFinalized``.
+        """Send ``Fanout`` and wait for ``HeadIsFinalized``.
+
+        A closed head first waits for ``ReadyToFanout`` (the end of the contestation
+        period); in any other state the input goes straight to the node, which refuses it
+        unless fanout is possible.
 
         Returns:
             The finalized UTxO (api.yaml ``UTxO``), now on layer 1.
+
+        Raises:
+            ChannelError: the node refused (``CommandFailed``) or timed out.
         """
-        self._await(lambda v: v.status in ("FanoutPossible", "Idle"), timeout, "ReadyToFanout")
+        if self._inspect(lambda v: v.status) == "Closed":
+            self._await(
+                lambda v: v.status != "Closed", timeout, "ReadyToFanout (contestation period)"
+            )
         mark = self._send(client_input("Fanout"))
         self._await(
-            lambda v: v.finalized_utxo is not None or v.command_failed_after("Fanout", mark),
+            lambda v: v.finalized_at > mark or v.command_failed_after("Fanout", mark),
             timeout,
             "HeadIsFinalized",
         )
@@ -116,7 +128,7 @@ class HeadLifecycle:
         def head(view: HeadView) -> str:
             failed = view.command_failed_after(tag, mark)
             if failed or view.status != OPEN:
-                raise ChannelError(f"{self.api}: {tag} refused by the node (head is {failed})")
+                raise self._refused(tag, failed or view.status)
             return view.bound_head or ""
 
         return self._inspect(head)
@@ -125,7 +137,13 @@ class HeadLifecycle:
         def read(view: HeadView) -> T:
             failed = view.command_failed_after(tag, mark)
             if failed:
-                raise ChannelError(f"{self.api}: {tag} refused by the node (head is {failed})")
+                raise self._refused(tag, failed)
             return result(view)
 
         return self._inspect(read)
+
+    def _refused(self, tag: str, state: str) -> ChannelError:
+        """The node's ``CommandFailed`` for input ``tag`` as one line."""
+        return ChannelError(
+            f"{self.api}: {tag} refused by the node (CommandFailed: head is {state})"
+        )

@@ -46,6 +46,25 @@ OPEN = "Open"
 
 
 @dataclass(frozen=True)
+class HeadEvent:
+    """A change of the head's life the node announced (or a command it refused).
+
+    Attributes:
+        tag: ``HeadIsOpen``, ``HeadIsClosed``, ``ReadyToFanout``, ``HeadIsFinalized``,
+            ``CommitFinalized`` or ``CommandFailed``.
+        detail: one line about it (the head, the closing snapshot, the refused input ...).
+        timestamp: the node's time for timed outputs, else when the client saw it.
+        after_seq: how many channel entries the bound head had then (places it in a
+            timeline of entries).
+    """
+
+    tag: str
+    detail: str
+    timestamp: float
+    after_seq: int
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A confirmed transaction under our label that is not a valid channel entry, and why."""
 
@@ -97,7 +116,12 @@ class HeadView:
         self.failed_commands: list[tuple[int, str, str]] = []
         self.finalized_utxo: dict[str, object] | None = None
         self.closed_snapshot: int | None = None
+        self.contestation_deadline: str | None = None
+        self._lifecycle_log: list[tuple[str | None, HeadEvent]] = []
         self.opened_at = 0  # event count of the last HeadIsOpen
+        self.closed_at = 0  # ... of the last HeadIsClosed of the bound head
+        self.finalized_at = 0  # ... of the last HeadIsFinalized of the bound head
+        self._seen_lifecycle: set[tuple[str, int]] = set()
         self._by_key = {identity.raw: name for name, identity in keyring.items()}
 
     # ---- folding ----------------------------------------------------------------------
@@ -109,29 +133,74 @@ class HeadView:
             self._greet(output)
         elif isinstance(output, SnapshotConfirmed):
             self._snapshot(output)
-        elif isinstance(output, HeadIsOpen):
-            self.opened_at = self.events
-            self.logs.setdefault(output.head_id, HeadLog(output.head_id))
-            self._set_status(output.head_id, OPEN)
-            if self.bound_head is None and self.greetings:
-                self.bound_head = output.head_id
-        elif isinstance(output, HeadIsClosed):
-            self._set_status(output.head_id, "Closed")
-            self.closed_snapshot = output.snapshot_number
-        elif isinstance(output, ReadyToFanout):
-            self._set_status(output.head_id, "FanoutPossible")
-        elif isinstance(output, HeadIsFinalized):
-            self._set_status(output.head_id, "Idle")
-            if output.head_id == self.bound_head:
-                self.finalized_utxo = output.utxo
+        elif isinstance(output, (HeadIsOpen, HeadIsClosed, ReadyToFanout, HeadIsFinalized)):
+            self._lifecycle(output)
         elif isinstance(output, TxValid):
             self.valid.add(output.tx_id)
         elif isinstance(output, TxInvalid):
             self._tx_invalid(output)
         elif isinstance(output, CommitFinalized):
             self.deposits.add(output.deposit_tx_id)
+            self._record(output, f"deposit {output.deposit_tx_id[:12]} is in the head")
         elif isinstance(output, CommandFailed):
             self.failed_commands.append((self.events, output.input_tag, output.state_tag))
+            state = output.state_tag or "unknown state"
+            self._record(output, f"the node refused {output.input_tag} (head is {state})", None)
+
+    def _lifecycle(self, output: ServerOutput) -> None:
+        if isinstance(output, HeadIsOpen):
+            self.opened_at = self.events
+            self.logs.setdefault(output.head_id, HeadLog(output.head_id))
+            self._set_status(output.head_id, OPEN)
+            if self.bound_head is None and self.greetings:
+                self.bound_head = output.head_id
+            self._record(output, f"head {output.head_id[:12]} is open")
+        elif isinstance(output, HeadIsClosed):
+            self._set_status(output.head_id, "Closed")
+            self.closed_snapshot = output.snapshot_number
+            if self._concerns(output.head_id):
+                self.closed_at = self.events
+                self.contestation_deadline = output.contestation_deadline
+                self._record(
+                    output,
+                    f"closed at snapshot {output.snapshot_number}; contestation until "
+                    f"{output.contestation_deadline}",
+                )
+        elif isinstance(output, ReadyToFanout):
+            self._set_status(output.head_id, "FanoutPossible")
+            self._record(output, "contestation period over: fanout possible")
+        elif isinstance(output, HeadIsFinalized):
+            self._set_status(output.head_id, "Idle")
+            if output.head_id == self.bound_head:
+                self.finalized_utxo = output.utxo
+            if self._concerns(output.head_id):
+                self.finalized_at = self.events
+                lovelace = sum(_lovelace(o) for o in output.utxo.values())
+                self._record(
+                    output,
+                    f"finalized: {len(output.utxo)} outputs, {lovelace:,} lovelace back on layer 1",
+                )
+
+    def _concerns(self, head_id: str) -> bool:
+        """Whether an output about ``head_id`` concerns the followed head (or none is bound)."""
+        return self.bound_head is None or head_id == self.bound_head
+
+    def _record(self, output: ServerOutput, detail: str, head_id: str | None = "") -> None:
+        """Remember a lifecycle event once (a replayed history repeats the node's ``seq``).
+
+        ``head_id`` defaults to the output's own ``head_id``; None means "whatever head"
+        (``CommandFailed`` names none).
+        """
+        if output.seq is not None:
+            key = (output.tag, output.seq)
+            if key in self._seen_lifecycle:
+                return
+            self._seen_lifecycle.add(key)
+        head = getattr(output, "head_id", None) if head_id == "" else head_id
+        log = self.logs.get(head) if head is not None else self.log
+        stamp = output.timestamp if output.timestamp is not None else time.time()
+        event = HeadEvent(output.tag, detail, stamp, len(log.entries) if log is not None else 0)
+        self._lifecycle_log.append((head, event))
 
     def _greet(self, output: Greetings) -> None:
         self.greetings += 1
@@ -205,6 +274,15 @@ class HeadView:
         """The bound head's log, if the head is known."""
         return self.logs.get(self.bound_head) if self.bound_head is not None else None
 
+    @property
+    def lifecycle(self) -> list[HeadEvent]:
+        """Lifecycle events of the bound head (and refused commands), in arrival order."""
+        return [
+            event
+            for head, event in self._lifecycle_log
+            if head is None or self.bound_head is None or head == self.bound_head
+        ]
+
     def entries(self, since: int = 0) -> list[Entry]:
         """Verified entries of the bound head with ``seq > since``.
 
@@ -246,3 +324,10 @@ class HeadView:
             if at > event and input_tag == tag:
                 return state or "unknown state"
         return None
+
+
+def _lovelace(txout: object) -> int:
+    """The lovelace of an api.yaml ``TxOut`` (0 if it has none)."""
+    value = txout.get("value") if isinstance(txout, dict) else None
+    amount = value.get("lovelace", 0) if isinstance(value, dict) else 0
+    return amount if isinstance(amount, int) else 0

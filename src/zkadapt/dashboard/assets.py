@@ -61,6 +61,17 @@ svg .empty { font-size: 12px; text-anchor: middle; fill: #9aa0a6; }
 tr.dropped td, tr.failed td { background: #fff4f3; }
 tr.rejected td { background: #fff8e1; }
 code { font-size: 12px; overflow-wrap: anywhere; }
+button { font: inherit; border: 1px solid var(--line); border-radius: 6px; padding: 4px 10px;
+  background: #fff; cursor: pointer; }
+button.action { margin: 0 8px 8px 0; border-color: #1a56c4; color: #1a56c4; font-weight: 600; }
+button.danger { background: var(--bad); border-color: var(--bad); color: #fff; font-weight: 600; }
+dialog { border: 1px solid var(--line); border-radius: 8px; max-width: 520px; }
+dialog .buttons { display: flex; gap: 10px; justify-content: flex-end; }
+.action-log { margin: 6px 0 0; padding-left: 18px; font-size: 12px; }
+li.ok, #action-result.ok { color: var(--ok); }
+li.bad, #action-result.bad { color: var(--bad); }
+li.busy, #action-result.busy { color: #1a56c4; }
+#action-result { font-weight: 600; overflow-wrap: anywhere; }
 """
 
 JS = """
@@ -81,6 +92,45 @@ JS = """
     document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
   });
   source.addEventListener("end", () => { source.close(); show("replay finished", false); });
+
+  // Operator actions (only on a page served with --allow-actions): confirm, then POST.
+  const token = document.querySelector('meta[name="zkadapt-action-token"]');
+  const dialog = document.getElementById("confirm");
+  if (!token || !dialog) return;
+  const result = document.getElementById("action-result");
+  const say = (text, cls) => { result.textContent = text; result.className = cls; };
+  let pending = null;
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    pending = button.dataset.action;
+    document.getElementById("confirm-title").textContent = button.dataset.label + "?";
+    document.getElementById("confirm-text").textContent =
+      "Send " + button.dataset.command + " to the head: " + button.dataset.effect + ".";
+    document.getElementById("confirm-yes").textContent = "Confirm " + button.dataset.command;
+    dialog.showModal();
+  });
+  document.getElementById("confirm-no").addEventListener("click", () => {
+    pending = null;
+    dialog.close();
+  });
+  document.getElementById("confirm-yes").addEventListener("click", async () => {
+    const name = pending;
+    pending = null;
+    dialog.close();
+    if (!name) return;
+    say(name + ": sent; waiting for the hydra-node…", "busy");
+    try {
+      const response = await fetch("/api/actions/" + encodeURIComponent(name), {
+        method: "POST",
+        headers: { "X-ZKAdapt-Token": token.content },
+      });
+      const body = await response.json();
+      say(body.message, body.ok ? "ok" : "bad");
+    } catch (error) {
+      say(name + " failed: " + error, "bad");
+    }
+  });
 })();
 """
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from zkadapt import __version__
 from zkadapt.dashboard import format as fmt
+from zkadapt.dashboard.actions import ActionsView
 from zkadapt.dashboard.assets import CSS, JS
 from zkadapt.dashboard.svg import (
     GLOBAL_COLOR,
@@ -24,7 +25,25 @@ from zkadapt.dashboard.svg import (
     color_for,
     line_chart,
 )
-from zkadapt.dashboard.view import DROPPED, FAILED, FOREIGN, VERIFIED, PartyCard, Snapshot
+from zkadapt.dashboard.view import (
+    DROPPED,
+    FAILED,
+    FOREIGN,
+    HEAD_EVENT,
+    REFUSED,
+    VERIFIED,
+    PartyCard,
+    Snapshot,
+)
+
+_TIMELINE_BADGES = {
+    VERIFIED: "ok",
+    DROPPED: "bad",
+    FAILED: "bad",
+    FOREIGN: "idle",
+    HEAD_EVENT: "busy",
+    REFUSED: "bad",
+}
 
 #: Most timeline rows shown (newest first); the count of older ones is stated.
 TIMELINE_LIMIT = 300
@@ -235,24 +254,40 @@ def _progress_row(p: Mapping[str, Any], n_parties: int, *, shares: bool) -> str:
 
 
 def render_channel(snap: Snapshot) -> str:
-    """The channel's state: backend, location, entry count, whether the chain verified."""
+    """The channel's state: backend, location, entry count, whether every entry verified."""
     c = snap.channel
+    hydra = c.backend == "hydra"
+    checked = (
+        "every entry's signature and transaction witness checked, in confirmed-snapshot order"
+        if hydra
+        else "every entry's signature and hash-chain link checked"
+    )
     if c.waiting:
         chain = '<span class="badge idle">waiting for the ledger</span>'
     elif c.chain_ok:
-        chain = (
-            '<span class="badge ok">verified</span> every entry\'s signature and hash-chain '
-            "link checked"
-        )
+        chain = f'<span class="badge ok">verified</span> {_e(checked)}'
     else:
         chain = f'<span class="badge bad">FAILED</span> {_e(c.error or "")}'
     rows = [
         f"<tr><th>backend</th>{_td(c.backend)}</tr>",
-        f"<tr><th>ledger</th><td><code>{_e(c.location)}</code></td></tr>",
+        f"<tr><th>{'hydra-node' if hydra else 'ledger'}</th>"
+        f"<td><code>{_e(c.location)}</code></td></tr>",
         f'<tr><th>entries</th><td id="entry-count">{c.entries}</td></tr>',
-        f"<tr><th>hash chain</th><td>{chain}</td></tr>",
-        f"<tr><th>session</th><td><code>{_e(snap.session_id)}</code></td></tr>",
+        f"<tr><th>{'verification' if hydra else 'hash chain'}</th><td>{chain}</td></tr>",
     ]
+    if c.head is not None:
+        head = c.head.head_id or "none yet"
+        deadline = (
+            f"; contestation until {c.head.contestation_deadline}"
+            if c.head.status == "Closed" and c.head.contestation_deadline
+            else ""
+        )
+        rows.append(
+            f'<tr><th>head</th><td id="head-status" data-status="{_e(c.head.status)}">'
+            f'<span class="badge busy">{_e(c.head.status)}</span> <code>{_e(head)}</code>'
+            f"{_e(deadline)}</td></tr>"
+        )
+    rows.append(f"<tr><th>session</th><td><code>{_e(snap.session_id)}</code></td></tr>")
     return f"<table><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -262,7 +297,7 @@ def render_timeline(snap: Snapshot) -> str:
     older = max(0, len(rows) - TIMELINE_LIMIT)
     body = []
     for row in rows[:TIMELINE_LIMIT]:
-        badge = {VERIFIED: "ok", DROPPED: "bad", FAILED: "bad", FOREIGN: "idle"}[row.status]
+        badge = _TIMELINE_BADGES[row.status]
         cls = row.status.replace(" ", "-")
         if row.kind == "Rejected":
             cls += " rejected"
@@ -284,28 +319,56 @@ def render_timeline(snap: Snapshot) -> str:
     return f'<div class="timeline">{table}</div>{more}'
 
 
+#: Escrow table columns, in the order of the ``zkadapt escrow status`` line.
+ESCROW_COLUMNS = ("party", "deposit", "last signal round", "kill votes", "settlement", "flags")
+
+
 def render_escrow(snap: Snapshot) -> str:
-    """The escrow table (empty, with a note, until an escrow backend exists)."""
+    """The escrow table: the same headline and per-party facts as ``zkadapt escrow status``."""
+    e = snap.escrow
     rows = [
-        f"<tr>{_td(r.party)}{_td(r.deposit)}{_td(r.signal)}{_td(r.claim)}{_td(r.kill)}</tr>"
-        for r in snap.escrow.rows
+        f'<tr data-party="{_e(r.party)}">{_td(r.party)}{_td(r.deposit)}'
+        f"{_td(r.signal, numeric=True)}{_td(r.kill_votes)}{_td(r.settlement)}"
+        f"{_td(', '.join(r.flags))}</tr>"
+        for r in e.rows
     ]
-    if not rows:
-        rows = [f'<tr><td colspan="5" class="note">{_e(snap.escrow.note)}</td></tr>']
-    return _table(["party", "deposit", "signal", "claim", "kill"], rows)
+    return (
+        f'<p id="escrow-headline" data-status="{_e(e.status)}">{_e(e.headline)}</p>'
+        + _table(ESCROW_COLUMNS, rows, numeric=(2,))
+        + f'<p class="note">{_e(e.note)}</p>'
+    )
 
 
 def render_actions(snap: Snapshot) -> str:
-    """Operator actions: read-only unless ``--allow-actions``; none on the local channel."""
+    """Operator actions: buttons only with ``--allow-actions``, only where the head allows."""
     a = snap.actions
     mode = (
         '<span class="badge busy">actions allowed (--allow-actions)</span>'
         if a.allowed
         else '<span class="badge idle">read-only</span>'
     )
-    listed = "".join(f"<li>{_e(x.label)}</li>" for x in a.actions)
-    return f"<p>{mode}</p>" + (
-        f"<ul>{listed}</ul>" if listed else f'<p class="note">{_e(a.note)}</p>'
+    buttons = _action_buttons(a) if a.allowed else ""
+    log = "".join(
+        f'<li class="{"ok" if r.ok else ("bad" if r.ok is False else "busy")}" '
+        f'data-action="{_e(r.action)}">{_e(fmt.clock(r.at))} {_e(r.message)}</li>'
+        for r in reversed(a.log)
+    )
+    return (
+        f"<p>{mode}</p>"
+        + (f'<p class="note" id="actions-note">{_e(a.note)}</p>' if a.note else "")
+        + buttons
+        + (f'<ul class="action-log">{log}</ul>' if log else "")
+    )
+
+
+def _action_buttons(a: ActionsView) -> str:
+    if a.running:
+        return '<p class="note">an action is waiting for the hydra-node…</p>'
+    return "".join(
+        f'<button type="button" class="action" data-action="{_e(x.name)}" '
+        f'data-command="{_e(x.command)}" data-label="{_e(x.label)}" '
+        f'data-effect="{_e(x.effect)}">{_e(x.label)}…</button>'
+        for x in a.actions
     )
 
 
@@ -329,8 +392,14 @@ def render_sections(snap: Snapshot) -> dict[str, str]:
     return sections
 
 
-def render_page(snap: Snapshot, *, events_url: str, replay: bool = False) -> str:
-    """The whole document; the inline script then follows ``events_url``."""
+def render_page(
+    snap: Snapshot, *, events_url: str, replay: bool = False, token: str | None = None
+) -> str:
+    """The whole document; the inline script then follows ``events_url``.
+
+    ``token`` (given only when actions are allowed) is the dashboard process's action token:
+    the page sends it with every action request, and the confirmation dialog is included.
+    """
     sections = render_sections(snap)
     panels = []
     for key, (title, _, wide) in SECTIONS.items():
@@ -339,19 +408,25 @@ def render_page(snap: Snapshot, *, events_url: str, replay: bool = False) -> str
             panels.append(f'<div id="alerts" class="wide">{sections[key]}</div>')
             continue
         cls = "panel wide" if wide else "panel"
+        extra = (
+            '<p id="action-result" role="status" aria-live="polite"></p>'
+            if key == "actions" and token
+            else ""
+        )
         panels.append(
             f'<section class="{cls}" aria-label="{_e(title)}">{heading}'
-            f'<div id="{key}">{sections[key]}</div></section>'
+            f'<div id="{key}">{sections[key]}</div>{extra}</section>'
         )
     switch = (
         '<a href="/">follow live</a>'
         if replay
         else '<a href="/?replay=1">replay from the start</a>'
     )
+    meta = f'<meta name="zkadapt-action-token" content="{_e(token)}">' if token else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<link rel="icon" href="data:,">'
+        f'<link rel="icon" href="data:,">{meta}'
         f"<title>ZK-ADAPT · {_e(snap.session_name)}</title><style>{CSS}</style></head>"
         f'<body data-events="{_e(events_url)}"' + (' data-replay="1"' if replay else "") + ">"
         f"<header><h1>ZK-ADAPT · {_e(snap.session_name)}</h1>"
@@ -360,8 +435,19 @@ def render_page(snap: Snapshot, *, events_url: str, replay: bool = False) -> str
         f'<span id="live" class="live off">connecting…</span>'
         f'<span class="meta">{switch}</span></header>'
         f"<main>{''.join(panels)}</main>"
-        f"<script>{JS}</script></body></html>"
+        + (CONFIRM_DIALOG if token else "")
+        + f"<script>{JS}</script></body></html>"
     )
+
+
+#: The confirmation step of every action: the page fills in the action and its effect.
+CONFIRM_DIALOG = (
+    '<dialog id="confirm" aria-labelledby="confirm-title">'
+    '<h2 id="confirm-title"></h2><p id="confirm-text"></p>'
+    '<p class="note">The dashboard sends it to the hydra-node and waits for its answer.</p>'
+    '<div class="buttons"><button type="button" id="confirm-no">Cancel</button>'
+    '<button type="button" id="confirm-yes" class="danger"></button></div></dialog>'
+)
 
 
 def render_error_page(title: str, message: str) -> str:

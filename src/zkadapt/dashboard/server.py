@@ -1,12 +1,19 @@
 """The dashboard's HTTP server (aiohttp): one page, its event stream, and a JSON snapshot.
 
-Routes (GET only; nothing on the page changes the session):
+Routes:
 
 * ``/`` — the page, rendered on the server; ``/?replay=1`` starts empty and replays.
 * ``/events`` — server-sent events: ``sections`` events carry ``{id: html}`` for every
   section whose HTML changed; ``/events?replay=1`` steps through the verified history
   from the start and ends with an ``end`` event.
 * ``/api/snapshot`` — the current state as JSON (cards, channel, report rounds).
+* ``POST /api/actions/{init,close,fanout}`` — an operator action on the session's Hydra
+  head. Refused (403, JSON ``{"ok": false, "message"}``) unless the dashboard runs with
+  ``--allow-actions`` and the request carries this process's action token (random per
+  process, embedded in the page, sent as ``X-ZKAdapt-Token``) from the page's own origin;
+  409 for a session without a head or while another action runs. The action runs through
+  :meth:`~zkadapt.dashboard.source.LedgerWatcher.perform` (the CLI's ``zkadapt head`` code)
+  and answers 200 or, when the node refused or did not answer, 502 with its one-line reason.
 
 One background task polls the channel (in a worker thread: SQLite blocks) and re-renders
 the sections when something changed; every open stream then sends what differs from what
@@ -19,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hmac
 import ipaddress
 import json
 import logging
 import math
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -42,6 +51,8 @@ REPLAY_STEP_S = 0.2
 REPLAY_STEPS = 100
 #: Seconds between keep-alive comments on an idle stream.
 HEARTBEAT_S = 15.0
+#: The request header that carries the action token.
+TOKEN_HEADER = "X-ZKAdapt-Token"
 
 _LOOPBACK_NAMES = {"localhost", "localhost.", "127.0.0.1", "::1"}
 _log = logging.getLogger("zkadapt.dashboard")
@@ -58,6 +69,9 @@ class Dashboard:
         self.snapshot: Snapshot = watcher.snapshot()
         self.sections: dict[str, str] = render_sections(self.snapshot)
         self.closing = asyncio.Event()
+        #: Random per dashboard process; the page sends it with every action request.
+        self.token = secrets.token_urlsafe(32)
+        self.acting = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zkadapt-ledger")
 
@@ -71,19 +85,23 @@ class Dashboard:
 
     async def follow(self) -> None:
         """Poll the channel until the server closes; wake the streams on every change."""
-        loop = asyncio.get_running_loop()
         while not self.closing.is_set():
-            try:
-                changed = await loop.run_in_executor(self._executor, self.refresh)
-            except Exception as exc:  # a bug must not stop the page from following
-                _log.error("dashboard: refresh failed: %s: %s", type(exc).__name__, exc)
-                changed = False
-            if changed:
-                async with self._changed:
-                    self.version += 1
-                    self._changed.notify_all()
+            await self.tick()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.closing.wait(), self.poll_interval)
+
+    async def tick(self) -> None:
+        """Poll once (in the worker thread) and wake the streams if something changed."""
+        loop = asyncio.get_running_loop()
+        try:
+            changed = await loop.run_in_executor(self._executor, self.refresh)
+        except Exception as exc:  # a bug must not stop the page from following
+            _log.error("dashboard: refresh failed: %s: %s", type(exc).__name__, exc)
+            changed = False
+        if changed:
+            async with self._changed:
+                self.version += 1
+                self._changed.notify_all()
 
     async def wait_for_change(self, seen: int, timeout: float) -> int:
         """The version after ``seen`` (or ``seen`` again after ``timeout`` s or on close)."""
@@ -115,6 +133,7 @@ def create_app(dashboard: Dashboard, *, host: str = "127.0.0.1") -> web.Applicat
     app.router.add_get("/", _page)
     app.router.add_get("/events", _events)
     app.router.add_get("/api/snapshot", _snapshot_json)
+    app.router.add_post("/api/actions/{name}", _action)
     app.on_response_prepare.append(_security_headers)
 
     follower: list[asyncio.Task[None]] = []
@@ -141,8 +160,55 @@ async def _page(request: web.Request) -> web.Response:
         snap = _replay_snapshot(dashboard, dashboard.watcher.replay_view())
         page = render_page(snap, events_url="/events?replay=1", replay=True)
     else:
-        page = render_page(dashboard.snapshot, events_url="/events")
+        token = dashboard.token if dashboard.watcher.view.allow_actions else None
+        page = render_page(dashboard.snapshot, events_url="/events", token=token)
     return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+
+async def _action(request: web.Request) -> web.Response:
+    """Run one operator action on the head (see the module docstring for the checks)."""
+    dashboard = request.app[_DASHBOARD]
+    name = request.match_info["name"]
+    refusal = _action_refusal(request, dashboard, name)
+    if refusal is not None:
+        return refusal
+    if dashboard.acting.locked():
+        return _action_reply(409, None, "another action is still waiting for the hydra-node")
+    async with dashboard.acting:
+        loop = asyncio.get_running_loop()
+        timeout = dashboard.watcher.target.config.channel.hydra.confirm_timeout_s
+        record = await loop.run_in_executor(None, dashboard.watcher.perform, name, timeout)
+    await dashboard.tick()  # the page shows the answer and the head's new state at once
+    return _action_reply(200 if record.ok else 502, record.ok, record.message)
+
+
+def _action_refusal(request: web.Request, dashboard: Dashboard, name: str) -> web.Response | None:
+    """Why this action request is refused, as a JSON reply; None to go ahead."""
+    from zkadapt.channel.hydra_ops import HEAD_ACTIONS, NO_HEAD
+
+    if not dashboard.watcher.view.allow_actions:
+        return _action_reply(
+            403,
+            False,
+            "this dashboard is read-only: operator actions need `zkadapt dashboard "
+            "--allow-actions`",
+        )
+    sent = request.headers.get(TOKEN_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), dashboard.token.encode()):
+        return _action_reply(403, False, "missing or wrong action token: reload the dashboard")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return _action_reply(403, False, f"actions are accepted only from the page, not {origin}")
+    if not dashboard.watcher.target.hydra:
+        return _action_reply(409, False, NO_HEAD)
+    if name not in HEAD_ACTIONS:
+        valid = ", ".join(HEAD_ACTIONS)
+        return _action_reply(404, False, f"unknown action {name!r}; valid: {valid}")
+    return None
+
+
+def _action_reply(status: int, ok: bool | None, message: str) -> web.Response:
+    return web.json_response({"ok": bool(ok), "message": message}, status=status)
 
 
 async def _snapshot_json(request: web.Request) -> web.Response:

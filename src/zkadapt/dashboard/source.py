@@ -6,24 +6,36 @@ same client the parties use (:func:`zkadapt.channel.open_channel`, which verifie
 signature and hash-chain link), feeding a :class:`~zkadapt.dashboard.view.SessionView`.
 A missing ledger means "not started yet" (the watcher waits for it and never creates it); an
 unreadable or tampered one is reported on the page, never raised into the server.
+
+On a ``hydra`` session the watcher is a read-only client of the first party's hydra-node
+(:func:`zkadapt.channel.hydra_ops.open_head`, as ``zkadapt head`` and observers use); it also
+reports the head's status and lifecycle and runs the operator actions
+(:meth:`LedgerWatcher.perform`) through :func:`zkadapt.channel.hydra_ops.perform_action`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zkadapt.channel import Channel, Entry, open_channel
 from zkadapt.config import SessionConfig, load_config, with_public_keys
+from zkadapt.dashboard.actions import ActionRecord, HeadState
 from zkadapt.dashboard.view import ChannelState, SessionView, Snapshot
-from zkadapt.errors import ConfigError, ZkAdaptError
+from zkadapt.errors import ChannelError, ConfigError, ZkAdaptError
 from zkadapt.keyfiles import SESSION_FILE
+
+if TYPE_CHECKING:
+    from zkadapt.channel.hydra import HydraChannel
 
 #: The report a finished ``zkadapt run`` writes (its baselines are drawn as reference lines).
 REPORT_FILE = "report.json"
+#: Operator actions kept for the page (oldest dropped first).
+ACTION_LOG_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,18 @@ class SessionTarget:
     def ledger(self) -> Path:
         """The local ledger's path (``channel.path`` relative to the output directory)."""
         return self.out_dir / self.config.channel.path
+
+    @property
+    def hydra(self) -> bool:
+        """Whether the session's channel is a Hydra head."""
+        return self.config.channel.backend == "hydra"
+
+    @property
+    def location(self) -> str:
+        """Where the channel is read: the ledger file, or the hydra-node it asks."""
+        if self.hydra:
+            return self.config.channel.hydra.api_for(self.config.party_names[0])
+        return str(self.ledger)
 
 
 def locate_session(session_file: Path, out: Path | None = None) -> SessionTarget:
@@ -84,10 +108,13 @@ class LedgerWatcher:
         self.target = target
         self.view = SessionView(target.config, allow_actions=allow_actions)
         self._channel: Channel | None = None
+        self._head: HydraChannel | None = None  # the same client, on a hydra session
         self._error: str | None = None
         self._baseline: dict[str, Any] = {}
         self._report_mtime: float | None = None
+        self._actions: list[ActionRecord] = []
         self._lock = threading.Lock()
+        self._last_key = self._state_key()
 
     @property
     def error(self) -> str | None:
@@ -95,12 +122,27 @@ class LedgerWatcher:
         return self._error
 
     def poll(self) -> bool:
-        """Read what is new on the channel (and the report); returns whether anything changed."""
+        """Read what is new on the channel (and the report); returns whether anything changed.
+
+        "Changed" is since the previous poll: new entries, a new error, a new report, a new
+        head status or lifecycle event, or an operator action started or answered.
+        """
         with self._lock:
-            before = (self.view.last_seq, self._error, self._report_mtime)
             self._poll_channel()
             self._poll_report()
-            return before != (self.view.last_seq, self._error, self._report_mtime)
+            key = self._state_key()
+            changed, self._last_key = key != self._last_key, key
+            return changed
+
+    def _state_key(self) -> tuple[object, ...]:
+        head = self.head_state()
+        return (
+            self.view.last_seq,
+            self._error,
+            self._report_mtime,
+            tuple(self._actions),
+            None if head is None else (head.status, head.head_id, len(head.events)),
+        )
 
     def entries(self) -> list[Entry]:
         """A copy of the verified entries read so far (for a replay)."""
@@ -110,19 +152,71 @@ class LedgerWatcher:
     def channel_state(self, entries: int | None = None) -> ChannelState:
         """The channel panel's data (``entries`` overrides the count, for a replay)."""
         waiting = self._channel is None and self._error is None
+        count = self.view.last_seq if entries is None else entries
+        head = self.head_state()
+        if head is not None and entries is not None:  # a replay: events up to its entries
+            head = replace(head, events=tuple(e for e in head.events if e.after_seq <= count))
         return ChannelState(
             backend=self.target.config.channel.backend,
-            location=str(self.target.ledger),
-            entries=self.view.last_seq if entries is None else entries,
+            location=self.target.location,
+            entries=count,
             chain_ok=self._error is None and not waiting,
             waiting=waiting,
             error=self._error,
+            head=head,
+        )
+
+    def head_state(self) -> HeadState | None:
+        """The Hydra head as the channel client sees it (None: local, or not connected)."""
+        head = self._head
+        if head is None:
+            return None
+        return HeadState(
+            api=head.api,
+            status=head.head_status,
+            head_id=head.head_id,
+            contestation_deadline=head.contestation_deadline,
+            events=tuple(head.head_events),
         )
 
     def snapshot(self) -> Snapshot:
         """The page's data as of the last :meth:`poll`."""
         with self._lock:
-            return self.view.snapshot(self.channel_state(), baseline=self._baseline)
+            return self.view.snapshot(
+                self.channel_state(), baseline=self._baseline, actions=tuple(self._actions)
+            )
+
+    def perform(self, name: str, timeout: float) -> ActionRecord:
+        """Run operator action ``name`` on the head and record the node's answer.
+
+        Blocks until the node answers (run it off the event loop). The answer is kept for
+        the page: a refusal or a timeout is one line, never an exception.
+        """
+        from zkadapt.channel.hydra_ops import NO_HEAD, perform_action
+
+        started = ActionRecord(time.time(), name, None, f"{name}: sent; waiting for the node")
+        with self._lock:
+            head = self._head
+            self._log(started)
+        try:
+            if head is None:
+                raise ChannelError(NO_HEAD if not self.target.hydra else self._not_connected())
+            message, ok = perform_action(head, name, timeout=timeout), True
+        except ZkAdaptError as exc:
+            message, ok = f"{name} failed: {exc}", False
+        except ValueError as exc:
+            message, ok = str(exc), False
+        done = ActionRecord(time.time(), name, ok, message)
+        with self._lock:
+            self._actions[self._actions.index(started)] = done
+        return done
+
+    def _log(self, record: ActionRecord) -> None:
+        self._actions.append(record)
+        del self._actions[:-ACTION_LOG_LIMIT]
+
+    def _not_connected(self) -> str:
+        return f"not connected to the hydra-node at {self.target.location}: {self._error or '?'}"
 
     def replay_view(self) -> SessionView:
         """A fresh, empty view of the same session (a replay feeds it step by step)."""
@@ -138,25 +232,35 @@ class LedgerWatcher:
         with self._lock:
             if self._channel is not None:
                 self._channel.close()
-                self._channel = None
+                self._channel, self._head = None, None
 
     def _poll_channel(self) -> None:
         ledger = self.target.ledger
         try:
             if self._channel is None:
-                if not ledger.exists():
+                self._channel = self._open()
+                if self._channel is None:
                     return  # not started yet: wait, and never create the file
-                self._channel = open_channel(
-                    self.target.config.channel.backend,
-                    keyring=_keyring(self.target.config),
-                    path=ledger,
-                )
             self.view.extend(self._channel.history(self.view.last_seq))
             self._error = None
         except ZkAdaptError as exc:
             self._error = str(exc)
         except (OSError, ValueError) as exc:
             self._error = f"{ledger}: cannot read the channel: {exc}"
+
+    def _open(self) -> Channel | None:
+        """The session's channel client, or None while a local ledger does not exist yet."""
+        config = self.target.config
+        if self.target.hydra:
+            from zkadapt.channel.hydra_ops import open_head
+
+            self._head = open_head(config)
+            return self._head
+        if not self.target.ledger.exists():
+            return None
+        return open_channel(
+            config.channel.backend, keyring=_keyring(config), path=self.target.ledger
+        )
 
     def _poll_report(self) -> None:
         path = self.target.out_dir / REPORT_FILE

@@ -16,7 +16,8 @@ from typing import Any
 
 from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
-from zkadapt.dashboard.escrow import ActionsView, EscrowView, actions_view, escrow_view
+from zkadapt.dashboard.actions import ActionRecord, ActionsView, HeadState, actions_view
+from zkadapt.dashboard.escrow import EscrowView, escrow_view
 from zkadapt.protocol.history import Posted, SessionHistory
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
@@ -34,6 +35,11 @@ from zkadapt.summary import build_report, split_metrics
 
 #: Verification status of a timeline row.
 VERIFIED, DROPPED, FOREIGN, FAILED = "verified", "dropped", "other session", "failed"
+#: Status of a Hydra head event in the timeline (the node announced it; ``REFUSED``: a
+#: command it refused with ``CommandFailed``).
+HEAD_EVENT, REFUSED = "head event", "refused"
+#: Who a head event's timeline row names as its sender.
+HYDRA_NODE = "hydra-node"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class ChannelState:
     chain_ok: bool
     waiting: bool
     error: str | None
+    head: HeadState | None = None
 
 
 @dataclass(frozen=True)
@@ -130,8 +137,12 @@ class SessionView:
         *,
         baseline: dict[str, Any] | None = None,
         replay: bool = False,
+        actions: tuple[ActionRecord, ...] = (),
     ) -> Snapshot:
-        """The page's data as of the entries fed so far."""
+        """The page's data as of the entries fed so far (``actions``: the operator's log).
+
+        A replay never offers actions: it shows the past.
+        """
         config = self.config
         report = build_report(config, self.history)
         return Snapshot(
@@ -144,8 +155,13 @@ class SessionView:
             report=report,
             in_progress=self._in_progress(len(report["rounds"])),
             channel=channel,
-            escrow=escrow_view(config.channel.backend, config.party_names),
-            actions=actions_view(config.channel.backend, allow_actions=self.allow_actions),
+            escrow=escrow_view(config, self.entries),
+            actions=actions_view(
+                config.channel.backend,
+                channel.head,
+                allow_actions=self.allow_actions and not replay,
+                log=() if replay else actions,
+            ),
             baseline=baseline or {},
             replay=replay,
         )
@@ -169,7 +185,7 @@ class SessionView:
                         p.message.round,
                         self._describe(p),
                         VERIFIED,
-                        "signature and hash chain verified",
+                        _VERIFIED_NOTE.get(channel.backend, "signature verified"),
                     )
                 )
             elif entry.seq in dropped:
@@ -198,6 +214,7 @@ class SessionView:
                         "a message of another session sharing this channel",
                     )
                 )
+        rows = _with_head_events(rows, channel.head)
         if channel.error:
             rows.append(
                 TimelineRow(
@@ -308,6 +325,33 @@ class SessionView:
             "done": sorted(self.history.round_done(r)),
             "failed": failure.reason if failure else None,
         }
+
+
+_VERIFIED_NOTE = {
+    "local": "signature and hash chain verified",
+    "hydra": "signature and transaction witness verified; order of a confirmed snapshot",
+}
+
+
+def _with_head_events(rows: list[TimelineRow], head: HeadState | None) -> list[TimelineRow]:
+    """Entry rows with the head's lifecycle events placed after the entry they followed."""
+    if head is None or not head.events:
+        return rows
+    keyed = [((row.seq or 0, 0, i), row) for i, row in enumerate(rows)]
+    for i, event in enumerate(head.events):
+        status = REFUSED if event.tag == "CommandFailed" else HEAD_EVENT
+        row = TimelineRow(
+            None,
+            event.timestamp,
+            HYDRA_NODE,
+            event.tag,
+            None,
+            event.detail,
+            status,
+            f"announced by the hydra-node at {head.api}",
+        )
+        keyed.append(((event.after_seq, 1, i), row))
+    return [row for _, row in sorted(keyed, key=lambda kr: kr[0])]
 
 
 def describe(message: Message) -> str:
