@@ -31,7 +31,7 @@ from zkadapt.learning.checkpoint import state_digest
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import Message, Rejected
 from zkadapt.protocol.round import PartyContext, verify_submission
-from zkadapt.protocol.schemes import UpdateScheme
+from zkadapt.protocol.schemes import UpdateScheme, mean_from_channel
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
 from zkadapt.storage.base import ObjectStore
@@ -176,7 +176,7 @@ def _audit_round(
         return vector, momentum
     posted_before = len(io.would_post)
     try:
-        mean = scheme.mean_delta(r, accepted, io)
+        mean = mean_from_channel(scheme, r, accepted, io)
     finally:
         on_channel = {(rej.party, rej.reason) for _, rej in history.rejections(r)}
         for message in io.would_post[posted_before:]:

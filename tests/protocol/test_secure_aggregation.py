@@ -60,10 +60,10 @@ class FaultyPaillier(PaillierScheme):
             return _replace(alice, party=io.ctx.party, n_samples=update.n_samples).to_bytes(width)
         raise AssertionError(self.fault)
 
-    def _post_shares(self, round_, public, share, total, io):
+    def post_share(self, round_, io):
         if self.fault == Misbehaviour.SLOW_SHARES:
             time.sleep(0.5)
-        return super()._post_shares(round_, public, share, total, io)
+        return super().post_share(round_, io)
 
 
 def _replace(update: EncryptedUpdate, **changes) -> EncryptedUpdate:

@@ -40,8 +40,30 @@ from zkadapt.channel.base import Channel
 from zkadapt.errors import IntegrityError, ProtocolError, StorageError
 from zkadapt.learning.base import Learner
 from zkadapt.learning.checkpoint import state_digest
+from zkadapt.protocol import machine
 from zkadapt.protocol.checkpoints import RoundCheckpoints, SavedRound
 from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.machine import (
+    Announce,
+    Apply,
+    ChannelMessage,
+    CheckShare,
+    CloseSubmissions,
+    Combine,
+    DeadlinePassed,
+    Done,
+    FailRound,
+    Finish,
+    Halt,
+    MachineSpec,
+    PostShare,
+    Prepare,
+    Reject,
+    Sum,
+    TrainAndSubmit,
+    Verify,
+    Wait,
+)
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
     Message,
@@ -172,8 +194,27 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     return update
 
 
+@dataclass
+class _RoundWork:
+    """What one round's actions produced in this process (the machine keeps the decisions)."""
+
+    round: int
+    timer: _PhaseTimer
+    trained: dict[str, float] | None = None
+    opened: dict[str, Any] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    deadlines: dict[str, RoundDeadline] = field(default_factory=dict)
+
+
 class RoundProtocol:
-    """Drives the round protocol for one party over injected channel, store and learner."""
+    """Drives one party's round machine (:mod:`zkadapt.protocol.machine`) with real I/O.
+
+    The loop is: fold every new channel entry into the machine's state, ask
+    :func:`~zkadapt.protocol.machine.next_action`, do the work the action names (train,
+    post, verify, sum, decrypt, evaluate, checkpoint), fold the result back in. Every
+    decision — who is a candidate, when to close, when to fail, which shares decrypt, when a
+    round is done — is the machine's, the same code the model checker explores.
+    """
 
     def __init__(
         self,
@@ -200,6 +241,11 @@ class RoundProtocol:
         self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
+        self.spec = MachineSpec(
+            ctx.party, ctx.parties, ctx.rounds, ctx.quorum, self.scheme.shares_needed
+        )
+        self._fed = 0  # entries of self.history.posted folded into the machine
+        self._metrics: dict[str, float] = {}
         initial = learner.initial_state(derive_seed(ctx.seed_id, "init"))
         self.codec = FlatCodec(initial)
         self._initial = self.codec.flatten(initial)
@@ -210,55 +256,126 @@ class RoundProtocol:
         """Run (or resume) every remaining round; returns this process's outcomes.
 
         Raises:
-            ProtocolError: a round fell below quorum, or parties disagree on G(r).
+            ProtocolError: a round fell below quorum, too few valid decryption shares came,
+                or parties disagree on G(r).
         """
-        state = self._resume()
-        outcomes = []
-        for r in range(state.round + 1, self.ctx.rounds + 1):
-            outcomes.append(self._run_round(r, state))
-        self._await_final_agreement(state)
-        self.emit(self.ctx.rounds, Phase.DONE, state.digests.get(self.ctx.rounds, ""))
-        return outcomes
-
-    def _resume(self) -> _Global:
         self.sync()
         saved = self.checkpoints.latest()
+        g = self._resume(saved)
+        state = self._feed(
+            machine.start(self.spec, (saved.round, saved.model_sha256) if saved else None)
+        )
+        outcomes: list[RoundOutcome] = []
+        work = _RoundWork(state.round, _PhaseTimer(self._clock))
+        while not isinstance(action := machine.next_action(self.spec, state), Finish):
+            if action.round != work.round and not isinstance(action, Announce):
+                work = _RoundWork(action.round, _PhaseTimer(self._clock))
+            result = self._execute(action, g, work)
+            if isinstance(action, Wait):
+                state = self._feed(state)
+                if result is not None:
+                    state = machine.apply(self.spec, state, result)
+                continue
+            state = self._feed(machine.apply(self.spec, state, Done(action, result)))
+            if isinstance(action, Announce) and action.accepted:
+                outcomes.append(
+                    RoundOutcome(
+                        action.round,
+                        action.accepted,
+                        dict(work.rejected),
+                        action.digest,
+                        self._metrics,
+                        work.timer.elapsed(),
+                        work.trained is not None,
+                        work.timer.phases,
+                    )
+                )
+        self._await_final_agreement(state)
+        self.emit(self.ctx.rounds, Phase.DONE, g.digests.get(self.ctx.rounds, ""))
+        return outcomes
+
+    def _resume(self, saved: SavedRound | None) -> _Global:
         if saved is None:
             return _Global(0, self._initial.copy())
         self.emit(saved.round, Phase.DONE, f"resumed from checkpoint of round {saved.round}")
         vector = self.codec.flatten(saved.state)
         return _Global(saved.round, vector, saved.momentum, {saved.round: saved.model_sha256})
 
-    def _run_round(self, r: int, state: _Global) -> RoundOutcome:
-        timer = _PhaseTimer(self._clock)
-        with timer("prepare_s"):
-            self.scheme.prepare(r, self)
-        trained = self._train_and_submit(r, state, timer)
-        with timer("collect_s"):
-            cut = self._await_cut(r)
-            accepted, rejected = self._collect(r, cut)
-        self.emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
-        with timer("aggregate_s"):
-            mean = self.scheme.mean_delta(r, accepted, self)
-            timer.phases.update(self.scheme.timings)
-            state.vector, state.momentum = self.strategy.outer_step(
-                state.vector, mean, state.momentum
-            )
-        state.round = r
-        return self._apply(r, state, tuple(sorted(accepted)), rejected, trained, timer)
+    def _feed(self, state: machine.PartyState) -> machine.PartyState:
+        """Fold the channel entries read since the last call into the machine's state."""
+        for posted in self.history.posted[self._fed :]:
+            state = machine.apply(self.spec, state, ChannelMessage(posted.sender, posted.message))
+        self._fed = len(self.history.posted)
+        return state
+
+    # -- doing what the machine decided ----------------------------------------------------
+
+    def _execute(self, action: machine.Action, g: _Global, work: _RoundWork) -> Any:
+        """Do the work ``action`` names; returns its result (see :class:`machine.Done`)."""
+        r, timer = action.round, work.timer
+        match action:
+            case Prepare():
+                with timer("prepare_s"):
+                    self.scheme.prepare(r, self)
+            case TrainAndSubmit():
+                work.trained = self._train_and_submit(r, g, timer)
+            case CloseSubmissions(reason=reason):
+                self.post(PhaseClosed(self.ctx.session_id, r, SUBMIT_PHASE, reason))
+            case Verify(candidates=candidates):
+                with timer("collect_s"):
+                    return self._verify_candidates(r, candidates, work)
+            case Reject(party=party, reason=reason):
+                self.post(Rejected(self.ctx.session_id, r, party, reason))
+            case FailRound(reason=reason, post=post):
+                if post:
+                    self.post(RoundFailed(self.ctx.session_id, r, reason))
+                raise ProtocolError(reason, round=r)
+            case Halt(reason=reason):
+                raise ProtocolError(reason, round=r, party=self.ctx.party)
+            case Sum(accepted=accepted):
+                self.emit(r, Phase.AGGREGATE, f"{len(accepted)} accepted")
+                with timer("aggregate_s"):
+                    self.scheme.sum(r, {p: work.opened[p] for p in accepted}, self)
+            case PostShare():
+                with timer("aggregate_s"):
+                    self.scheme.post_share(r, self)
+            case CheckShare(party=party):
+                return self._check_share(r, party)
+            case Combine(parties=parties):
+                with timer("aggregate_s"):
+                    mean = self.scheme.combine(r, parties, self)
+                    timer.phases.update(self.scheme.timings)
+                    g.vector, g.momentum = self.strategy.outer_step(g.vector, mean, g.momentum)
+                g.round = r
+            case Apply(accepted=accepted):
+                return self._apply(r, g, accepted, work)
+            case Announce(digest=digest, accepted=accepted):
+                self._announce(r, digest, accepted, work)
+            case Wait(deadline=kind):
+                return self._wait(r, kind, work)
+            case _:
+                raise TypeError(f"no executor for {action!r}")
+        return None
+
+    def _wait(self, r: int, kind: str, work: _RoundWork) -> machine.Event | None:
+        """Sync the channel until something arrives or our deadline for ``kind`` passes."""
+        if kind not in work.deadlines:
+            work.deadlines[kind] = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
+            if kind == "cut":
+                self.emit(r, Phase.COLLECT, "waiting for the other parties")
+        deadline = work.deadlines[kind]
+        if deadline.expired():
+            return DeadlinePassed(r, kind)
+        with work.timer("collect_s" if kind == "cut" else "aggregate_s"):
+            self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+        return None
 
     # -- TRAIN and SUBMIT ----------------------------------------------------------------
 
     def _train_and_submit(
         self, r: int, state: _Global, timer: _PhaseTimer
     ) -> dict[str, float] | None:
-        """Train and submit unless the phase closed already or we submitted before a crash."""
-        if self.history.cut(r) is not None:
-            self.emit(r, Phase.COLLECT, "submit phase already closed: following without training")
-            return None
-        if self.ctx.party in self.history.submissions(r):
-            self.emit(r, Phase.COLLECT, "update already submitted before a restart")
-            return None
+        """Train from G(r-1), seal, store, post ``Submitted``; returns the training metrics."""
         self.emit(r, Phase.TRAIN, "training")
         with timer("train_s"):
             result = self.learner.train(
@@ -287,105 +404,78 @@ class RoundProtocol:
 
     # -- COLLECT -------------------------------------------------------------------------
 
-    def _await_cut(self, r: int) -> int:
-        """Return the seq of the first ``PhaseClosed(r, submit)``, posting one when due."""
-        deadline = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
-        self.emit(r, Phase.COLLECT, "waiting for the other parties")
-        while True:
-            cut = self.history.cut(r)
-            if cut is not None:
-                return cut
-            missing = set(self.ctx.parties) - set(self.history.submissions(r))
-            if not missing:
-                reason = "all submitted"
-            elif deadline.expired():
-                reason = f"deadline: missing {', '.join(sorted(missing))}"
-            else:
-                self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
-                continue
-            self.post(PhaseClosed(self.ctx.session_id, r, SUBMIT_PHASE, reason))
-
-    def _collect(self, r: int, cut: int) -> tuple[dict[str, Any], dict[str, str]]:
-        """Verify every submission before the cut; post ``Rejected`` for failures."""
-        already = {m.party for sender, m in self.history.rejections(r) if sender == self.ctx.party}
-        accepted: dict[str, Any] = {}
-        rejected: dict[str, str] = {}
-        for name, posted in sorted(self.history.submissions(r, before=cut).items()):
+    def _verify_candidates(
+        self, r: int, candidates: tuple[str, ...], work: _RoundWork
+    ) -> tuple[machine.Verdict, ...]:
+        """Fetch and check each submission before the cut: ``(party, reason or None)``."""
+        if work.trained is None:
+            self.emit(r, Phase.COLLECT, "submit phase closed: verifying the submissions")
+        submissions = self.history.submissions(r, before=self.history.cut(r))
+        verdicts: list[machine.Verdict] = []
+        for name in sorted(candidates):
             try:
-                accepted[name] = self._verify(r, posted.message)  # type: ignore[arg-type]
+                work.opened[name] = self._verify(r, submissions[name].message)  # type: ignore[arg-type]
+                verdicts.append((name, None))
             except UpdateRejected as exc:
-                rejected[name] = exc.reason
-                if name not in already:
-                    self.post(Rejected(self.ctx.session_id, r, name, exc.reason))
-        if len(accepted) < self.ctx.quorum:
-            reason = (
-                f"only {len(accepted)} of {len(self.ctx.parties)} updates accepted, "
-                f"quorum is {self.ctx.quorum}"
-            )
-            if self.history.failure(r) is None:
-                self.post(RoundFailed(self.ctx.session_id, r, reason))
-            raise ProtocolError(reason, round=r)
-        return accepted, rejected
+                work.rejected[name] = exc.reason
+                verdicts.append((name, exc.reason))
+        return tuple(verdicts)
 
     def _verify(self, r: int, sub: Submitted) -> Any:
         """Fetch and check one submission; raises UpdateRejected with a specific reason."""
         return verify_submission(self.scheme, r, sub, self)
 
+    def _check_share(self, r: int, party: str) -> str | None:
+        """Verify ``party``'s posted decryption share; the reason when it is bad."""
+        posted = next(p for p in self.history.decryption_shares(r) if p.sender == party)
+        try:
+            self.scheme.check_share(r, posted.message, self)  # type: ignore[arg-type]
+        except UpdateRejected as exc:
+            return exc.reason
+        return None
+
     # -- APPLY ---------------------------------------------------------------------------
 
-    def _apply(
-        self,
-        r: int,
-        state: _Global,
-        accepted: tuple[str, ...],
-        rejected: dict[str, str],
-        trained: dict[str, float] | None,
-        timer: _PhaseTimer,
-    ) -> RoundOutcome:
+    def _apply(self, r: int, g: _Global, accepted: tuple[str, ...], work: _RoundWork) -> str:
+        """Evaluate G(r), checkpoint it; returns its digest."""
         self.emit(r, Phase.APPLY, "evaluating and checkpointing")
-        tensors = self.codec.unflatten(state.vector)
+        tensors = self.codec.unflatten(g.vector)
         digest = state_digest(tensors)
-        metrics = dict(trained or {})
+        metrics = dict(work.trained or {})
         metrics.update(_scores(self.learner.evaluate(tensors, "local")))
         metrics.update(
             {f"global_{k}": v for k, v in _scores(self.learner.evaluate(tensors, "global")).items()}
         )
-        with timer("checkpoint_s"):
+        with work.timer("checkpoint_s"):
             self.checkpoints.save(
-                SavedRound(r, tensors, state.momentum, digest, {"accepted": list(accepted)})
+                SavedRound(r, tensors, g.momentum, digest, {"accepted": list(accepted)})
             )
-        state.digests[r] = digest
-        duration = timer.elapsed()
+        g.digests[r] = digest
+        self._metrics = metrics
+        return digest
+
+    def _announce(self, r: int, digest: str, accepted: tuple[str, ...], work: _RoundWork) -> None:
+        """Post ``RoundDone`` (also for a checkpointed round whose post a crash cut off)."""
+        if not accepted:  # re-announcing a round finished before a restart
+            saved = self.checkpoints.latest()
+            accepted = tuple(saved.meta.get("accepted", ())) if saved else ()
+            metrics, duration, timing = {}, 0.0, {}
+        else:
+            metrics, duration, timing = self._metrics, work.timer.elapsed(), work.timer.phases
         self.post(
             RoundDone(
                 self.ctx.session_id,
                 r,
                 self.ctx.party,
                 digest,
-                accepted,
+                tuple(sorted(accepted)),
                 metrics,
                 duration,
-                timer.phases,
+                timing,
             )
         )
-        self._check_agreement(state)
-        return RoundOutcome(
-            r, accepted, rejected, digest, metrics, duration, trained is not None, timer.phases
-        )
 
-    def _check_agreement(self, state: _Global) -> None:
-        """Every ``RoundDone`` digest seen so far must equal ours for that round."""
-        for r, mine in state.digests.items():
-            for party, done in self.history.round_done(r).items():
-                if done.model_sha256 != mine:
-                    raise ProtocolError(
-                        f"model digest {mine[:12]} disagrees with {party}'s "
-                        f"{done.model_sha256[:12]}; stopping the session",
-                        round=r,
-                        party=self.ctx.party,
-                    )
-
-    def _await_final_agreement(self, state: _Global) -> None:
+    def _await_final_agreement(self, state: machine.PartyState) -> None:
         """Wait (bounded) for the last round's digests of the parties accepted in it."""
         last = self.ctx.rounds
         deadline = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
@@ -395,7 +485,9 @@ class RoundProtocol:
             if set(accepted) <= set(done):
                 break
             self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
-        self._check_agreement(state)
+        state = self._feed(state)
+        if state.halted:
+            raise ProtocolError(state.halted, round=last, party=self.ctx.party)
 
     # -- channel I/O ---------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ in the clear or encrypted. It asks an :class:`UpdateScheme` to
 * ``prepare`` a round (e.g. make sure a threshold key for the round's epoch is dealt),
 * ``seal`` this party's delta into the bytes it uploads,
 * ``open`` another party's bytes (raising :class:`UpdateRejected` with a specific reason),
-* ``mean_delta`` of the accepted updates — for encrypted updates this is where the
-  homomorphic sum, decryption shares and combination happen.
+* ``sum`` the accepted updates, and (threshold schemes, ``shares_needed > 0``)
+  ``post_share`` its decryption share of that sum and ``check_share`` others' shares,
+* ``combine`` exactly the shares the round machine chose into the mean delta.
 
-Every honest party must get bit-identical results from ``mean_delta`` on the same accepted
-set: that is what lets ``RoundDone`` digests agree (DESIGN.md section 3).
+*When* each step runs is decided by the round machine (:mod:`zkadapt.protocol.machine`),
+never by a scheme. Every honest party must get bit-identical results from ``combine`` on
+the same accepted set: that is what lets ``RoundDone`` digests agree (DESIGN.md section 3).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import numpy as np
 
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import Strategy
+from zkadapt.errors import ProtocolError
 from zkadapt.protocol.history import SessionHistory
-from zkadapt.protocol.messages import Message, Submitted
-from zkadapt.protocol.update import PlainUpdate
+from zkadapt.protocol.machine import shares_to_combine
+from zkadapt.protocol.messages import DecryptionShare, Message, Rejected, Submitted
+from zkadapt.protocol.update import PlainUpdate, UpdateRejected
 from zkadapt.storage.base import ObjectStore
 
 
@@ -71,8 +75,25 @@ class UpdateScheme(Protocol):
         """Parse and check another party's object; raises UpdateRejected."""
         ...
 
-    def mean_delta(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> np.ndarray:
-        """Weighted mean delta of the accepted updates (identical in every honest party)."""
+    @property
+    def shares_needed(self) -> int:
+        """Valid decryption shares that decrypt a sum (t); 0 for updates in the clear."""
+        ...
+
+    def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
+        """Aggregate the accepted (opened) updates of ``round_``."""
+        ...
+
+    def post_share(self, round_: int, io: RoundIO) -> None:
+        """Post this party's decryption share of the round's sum (threshold schemes)."""
+        ...
+
+    def check_share(self, round_: int, msg: DecryptionShare, io: RoundIO) -> None:
+        """Verify and keep one posted decryption share; raises UpdateRejected."""
+        ...
+
+    def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
+        """The weighted mean delta from these parties' shares (identical in every party)."""
         ...
 
 
@@ -84,6 +105,7 @@ class PlainScheme:
     def __init__(self, strategy: Strategy) -> None:
         self.strategy = strategy
         self.timings: dict[str, float] = {}
+        self._accepted: tuple[int, dict[str, Any]] = (0, {})
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Nothing to set up."""
@@ -104,9 +126,56 @@ class PlainScheme:
         )
         return update
 
-    def mean_delta(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> np.ndarray:
+    shares_needed = 0
+
+    def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
+        """Keep the accepted updates; the mean is taken in :meth:`combine`."""
+        self._accepted = (round_, dict(accepted))
+
+    def post_share(self, round_: int, io: RoundIO) -> None:
+        raise ProtocolError("updates in the clear have no decryption shares", round=round_)
+
+    def check_share(self, round_: int, msg: DecryptionShare, io: RoundIO) -> None:
+        raise UpdateRejected("decryption share: this session's updates are not encrypted")
+
+    def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
         """Sample-weighted mean, accumulated in party-name order."""
+        held, accepted = self._accepted
+        if held != round_:
+            raise ProtocolError("no accepted updates for this round yet", round=round_)
         names = sorted(accepted)
         return self.strategy.mean_delta(
             [accepted[n].delta for n in names], [float(accepted[n].n_samples) for n in names]
         )
+
+
+def mean_from_channel(
+    scheme: UpdateScheme, round_: int, accepted: dict[str, Any], io: RoundIO
+) -> np.ndarray:
+    """The mean delta an observer derives from the channel as it stands (the audit's path).
+
+    Sums the accepted updates, checks the posted decryption shares in channel order (posting
+    ``Rejected`` through ``io`` for bad ones) and combines the shares
+    :func:`zkadapt.protocol.machine.shares_to_combine` picks — the parties' own choice.
+
+    Raises:
+        ProtocolError: fewer than ``shares_needed`` valid shares are posted.
+    """
+    scheme.sum(round_, accepted, io)
+    valid: tuple[str, ...] = ()
+    chosen = shares_to_combine(valid, scheme.shares_needed)
+    for posted in io.history.decryption_shares(round_):
+        if chosen is not None:
+            break
+        try:
+            scheme.check_share(round_, posted.message, io)  # type: ignore[arg-type]
+        except UpdateRejected as exc:
+            io.post(Rejected(io.ctx.session_id, round_, posted.sender, exc.reason))
+            continue
+        valid = (*valid, posted.sender)
+        chosen = shares_to_combine(valid, scheme.shares_needed)
+    if chosen is None:
+        raise ProtocolError(
+            f"only {len(valid)} of {scheme.shares_needed} valid decryption shares", round=round_
+        )
+    return scheme.combine(round_, chosen, io)

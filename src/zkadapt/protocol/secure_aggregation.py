@@ -23,6 +23,7 @@ same mean delta and hence the same G(r).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from zkadapt.crypto.threshold import (
 )
 from zkadapt.errors import CryptoError, IntegrityError, ProtocolError, StorageError
 from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
-from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Rejected, Submitted
+from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Submitted
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
@@ -62,6 +63,19 @@ def _ref(ref: ObjectRef) -> dict[str, Any]:
 
 def _as_ref(doc: dict[str, Any]) -> ObjectRef:
     return ObjectRef(doc["uri"], doc["sha256"], doc["size"])
+
+
+@dataclass
+class _RoundSum:
+    """The homomorphic sum of one round's accepted updates and the shares checked so far."""
+
+    round: int
+    public: ThresholdPublicKey
+    share: KeyShare | None
+    names: tuple[str, ...]
+    total: list[Ciphertext]
+    summed_at: float
+    valid: dict[str, list[int]] = field(default_factory=dict)
 
 
 class PaillierScheme:
@@ -102,6 +116,7 @@ class PaillierScheme:
         self.declared: dict[str, int] = {}
         self.weights: dict[str, float] = {}
         self.timings: dict[str, float] = {}
+        self._sum: _RoundSum | None = None
 
     # -- KEYS ----------------------------------------------------------------------------
 
@@ -250,10 +265,15 @@ class PaillierScheme:
             raise UpdateRejected(f"proof failed: {exc}") from None
         return cts
 
-    # -- SUM and DECRYPT -----------------------------------------------------------------
+    # -- SUM and DECRYPT (the round machine decides when; see protocol/machine.py) ------
 
-    def mean_delta(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> np.ndarray:
-        """Homomorphic sum, threshold decryption with proved shares, unpacking."""
+    @property
+    def shares_needed(self) -> int:
+        """Valid decryption shares that decrypt a sum: the threshold t."""
+        return self.threshold
+
+    def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
+        """Multiply the accepted ciphertexts in party-name order (the same in every party)."""
         started = time.monotonic()
         public, share = self._keys[self.epoch_of(round_)]
         names = sorted(accepted)
@@ -261,47 +281,35 @@ class PaillierScheme:
             public.paillier.sum(accepted[n][j] for n in names)
             for j in range(len(accepted[names[0]]))
         ]
-        self.timings = {"sum_s": time.monotonic() - started}
-        started = time.monotonic()
-        if share is not None:
-            self._post_shares(round_, public, share, total, io)
-        shares = self._await_shares(round_, public, total, io)
-        plaintexts = [
-            combine(public, {i: s[j] for i, s in shares.items()}) for j in range(len(total))
-        ]
-        self.timings["decrypt_s"] = time.monotonic() - started
-        weight = sum(self.weights[n] for n in names)
-        mean = self.spec.unpack(plaintexts, len(names), weight, io.codec.size)
-        return mean.astype(np.float32)
+        self._sum = _RoundSum(round_, public, share, tuple(names), total, time.monotonic())
+        self.timings = {"sum_s": self._sum.summed_at - started}
 
-    def _post_shares(
-        self,
-        round_: int,
-        public: ThresholdPublicKey,
-        share: KeyShare,
-        total: list[Ciphertext],
-        io: RoundIO,
-    ) -> None:
-        io.sync()
-        posted = io.history.decryption_shares(round_)
-        if io.ctx.party in {p.sender for p in posted} or io.history.round_done(round_):
-            return  # posted before a restart, or someone already decrypted with t valid shares
-        io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(total)} ciphertexts")
+    def _sum_of(self, round_: int) -> _RoundSum:
+        if self._sum is None or self._sum.round != round_:
+            raise ProtocolError("no homomorphic sum for this round yet", round=round_)
+        return self._sum
+
+    def post_share(self, round_: int, io: RoundIO) -> None:
+        """Post our decryption shares of the sum with a batched proof (CRYPTO.md section 6)."""
+        rs = self._sum_of(round_)
+        if rs.share is None:
+            return  # an auditor holds no key share
+        io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(rs.total)} ciphertexts")
         ctx = ProofContext(io.ctx.session_id, round_, io.ctx.party)
-        values = decryption_shares_many(share, total, self.workers)
-        proof = prove_decryption_shares(share, ctx, total, values)
+        values = decryption_shares_many(rs.share, rs.total, self.workers)
+        proof = prove_decryption_shares(rs.share, ctx, rs.total, values)
         bundle = ShareBundle(
             io.ctx.session_id,
             round_,
             io.ctx.party,
-            public.key_id,
-            share.index,
+            rs.public.key_id,
+            rs.share.index,
             tuple(values),
             proof.to_bytes(),
         )
         ref = io.store.put(
             object_key(io.ctx.session_id, round_, "share", io.ctx.party),
-            bundle.to_bytes(public.paillier.ciphertext_bytes),
+            bundle.to_bytes(rs.public.paillier.ciphertext_bytes),
         )
         io.post(
             DecryptionShare(
@@ -311,42 +319,39 @@ class PaillierScheme:
                 ref.uri,
                 ref.sha256,
                 ref.size,
-                public.key_id,
+                rs.public.key_id,
             )
         )
 
-    def _await_shares(
-        self, round_: int, public: ThresholdPublicKey, total: list[Ciphertext], io: RoundIO
-    ) -> dict[int, list[int]]:
-        """The first t valid share bundles in channel order, keyed by Shamir index."""
-        valid: dict[int, list[int]] = {}
-        checked: set[str] = set()
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            for posted in io.history.decryption_shares(round_):
-                if posted.sender in checked or len(valid) >= self.threshold:
-                    continue
-                checked.add(posted.sender)
-                try:
-                    valid[self.index_of(posted.sender)] = self._verify_shares(
-                        round_, posted.message, public, total, io
-                    )
-                except UpdateRejected as exc:
-                    io.post(
-                        Rejected(
-                            io.ctx.session_id,
-                            round_,
-                            posted.sender,
-                            f"decryption share: {exc.reason}",
-                        )
-                    )
-            if len(valid) >= self.threshold:
-                return valid
-            if time.monotonic() > deadline:
-                raise ProtocolError(
-                    f"only {len(valid)} of {self.threshold} valid decryption shares", round=round_
-                )
-            io.sync(wait=io.ctx.poll_interval_s)
+    def check_share(self, round_: int, msg: DecryptionShare, io: RoundIO) -> None:
+        """Verify one party's posted shares of the sum; keep them when valid.
+
+        Raises:
+            UpdateRejected: ``decryption share: <reason>``.
+        """
+        rs = self._sum_of(round_)
+        try:
+            rs.valid[msg.party] = self._verify_shares(round_, msg, rs.public, rs.total, io)
+        except UpdateRejected as exc:
+            raise UpdateRejected(f"decryption share: {exc.reason}") from None
+
+    def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
+        """Combine exactly these parties' valid shares, unpack, divide by the weights."""
+        rs = self._sum_of(round_)
+        if len(parties) < self.threshold:
+            raise ProtocolError(
+                f"{len(parties)} decryption shares cannot decrypt; {self.threshold} needed",
+                round=round_,
+            )
+        shares = {self.index_of(p): rs.valid[p] for p in parties}
+        plaintexts = [
+            combine(rs.public, {i: s[j] for i, s in shares.items()}) for j in range(len(rs.total))
+        ]
+        self.timings["decrypt_s"] = time.monotonic() - rs.summed_at
+        weight = sum(self.weights[n] for n in rs.names)
+        mean = self.spec.unpack(plaintexts, len(rs.names), weight, io.codec.size)
+        self._sum = None
+        return mean.astype(np.float32)
 
     def _verify_shares(
         self,

@@ -1,0 +1,481 @@
+"""The round protocol of one party as a pure state machine (DESIGN.md section 3).
+
+Every decision of the protocol lives here, apart from the work itself (training, sealing,
+verifying, summing, decrypting, evaluating): :func:`next_action` says what the party does
+next from what it knows, and :func:`apply` folds what happened — a channel entry, a local
+deadline, the result of an action — into what it knows. Both are pure functions of frozen,
+hashable values, so
+
+* :class:`zkadapt.protocol.round.RoundProtocol` drives them with the real channel, store
+  and learner (sync, ask, execute, fold the result back in), and
+* :mod:`zkadapt.protocol.model_check` drives the *same* functions through every
+  interleaving of deliveries, timeouts, crashes and restarts and checks the invariants of
+  ``specs/RoundProtocol.tla`` on every reachable state.
+
+The phases of round r, as decisions:
+
+``Prepare``          the privacy scheme gets ready (paillier: join, key dealt)
+``TrainAndSubmit``   unless the submit phase already closed or our ``Submitted`` is posted
+``CloseSubmissions`` when every party submitted, or this party's deadline passed; only the
+                     *first* ``PhaseClosed`` in channel order counts (the cut)
+``Verify``           the submissions before the cut, then ``Reject`` each bad one once
+``FailRound``        fewer than q accepted: post ``RoundFailed`` (once) and stop
+``Sum``              the accepted updates (homomorphic sum for paillier)
+``PostShare``        our decryption share of that sum (threshold schemes only)
+``CheckShare``       the posted shares in channel order until t are valid
+``Combine``          exactly the first t valid shares (:func:`shares_to_combine`)
+``Apply``            G(r) = outer_step(G(r-1), mean); evaluate; checkpoint
+``Announce``         post ``RoundDone`` with our digest of G(r); then round r+1
+
+A party that crashes restarts with :func:`start` from its last checkpoint and replays the
+channel: a checkpointed round whose ``RoundDone`` never reached the channel is announced
+again, a posted submission is not redone, and a closed round is followed without training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from zkadapt.protocol.messages import (
+    SUBMIT_PHASE,
+    DecryptionShare,
+    PhaseClosed,
+    Rejected,
+    RoundDone,
+    RoundFailed,
+    Submitted,
+)
+
+#: Verdicts are ``(party, reason)``; ``reason is None`` means accepted / valid.
+Verdict = tuple[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """The fixed facts one party's machine decides with."""
+
+    party: str
+    parties: tuple[str, ...]
+    rounds: int
+    quorum: int
+    #: Valid decryption shares that decrypt an aggregate (t); 0 when updates are in the clear.
+    shares_needed: int = 0
+    #: Whether this party holds a key share and so posts a decryption share.
+    holds_share: bool = True
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """What the channel has said about one round, as far as this party has read it."""
+
+    submitted: tuple[str, ...] = ()  # first Submitted per party, in channel order
+    cut: tuple[str, ...] | None = None  # submitters before the first PhaseClosed(submit)
+    my_rejections: frozenset[tuple[str, str]] = frozenset()  # (party, reason) we posted
+    failed: bool = False  # a RoundFailed is in the channel
+    shares: tuple[str, ...] = ()  # first DecryptionShare per party, in channel order
+    done: tuple[tuple[str, str], ...] = ()  # (party, digest): first RoundDone per party
+
+
+@dataclass(frozen=True)
+class PartyState:
+    """Everything one party's protocol knows; hashable (the model checker stores it)."""
+
+    round: int  # the round in progress; rounds + 1 once all are done
+    views: tuple[RoundView, ...]  # index r - 1
+    digests: tuple[tuple[int, str], ...] = ()  # our digest of G(r) for finished rounds
+    pending_announce: tuple[int, str] | None = None  # checkpointed, RoundDone maybe unposted
+    halted: str | None = None  # why the party stopped (disagreement, missing shares)
+    # -- progress within ``round`` in this process (reset by a restart) --
+    prepared: bool = False
+    submit_posted: bool = False
+    close_posted: bool = False
+    deadline_passed: bool = False
+    verdicts: tuple[Verdict, ...] | None = None
+    rejections_posted: frozenset[tuple[str, str]] = frozenset()
+    failure_posted: bool = False
+    summed: bool = False
+    share_posted: bool = False
+    share_verdicts: tuple[Verdict, ...] = ()
+    shares_deadline_passed: bool = False
+    combined: tuple[str, ...] | None = None
+    applied: str | None = None  # our digest of G(round) once checkpointed
+
+    def view(self, round_: int) -> RoundView:
+        """The channel's view of ``round_`` (an empty one outside the session's rounds)."""
+        return self.views[round_ - 1] if 1 <= round_ <= len(self.views) else RoundView()
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        """Parties whose update for ``round`` verified (empty until verified)."""
+        return tuple(p for p, reason in self.verdicts or () if reason is None)
+
+
+# -- actions: what the party does next ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every action; ``round`` is the round it belongs to."""
+
+    round: int
+
+
+@dataclass(frozen=True)
+class Prepare(Action):
+    """Let the privacy scheme get ready for the round (join, key dealt)."""
+
+
+@dataclass(frozen=True)
+class TrainAndSubmit(Action):
+    """Train from G(r-1), seal, store and post ``Submitted``."""
+
+
+@dataclass(frozen=True)
+class CloseSubmissions(Action):
+    """Post ``PhaseClosed(r, submit)``."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Verify(Action):
+    """Fetch and check each candidate (the submissions before the cut)."""
+
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Reject(Action):
+    """Post ``Rejected`` for one party's update or decryption share."""
+
+    party: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FailRound(Action):
+    """Fewer than q accepted: post ``RoundFailed`` (when ``post``) and stop."""
+
+    reason: str
+    post: bool
+
+
+@dataclass(frozen=True)
+class Sum(Action):
+    """Aggregate the accepted updates (homomorphic sum for encrypted ones)."""
+
+    accepted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PostShare(Action):
+    """Compute, prove, store and post our decryption share of the round's sum."""
+
+
+@dataclass(frozen=True)
+class CheckShare(Action):
+    """Fetch and verify one party's posted decryption share."""
+
+    party: str
+
+
+@dataclass(frozen=True)
+class Combine(Action):
+    """Decrypt the sum from exactly these valid shares (none for plain updates)."""
+
+    parties: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Apply(Action):
+    """G(r) = outer_step(G(r-1), mean); evaluate; checkpoint."""
+
+    accepted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Announce(Action):
+    """Post ``RoundDone`` with our digest of G(r)."""
+
+    digest: str
+    accepted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Halt(Action):
+    """Stop the session for this party (digests disagree, or too few valid shares)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Wait(Action):
+    """Nothing to do until the channel moves or a deadline passes (``"cut"``/``"shares"``)."""
+
+    deadline: str
+
+
+@dataclass(frozen=True)
+class Finish(Action):
+    """Every round is done."""
+
+
+# -- events: what happened ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event."""
+
+
+@dataclass(frozen=True)
+class ChannelMessage(Event):
+    """The next entry of the channel, in channel order (already authenticated)."""
+
+    sender: str
+    message: Any
+
+
+@dataclass(frozen=True)
+class DeadlinePassed(Event):
+    """This party's local deadline for ``kind`` (``"cut"`` or ``"shares"``) in ``round``."""
+
+    round: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    """An action finished (its channel posts, if any, arrive later as ChannelMessage)."""
+
+    action: Action
+    #: ``Verify``/``CheckShare``: the verdicts; ``Apply``: the digest of G(r).
+    result: Any = None
+
+
+def start(spec: MachineSpec, checkpoint: tuple[int, str] | None = None) -> PartyState:
+    """A (re)started party: at round 1, or after its last checkpointed round.
+
+    The checkpoint's ``RoundDone`` may never have reached the channel (a crash between
+    checkpoint and post): it is announced again unless the replayed channel shows it.
+    """
+    views = tuple(RoundView() for _ in range(spec.rounds))
+    if checkpoint is None:
+        return PartyState(round=1, views=views)
+    round_, digest = checkpoint
+    return PartyState(
+        round=round_ + 1,
+        views=views,
+        digests=((round_, digest),),
+        pending_announce=(round_, digest),
+    )
+
+
+# -- folding events in --------------------------------------------------------------------
+
+
+def apply(spec: MachineSpec, state: PartyState, event: Event) -> PartyState:
+    """The state after ``event`` (pure)."""
+    if isinstance(event, ChannelMessage):
+        return _absorb(spec, state, event.sender, event.message)
+    if isinstance(event, DeadlinePassed):
+        if event.round != state.round:
+            return state
+        if event.kind == "cut":
+            return replace(state, deadline_passed=True)
+        return replace(state, shares_deadline_passed=True)
+    if isinstance(event, Done):
+        return _done(spec, state, event.action, event.result)
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> PartyState:
+    r = getattr(message, "round", 0)
+    if not 1 <= r <= spec.rounds:
+        return state
+    view = state.view(r)
+    if isinstance(message, Submitted):
+        if sender in view.submitted or view.cut is not None:
+            return state  # a late submission is not a candidate
+        view = replace(view, submitted=(*view.submitted, sender))
+    elif isinstance(message, PhaseClosed):
+        if message.phase != SUBMIT_PHASE or view.cut is not None:
+            return state
+        view = replace(view, cut=view.submitted)
+    elif isinstance(message, Rejected):
+        if sender != spec.party:
+            return state
+        view = replace(view, my_rejections=view.my_rejections | {(message.party, message.reason)})
+    elif isinstance(message, RoundFailed):
+        view = replace(view, failed=True)
+    elif isinstance(message, DecryptionShare):
+        if sender in view.shares:
+            return state
+        view = replace(view, shares=(*view.shares, sender))
+    elif isinstance(message, RoundDone):
+        if any(p == sender for p, _ in view.done):
+            return state
+        view = replace(view, done=(*view.done, (sender, message.model_sha256)))
+        if sender == spec.party and state.pending_announce and state.pending_announce[0] == r:
+            state = replace(state, pending_announce=None)  # replayed: it did reach the channel
+    else:
+        return state
+    views = (*state.views[: r - 1], view, *state.views[r:])
+    state = replace(state, views=views)
+    return _check_agreement(state)
+
+
+def _check_agreement(state: PartyState) -> PartyState:
+    """Halt when a posted digest of a round we finished differs from ours."""
+    if state.halted:
+        return state
+    for r, mine in state.digests:
+        for party, digest in state.view(r).done:
+            if digest != mine:
+                reason = (
+                    f"model digest {mine[:12]} of round {r} disagrees with {party}'s "
+                    f"{digest[:12]}; stopping the session"
+                )
+                return replace(state, halted=reason)
+    return state
+
+
+def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> PartyState:
+    if action.round != state.round and not isinstance(action, Announce):
+        return state
+    match action:
+        case Prepare():
+            return replace(state, prepared=True)
+        case TrainAndSubmit():
+            return replace(state, submit_posted=True)
+        case CloseSubmissions():
+            return replace(state, close_posted=True)
+        case Verify():
+            return replace(state, verdicts=tuple(result))
+        case Reject(party=party, reason=reason):
+            return replace(state, rejections_posted=state.rejections_posted | {(party, reason)})
+        case FailRound():
+            return replace(state, failure_posted=True)
+        case Sum():
+            return replace(state, summed=True)
+        case PostShare():
+            return replace(state, share_posted=True)
+        case CheckShare(party=party):
+            return replace(state, share_verdicts=(*state.share_verdicts, (party, result)))
+        case Combine(parties=parties):
+            return replace(state, combined=parties)
+        case Apply():
+            digests = (*state.digests, (state.round, str(result)))
+            return _check_agreement(replace(state, applied=str(result), digests=digests))
+        case Announce(round=r):
+            if state.pending_announce is not None and state.pending_announce[0] == r:
+                return replace(state, pending_announce=None)
+            return _next_round(state)
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _next_round(state: PartyState) -> PartyState:
+    return PartyState(
+        round=state.round + 1,
+        views=state.views,
+        digests=state.digests,
+        halted=state.halted,
+    )
+
+
+# -- deciding -----------------------------------------------------------------------------
+
+
+def shares_to_combine(valid: tuple[str, ...], needed: int) -> tuple[str, ...] | None:
+    """The shares that decrypt: exactly the first ``needed`` valid ones in channel order.
+
+    Every honest party sees the same channel order, so all combine the same shares (the
+    result is the same either way; the choice keeps the audit reproducible).
+    """
+    return valid[:needed] if len(valid) >= needed else None
+
+
+def next_action(spec: MachineSpec, state: PartyState) -> Action:
+    """What the party does next (pure). ``Wait`` means: sync the channel, mind deadlines."""
+    r = state.round
+    if state.halted:
+        return Halt(r, state.halted)
+    if state.pending_announce is not None:
+        return Announce(*state.pending_announce, ())
+    if r > spec.rounds:
+        return Finish(spec.rounds)
+    if not state.prepared:
+        return Prepare(r)
+    view = state.view(r)
+    if view.cut is None:
+        return _before_cut(spec, state, view)
+    if state.verdicts is None:
+        return Verify(r, view.cut)
+    for party, reason in state.verdicts:
+        if reason is not None and not _rejected(state, view, party, reason):
+            return Reject(r, party, reason)
+    accepted = state.accepted
+    if len(accepted) < spec.quorum:
+        reason = (
+            f"only {len(accepted)} of {len(spec.parties)} updates accepted, quorum is {spec.quorum}"
+        )
+        return FailRound(r, reason, post=not (view.failed or state.failure_posted))
+    if not state.summed:
+        return Sum(r, accepted)
+    if state.combined is None:
+        return _decrypt(spec, state, view)
+    if state.applied is None:
+        return Apply(r, accepted)
+    return Announce(r, state.applied, accepted)
+
+
+def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
+    r = state.round
+    if spec.party not in view.submitted and not state.submit_posted:
+        return TrainAndSubmit(r)
+    if state.close_posted:
+        return Wait(r, "cut")
+    missing = [p for p in spec.parties if p not in view.submitted]
+    if not missing:
+        return CloseSubmissions(r, "all submitted")
+    if state.deadline_passed:
+        return CloseSubmissions(r, f"deadline: missing {', '.join(sorted(missing))}")
+    return Wait(r, "cut")
+
+
+def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
+    r = state.round
+    if spec.shares_needed == 0:
+        return Combine(r, ())
+    if (
+        spec.holds_share
+        and not state.share_posted
+        and spec.party not in view.shares
+        and not view.done  # someone already decrypted with t valid shares
+    ):
+        return PostShare(r)
+    for party, reason in state.share_verdicts:
+        if reason is not None and not _rejected(state, view, party, reason):
+            return Reject(r, party, reason)
+    valid = tuple(p for p, reason in state.share_verdicts if reason is None)
+    chosen = shares_to_combine(valid, spec.shares_needed)
+    if chosen is not None:
+        return Combine(r, chosen)
+    checked = {p for p, _ in state.share_verdicts}
+    for party in view.shares:
+        if party not in checked:
+            return CheckShare(r, party)
+    if state.shares_deadline_passed:
+        return Halt(r, f"only {len(valid)} of {spec.shares_needed} valid decryption shares")
+    return Wait(r, "shares")
+
+
+def _rejected(state: PartyState, view: RoundView, party: str, reason: str) -> bool:
+    return (party, reason) in view.my_rejections or (party, reason) in state.rejections_posted
+
+
+def step(spec: MachineSpec, state: PartyState, event: Event) -> tuple[PartyState, Action]:
+    """``(state, event) -> (state', next action)``: :func:`apply` then :func:`next_action`."""
+    state = apply(spec, state, event)
+    return state, next_action(spec, state)
