@@ -33,6 +33,16 @@ def _errors() -> Iterator[None]:
         sys.exit(130)
 
 
+#: ``--out`` of the commands that join a running session (``party``, ``keygen``).
+_shared_out = click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
+)
+
+
 def _session_arg(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
@@ -172,13 +182,7 @@ def run(
 @cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option("--party", "party", required=True, help="This party's name in the session file.")
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
-)
+@_shared_out
 @click.option(
     "--key",
     "key",
@@ -241,13 +245,7 @@ def party(
     default=None,
     help="The centre's identity key [default: SESSION_DIR/keys/kgc.skey].",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
-)
+@_shared_out
 @click.option(
     "--wait",
     "wait",
