@@ -461,3 +461,56 @@ def test_a_decryption_threshold_of_one_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict(raw)
     assert info.value.key == "privacy.threshold" and "single party" in str(info.value)
+
+
+# --- key sources: distributed keys and an external key-generation centre -------------------
+
+
+def test_distributed_keys_are_accepted_with_three_parties(raw: dict[str, Any]) -> None:
+    raw["privacy"].update(scheme="paillier", keygen="distributed")
+    config = config_from_dict(raw)
+    assert config.privacy.keygen == "distributed" and config.threshold == 2
+
+
+def test_distributed_keys_need_two_t_minus_one_parties(raw: dict[str, Any]) -> None:
+    raw["parties"].append({"name": "dave"})  # 4 parties: default threshold 3 needs 5
+    raw["privacy"].update(scheme="paillier", keygen="distributed")
+    err = config_error(raw)
+    assert err.key == "privacy.keygen" and err.exit_code == 2
+    assert "needs at least 2*threshold-1 = 5 parties" in str(err) and "\n" not in str(err)
+    raw["privacy"]["threshold"] = 2
+    assert config_from_dict(raw).threshold == 2
+
+
+@pytest.mark.parametrize("key", ["dealer", "kgc_public_key"])
+def test_distributed_keys_have_no_dealer(raw: dict[str, Any], key: str) -> None:
+    raw["privacy"].update(
+        scheme="paillier", keygen="distributed", **{key: "alice" if key == "dealer" else KEY_A}
+    )
+    assert config_error(raw).key == f"privacy.{key}"
+
+
+def test_an_external_kgc_is_the_default_dealer_name(raw: dict[str, Any]) -> None:
+    raw["privacy"].update(scheme="paillier", kgc_public_key=KEY_A)
+    config = config_from_dict(raw)
+    assert config.dealer == "kgc" and config.external_dealer
+    raw["privacy"]["dealer"] = "centre"
+    assert config_from_dict(raw).dealer == "centre"
+
+
+def test_an_external_kgc_cannot_be_named_like_a_party_or_use_a_partys_key(
+    raw: dict[str, Any],
+) -> None:
+    raw["privacy"].update(scheme="paillier", kgc_public_key=KEY_A, dealer="bob")
+    assert "is a party" in str(config_error(raw))
+    raw["privacy"]["dealer"] = None
+    for party, key in zip(raw["parties"], (KEY_A, KEY_B, KEY_C), strict=True):
+        party["public_key"] = key
+    err = config_error(raw)
+    assert err.key == "privacy.kgc_public_key" and "party's key" in str(err)
+
+
+def test_a_dealer_outside_the_parties_needs_a_kgc_key(raw: dict[str, Any]) -> None:
+    raw["privacy"].update(scheme="paillier", dealer="kgc")
+    err = config_error(raw)
+    assert err.key == "privacy.dealer" and "privacy.kgc_public_key" in str(err)

@@ -33,6 +33,16 @@ def _errors() -> Iterator[None]:
         sys.exit(130)
 
 
+#: ``--out`` of the commands that join a running session (``party``, ``keygen``).
+_shared_out = click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
+)
+
+
 def _session_arg(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
@@ -70,10 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     help="Which ready session to start from.",
 )
 @click.option("--parties", type=click.IntRange(1, 1000), default=None, help="Number of parties.")
-def init(directory: str, example: str, parties: int | None) -> None:
+@click.option(
+    "--kgc",
+    is_flag=True,
+    help="Encrypt with a threshold key dealt by an external key-generation centre: writes "
+    "DIRECTORY/keys/kgc.skey (give it to the centre only) and sets privacy.kgc_public_key.",
+)
+def init(directory: str, example: str, parties: int | None, kgc: bool) -> None:
     """Write DIRECTORY/session.toml and one identity key per party in DIRECTORY/keys."""
     from zkadapt.config import example_config, with_overrides
-    from zkadapt.keyfiles import SESSION_FILE, ensure_keys
+    from zkadapt.keyfiles import SESSION_FILE, ensure_keys, ensure_kgc_key
 
     with _errors():
         target = Path(directory)
@@ -82,11 +98,14 @@ def init(directory: str, example: str, parties: int | None) -> None:
             raise UsageError(f"{session_file} already exists; choose an empty directory")
         config = with_overrides(example_config(example), parties=parties)
         config = ensure_keys(config, target / "keys")
+        if kgc:
+            config = ensure_kgc_key(config, target / "keys")
         target.mkdir(parents=True, exist_ok=True)
         session_file.write_text(config.to_toml(), encoding="utf-8")
+        holders = [*config.party_names, *([config.dealer] if kgc else [])]
         click.echo(
             f"wrote {session_file} (session {config.session_id[:12]}) and keys for "
-            f"{', '.join(config.party_names)} in {target / 'keys'}"
+            f"{', '.join(holders)} in {target / 'keys'}"
         )
 
 
@@ -132,6 +151,11 @@ def run(
     with _errors():
         path = _session_arg(session)
         config = with_overrides(load_config(path), rounds=rounds, parties=parties)
+        if config.external_dealer:
+            raise UsageError(
+                "the key of this session is dealt by an external key-generation centre: start "
+                "each party with `zkadapt party` and the centre with `zkadapt keygen`"
+            )
         from zkadapt.report import markdown_summary  # heavy imports only after validation
         from zkadapt.session import run_session
 
@@ -158,13 +182,7 @@ def run(
 @cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option("--party", "party", required=True, help="This party's name in the session file.")
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
-)
+@_shared_out
 @click.option(
     "--key",
     "key",
@@ -215,6 +233,53 @@ def party(
         click.echo(
             f"{party}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
             f"sha256 {digest}"
+        )
+
+
+@cli.command()
+@click.argument("session", type=click.Path(dir_okay=False))
+@click.option(
+    "--key",
+    "key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The centre's identity key [default: SESSION_DIR/keys/kgc.skey].",
+)
+@_shared_out
+@click.option(
+    "--wait",
+    "wait",
+    type=click.FloatRange(0, None),
+    default=None,
+    help="Seconds to wait for every party's Joined [default: protocol.submit_timeout_s].",
+)
+def keygen(session: str, key: str | None, out: str | None, wait: float | None) -> None:
+    """Deal SESSION's threshold key as an external key-generation centre (not a party).
+
+    Waits for the parties to join, deals every key epoch, stores each share sealed to its
+    party, announces the key on the channel signed by the centre's key, and forgets it.
+    """
+    from zkadapt.config import load_config
+
+    with _errors():
+        path = _session_arg(session)
+        config = load_config(path)
+        from zkadapt.keyfiles import KGC_KEY_FILE
+        from zkadapt.kgc import check_kgc_session, run_kgc
+
+        key_path = Path(key).resolve() if key else path.parent / "keys" / KGC_KEY_FILE
+        check_kgc_session(config, key_path)  # bad input fails before any waiting
+        out_dir = Path(out).resolve() if out else path.parent / "out"
+        dealt = run_kgc(
+            config,
+            out_dir=out_dir,
+            key_path=key_path,
+            wait_s=config.protocol.submit_timeout_s if wait is None else wait,
+            echo=click.echo,
+        )
+        click.echo(
+            f"{config.dealer}: dealt {len(dealt)} key epoch(s) for session "
+            f"{config.session_id[:12]}; no key material kept"
         )
 
 

@@ -25,6 +25,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+#: Channel name of an external key-generation centre (``privacy.kgc_public_key``) by default.
+KGC_NAME = "kgc"
+
 #: Names given to parties when a session asks for a count (``--parties N``).
 DEFAULT_PARTY_NAMES = (
     "alice",
@@ -152,13 +155,25 @@ class PrivacyConfig(_Section):
     With ``scheme = "paillier"`` each update is clipped to ``clip`` (after FedAvg weighting),
     quantized to ``quant_bits``, packed and encrypted under a threshold Paillier key of
     ``key_bits``; any ``threshold`` parties' decryption shares reveal only the sum.
+
+    Keys come from a dealer (``keygen = "dealer"``: t-of-n Shamir; ``"additive"``: n-of-n),
+    which is one of the parties or, when ``kgc_public_key`` is set, an external
+    key-generation centre running ``zkadapt keygen``; or from no dealer at all
+    (``"distributed"``: the parties generate the key together, docs/crypto.md).
     """
 
     scheme: Literal["none", "paillier"] = "none"
-    keygen: Literal["dealer", "additive"] = "dealer"
+    keygen: Literal["dealer", "additive", "distributed"] = "dealer"
     key_bits: int = Field(2048, ge=256, le=8192)
     threshold: int | None = Field(None, ge=1, description="Shares that decrypt; default quorum.")
-    dealer: str | None = Field(None, description="Party that deals keys; default the first name.")
+    dealer: str | None = Field(
+        None, description="Who deals keys: a party (default the first name) or the KGC's name."
+    )
+    kgc_public_key: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Ed25519 key (hex) of an external key-generation centre that deals instead.",
+    )
     quant_bits: int = Field(16, ge=2, le=32)
     clip: float = Field(1.0, gt=0)
     refresh_every: int | None = Field(None, ge=1, description="Deal a fresh key every R rounds.")
@@ -309,8 +324,15 @@ class SessionConfig(_Section):
 
     @property
     def dealer(self) -> str:
-        """The party that deals threshold keys."""
-        return self.privacy.dealer or self.party_names[0]
+        """Who deals threshold keys: a party, or the external KGC's channel name."""
+        if self.privacy.dealer:
+            return self.privacy.dealer
+        return KGC_NAME if self.external_dealer else self.party_names[0]
+
+    @property
+    def external_dealer(self) -> bool:
+        """Whether keys come from a key-generation centre outside the parties."""
+        return self.privacy.kgc_public_key is not None
 
     @property
     def has_keys(self) -> bool:
@@ -415,8 +437,7 @@ def _check_consistency(config: SessionConfig) -> None:
             "protocol.quorum", f"{quorum} exceeds the number of parties ({len(names)})"
         )
     privacy = config.privacy
-    if privacy.dealer is not None and privacy.dealer not in names:
-        raise ConfigError("privacy.dealer", f"{privacy.dealer!r} is not a party of this session")
+    _check_dealer(config)
     if privacy.threshold is not None and privacy.threshold > len(names):
         raise ConfigError(
             "privacy.threshold", f"{privacy.threshold} exceeds the number of parties ({len(names)})"
@@ -430,6 +451,13 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
     if privacy.key_bits % 2:
         raise ConfigError("privacy.key_bits", "must be even (N is the product of two primes)")
+    needed = 2 * config.threshold - 1
+    if privacy.keygen == "distributed" and len(names) < needed:
+        raise ConfigError(
+            "privacy.keygen",
+            f"'distributed' with threshold {config.threshold} needs at least 2*threshold-1 = "
+            f"{needed} parties (one BGW multiplication), got {len(names)}; lower privacy.threshold",
+        )
     _check_storage(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
@@ -437,6 +465,32 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError(
             "parties", f"either every party has a public_key or none does (missing for {missing})"
         )
+
+
+def _check_dealer(config: SessionConfig) -> None:
+    """The dealer is a party, or an external KGC named by ``privacy.kgc_public_key``."""
+    privacy, names = config.privacy, [p.name for p in config.parties]
+    if privacy.keygen == "distributed":
+        for key in ("dealer", "kgc_public_key"):
+            if getattr(privacy, key) is not None:
+                raise ConfigError(f"privacy.{key}", "not used with keygen = 'distributed'")
+        return
+    if privacy.kgc_public_key is None:
+        if privacy.dealer is not None and privacy.dealer not in names:
+            raise ConfigError(
+                "privacy.dealer",
+                f"{privacy.dealer!r} is not a party of this session "
+                "(an external dealer needs privacy.kgc_public_key)",
+            )
+        return
+    if config.dealer in names:
+        raise ConfigError(
+            "privacy.dealer",
+            f"{config.dealer!r} is a party; the key-generation centre of privacy.kgc_public_key "
+            "needs a name of its own",
+        )
+    if privacy.kgc_public_key in {p.public_key for p in config.parties}:
+        raise ConfigError("privacy.kgc_public_key", "is a party's key; the KGC needs its own key")
 
 
 _LM_MODEL_KEYS = (

@@ -345,3 +345,45 @@ def test_entries_signed_with_sign_are_accepted(keys: dict[str, IdentityKey]) -> 
     history.extend([Entry(5, envelope, 0.0)])
     assert sorted(history.submissions(1)) == ["bob"]
     assert history.last_seq == 5
+
+
+# --- an external key-generation centre ------------------------------------------------------
+
+
+def _key_dealt(sender: str, epoch: int = 0) -> Message:
+    from zkadapt.protocol.messages import KeyDealt
+
+    ref = {"uri": "local://k/public.bin", "sha256": MODEL, "size": 10}
+    return KeyDealt(SESSION, 1, sender, epoch, MODEL, ref, {"alice": ref})
+
+
+def test_an_outside_signer_may_only_deal_keys(ledger: Ledger) -> None:
+    """The channel admits the KGC (its key is in the session); the history takes only its
+    KeyDealt, and the scheme reads keys only from the configured dealer."""
+    dealt = ledger.post("mallory", _key_dealt("mallory"))
+    ledger.post("mallory", submitted("mallory"))
+    ledger.post("alice", _key_dealt("mallory"))  # a party posing as the centre
+    history = ledger.history()
+    assert history.key_dealt(0, "mallory").seq == dealt
+    assert history.key_dealt(0, "alice") is None and history.key_dealt(0, None) is None
+    assert history.submissions(1) == {}
+    assert [(d.sender, d.reason) for d in history.dropped] == [
+        ("mallory", "signer does not match party"),
+        ("alice", "signer does not match party"),
+    ]
+
+
+def test_channel_refuses_the_centres_name_without_its_key(tmp_path, keys) -> None:
+    from zkadapt.channel.local import LocalLedger
+    from zkadapt.crypto.identity import Keyring
+    from zkadapt.errors import ChannelError
+
+    keyring = Keyring({**{n: keys[n].public for n in NAMES}, "kgc": keys["mallory"].public})
+    ledger = LocalLedger(tmp_path / "ledger.sqlite", keyring)
+    ledger.post(sign(_key_dealt("kgc"), "kgc", keys["mallory"]))  # the configured key: fine
+    with pytest.raises(ChannelError):
+        ledger.post(sign(_key_dealt("kgc"), "kgc", keys["alice"]))  # anyone else: refused
+    history = SessionHistory(SESSION, NAMES)
+    history.extend(ledger.history(0))
+    assert history.key_dealt(0, "kgc") is not None
+    ledger.close()

@@ -17,6 +17,7 @@ from zkadapt.protocol.messages import (
     DecryptionShare,
     Joined,
     KeyDealt,
+    KeyGenStep,
     MalformedMessage,
     Message,
     PhaseClosed,
@@ -62,6 +63,14 @@ EXAMPLES: dict[str, Message] = {
         {"bob": {"uri": "local://k/share/bob.bin", "sha256": DIGEST, "size": 99}},
     ),
     "decryption-share": DecryptionShare(SESSION, 3, "bob", "local://s/bob.bin", DIGEST, 77, DIGEST),
+    "keygen-step": KeyGenStep(
+        SESSION,
+        1,
+        "carol",
+        0,
+        5,
+        {"*": {"uri": "local://k/dkg/step-5/carol/all.bin", "sha256": DIGEST, "size": 12}},
+    ),
 }
 
 

@@ -17,7 +17,7 @@ from zkadapt.errors import ProtocolError
 from zkadapt.learning.checkpoint import load_checkpoint
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
-from zkadapt.protocol.messages import KeyDealt, Rejected, decode
+from zkadapt.protocol.messages import KeyDealt, KeyGenStep, Rejected, decode
 from zkadapt.protocol.secure_aggregation import PaillierScheme
 from zkadapt.storage.base import ObjectRef
 
@@ -228,3 +228,38 @@ def test_restarted_party_reopens_its_sealed_share_and_catches_up(tmp_path: Path)
     resumed = session.protocol("carol").run()
     assert [o.round for o in resumed] == [2, 3]
     assert digests(resumed) == digests(first["alice"])[1:]
+
+
+def test_distributed_keys_need_no_dealer_mnist_sized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """784-16-10 MLP-sized updates (12,730 values) under a key no single party ever held."""
+    import tests.protocol.harness as harness
+
+    size = 784 * 16 + 16 + 16 * 10 + 10
+    big = {n: np.full(size, 0.01 * (i + 1), dtype=np.float32) for i, n in enumerate(NAMES)}
+    monkeypatch.setattr(harness, "targets", lambda: big)
+    plain = Session(tmp_path / "plain", backend="local", rounds=2, n_samples=SAMPLES).run()
+    session = paillier_session(tmp_path / "dkg", keygen="distributed", rounds=2, timeout=60)
+    results = session.run()
+    for name in NAMES:
+        assert isinstance(results[name], list), results[name]
+    assert digests(results["alice"]) == digests(results["bob"]) == digests(results["carol"])
+    np.testing.assert_allclose(
+        _final_state(tmp_path / "dkg", "alice", 2),
+        _final_state(tmp_path / "plain", "alice", 2),
+        atol=1e-3,
+    )
+    assert digests(plain["alice"]) != digests(results["alice"])
+    messages = _messages(session)
+    dealt = [m for m in messages if isinstance(m, KeyDealt)]
+    assert sorted(m.party for m in dealt) == NAMES  # every party announces; nobody dealt
+    assert len({m.key_id for m in dealt}) == 1
+    assert all(set(m.shares) == {m.party} for m in dealt)  # each holds only its own share
+    steps = [m for m in messages if isinstance(m, KeyGenStep)]
+    assert len(steps) % 3 == 0 and len(steps) >= 3 * 8
+    secret = next(m for m in steps if "*" not in m.objects)  # a secret step: sealed per party
+    sealed = session.store.get(
+        ObjectRef(**secret.objects["bob" if secret.party != "bob" else "alice"])
+    )
+    assert b"zkadapt" not in sealed and b"values" not in sealed

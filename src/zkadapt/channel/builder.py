@@ -13,7 +13,7 @@ from zkadapt.channel import open_channel
 from zkadapt.channel.base import Channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
-from zkadapt.keyfiles import keyring_of
+from zkadapt.keyfiles import channel_keyring_of
 
 
 def open_session_channel(
@@ -34,7 +34,7 @@ def open_session_channel(
     """
     return open_channel(
         config.channel.backend,
-        keyring=keyring_of(config),
+        keyring=channel_keyring_of(config),
         path=out_dir / config.channel.path,
         party=party or config.party_names[0],  # observers read through the first node
         identity=identity,

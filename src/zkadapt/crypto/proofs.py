@@ -301,8 +301,9 @@ class ShareProof:
 
 
 def _nonce_bits(public: ThresholdPublicKey) -> int:
-    """|ρ| = 2|N| + 2λ + ⌈log₂ Δ⌉, so that ρ statistically hides e·Δ·s_i."""
-    return 2 * public.paillier.bits + 2 * LAMBDA + (public.delta - 1).bit_length()
+    """|ρ| = |s| + 2λ + ⌈log₂ Δ⌉ with |s| = ``public.share_bits`` (2|N| for dealt keys, where
+    s_i < N²), so that ρ statistically hides e·Δ·s_i."""
+    return public.share_bits + 2 * LAMBDA + (public.delta - 1).bit_length()
 
 
 def _share_batch(
@@ -344,7 +345,7 @@ def prove_decryption_shares(
 ) -> ShareProof:
     """Prove ``log_{c*⁴}(c_i*²) = log_v(v_i)`` (= Δ s_i) for the batch (CRYPTO.md §6).
 
-    ρ uniform in [0, 2^{2|N| + 2λ + ⌈log₂ Δ⌉}), a = c*^{4ρ}, b = v^ρ,
+    ρ uniform in [0, 2^{|s| + 2λ + ⌈log₂ Δ⌉}) (|s| = 2|N| for dealt keys), a = c*^{4ρ}, b = v^ρ,
     e = H(tag, context, c*⁴, c_i*², v, v_i, a, b) mod 2^λ and z = ρ + e·Δ s_i over the integers.
 
     Args:
@@ -387,7 +388,7 @@ def verify_decryption_shares(
 ) -> None:
     """Check party ``index``'s shares against its verification key (CRYPTO.md §6).
 
-    Checks that a, b and every c_k, c_{i,k} are units in (0, N²) and 0 ≤ z < 2^{|ρ|} + 2^λ·Δ·N²,
+    Checks that a, b and every c_k, c_{i,k} are units in (0, N²), 0 ≤ z < 2^{|ρ|} + 2^λ·Δ·2^{|s|},
     then ``c*^{4z} ≡ a · (c_i*²)^e`` and ``v^z ≡ b · v_i^e (mod N²)`` with γ, c*, c_i* and e
     recomputed. A failure means at least one share is wrong; reject all of this party's shares.
 
@@ -402,7 +403,8 @@ def verify_decryption_shares(
         raise ValueError("ciphertexts and shares differ in length")
     v_i = public.verification_key(index)
     a, b = _units([proof.a, proof.b], pub, "share proof commitment")
-    if not 0 <= proof.z < (1 << _nonce_bits(public)) + (public.delta << LAMBDA) * pub.nsquare:
+    bound = (1 << _nonce_bits(public)) + ((public.delta << LAMBDA) << public.share_bits)
+    if not 0 <= proof.z < bound:
         raise CryptoError("share proof: z out of range")
     c_star, ci_star = _share_batch(public, index, ctx, values, share_values)
     c4, ci2 = gmpy2.powmod(c_star, 4, pub.nsquare), gmpy2.powmod(ci_star, 2, pub.nsquare)

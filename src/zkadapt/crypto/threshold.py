@@ -10,9 +10,12 @@ Damgård–Jurik (PKC 2001, §4), with safe primes p = 2p' + 1, q = 2q' + 1, N =
 * Verification keys: v = x² mod N² for a random x, ``v_i = v^{Δ s_i} mod N²`` (public; the
   proofs of :mod:`zkadapt.crypto.proofs` show a share uses the same Δ s_i as v_i).
 * Party i's decryption share of c: ``c_i = c^{2Δ s_i} mod N²``.
-* Any set S of t shares: ``c' = Π_{i∈S} c_i^{2μ_i} = (1 + N)^{4Δ² M}`` with the integer
+* Any set S of t shares: ``c' = Π_{i∈S} c_i^{2μ_i} = (1 + N)^{4Δ²θ M}`` with the integer
   Lagrange coefficients μ_i of :func:`zkadapt.crypto.sharing.lagrange_coefficients`, and
-  ``M = L(c') · (4Δ²)^{−1} mod N`` with L(u) = (u − 1)/N.
+  ``M = L(c') · (4Δ²θ)^{−1} mod N`` with L(u) = (u − 1)/N. θ = d mod N is public: 1 for dealt
+  keys (d ≡ 1 mod N), and the opened θ = φβ mod N for ``distributed`` keys
+  (:mod:`zkadapt.crypto.distributed_keygen`, Nishide–Sakurai 2010 / Veugen et al. 2019), whose
+  d = φβ is shared over the integers (shares below 2^share_bits, not reduced mod anything).
 
 No private key is ever reconstructed: d, p, q and m exist only inside
 :func:`deal_threshold_key`, which returns the shares and keeps nothing. Fewer than t shares
@@ -52,7 +55,38 @@ from zkadapt.crypto.sharing import (
 from zkadapt.errors import CryptoError
 
 KEYGEN_MODES = ("dealer", "additive")
-"""Dealt key-generation modes (``privacy.keygen``); ``distributed`` lives elsewhere."""
+"""Dealt key-generation modes (``privacy.keygen``) that :func:`deal_threshold_key` makes."""
+
+KEY_MODES = (*KEYGEN_MODES, "distributed")
+"""Every mode a :class:`ThresholdPublicKey` can have; ``distributed`` keys have no dealer."""
+
+STAT_BITS = 80
+"""σ: statistical hiding of the integer sharings of a ``distributed`` key (distance 2^−σ)."""
+
+
+def distributed_bounds(bits: int, n: int, t: int) -> dict[str, int]:
+    """Bit bounds of the integer values of a ``distributed`` key (|N| = ``bits``, t-of-n).
+
+    With L = ⌈log₂ n⌉ + 1 and σ = :data:`STAT_BITS`: β_i < 2^{|N|+σ}, R_i < 2^{|N|+2σ+L},
+    |d_i| < 2^D with D = 2|N| + 2σ + 2L + 1, polynomial coefficients < 2^A with
+    A = D + σ + 2⌈log₂ Δ⌉ (Rabin 1998: integer sharing hides a Δ-scaled secret), and every
+    final share 0 < s_j < 2^share (s_j = d + Σ_m A_m j^m with all A_m ≥ 0 and d > 0).
+    """
+    log_n = (n - 1).bit_length() + 1
+    log_delta = (factorial_delta(n) - 1).bit_length()
+    beta = bits + STAT_BITS
+    mask = bits + 2 * STAT_BITS + log_n
+    secret = 2 * bits + 2 * STAT_BITS + 2 * log_n + 1
+    coefficient = secret + STAT_BITS + 2 * log_delta
+    spread = (t - 1) * n * n ** (t - 1) + 1
+    share = coefficient + log_n + spread.bit_length() + 1
+    return {
+        "beta": beta,
+        "mask": mask,
+        "secret": secret,
+        "coefficient": coefficient,
+        "share": share,
+    }
 
 
 def pow_signed(base: int, exponent: int, modulus: int) -> gmpy2.mpz:
@@ -74,10 +108,13 @@ class ThresholdPublicKey:
         paillier: the Paillier public key (N and the DJN base h); it encrypts.
         t: the number of shares that decrypt (t = n for ``additive``).
         n: the number of parties; party indices are 1..n.
-        mode: ``"dealer"`` (Shamir, Δ = n!) or ``"additive"`` (Δ = 1).
+        mode: ``"dealer"`` (Shamir, Δ = n!), ``"additive"`` (Δ = 1) or ``"distributed"``
+            (integer Shamir shares of d = φβ made without a dealer, Δ = n!).
         v: a random square mod N²; ``verification_keys[i − 1] = v^{Δ s_i} mod N²``. Checked
             publicly: a unit with (v|N) = 1 and gcd(v − 1, N) = 1 (so v mod N is not of small
             order and v_i does not leak s_i mod N).
+        theta: θ = d mod N, a unit mod N: 1 for dealt keys (d ≡ 1 mod N), the opened φβ mod N
+            for distributed keys; combination multiplies by θ^{−1} (CRYPTO.md §4).
     """
 
     paillier: PaillierPublicKey
@@ -86,12 +123,13 @@ class ThresholdPublicKey:
     mode: str
     v: int
     verification_keys: tuple[int, ...] = field(repr=False)
+    theta: int = 1
 
     domain: ClassVar[str] = "zkadapt/threshold-public-key/v1"
 
     def __post_init__(self) -> None:
-        if self.mode not in KEYGEN_MODES:
-            raise ValueError(f"mode must be one of {KEYGEN_MODES}, got {self.mode!r}")
+        if self.mode not in KEY_MODES:
+            raise ValueError(f"mode must be one of {KEY_MODES}, got {self.mode!r}")
         if not 1 <= self.t <= self.n:
             raise ValueError(f"need 1 ≤ t ≤ n, got t={self.t}, n={self.n}")
         if self.mode == "additive" and self.t != self.n:
@@ -111,6 +149,11 @@ class ThresholdPublicKey:
             raise CryptoError("v must be a unit square mod N² of large order")
         if not all(_is_unit(k, pub) for k in keys):
             raise CryptoError("every verification key must be a unit mod N²")
+        object.__setattr__(self, "theta", int(self.theta))
+        if self.mode != "distributed" and self.theta != 1:
+            raise CryptoError("only distributed keys have θ ≠ 1")
+        if not 0 < self.theta < pub.n or gmpy2.gcd(self.theta, pub.n) != 1:
+            raise CryptoError("θ must be a unit mod N")
 
     @property
     def key_id(self) -> str:
@@ -119,8 +162,19 @@ class ThresholdPublicKey:
 
     @property
     def delta(self) -> int:
-        """Δ = n! for ``dealer`` keys and 1 for ``additive`` keys."""
-        return factorial_delta(self.n) if self.mode == "dealer" else 1
+        """Δ = n! for ``dealer`` and ``distributed`` keys and 1 for ``additive`` keys."""
+        return 1 if self.mode == "additive" else factorial_delta(self.n)
+
+    @property
+    def share_bits(self) -> int:
+        """Public bound on the key shares: 0 ≤ s_i < 2^share_bits (proof nonces hide Δ·s_i).
+
+        Dealt shares are reduced mod Nm < N², so 2|N|; distributed shares are integers bounded
+        by :func:`distributed_bounds`.
+        """
+        if self.mode == "distributed":
+            return distributed_bounds(self.paillier.bits, self.n, self.t)["share"]
+        return 2 * self.paillier.bits
 
     def verification_key(self, index: int) -> int:
         """v_i for party index 1 ≤ i ≤ n."""
@@ -135,25 +189,31 @@ class ThresholdPublicKey:
         return lagrange_coefficients(indices, self.delta)
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON with hex integers and the domain tag (the one wire form)."""
-        return canonical_json(
-            {
-                "domain": self.domain,
-                "key_id": self.key_id,
-                "paillier": self.paillier.to_dict(),
-                "t": self.t,
-                "n": self.n,
-                "mode": self.mode,
-                "v": int_to_hex(self.v),
-                "verification_keys": [int_to_hex(k) for k in self.verification_keys],
-            }
-        )
+        """Canonical JSON with hex integers and the domain tag (the one wire form).
+
+        ``theta`` is written only for distributed keys (dealt keys keep their old encoding).
+        """
+        doc: dict[str, Any] = {
+            "domain": self.domain,
+            "key_id": self.key_id,
+            "paillier": self.paillier.to_dict(),
+            "t": self.t,
+            "n": self.n,
+            "mode": self.mode,
+            "v": int_to_hex(self.v),
+            "verification_keys": [int_to_hex(k) for k in self.verification_keys],
+        }
+        if self.mode == "distributed":
+            doc["theta"] = int_to_hex(self.theta)
+        return canonical_json(doc)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ThresholdPublicKey:
         """Inverse of :meth:`to_bytes`; every field is validated (CryptoError if unusable)."""
         doc = parse_canonical_json(data, cls.domain)
         expected = {"domain", "key_id", "paillier", "t", "n", "mode", "v", "verification_keys"}
+        if doc.get("mode") == "distributed":
+            expected.add("theta")
         if set(doc) != expected:
             raise CryptoError(f"{cls.domain}: unexpected fields {sorted(doc)}")
         if not isinstance(doc["paillier"], dict) or not isinstance(doc["verification_keys"], list):
@@ -173,6 +233,7 @@ class ThresholdPublicKey:
                 verification_keys=tuple(
                     hex_to_int(k, "verification_keys") for k in doc["verification_keys"]
                 ),
+                theta=hex_to_int(doc["theta"], "theta") if "theta" in doc else 1,
             )
         except ValueError as exc:
             raise CryptoError(f"unusable threshold key: {exc}") from exc
@@ -190,7 +251,7 @@ class KeyShare:
     def __init__(self, public: ThresholdPublicKey, index: int, share: int) -> None:
         if not 1 <= index <= public.n:
             raise ValueError(f"party index must be in 1..{public.n}, got {index}")
-        if not 0 <= share < public.paillier.nsquare:
+        if not 0 <= share < (1 << public.share_bits):
             raise ValueError("share out of range")
         self.public = public
         self.index = index
@@ -272,7 +333,8 @@ def combine(public: ThresholdPublicKey, shares: Mapping[int, int]) -> int:
     """Decrypt from decryption shares ``{party index: c_i}`` (CRYPTO.md §4).
 
     Uses the t shares with the smallest indices (so every party computes the same thing):
-    ``c' = Π c_i^{2μ_i} mod N²`` (negative μ_i invert c_i) and ``M = L(c') · (4Δ²)^{−1} mod N``.
+    ``c' = Π c_i^{2μ_i} mod N²`` (negative μ_i invert c_i) and
+    ``M = L(c') · (4Δ²θ)^{−1} mod N`` (θ = 1 except for distributed keys).
     Correct shares always give c' ≡ 1 (mod N); anything else means a bad share and raises.
     Shares are not verified individually here: check their proofs first
     (:func:`zkadapt.crypto.proofs.verify_decryption_shares`) so that a wrong share is rejected
@@ -298,7 +360,7 @@ def combine(public: ThresholdPublicKey, shares: Mapping[int, int]) -> int:
         acc = acc * pow_signed(shares[i], 2 * mu, pub.nsquare) % pub.nsquare
     if acc % pub.n != 1:
         raise CryptoError("decryption shares are inconsistent (combined value is not 1 mod N)")
-    scale = gmpy2.invert(4 * public.delta**2, pub.n)
+    scale = gmpy2.invert(4 * public.delta**2 * public.theta, pub.n)
     return int((acc - 1) // pub.n * scale % pub.n)
 
 

@@ -281,6 +281,6 @@ class LedgerWatcher:
 
 
 def _keyring(config: SessionConfig) -> Any:
-    from zkadapt.keyfiles import keyring_of
+    from zkadapt.keyfiles import channel_keyring_of
 
-    return keyring_of(config)
+    return channel_keyring_of(config)

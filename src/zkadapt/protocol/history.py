@@ -5,7 +5,10 @@ honest party feeds the same entries into :class:`SessionHistory` and so answers 
 questions the same way — which submissions precede the cut, who posted which digest.
 Entries that are malformed, from another session, or whose signer is not the party they
 speak for are set aside in :attr:`SessionHistory.dropped` (a peer's fault is data, not a
-crash).
+crash). A signer that is not a party got past the channel only because the session names its
+key (the external key-generation centre, ``privacy.kgc_public_key``): it may post
+``KeyDealt`` for itself and nothing else, and the scheme takes keys only from the configured
+dealer.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from zkadapt.protocol.messages import (
     DecryptionShare,
     Joined,
     KeyDealt,
+    KeyGenStep,
     MalformedMessage,
     Message,
     PhaseClosed,
@@ -75,9 +79,8 @@ class SessionHistory:
             if message.session != self.session_id:
                 continue  # another session sharing the channel
             speaks_for = getattr(message, "party", sender)
-            if sender not in self.parties or (
-                not isinstance(message, Rejected) and speaks_for != sender
-            ):
+            outsider = sender not in self.parties and not isinstance(message, KeyDealt)
+            if outsider or (not isinstance(message, Rejected) and speaks_for != sender):
                 self.dropped.append(Dropped(entry.seq, sender, "signer does not match party"))
                 continue
             posted = Posted(entry.seq, sender, message, entry.timestamp)
@@ -130,12 +133,29 @@ class SessionHistory:
                 sizes.setdefault(p.sender, p.message.n_samples)
         return sizes
 
-    def key_dealt(self, epoch: int, dealer: str) -> Posted | None:
-        """The first ``KeyDealt`` for ``epoch`` posted by ``dealer`` (others are ignored)."""
+    def key_dealt(self, epoch: int, dealer: str | None) -> Posted | None:
+        """The first ``KeyDealt`` for ``epoch`` posted by ``dealer`` (others are ignored).
+
+        ``dealer=None`` takes the first one by any party (distributed keys: every party
+        announces the same public key; an observer reads any of them).
+        """
         for p in self.posted:
-            if isinstance(p.message, KeyDealt) and p.message.epoch == epoch and p.sender == dealer:
+            if (
+                isinstance(p.message, KeyDealt)
+                and p.message.epoch == epoch
+                and (p.sender == dealer or (dealer is None and p.sender in self.parties))
+            ):
                 return p
         return None
+
+    def keygen_steps(self, epoch: int, step: int) -> dict[str, KeyGenStep]:
+        """Each party's first ``KeyGenStep`` for distributed key generation ``epoch``/``step``."""
+        found: dict[str, KeyGenStep] = {}
+        for p in self.posted:
+            m = p.message
+            if isinstance(m, KeyGenStep) and m.epoch == epoch and m.step == step:
+                found.setdefault(p.sender, m)
+        return found
 
     def decryption_shares(self, round_: int) -> list[Posted]:
         """Each party's first ``DecryptionShare`` for ``round_``, in channel order."""

@@ -178,6 +178,31 @@ class KeyDealt(Message):
 
 
 @dataclass(frozen=True)
+class KeyGenStep(Message):
+    """The sender stored its messages of distributed key generation ``epoch``, round ``step``.
+
+    ``objects`` maps a recipient party (each sealed to that party) or ``"*"`` (one public
+    object for everybody) to an object reference (:mod:`zkadapt.protocol.distributed_keys`).
+    """
+
+    TYPE: ClassVar[str] = "KeyGenStep"
+
+    party: str
+    epoch: int
+    step: int
+    objects: dict[str, dict[str, Any]]
+
+    def validate(self) -> None:
+        super().validate()
+        if self.epoch < 0 or self.step < 0:
+            raise MalformedMessage("epoch and step must be >= 0")
+        if not self.objects or not all(
+            isinstance(k, str) and _is_ref(v) for k, v in self.objects.items()
+        ):
+            raise MalformedMessage("objects must map recipients to object references")
+
+
+@dataclass(frozen=True)
 class DecryptionShare(Message):
     """The sender stored its (proved) decryption shares of round ``round``'s aggregate."""
 
@@ -229,6 +254,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         RoundFailed,
         Joined,
         KeyDealt,
+        KeyGenStep,
         DecryptionShare,
     )
 }
@@ -284,6 +310,8 @@ def _construct(cls: type[Message], body: dict[str, Any]) -> Message:
         "key_id": str,
         "public": dict,
         "shares": dict,
+        "step": int,
+        "objects": dict,
     }
     for name, value in body.items():
         kind = expected.get(name)

@@ -2,11 +2,15 @@
 
 What each party does, on top of the round protocol (DESIGN.md sections 3-4, CRYPTO.md):
 
-KEYS     Every party posts ``Joined{n_samples}`` once. The dealer waits for everyone (or its
-         deadline), deals a t-of-n key (or n-of-n additive shares), stores the public key
-         and each share *sealed to that party's identity key*, and posts ``KeyDealt``. The
-         declared sizes before that entry fix the FedAvg weights w_i = n*n_i/sum(n_j).
-         A fresh key is dealt every ``refresh_every`` rounds (key epochs).
+KEYS     Every party posts ``Joined{n_samples}`` once. The dealer (a party, or an external
+         key-generation centre: ``zkadapt keygen``) waits for everyone (or its deadline),
+         deals a t-of-n key (or n-of-n additive shares), stores the public key and each
+         share *sealed to that party's identity key*, and posts ``KeyDealt``. The declared
+         sizes before that entry fix the FedAvg weights w_i = n*n_i/sum(n_j). With
+         ``keygen = "distributed"`` there is no dealer: once everyone has joined, the parties
+         generate the key together (:mod:`zkadapt.protocol.distributed_keys`) and each posts
+         ``KeyDealt`` with the public key and its own share sealed to itself.
+         A fresh key is made every ``refresh_every`` rounds (key epochs).
 SEAL     delta -> weight, clip, quantize, pack (CRYPTO.md section 3) -> DJN-encrypt ->
          batched proof of plaintext knowledge bound to (session, round, party) (section 5).
 OPEN     header binding (replay, copy, key id, packing), ciphertext ranges, the proof.
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from zkadapt.crypto.distributed_keygen import DkgParams
 from zkadapt.crypto.identity import Keyring
 from zkadapt.crypto.packing import PackingSpec, fedavg_weights
 from zkadapt.crypto.paillier import Ciphertext, encrypt_many
@@ -40,7 +45,7 @@ from zkadapt.crypto.proofs import (
     verify_decryption_shares,
     verify_plaintext_knowledge,
 )
-from zkadapt.crypto.sealing import open_sealed, seal_to
+from zkadapt.crypto.sealing import open_sealed
 from zkadapt.crypto.threshold import (
     KeyShare,
     ThresholdPublicKey,
@@ -50,19 +55,13 @@ from zkadapt.crypto.threshold import (
 )
 from zkadapt.errors import CryptoError, IntegrityError, ProtocolError, StorageError
 from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
+from zkadapt.protocol.distributed_keys import DkgRunner
+from zkadapt.protocol.key_delivery import as_ref, publish_key, share_context
 from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Submitted
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.storage.base import ObjectRef, object_key
-
-
-def _ref(ref: ObjectRef) -> dict[str, Any]:
-    return {"uri": ref.uri, "sha256": ref.sha256, "size": ref.size}
-
-
-def _as_ref(doc: dict[str, Any]) -> ObjectRef:
-    return ObjectRef(doc["uri"], doc["sha256"], doc["size"])
 
 
 @dataclass
@@ -141,29 +140,44 @@ class PaillierScheme:
         self, epoch: int, round_: int, io: RoundIO
     ) -> tuple[ThresholdPublicKey, KeyShare | None]:
         deadline = time.monotonic() + self.timeout_s
-        while (posted := io.history.key_dealt(epoch, self.dealer)) is None:
+        distributed = self.keygen == "distributed"
+        # whose KeyDealt carries the key: the dealer's; with distributed keys each party's own
+        # (it holds that party's sealed share), and any party's for an observer
+        dealer = (io.ctx.party if io.identity is not None else None) if distributed else self.dealer
+        while (posted := io.history.key_dealt(epoch, dealer)) is None:
             everyone = set(io.history.joined()) >= set(self.names)
-            if io.ctx.party == self.dealer and (
-                epoch > 0 or everyone or time.monotonic() > deadline
-            ):
-                io.emit(round_, Phase.KEYS, f"dealing key epoch {epoch} ({self.key_bits} bits)")
+            late = time.monotonic() > deadline
+            if io.ctx.party == dealer and (epoch > 0 or everyone or (late and not distributed)):
+                io.emit(
+                    round_, Phase.KEYS, f"{self.keygen} key epoch {epoch} ({self.key_bits} bits)"
+                )
                 self._deal(epoch, round_, io)
                 continue
-            if time.monotonic() > deadline:
-                raise ProtocolError(
-                    f"no threshold key for epoch {epoch} from dealer {self.dealer}", round=round_
+            if late:
+                missing = sorted(set(self.names) - set(io.history.joined()))
+                why = (
+                    "distributed key generation needs every party; not joined: "
+                    + ", ".join(missing)
+                    if distributed and missing and dealer is not None
+                    else f"no threshold key for epoch {epoch} from dealer {dealer or 'any party'}"
                 )
+                raise ProtocolError(why, round=round_)
             io.sync(wait=io.ctx.poll_interval_s)
         dealt: KeyDealt = posted.message  # type: ignore[assignment]
         try:
-            public = ThresholdPublicKey.from_bytes(io.store.get(_as_ref(dealt.public)))
+            public = ThresholdPublicKey.from_bytes(io.store.get(as_ref(dealt.public)))
             if public.key_id != dealt.key_id or public.n != len(self.names):
                 raise CryptoError("public key does not match the KeyDealt message")
+            if public.mode != self.keygen or public.t != self.threshold:
+                raise CryptoError(
+                    f"key is {public.mode} {public.t}-of-{public.n}, not as configured"
+                )
             share = self._open_share(dealt, public, io)
         except (StorageError, CryptoError, ValueError) as exc:
             raise ProtocolError(f"key epoch {epoch} is unusable: {exc}", round=round_) from None
         if epoch == 0:
-            self.declared = io.history.joined(before=posted.seq)
+            first = io.history.key_dealt(epoch, None) if distributed else posted
+            self.declared = io.history.joined(before=(first or posted).seq)
             names = sorted(self.declared)
             self.weights = dict(
                 zip(names, fedavg_weights([self.declared[n] for n in names]), strict=True)
@@ -176,30 +190,56 @@ class PaillierScheme:
         me = io.ctx.party
         if me not in dealt.shares:
             return None
-        sealed = io.store.get(_as_ref(dealt.shares[me]))
-        context = f"{io.ctx.session_id}/key-epoch-{dealt.epoch}/{me}".encode()
+        sealed = io.store.get(as_ref(dealt.shares[me]))
+        context = share_context(io.ctx.session_id, dealt.epoch, me)
         share = KeyShare.from_bytes(open_sealed(io.identity, sealed, context=context), public)
         if share.index != self.index_of(me):
             raise CryptoError(f"the share sealed to {me} has index {share.index}")
         return share
 
     def _deal(self, epoch: int, round_: int, io: RoundIO) -> None:
-        """Deal a key, store the public part and each sealed share, post ``KeyDealt``."""
-        session = io.ctx.session_id
-        public, shares = deal_threshold_key(
-            self.key_bits, self.threshold, len(self.names), self.keygen
+        """Make a key (deal it, or generate it with the others), store it, post ``KeyDealt``.
+
+        A dealer stores every party's share sealed to that party; with distributed keys each
+        party stores only its own share, sealed to itself, and its copy of the public key.
+        """
+        me = io.ctx.party
+        if self.keygen == "distributed":
+            params = DkgParams(
+                self.key_bits,
+                len(self.names),
+                self.threshold,
+                context=f"{io.ctx.session_id}/key-epoch-{epoch}".encode(),
+            )
+            runner = DkgRunner(
+                io,
+                keyring=self.keyring,
+                names=self.names,
+                epoch=epoch,
+                round_=round_,
+                params=params,
+                timeout_s=self.timeout_s,
+            )
+            public, own = runner.run()
+            shares, public_name = {me: own}, f"public-{me}"
+        else:
+            public, dealt = deal_threshold_key(
+                self.key_bits, self.threshold, len(self.names), self.keygen
+            )
+            shares, public_name = dict(zip(self.names, dealt, strict=True)), "public"
+        message = publish_key(
+            io.store,
+            self.keyring,
+            session=io.ctx.session_id,
+            epoch=epoch,
+            round_=round_,
+            sender=me,
+            public=public,
+            shares=shares,
+            public_name=public_name,
         )
-        prefix = f"zkadapt/{session}/keys/epoch-{epoch}"
-        public_ref = io.store.put(f"{prefix}/public.bin", public.to_bytes())
-        refs = {}
-        for name, share in zip(self.names, shares, strict=True):
-            context = f"{session}/key-epoch-{epoch}/{name}".encode()
-            sealed = seal_to(self.keyring[name], share.to_bytes(), context=context)
-            refs[name] = _ref(io.store.put(f"{prefix}/share/{name}.bin", sealed))
         del shares  # the dealer keeps nothing (CRYPTO.md section 1)
-        io.post(
-            KeyDealt(session, round_, io.ctx.party, epoch, public.key_id, _ref(public_ref), refs)
-        )
+        io.post(message)
 
     # -- SEAL and OPEN -------------------------------------------------------------------
 
