@@ -1,0 +1,545 @@
+"""Exhaustive exploration of the round protocol: the Python twin of specs/RoundProtocol.tla.
+
+TLC cannot be installed here, so CI checks the same model by breadth-first search over
+every interleaving of the actions of ``specs/RoundProtocol.tla``:
+
+``Deliver(p)``  the next channel entry reaches party p (its view may lag the channel)
+``Act(p)``      p does what :func:`zkadapt.protocol.machine.next_action` says — the
+                *project's* state machine, not a copy — with the work abstracted (training
+                posts ``Submitted``, verification accepts honest updates, ...)
+``Timeout(p)``  p's local deadline (submissions, or decryption shares) passes
+``Crash(p)``    p dies, losing everything but its checkpoints (bounded by ``crashes``)
+``Restart(p)``  p starts again from its last checkpoint and replays the whole channel
+
+States are hashed (a visited set prunes repeats); the first violation found is reached by
+a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla:
+
+* ``Agreement``        every party that finishes round r holds the same digest of G(r)
+* ``ThresholdSafety``  no sum is decrypted from fewer than t valid shares, and decryption
+                       shares exist only for sums of at least max(q, 2) updates (so no
+                       individual update is ever decrypted)
+* ``QuorumSafety``     no round completes with fewer than q accepted updates
+* ``Progress``         with fair deadlines (a deadline passes only once every live party's
+                       post has arrived) and at least q live honest parties, every terminal
+                       state has every live party done with every round (the graph is
+                       acyclic, so every maximal run ends in a terminal state)
+
+Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Any
+
+from zkadapt.protocol import machine
+from zkadapt.protocol.machine import (
+    Announce,
+    Apply,
+    ChannelMessage,
+    CheckShare,
+    CloseSubmissions,
+    Combine,
+    DeadlinePassed,
+    Done,
+    FailRound,
+    Finish,
+    Halt,
+    MachineSpec,
+    PartyState,
+    PostShare,
+    Prepare,
+    Reject,
+    Sum,
+    TrainAndSubmit,
+    Verify,
+    Wait,
+)
+from zkadapt.protocol.messages import (
+    SUBMIT_PHASE,
+    DecryptionShare,
+    PhaseClosed,
+    Rejected,
+    RoundDone,
+    RoundFailed,
+    Submitted,
+)
+
+SESSION = "model"
+GENESIS = "G0"
+#: The actions and invariants of specs/RoundProtocol.tla (tests keep the two in step).
+ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart")
+INVARIANTS = ("Agreement", "ThresholdSafety", "QuorumSafety", "Progress")
+
+
+@dataclass(frozen=True)
+class Model:
+    """The constants of the model (the .cfg of the TLA+ module)."""
+
+    parties: tuple[str, ...] = ("alice", "bob", "carol")
+    threshold: int = 2  # t: valid decryption shares that decrypt
+    quorum: int = 2  # q: accepted updates a round needs
+    rounds: int = 2
+    crashes: int = 1  # crash budget over the whole run
+    fair_deadlines: bool = False  # Progress is checked with fair deadlines
+    bad_updates: frozenset[tuple[str, int]] = frozenset()  # (party, round) rejected updates
+    bad_shares: frozenset[str] = frozenset()  # parties whose decryption shares fail
+
+    def spec(self, party: str) -> MachineSpec:
+        return MachineSpec(party, self.parties, self.rounds, self.quorum, self.threshold)
+
+
+# A channel entry: (kind, sender, round, payload) — hashable, turned into a real message on
+# delivery. Payloads: submitted/closed/failed: (); rejected: (party, reason);
+# share: accepted parties of the sum; done: (digest, accepted).
+Entry = tuple[str, str, int, Any]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One party in the model: its machine state, or None while crashed."""
+
+    state: PartyState | None
+    delivered: int = 0  # channel entries folded into ``state``
+    checkpoint: tuple[int, str] | None = None  # survives crashes
+    stopped: str | None = None  # FailRound / Halt: the process exited
+    training: bool = False  # TrainAndSubmit decided; its Submitted not yet posted
+
+
+@dataclass(frozen=True)
+class World:
+    """A global state: the channel, every party, and ghost variables for the invariants."""
+
+    channel: tuple[Entry, ...]
+    nodes: tuple[Node, ...]
+    crashes_left: int
+    # ghost: (party, round, parties whose shares were combined, all of them valid?)
+    combines: frozenset[tuple[str, int, tuple[str, ...], bool]] = frozenset()
+    # ghost: (party, round, digest, accepted) for every checkpointed round
+    applied: frozenset[tuple[str, int, str, tuple[str, ...]]] = frozenset()
+
+
+@dataclass
+class Result:
+    """What an exploration found."""
+
+    states: int
+    transitions: int
+    seconds: float
+    violation: str | None = None
+    trace: list[tuple[str, World]] = field(default_factory=list)
+    terminal: int = 0
+
+
+@cache
+def _message(entry: Entry) -> Any:
+    """The real protocol message an abstract channel entry stands for."""
+    kind, sender, r, payload = entry
+    if kind == "submitted":
+        return Submitted(SESSION, r, sender, f"mem://{sender}/{r}", "0" * 64, 1, 1)
+    if kind == "closed":
+        return PhaseClosed(SESSION, r, SUBMIT_PHASE, "closed")
+    if kind == "rejected":
+        return Rejected(SESSION, r, payload[0], payload[1])
+    if kind == "failed":
+        return RoundFailed(SESSION, r, "below quorum")
+    if kind == "share":
+        return DecryptionShare(SESSION, r, sender, f"mem://{sender}/{r}/share", "0" * 64, 1, "k")
+    if kind == "done":
+        return RoundDone(SESSION, r, sender, payload[0], payload[1])
+    raise ValueError(kind)
+
+
+def _digest(previous: str, r: int, accepted: tuple[str, ...]) -> str:
+    """G(r) abstracted: a function of G(r-1) and the accepted set (what real digests are)."""
+    text = f"{previous}|{r}:{','.join(accepted)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- transitions --------------------------------------------------------------------------
+
+
+def initial(model: Model) -> World:
+    """Every party at round 1 with an empty channel (settled: prepared, about to train)."""
+    nodes = tuple(Node(machine.start(model.spec(p))) for p in model.parties)
+    world = World((), nodes, model.crashes)
+    for i in range(len(model.parties)):
+        world = _settle(model, world, i)
+    return _read_everywhere(model, world)
+
+
+def _with_node(world: World, i: int, node: Node, **changes: Any) -> World:
+    return replace(world, nodes=(*world.nodes[:i], node, *world.nodes[i + 1 :]), **changes)
+
+
+def _deliver_all(
+    spec: MachineSpec, state: PartyState, channel: Sequence[Entry], start: int
+) -> PartyState:
+    for entry in channel[start:]:
+        state = machine.apply(spec, state, ChannelMessage(entry[1], _message(entry)))
+    return state
+
+
+#: Actions whose effect stays inside the party and leaves nothing durable: they run
+#: eagerly (``Apply`` writes a checkpoint, so it is a step of its own).
+LOCAL_ACTIONS = (Prepare, Verify, Sum, CheckShare, Combine)
+
+
+def _settle(model: Model, world: World, i: int) -> World:
+    """Run party i's local actions until it must post, checkpoint, wait or stop.
+
+    A partial-order reduction: a local action commutes with every other party's steps and
+    leaves nothing a crash would keep, so running it at once loses no behaviour.
+    """
+    while True:
+        node = world.nodes[i]
+        if node.state is None or node.stopped is not None or node.training:
+            return world
+        action = machine.next_action(model.spec(model.parties[i]), node.state)
+        if not isinstance(action, LOCAL_ACTIONS):
+            return world
+        world = _act(model, world, i, action)
+
+
+def _read(model: Model, world: World, i: int) -> World:
+    """Deliver(p): party i reads every entry it has not read yet (``sync``), then settles."""
+    node = world.nodes[i]
+    spec = model.spec(model.parties[i])
+    state = _deliver_all(spec, node.state, world.channel, node.delivered)  # type: ignore[arg-type]
+    world = _with_node(world, i, replace(node, state=state, delivered=len(world.channel)))
+    return _settle(model, world, i)
+
+
+def successors(model: Model, world: World) -> Iterator[tuple[str, World]]:
+    """Every ``(label, next world)`` one step away.
+
+    A step of party p is ``Deliver(p)`` (read the channel) followed by the one action its
+    machine then names, as in ``RoundProtocol``'s loop (sync, decide, act). Training takes
+    time: ``TrainAndSubmit`` makes p busy, and its ``Submitted`` lands later (``Submit``), so
+    the cut may pass it by — a late submission. Reading alone is invisible to every other
+    party, so reads are explored only where they end in an action.
+    """
+    for label, after in _moves(model, world):
+        yield label, _read_everywhere(model, after)
+
+
+def _read_everywhere(model: Model, world: World) -> World:
+    """Normal form: every idle live party has read the whole channel (and settled).
+
+    Reading is invisible to the other parties and a party reads everything before it
+    acts, so whether it read an entry early or just before its next step makes no
+    difference to any run; only the state with everything read is kept. A training
+    party reads nothing until its update is posted (``RoundProtocol`` blocks in training).
+    """
+    for i, node in enumerate(world.nodes):
+        if node.state is not None and node.stopped is None and not node.training:
+            if node.delivered < len(world.channel):
+                world = _read(model, world, i)
+    return world
+
+
+def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
+    for i, party in enumerate(model.parties):
+        node = world.nodes[i]
+        spec = model.spec(party)
+        if node.stopped is not None:
+            continue
+        if node.state is None:  # crashed: replay the whole channel from the checkpoint
+            state = machine.start(spec, node.checkpoint)
+            restarted = replace(node, state=state, delivered=0)
+            yield f"Restart({party})", _read(model, _with_node(world, i, restarted), i)
+            continue
+        if node.training:
+            yield f"Act({party}: Submitted r{node.state.round})", _submit(model, world, i)
+        else:
+            yield from _step(model, world, i)
+        if world.crashes_left > 0:
+            crashed = replace(node, state=None, delivered=0, training=False)
+            yield (
+                f"Crash({party})",
+                _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
+            )
+
+
+def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
+    party = model.parties[i]
+    world = _read(model, world, i)
+    node = world.nodes[i]
+    if node.state is None or node.stopped is not None:
+        yield f"Deliver({party}); stopped: {node.stopped}", world
+        return
+    spec = model.spec(party)
+    action = machine.next_action(spec, node.state)
+    if isinstance(action, Wait):
+        if _deadline_may_pass(model, world, i, action):
+            after = machine.apply(spec, node.state, DeadlinePassed(action.round, action.deadline))
+            timed_out = _with_node(world, i, replace(node, state=after))
+            label = f"Timeout({party}, {action.deadline} r{action.round})"
+            yield label, _settle(model, timed_out, i)
+    elif not isinstance(action, Finish):
+        yield f"Act({party}: {_describe(action)})", _settle(model, _act(model, world, i, action), i)
+
+
+def _submit(model: Model, world: World, i: int) -> World:
+    """The end of training: ``Submitted`` lands in the channel now."""
+    node = world.nodes[i]
+    state: PartyState = node.state  # type: ignore[assignment]
+    entry: Entry = ("submitted", model.parties[i], state.round, ())
+    after = machine.apply(model.spec(model.parties[i]), state, Done(TrainAndSubmit(state.round)))
+    channel = world.channel if _inert(world.channel, entry) else (*world.channel, entry)
+    return _with_node(world, i, replace(node, state=after, training=False), channel=channel)
+
+
+def _describe(action: machine.Action) -> str:
+    fields = {k: v for k, v in action.__dict__.items() if k != "round"}
+    args = ", ".join(f"{k}={v}" for k, v in fields.items())
+    return f"{type(action).__name__} r{action.round}" + (f" {args}" if args else "")
+
+
+def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
+    """Unfair deadlines may pass any time; fair ones once every live party's post arrived."""
+    if not model.fair_deadlines:
+        return True
+    node = world.nodes[i]
+    if node.delivered < len(world.channel):
+        return False
+    view = node.state.view(wait.round)  # type: ignore[union-attr]
+    posted = view.submitted if wait.deadline == "cut" else view.shares
+    return all(
+        other.state is None or other.stopped is not None
+        for p, other in zip(model.parties, world.nodes, strict=True)
+        if p not in posted
+    )
+
+
+def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
+    """Execute ``action`` for party i with the work abstracted; fold the result back in."""
+    party = model.parties[i]
+    node = world.nodes[i]
+    spec = model.spec(party)
+    state: PartyState = node.state  # type: ignore[assignment]
+    r = action.round
+    posts: list[Entry] = []
+    result: Any = None
+    changes: dict[str, Any] = {}
+    match action:
+        case Prepare():
+            pass
+        case TrainAndSubmit():  # busy until _submit posts it
+            return _with_node(world, i, replace(node, training=True))
+        case CloseSubmissions():
+            posts.append(("closed", party, r, ()))
+        case Verify(candidates=candidates):
+            result = tuple(
+                (c, "invalid update" if (c, r) in model.bad_updates else None)
+                for c in sorted(candidates)
+            )
+        case Reject(party=target, reason=reason):
+            posts.append(("rejected", party, r, (target, reason)))
+        case FailRound(reason=reason, post=post):
+            if post:
+                posts.append(("failed", party, r, ()))
+            return _with_node(
+                world, i, replace(node, stopped=reason), channel=(*world.channel, *posts)
+            )
+        case Halt(reason=reason):
+            return _with_node(world, i, replace(node, stopped=reason))
+        case Sum():
+            pass
+        case PostShare():
+            posts.append(("share", party, r, state.accepted))
+        case CheckShare(party=sender):
+            result = _share_verdict(model, world, state, r, sender)
+        case Combine(parties=parties):
+            valid = all(_share_verdict(model, world, state, r, p) is None for p in parties)
+            changes["combines"] = world.combines | {(party, r, parties, valid)}
+        case Apply(accepted=accepted):
+            previous = dict(state.digests).get(r - 1, GENESIS)
+            result = _digest(previous, r, accepted)
+            node = replace(node, checkpoint=(r, result))
+            changes["applied"] = world.applied | {(party, r, result, accepted)}
+        case Announce(digest=digest, accepted=accepted):
+            posts.append(("done", party, r, (digest, accepted)))
+        case _:
+            raise TypeError(f"the model has no effect for {action!r}")
+    state = machine.apply(spec, state, Done(action, result))
+    channel = world.channel + tuple(e for e in posts if not _inert(world.channel, e))
+    return _with_node(world, i, replace(node, state=state), channel=channel, **changes)
+
+
+def _inert(channel: tuple[Entry, ...], entry: Entry) -> bool:
+    """Whether every party, whatever its state, ignores ``entry`` after ``channel``.
+
+    Parties read the channel in order, so a second ``PhaseClosed`` of a round, a
+    ``Submitted`` after the cut, and a party's second submission, share or ``RoundDone`` of a
+    round never change a machine (see ``machine._absorb``). Leaving them out of the model's
+    channel merges states that differ only by such entries.
+    """
+    kind, sender, r, _ = entry
+    for other in channel:
+        if other[2] != r:
+            continue
+        if kind in ("closed", "submitted") and other[0] == "closed":
+            return True
+        if kind in ("submitted", "share", "done") and other[:2] == (kind, sender):
+            return True
+    return False
+
+
+def _share_verdict(
+    model: Model, world: World, state: PartyState, r: int, sender: str
+) -> str | None:
+    """A share verifies iff its sender is honest and it is a share of *our* sum."""
+    if sender in model.bad_shares:
+        return "decryption share: proof failed"
+    for kind, who, round_, accepted in world.channel:
+        if kind == "share" and who == sender and round_ == r:
+            return None if accepted == state.accepted else "decryption share: proof failed"
+    return "decryption share: object unavailable"
+
+
+# -- invariants ---------------------------------------------------------------------------
+
+
+def agreement(model: Model, world: World) -> str | None:
+    """All parties that finish round r hold the same aggregate digest."""
+    seen: dict[int, str] = {}
+    for party, r, digest, _ in sorted(world.applied):
+        if seen.setdefault(r, digest) != digest:
+            return f"Agreement: round {r} finished with digests {seen[r]} and {digest} ({party})"
+    return None
+
+
+def threshold_safety(model: Model, world: World) -> str | None:
+    """No decryption from fewer than t valid shares; shares only of sums of >= max(q, 2)."""
+    for party, r, parties, valid in sorted(world.combines):
+        if len(set(parties)) < model.threshold or not valid:
+            return (
+                f"ThresholdSafety: {party} decrypted round {r} from shares of "
+                f"{list(parties)} ({'valid' if valid else 'not all valid'}), t = {model.threshold}"
+            )
+    for kind, sender, r, accepted in world.channel:
+        if kind == "share" and len(accepted) < max(model.quorum, 2):
+            return f"ThresholdSafety: {sender} posted a decryption share of {list(accepted)}"
+    return None
+
+
+def quorum_safety(model: Model, world: World) -> str | None:
+    """No round completes with fewer than q accepted updates."""
+    for party, r, _, accepted in sorted(world.applied):
+        if len(accepted) < model.quorum:
+            return f"QuorumSafety: {party} completed round {r} with {list(accepted)}"
+    return None
+
+
+def progress(model: Model, world: World, successors_: list[tuple[str, World]]) -> str | None:
+    """In a terminal state (nothing left but restarts), every live party is done."""
+    if any(not label.startswith(("Restart", "Crash")) for label, _ in successors_):
+        return None
+    live = [(p, n) for p, n in zip(model.parties, world.nodes, strict=True) if n.state is not None]
+    if len(live) < model.quorum:
+        return None  # the property's premise does not hold
+    for party, node in live:
+        if node.stopped is not None:
+            return f"Progress: {party} stopped: {node.stopped}"
+        if node.state.round <= model.rounds:  # type: ignore[union-attr]
+            return f"Progress: {party} is stuck in round {node.state.round}"  # type: ignore[union-attr]
+    return None
+
+
+SAFETY: tuple[Callable[[Model, World], str | None], ...] = (
+    agreement,
+    threshold_safety,
+    quorum_safety,
+)
+
+
+# -- the search ---------------------------------------------------------------------------
+
+
+def explore(
+    model: Model, *, max_states: int = 5_000_000, check_progress: bool | None = None
+) -> Result:
+    """Breadth-first search of every reachable state; stops at the first violation."""
+    check_progress = model.fair_deadlines if check_progress is None else check_progress
+    started = time.perf_counter()
+    first = initial(model)
+    parent: dict[World, tuple[World, str] | None] = {first: None}
+    queue: deque[World] = deque([first])
+    transitions = terminal = 0
+    while queue:
+        world = queue.popleft()
+        violation = next((v for check in SAFETY if (v := check(model, world))), None)
+        nexts = list(successors(model, world))
+        if violation is None and check_progress:
+            violation = progress(model, world, nexts)
+        if all(label.startswith(("Restart", "Crash")) for label, _ in nexts):
+            terminal += 1
+        if violation is not None:
+            return Result(
+                len(parent),
+                transitions,
+                time.perf_counter() - started,
+                violation,
+                _trace(parent, world),
+                terminal,
+            )
+        for label, after in nexts:
+            transitions += 1
+            if after not in parent:
+                parent[after] = (world, label)
+                queue.append(after)
+                if len(parent) > max_states:
+                    raise RuntimeError(f"more than {max_states} states; shrink the model")
+    return Result(len(parent), transitions, time.perf_counter() - started, terminal=terminal)
+
+
+def _trace(parent: dict[World, tuple[World, str] | None], world: World) -> list[tuple[str, World]]:
+    steps: list[tuple[str, World]] = []
+    current: World | None = world
+    while current is not None and (link := parent[current]) is not None:
+        steps.append((link[1], current))
+        current = link[0]
+    return list(reversed(steps))
+
+
+def format_trace(result: Result) -> str:
+    """The counterexample as numbered steps (the shortest one: the search is breadth-first)."""
+    lines = [f"counterexample ({len(result.trace)} steps): {result.violation}"]
+    lines += [f"{n:3d}. {label}" for n, (label, _) in enumerate(result.trace, 1)]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Explore the model given on the command line and print the number of states."""
+    parser = argparse.ArgumentParser(prog="python -m zkadapt.protocol.model_check")
+    parser.add_argument("--parties", type=int, default=3)
+    parser.add_argument("--t", type=int, default=2, help="decryption threshold")
+    parser.add_argument("--q", type=int, default=2, help="quorum")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--crashes", type=int, default=1)
+    args = parser.parse_args(argv)
+    names = ("alice", "bob", "carol", "dave", "erin")[: args.parties]
+    failed = False
+    for fair in (False, True):
+        model = Model(names, args.t, args.q, args.rounds, args.crashes, fair_deadlines=fair)
+        result = explore(model)
+        kind = "fair deadlines (safety + Progress)" if fair else "any deadlines (safety)"
+        print(
+            f"{kind}: {result.states} distinct states, {result.transitions} transitions, "
+            f"{result.terminal} terminal, {result.seconds:.1f} s"
+        )
+        if result.violation:
+            print(format_trace(result))
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
