@@ -33,7 +33,7 @@ import argparse
 import hashlib
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -90,9 +90,12 @@ class Model:
     fair_deadlines: bool = False  # Progress is checked with fair deadlines
     bad_updates: frozenset[tuple[str, int]] = frozenset()  # (party, round) rejected updates
     bad_shares: frozenset[str] = frozenset()  # parties whose decryption shares fail
+    #: The broken variant: parties decrypt with t - share_slack shares (ShareSlack in .tla).
+    share_slack: int = 0
 
     def spec(self, party: str) -> MachineSpec:
-        return MachineSpec(party, self.parties, self.rounds, self.quorum, self.threshold)
+        needed = self.threshold - self.share_slack
+        return MachineSpec(party, self.parties, self.rounds, self.quorum, needed)
 
 
 # A channel entry: (kind, sender, round, payload) — hashable, turned into a real message on
@@ -238,9 +241,9 @@ def _read_everywhere(model: Model, world: World) -> World:
     party reads nothing until its update is posted (``RoundProtocol`` blocks in training).
     """
     for i, node in enumerate(world.nodes):
-        if node.state is not None and node.stopped is None and not node.training:
-            if node.delivered < len(world.channel):
-                world = _read(model, world, i)
+        idle = node.state is not None and node.stopped is None and not node.training
+        if idle and node.delivered < len(world.channel):
+            world = _read(model, world, i)
     return world
 
 
@@ -303,8 +306,15 @@ def _describe(action: machine.Action) -> str:
 
 
 def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
-    """Unfair deadlines may pass any time; fair ones once every live party's post arrived."""
-    if not model.fair_deadlines:
+    """Whether party i's deadline may pass now.
+
+    Unfair submission deadlines pass at any time (premature cuts, late submissions). A
+    decryption-share deadline only makes the waiting party give up (``Halt``), which for
+    safety is a crash without restart, so it is explored fair: once every party that has
+    not posted its share is down or stopped. Fair deadlines pass once every live party's
+    post has arrived.
+    """
+    if not model.fair_deadlines and wait.deadline == "cut":
         return True
     node = world.nodes[i]
     if node.delivered < len(world.channel):
@@ -424,7 +434,7 @@ def threshold_safety(model: Model, world: World) -> str | None:
                 f"ThresholdSafety: {party} decrypted round {r} from shares of "
                 f"{list(parties)} ({'valid' if valid else 'not all valid'}), t = {model.threshold}"
             )
-    for kind, sender, r, accepted in world.channel:
+    for kind, sender, _, accepted in world.channel:
         if kind == "share" and len(accepted) < max(model.quorum, 2):
             return f"ThresholdSafety: {sender} posted a decryption share of {list(accepted)}"
     return None
@@ -463,18 +473,79 @@ SAFETY: tuple[Callable[[Model, World], str | None], ...] = (
 # -- the search ---------------------------------------------------------------------------
 
 
+def state_key(model: Model, world: World) -> Hashable:
+    """What of a world decides its future: worlds with equal keys have the same runs.
+
+    * The channel per round, because a machine's view of round r depends only on round-r
+      entries in their own order (``machine._absorb``); within a round, only the order of
+      decryption shares matters (the first t valid ones decrypt) and only until every party
+      is past the round — submissions count as the set before the cut, and ``RoundDone``,
+      ``Rejected`` and ``RoundFailed`` entries as sets (views keep them as sets in effect).
+    * Each party without its views: an idle live party has read the whole channel (the
+      normal form), so its views are a function of the channel; a training party reads it
+      all before it acts again; a crashed one replays it.
+    """
+    rounds = []
+    for r in range(1, model.rounds + 1):
+        submitted: set[str] = set()
+        closed = False
+        shares: list[tuple[str, Any]] = []
+        others: set[Entry] = set()
+        for entry in world.channel:
+            if entry[2] != r:
+                continue
+            if entry[0] == "submitted":
+                submitted.add(entry[1])
+            elif entry[0] == "closed":
+                closed = True
+            elif entry[0] == "share":
+                shares.append((entry[1], entry[3]))
+            else:
+                others.add(entry)
+        ordered: Hashable = frozenset(shares) if _past(model, world, r) else tuple(shares)
+        rounds.append((frozenset(submitted), closed, ordered, frozenset(others)))
+    nodes = tuple(
+        (
+            None if n.state is None or n.stopped else replace(n.state, views=()),
+            n.checkpoint,
+            n.stopped,
+            n.training,
+        )
+        for n in world.nodes
+    )
+    return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied)
+
+
+def _past(model: Model, world: World, r: int) -> bool:
+    """Whether no party will look at round r's shares again."""
+    for node in world.nodes:
+        if node.stopped is not None:
+            continue
+        if node.state is None:
+            if node.checkpoint is None or node.checkpoint[0] < r:
+                return False
+        elif node.state.round <= r:
+            return False
+    return True
+
+
 def explore(
     model: Model, *, max_states: int = 5_000_000, check_progress: bool | None = None
 ) -> Result:
-    """Breadth-first search of every reachable state; stops at the first violation."""
+    """Breadth-first search of every reachable state; stops at the first violation.
+
+    Distinct states are counted by :func:`state_key`; the search keeps only keys and the
+    step that first reached each, and rebuilds a counterexample by replaying those steps.
+    """
     check_progress = model.fair_deadlines if check_progress is None else check_progress
     started = time.perf_counter()
     first = initial(model)
-    parent: dict[World, tuple[World, str] | None] = {first: None}
-    queue: deque[World] = deque([first])
+    first_key = state_key(model, first)
+    parent: dict[Hashable, tuple[Hashable, str] | None] = {first_key: None}
+    queue: deque[tuple[Hashable, World]] = deque([(first_key, first)])
     transitions = terminal = 0
     while queue:
-        world = queue.popleft()
+        key, world = queue.popleft()
         violation = next((v for check in SAFETY if (v := check(model, world))), None)
         nexts = list(successors(model, world))
         if violation is None and check_progress:
@@ -482,63 +553,108 @@ def explore(
         if all(label.startswith(("Restart", "Crash")) for label, _ in nexts):
             terminal += 1
         if violation is not None:
+            trace = _trace(model, parent, key)
             return Result(
-                len(parent),
-                transitions,
-                time.perf_counter() - started,
-                violation,
-                _trace(parent, world),
-                terminal,
+                len(parent), transitions, time.perf_counter() - started, violation, trace, terminal
             )
         for label, after in nexts:
             transitions += 1
-            if after not in parent:
-                parent[after] = (world, label)
-                queue.append(after)
+            after_key = state_key(model, after)
+            if after_key not in parent:
+                parent[after_key] = (key, label)
+                queue.append((after_key, after))
                 if len(parent) > max_states:
                     raise RuntimeError(f"more than {max_states} states; shrink the model")
     return Result(len(parent), transitions, time.perf_counter() - started, terminal=terminal)
 
 
-def _trace(parent: dict[World, tuple[World, str] | None], world: World) -> list[tuple[str, World]]:
-    steps: list[tuple[str, World]] = []
-    current: World | None = world
-    while current is not None and (link := parent[current]) is not None:
-        steps.append((link[1], current))
+def _trace(
+    model: Model, parent: dict[Hashable, tuple[Hashable, str] | None], key: Hashable
+) -> list[tuple[str, World]]:
+    """Replay the recorded steps from the initial state to ``key``."""
+    labels: list[tuple[str, Hashable]] = []
+    current = key
+    while (link := parent[current]) is not None:
+        labels.append((link[1], current))
         current = link[0]
-    return list(reversed(steps))
+    world = initial(model)
+    steps: list[tuple[str, World]] = []
+    for label, want in reversed(labels):
+        world = next(
+            after
+            for got, after in successors(model, world)
+            if got == label and state_key(model, after) == want
+        )
+        steps.append((label, world))
+    return steps
 
 
-def format_trace(result: Result) -> str:
-    """The counterexample as numbered steps (the shortest one: the search is breadth-first)."""
+def format_trace(result: Result, model: Model | None = None) -> str:
+    """The counterexample as numbered steps (the shortest one: the search is breadth-first).
+
+    Each step also lists the local actions that ran with it (see ``_settle``), read off the
+    parties' states before and after.
+    """
     lines = [f"counterexample ({len(result.trace)} steps): {result.violation}"]
-    lines += [f"{n:3d}. {label}" for n, (label, _) in enumerate(result.trace, 1)]
+    before = initial(model) if model is not None else None
+    for n, (label, world) in enumerate(result.trace, 1):
+        notes = _local_notes(model, before, world) if model and before else []
+        lines.append(f"{n:3d}. {label}" + (f"  [then {'; '.join(notes)}]" if notes else ""))
+        before = world
     return "\n".join(lines)
 
 
+def _local_notes(model: Model, before: World, after: World) -> list[str]:
+    notes = []
+    for name, b, a in zip(model.parties, before.nodes, after.nodes, strict=True):
+        if a.state is None or b.state is None or a.state.round != b.state.round:
+            continue
+        who = a.state.round
+        if b.state.verdicts is None and a.state.verdicts is not None:
+            notes.append(f"{name}: Verify r{who} -> accepted {list(a.state.accepted)}")
+        for party, reason in a.state.share_verdicts[len(b.state.share_verdicts) :]:
+            notes.append(f"{name}: CheckShare r{who} {party}: {reason or 'valid'}")
+        if b.state.combined is None and a.state.combined is not None:
+            notes.append(f"{name}: Combine r{who} shares of {list(a.state.combined)}")
+        if b.stopped is None and a.stopped is not None:
+            notes.append(f"{name} stopped: {a.stopped}")
+    return notes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Explore the model given on the command line and print the number of states."""
+    """Explore one model given on the command line; print the states and any counterexample."""
     parser = argparse.ArgumentParser(prog="python -m zkadapt.protocol.model_check")
     parser.add_argument("--parties", type=int, default=3)
-    parser.add_argument("--t", type=int, default=2, help="decryption threshold")
-    parser.add_argument("--q", type=int, default=2, help="quorum")
+    parser.add_argument("--t", type=int, default=2, help="decryption threshold [2]")
+    parser.add_argument("--q", type=int, default=2, help="quorum [2]")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--crashes", type=int, default=1)
+    parser.add_argument("--crashes", type=int, default=1, help="crash budget [1]")
+    parser.add_argument(
+        "--unfair", action="store_true", help="submission deadlines may pass at any time"
+    )
+    parser.add_argument("--share-slack", type=int, default=0, help="broken variant: t - slack")
     args = parser.parse_args(argv)
-    names = ("alice", "bob", "carol", "dave", "erin")[: args.parties]
-    failed = False
-    for fair in (False, True):
-        model = Model(names, args.t, args.q, args.rounds, args.crashes, fair_deadlines=fair)
-        result = explore(model)
-        kind = "fair deadlines (safety + Progress)" if fair else "any deadlines (safety)"
-        print(
-            f"{kind}: {result.states} distinct states, {result.transitions} transitions, "
-            f"{result.terminal} terminal, {result.seconds:.1f} s"
-        )
-        if result.violation:
-            print(format_trace(result))
-            failed = True
-    return 1 if failed else 0
+    model = Model(
+        ("alice", "bob", "carol", "dave", "erin")[: args.parties],
+        args.t,
+        args.q,
+        args.rounds,
+        args.crashes,
+        fair_deadlines=not args.unfair,
+        share_slack=args.share_slack,
+    )
+    result = explore(model)
+    checked = "safety" if args.unfair else "safety and Progress"
+    print(
+        f"n={args.parties} t={args.t} q={args.q} rounds={args.rounds} crashes<={args.crashes} "
+        f"{'unfair' if args.unfair else 'fair'} deadlines ({checked}): {result.states} distinct "
+        f"states, {result.transitions} transitions, {result.terminal} terminal, "
+        f"{result.seconds:.1f} s"
+    )
+    if result.violation:
+        print(format_trace(result, model))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

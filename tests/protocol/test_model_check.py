@@ -1,0 +1,99 @@
+"""Exhaustive exploration of the round machine (issue 9; specs/RoundProtocol.tla).
+
+The default run checks small models in seconds; ``-m slow`` checks the issue's model:
+n=3, t=2, q=2, 2 rounds, with a crash and restart (fair deadlines: safety and Progress)
+and with deadlines that may pass at any time (safety).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from zkadapt.protocol import machine
+from zkadapt.protocol.model_check import Model, explore, format_trace, main
+
+
+def _explored(model: Model) -> int:
+    result = explore(model)
+    assert result.violation is None, format_trace(result, model)
+    print(f"{model}: {result.states} distinct states, {result.transitions} transitions")
+    return result.states
+
+
+def test_two_rounds_fair_deadlines_hold_every_invariant() -> None:
+    assert _explored(Model(rounds=2, crashes=0, fair_deadlines=True)) > 5_000
+
+
+def test_one_round_with_premature_deadlines_is_safe() -> None:
+    assert _explored(Model(rounds=1, crashes=0, fair_deadlines=False)) > 5_000
+
+
+def test_one_round_with_a_crash_keeps_progress() -> None:
+    assert _explored(Model(rounds=1, crashes=1, fair_deadlines=True)) > 1_000
+
+
+def test_rejected_updates_and_bad_shares_are_handled() -> None:
+    model = Model(
+        rounds=1,
+        crashes=0,
+        fair_deadlines=True,
+        bad_updates=frozenset({("carol", 1)}),
+        bad_shares=frozenset({"bob"}),
+    )
+    assert _explored(model) > 100
+
+
+def test_decrypting_with_t_minus_1_shares_is_caught_with_a_shortest_trace(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = Model(rounds=1, crashes=0, fair_deadlines=True, share_slack=1)
+    result = explore(broken)
+    assert result.violation is not None and result.violation.startswith("ThresholdSafety")
+    trace = format_trace(result, broken)
+    print(trace)
+    # three parties train and submit, one closes, one posts a share and decrypts alone
+    assert len(result.trace) == 8
+    assert "Combine r1 shares of" in trace.splitlines()[-1]
+    assert main(["--rounds", "1", "--crashes", "0", "--share-slack", "1"]) == 1
+    assert "counterexample (8 steps)" in capsys.readouterr().out
+
+
+def test_skipping_the_quorum_check_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine that never fails a round applies one with a single accepted update."""
+    original = machine.next_action
+
+    def no_quorum(spec: machine.MachineSpec, state: machine.PartyState) -> machine.Action:
+        action = original(spec, state)
+        if isinstance(action, machine.FailRound):
+            return machine.Sum(action.round, state.accepted)
+        return action
+
+    monkeypatch.setattr(machine, "next_action", no_quorum)
+    result = explore(Model(rounds=1, crashes=0, fair_deadlines=False, threshold=1, quorum=2))
+    assert result.violation is not None
+    assert result.violation.startswith(("QuorumSafety", "ThresholdSafety")), result.violation
+
+
+def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
+    """The restarted party posts the RoundDone its crash cut off (found by this model)."""
+    spec = Model().spec("alice")
+    state = machine.start(spec, (1, "d1"))
+    assert machine.next_action(spec, state) == machine.Announce(1, "d1", ())
+    done = machine.RoundDone("s", 1, "alice", "d1", ("alice", "bob"))
+    replayed = machine.apply(spec, state, machine.ChannelMessage("alice", done))
+    assert replayed.pending_announce is None  # it did reach the channel: nothing to redo
+    assert machine.next_action(spec, replayed) == machine.Prepare(2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "model",
+    [
+        Model(rounds=2, crashes=1, fair_deadlines=True),
+        Model(rounds=2, crashes=0, fair_deadlines=False),
+        Model(rounds=1, crashes=1, fair_deadlines=False),
+    ],
+    ids=["2-rounds-crash-fair", "2-rounds-unfair", "1-round-crash-unfair"],
+)
+def test_the_issue_model_holds_every_invariant(model: Model) -> None:
+    assert _explored(model) > 100_000
