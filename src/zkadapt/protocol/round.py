@@ -1,4 +1,7 @@
-"""The round protocol, seen by one party (DESIGN.md section 3). Read this file top to bottom.
+"""The round protocol, seen by one party (DESIGN.md section 3): the work around the decisions.
+
+Every decision is :mod:`zkadapt.protocol.machine`'s (a pure state machine the model checker
+explores); this module syncs the channel, asks the machine, and does the work it names.
 
 Each round r runs these phases::
 
