@@ -447,6 +447,11 @@ def _check_consistency(config: SessionConfig) -> None:
             "privacy.threshold" if privacy.threshold else "protocol.quorum",
             "a decryption threshold of 1 lets any single party decrypt every update; use >= 2",
         )
+    if privacy.scheme == "paillier" and len(names) > 1 and config.quorum < 2:
+        raise ConfigError(
+            "protocol.quorum",
+            "with encrypted updates a quorum of 1 would decrypt a single party's update; use >= 2",
+        )
     if privacy.keygen == "additive" and privacy.threshold not in (None, len(names)):
         raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
     if privacy.key_bits % 2:
