@@ -136,7 +136,6 @@ class RoundOutcome:
 class _Global:
     """The global trainable state G(r) and the outer optimizer's memory."""
 
-    round: int
     vector: np.ndarray
     momentum: np.ndarray | None = None
     digests: dict[int, str] = field(default_factory=dict)
@@ -204,6 +203,7 @@ class _RoundWork:
     round: int
     timer: _PhaseTimer
     trained: dict[str, float] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # of G(r), posted in RoundDone
     opened: dict[str, Any] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     deadlines: dict[str, RoundDeadline] = field(default_factory=dict)
@@ -248,7 +248,6 @@ class RoundProtocol:
             ctx.party, ctx.parties, ctx.rounds, ctx.quorum, self.scheme.shares_needed
         )
         self._fed = 0  # entries of self.history.posted folded into the machine
-        self._metrics: dict[str, float] = {}
         initial = learner.initial_state(derive_seed(ctx.seed_id, "init"))
         self.codec = FlatCodec(initial)
         self._initial = self.codec.flatten(initial)
@@ -287,7 +286,7 @@ class RoundProtocol:
                         action.accepted,
                         dict(work.rejected),
                         action.digest,
-                        self._metrics,
+                        work.metrics,
                         work.timer.elapsed(),
                         work.trained is not None,
                         work.timer.phases,
@@ -299,10 +298,10 @@ class RoundProtocol:
 
     def _resume(self, saved: SavedRound | None) -> _Global:
         if saved is None:
-            return _Global(0, self._initial.copy())
+            return _Global(self._initial.copy())
         self.emit(saved.round, Phase.DONE, f"resumed from checkpoint of round {saved.round}")
         vector = self.codec.flatten(saved.state)
-        return _Global(saved.round, vector, saved.momentum, {saved.round: saved.model_sha256})
+        return _Global(vector, saved.momentum, {saved.round: saved.model_sha256})
 
     def _feed(self, state: machine.PartyState) -> machine.PartyState:
         """Fold the channel entries read since the last call into the machine's state."""
@@ -349,7 +348,6 @@ class RoundProtocol:
                     mean = self.scheme.combine(r, parties, self)
                     timer.phases.update(self.scheme.timings)
                     g.vector, g.momentum = self.strategy.outer_step(g.vector, mean, g.momentum)
-                g.round = r
             case Apply(accepted=accepted):
                 return self._apply(r, g, accepted, work)
             case Announce(digest=digest, accepted=accepted):
@@ -454,7 +452,7 @@ class RoundProtocol:
                 SavedRound(r, tensors, g.momentum, digest, {"accepted": list(accepted)})
             )
         g.digests[r] = digest
-        self._metrics = metrics
+        work.metrics = metrics
         return digest
 
     def _announce(self, r: int, digest: str, accepted: tuple[str, ...], work: _RoundWork) -> None:
@@ -464,7 +462,7 @@ class RoundProtocol:
             accepted = tuple(saved.meta.get("accepted", ())) if saved else ()
             metrics, duration, timing = {}, 0.0, {}
         else:
-            metrics, duration, timing = self._metrics, work.timer.elapsed(), work.timer.phases
+            metrics, duration, timing = work.metrics, work.timer.elapsed(), work.timer.phases
         self.post(
             RoundDone(
                 self.ctx.session_id,
