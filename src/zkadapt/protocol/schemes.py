@@ -60,7 +60,7 @@ class UpdateScheme(Protocol):
     """Seal, open and average updates (one implementation per ``privacy.scheme``)."""
 
     name: str
-    #: Seconds spent in scheme-specific steps of the last ``mean_delta`` (e.g. decryption).
+    #: Seconds spent in scheme-specific steps of the last sum and combine (e.g. decryption).
     timings: dict[str, float]
 
     def prepare(self, round_: int, io: RoundIO) -> None:
