@@ -13,11 +13,27 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
   ``silent_rounds`` rounds behind the progress; informative, it justifies a kill vote.
 * **slashed**: a depositor ``t`` with kill votes from more than ``(n - 1) / 2`` distinct other
   depositors (a strict majority of the others). Fewer votes: the vote fails, nothing happens.
+  Votes count in channel order, and only while the voter is not slashed itself: the vote
+  that slashes a party comes from one who stays, so the last depositor is never slashed and
+  the pool always has someone to go to (without this, three parties voting against each
+  other slashed everyone and left the pool to nobody).
 * **payouts** (once complete, or once someone is slashed): a slashed party gets 0; each of
   the ``h`` remaining depositors gets ``deposit + floor(deposit * |slashed| / h)``, and the
   ``deposit * |slashed| mod h`` lovelace left over go one each to the first remaining parties
   in name order, so the pool ``n * deposit`` is paid out exactly.
-* **claim**: a remaining depositor may claim once the settlement is final.
+* **kill votes** count only between depositors: a vote cast before the voter's or the
+  target's deposit is ignored (otherwise a party could be slashed by the vote that was
+  waiting for it the moment it deposited).
+* **claim**: a remaining depositor may claim once the settlement is final (an earlier claim
+  is ignored, not held over). The first valid claim **fixes** the settlement (status,
+  depositors, slashed, payouts): deposits and kill votes after it are ignored, so no one is
+  paid by one settlement and then judged by another (a kill vote after a refund used to take
+  that refund back on paper).
+
+``tests/escrow/test_settlement_properties.py`` checks these rules over every history of up
+to eight messages, ten in the slow run (the seed's escrow-balance spec, as properties): the
+payouts are the pool exactly, only depositors are paid, the slashed get nothing, someone is
+always paid, a claimed settlement never changes, and the validator accepts every final one.
 """
 
 from __future__ import annotations
@@ -74,8 +90,12 @@ class EscrowView:
     last_signal: dict[str, int] = field(default_factory=dict)
     done: dict[int, set[str]] = field(default_factory=dict)
     votes: dict[str, set[str]] = field(default_factory=dict)
+    #: (voter, target) in channel order, first vote per pair: the order decides slashing.
+    vote_order: list[tuple[str, str]] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     ignored: list[tuple[int, str]] = field(default_factory=list)
+    #: (status, depositors, slashed) fixed by the first valid claim; None before it.
+    fixed: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry], terms: EscrowTerms) -> EscrowView:
@@ -101,12 +121,27 @@ class EscrowView:
             self.last_signal[sender] = max(self.last_signal.get(sender, 0), item.round)
             if item.kind == "RoundDone":
                 self.done.setdefault(item.round, set()).add(sender)
+        elif isinstance(item, EscrowDeposit | KillVote) and self.fixed is not None:
+            self.ignored.append((entry.seq, f"{item.TYPE} after the first claim: settled"))
         elif isinstance(item, EscrowDeposit):
             self.deposits.setdefault(sender, item.amount)
         elif isinstance(item, KillVote):
-            self.votes.setdefault(item.target, set()).add(sender)
+            members = depositors(self, terms)
+            if sender not in members or item.target not in members:
+                self.ignored.append((entry.seq, "kill vote before both parties deposited"))
+                return
+            voters = self.votes.setdefault(item.target, set())
+            if sender not in voters:
+                voters.add(sender)
+                self.vote_order.append((sender, item.target))
         elif isinstance(item, Claim) and sender not in self.claims:
+            now = settle(self, terms)
+            if not now.final or sender not in now.payouts or sender in now.slashed:
+                self.ignored.append((entry.seq, "claim before a settlement pays this party"))
+                return
             self.claims.append(sender)
+            if self.fixed is None:  # the first valid claim fixes the settlement
+                self.fixed = (now.status, now.depositors, now.slashed)
 
 
 def depositors(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
@@ -148,11 +183,38 @@ def majority(votes: int, members: int) -> bool:
     return 2 * votes > members - 1
 
 
+def _count_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:
+    """The slashed depositors, each with the votes that counted against it.
+
+    Votes are counted in channel order, each only if its voter is not slashed when it is
+    counted (see the module docstring): the vote that slashes a party comes from one who
+    stays, so at least one depositor always remains.
+    """
+    members = depositors(view, terms)
+    counted: dict[str, list[str]] = {}
+    lost: dict[str, tuple[str, ...]] = {}
+    for voter, target in view.vote_order:
+        if voter not in members or target not in members or voter in lost or target in lost:
+            continue
+        counted.setdefault(target, []).append(voter)
+        if majority(len(counted[target]), len(members)):
+            lost[target] = tuple(sorted(counted[target]))
+    return {p: lost[p] for p in members if p in lost}
+
+
 def slashed(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
     """Depositors with kill votes from a strict majority of the other depositors."""
-    members = depositors(view, terms)
-    tally = kill_votes(view, terms)
-    return tuple(t for t in members if majority(len(tally[t]), len(members)))
+    return tuple(_count_votes(view, terms))
+
+
+def slash_signers(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
+    """Who signs the ``Slash`` transaction: every voter whose vote counted, name order.
+
+    The validator counts signatures as votes (``contract/escrow.py``: more than
+    ``(n - 1) / 2`` signers other than each target), so these signatures make the
+    settlement the rules computed acceptable on chain.
+    """
+    return tuple(sorted({v for voters in _count_votes(view, terms).values() for v in voters}))
 
 
 @dataclass(frozen=True)
@@ -197,14 +259,12 @@ def payouts(members: tuple[str, ...], lost: tuple[str, ...], deposit: int) -> di
 
 def settle(view: EscrowView, terms: EscrowTerms) -> Settlement:
     """The settlement the history implies (see the module docstring)."""
-    members = depositors(view, terms)
-    lost = slashed(view, terms)
-    if completed(view, terms):
-        status = COMPLETED
-    elif lost:
-        status = SLASHED
+    if view.fixed is not None:
+        status, members, lost = view.fixed
     else:
-        status = PENDING
+        members = depositors(view, terms)
+        lost = slashed(view, terms)
+        status = COMPLETED if completed(view, terms) else SLASHED if lost else PENDING
     paid = payouts(members, lost, terms.deposit) if status != PENDING and members else {}
     valid_claims = tuple(c for c in view.claims if c in members and c not in lost)
     return Settlement(status, members, lost, paid, valid_claims if status != PENDING else ())
