@@ -34,6 +34,38 @@ def test_one_round_with_a_crash_keeps_progress() -> None:
     assert _explored(Model(rounds=1, crashes=1, fair_deadlines=True)) > 1_000
 
 
+def test_share_deadlines_that_pass_at_any_time_are_safe() -> None:
+    model = Model(rounds=1, crashes=0, fair_deadlines=False, unfair_shares=True)
+    assert _explored(model) > 10_000
+
+
+def test_decisions_on_lagging_views_hold_every_invariant() -> None:
+    """Each party acts on whatever prefix of the channel it has read (two parties here)."""
+    two = ("alice", "bob")
+    assert _explored(Model(two, rounds=2, crashes=0, fair_deadlines=True, lagging=True)) > 20_000
+    unfair = Model(two, rounds=1, crashes=0, unfair_shares=True, lagging=True)
+    assert _explored(unfair) > 5_000
+
+
+def test_decrypting_with_t_minus_1_shares_is_caught_on_lagging_views_too() -> None:
+    broken = Model(rounds=1, crashes=0, fair_deadlines=True, share_slack=1, lagging=True)
+    result = explore(broken)
+    assert result.violation is not None and result.violation.startswith("ThresholdSafety")
+    assert any(label.startswith("Deliver(") for label, _ in result.trace)
+
+
+def test_with_as_many_parties_as_the_quorum_a_crash_fails_the_round() -> None:
+    """Progress needs q parties up through each cut: n = q = 2 and one crash fail a round.
+
+    Not a protocol fault (the round fails cleanly with RoundFailed), but the limit of the
+    issue's "at least q live parties" premise: a party that restarts is live again at the
+    end, yet it was down when the cut passed it by.
+    """
+    result = explore(Model(("alice", "bob"), rounds=1, crashes=1, fair_deadlines=True))
+    assert result.violation is not None and result.violation.startswith("Progress")
+    assert "Crash(bob)" in [label for label, _ in result.trace]
+
+
 def test_rejected_updates_and_bad_shares_are_handled() -> None:
     model = Model(
         rounds=1,
@@ -91,8 +123,9 @@ def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
         Model(rounds=2, crashes=1, fair_deadlines=True),
         Model(rounds=2, crashes=0, fair_deadlines=False),
         Model(rounds=1, crashes=1, fair_deadlines=False),
+        Model(rounds=1, crashes=1, fair_deadlines=False, unfair_shares=True),
     ],
-    ids=["2-rounds-crash-fair", "2-rounds-unfair", "1-round-crash-unfair"],
+    ids=["2-rounds-crash-fair", "2-rounds-unfair", "1-round-crash-unfair", "1-round-all-unfair"],
 )
 def test_the_issue_model_holds_every_invariant(model: Model) -> None:
     assert _explored(model) > 50_000

@@ -34,7 +34,7 @@ import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -60,6 +60,7 @@ from zkadapt.protocol.machine import (
     TrainAndSubmit,
     Verify,
     Wait,
+    evolve,
 )
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
@@ -92,10 +93,22 @@ class Model:
     bad_shares: frozenset[str] = frozenset()  # parties whose decryption shares fail
     #: The broken variant: parties decrypt with t - share_slack shares (ShareSlack in .tla).
     share_slack: int = 0
+    #: With unfair deadlines, decryption-share deadlines pass at any time too (not only the
+    #: submission deadline): a party may give up on shares that are about to arrive.
+    unfair_shares: bool = False
+    #: Parties decide on a lagging view: ``Deliver(p)`` reads one entry, ``Act(p)`` acts on
+    #: what p has read so far (the spec's granularity), instead of reading everything first.
+    lagging: bool = False
+
+    def __post_init__(self) -> None:
+        needed = self.threshold - self.share_slack
+        specs = {
+            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed) for p in self.parties
+        }
+        object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
 
     def spec(self, party: str) -> MachineSpec:
-        needed = self.threshold - self.share_slack
-        return MachineSpec(party, self.parties, self.rounds, self.quorum, needed)
+        return self._specs[party]  # type: ignore[attr-defined,no-any-return]
 
 
 # A channel entry: (kind, sender, round, payload) — hashable, turned into a real message on
@@ -139,6 +152,11 @@ class Result:
     trace: list[tuple[str, World]] = field(default_factory=list)
     terminal: int = 0
 
+    @property
+    def collision_probability(self) -> float:
+        """Chance that two of the states explored share a 64-bit fingerprint (birthday)."""
+        return min(1.0, self.states * (self.states - 1) / 2**65)
+
 
 @cache
 def _message(entry: Entry) -> Any:
@@ -178,7 +196,7 @@ def initial(model: Model) -> World:
 
 
 def _with_node(world: World, i: int, node: Node, **changes: Any) -> World:
-    return replace(world, nodes=(*world.nodes[:i], node, *world.nodes[i + 1 :]), **changes)
+    return evolve(world, nodes=(*world.nodes[:i], node, *world.nodes[i + 1 :]), **changes)
 
 
 def _deliver_all(
@@ -215,7 +233,7 @@ def _read(model: Model, world: World, i: int) -> World:
     node = world.nodes[i]
     spec = model.spec(model.parties[i])
     state = _deliver_all(spec, node.state, world.channel, node.delivered)  # type: ignore[arg-type]
-    world = _with_node(world, i, replace(node, state=state, delivered=len(world.channel)))
+    world = _with_node(world, i, evolve(node, state=state, delivered=len(world.channel)))
     return _settle(model, world, i)
 
 
@@ -229,7 +247,7 @@ def successors(model: Model, world: World) -> Iterator[tuple[str, World]]:
     party, so reads are explored only where they end in an action.
     """
     for label, after in _moves(model, world):
-        yield label, _read_everywhere(model, after)
+        yield label, after if model.lagging else _read_everywhere(model, after)
 
 
 def _read_everywhere(model: Model, world: World) -> World:
@@ -255,24 +273,60 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
             continue
         if node.state is None:  # crashed: replay the whole channel from the checkpoint
             state = machine.start(spec, node.checkpoint)
-            restarted = replace(node, state=state, delivered=0)
+            restarted = evolve(node, state=state, delivered=0)
             yield f"Restart({party})", _read(model, _with_node(world, i, restarted), i)
             continue
         if node.training:
             yield f"Act({party}: Submitted r{node.state.round})", _submit(model, world, i)
+        elif model.lagging:
+            yield from _lagging_steps(model, world, i)
         else:
             yield from _step(model, world, i)
         if world.crashes_left > 0:
-            crashed = replace(node, state=None, delivered=0, training=False)
+            crashed = evolve(node, state=None, delivered=0, training=False)
             yield (
                 f"Crash({party})",
                 _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
             )
 
 
+def _read_one(model: Model, world: World, i: int) -> World:
+    """Deliver(p) at the spec's granularity (``Model.lagging``): one entry, then settle."""
+    node = world.nodes[i]
+    spec = model.spec(model.parties[i])
+    entry = world.channel[node.delivered]
+    state = machine.apply(spec, node.state, ChannelMessage(entry[1], _message(entry)))  # type: ignore[arg-type]
+    world = _with_node(world, i, evolve(node, state=state, delivered=node.delivered + 1))
+    return _settle(model, world, i)
+
+
+def _lagging_steps(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
+    """``Deliver(p)`` k times, then ``Act(p)`` or ``Timeout(p)``, for every k up to the unread.
+
+    A partial-order reduction of the spec's one-entry ``Deliver``: reading changes only p's
+    own state, which no other party sees, and the entries stay in the channel, so every
+    interleaving of p's reads with the others' steps reaches what reading just before p's
+    next decision reaches. Reading everything without acting is a step too (it ends runs).
+    """
+    party = model.parties[i]
+    unread = len(world.channel) - world.nodes[i].delivered
+    for k in range(unread + 1):
+        prefix = f"Deliver({party}) x{k}; " if k else ""
+        for label, after in _step(model, world, i):
+            yield prefix + label, after
+        if k < unread:
+            world = _read_one(model, world, i)
+            node = world.nodes[i]
+            if node.state is None or node.stopped is not None:
+                break
+    if unread:
+        yield f"Deliver({party}) x{unread}", world
+
+
 def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
     party = model.parties[i]
-    world = _read(model, world, i)
+    if not model.lagging:
+        world = _read(model, world, i)
     node = world.nodes[i]
     if node.state is None or node.stopped is not None:
         yield f"Deliver({party}); stopped: {node.stopped}", world
@@ -282,7 +336,7 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
     if isinstance(action, Wait):
         if _deadline_may_pass(model, world, i, action):
             after = machine.apply(spec, node.state, DeadlinePassed(action.round, action.deadline))
-            timed_out = _with_node(world, i, replace(node, state=after))
+            timed_out = _with_node(world, i, evolve(node, state=after))
             label = f"Timeout({party}, {action.deadline} r{action.round})"
             yield label, _settle(model, timed_out, i)
     elif not isinstance(action, Finish):
@@ -296,7 +350,7 @@ def _submit(model: Model, world: World, i: int) -> World:
     entry: Entry = ("submitted", model.parties[i], state.round, ())
     after = machine.apply(model.spec(model.parties[i]), state, Done(TrainAndSubmit(state.round)))
     channel = world.channel if _inert(world.channel, entry) else (*world.channel, entry)
-    return _with_node(world, i, replace(node, state=after, training=False), channel=channel)
+    return _with_node(world, i, evolve(node, state=after, training=False), channel=channel)
 
 
 def _describe(action: machine.Action) -> str:
@@ -314,7 +368,7 @@ def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
     not posted its share is down or stopped. Fair deadlines pass once every live party's
     post has arrived.
     """
-    if not model.fair_deadlines and wait.deadline == "cut":
+    if not model.fair_deadlines and (wait.deadline == "cut" or model.unfair_shares):
         return True
     node = world.nodes[i]
     if node.delivered < len(world.channel):
@@ -342,7 +396,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
         case Prepare():
             pass
         case TrainAndSubmit():  # busy until _submit posts it
-            return _with_node(world, i, replace(node, training=True))
+            return _with_node(world, i, evolve(node, training=True))
         case CloseSubmissions():
             posts.append(("closed", party, r, ()))
         case Verify(candidates=candidates):
@@ -356,10 +410,10 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
             if post:
                 posts.append(("failed", party, r, ()))
             return _with_node(
-                world, i, replace(node, stopped=reason), channel=(*world.channel, *posts)
+                world, i, evolve(node, stopped=reason), channel=(*world.channel, *posts)
             )
         case Halt(reason=reason):
-            return _with_node(world, i, replace(node, stopped=reason))
+            return _with_node(world, i, evolve(node, stopped=reason))
         case Sum():
             pass
         case PostShare():
@@ -372,7 +426,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
         case Apply(accepted=accepted):
             previous = dict(state.digests).get(r - 1, GENESIS)
             result = _digest(previous, r, accepted)
-            node = replace(node, checkpoint=(r, result))
+            node = evolve(node, checkpoint=(r, result))
             changes["applied"] = world.applied | {(party, r, result, accepted)}
         case Announce(digest=digest, accepted=accepted):
             posts.append(("done", party, r, (digest, accepted)))
@@ -380,7 +434,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
             raise TypeError(f"the model has no effect for {action!r}")
     state = machine.apply(spec, state, Done(action, result))
     channel = world.channel + tuple(e for e in posts if not _inert(world.channel, e))
-    return _with_node(world, i, replace(node, state=state), channel=channel, **changes)
+    return _with_node(world, i, evolve(node, state=state), channel=channel, **changes)
 
 
 def _inert(channel: tuple[Entry, ...], entry: Entry) -> bool:
@@ -485,6 +539,12 @@ def state_key(model: Model, world: World) -> Hashable:
       normal form), so its views are a function of the channel; a training party reads it
       all before it acts again; a crashed one replays it.
     """
+    if model.lagging:  # a party's views are a function of the channel prefix it has read
+        nodes = tuple(
+            evolve(n, state=evolve(n.state, views=())) if n.state is not None else n
+            for n in world.nodes
+        )
+        return (world.channel, nodes, world.crashes_left, world.combines, world.applied)
     rounds = []
     for r in range(1, model.rounds + 1):
         submitted: set[str] = set()
@@ -506,7 +566,7 @@ def state_key(model: Model, world: World) -> Hashable:
         rounds.append((frozenset(submitted), closed, ordered, frozenset(others)))
     nodes = tuple(
         (
-            None if n.state is None or n.stopped else replace(n.state, views=()),
+            None if n.state is None or n.stopped else evolve(n.state, views=()),
             n.checkpoint,
             n.stopped,
             n.training,
@@ -529,20 +589,32 @@ def _past(model: Model, world: World, r: int) -> bool:
     return True
 
 
+def fingerprint(model: Model, world: World) -> int:
+    """64 bits of :func:`state_key`, as TLC keeps: the visited set holds only these.
+
+    Two distinct states share a fingerprint with probability about ``states**2 / 2**65``
+    (:attr:`Result.collision_probability`); a collision would prune a state unexplored, so
+    the report prints that bound, as TLC does. Full keys took ~2 KB a state, fingerprints
+    with their parent links ~150 bytes, which is what lets millions of states fit.
+    """
+    return hash(state_key(model, world))
+
+
 def explore(
-    model: Model, *, max_states: int = 5_000_000, check_progress: bool | None = None
+    model: Model, *, max_states: int = 20_000_000, check_progress: bool | None = None
 ) -> Result:
     """Breadth-first search of every reachable state; stops at the first violation.
 
-    Distinct states are counted by :func:`state_key`; the search keeps only keys and the
-    step that first reached each, and rebuilds a counterexample by replaying those steps.
+    Distinct states are counted by :func:`fingerprint`; the search keeps only fingerprints
+    and the step that first reached each, and rebuilds a counterexample by replaying those
+    steps.
     """
     check_progress = model.fair_deadlines if check_progress is None else check_progress
     started = time.perf_counter()
     first = initial(model)
-    first_key = state_key(model, first)
-    parent: dict[Hashable, tuple[Hashable, str] | None] = {first_key: None}
-    queue: deque[tuple[Hashable, World]] = deque([(first_key, first)])
+    first_key = fingerprint(model, first)
+    parent: dict[int, tuple[int, str] | None] = {first_key: None}
+    queue: deque[tuple[int, World]] = deque([(first_key, first)])
     transitions = terminal = 0
     while queue:
         key, world = queue.popleft()
@@ -559,7 +631,7 @@ def explore(
             )
         for label, after in nexts:
             transitions += 1
-            after_key = state_key(model, after)
+            after_key = fingerprint(model, after)
             if after_key not in parent:
                 parent[after_key] = (key, label)
                 queue.append((after_key, after))
@@ -569,10 +641,10 @@ def explore(
 
 
 def _trace(
-    model: Model, parent: dict[Hashable, tuple[Hashable, str] | None], key: Hashable
+    model: Model, parent: dict[int, tuple[int, str] | None], key: int
 ) -> list[tuple[str, World]]:
     """Replay the recorded steps from the initial state to ``key``."""
-    labels: list[tuple[str, Hashable]] = []
+    labels: list[tuple[str, int]] = []
     current = key
     while (link := parent[current]) is not None:
         labels.append((link[1], current))
@@ -583,7 +655,7 @@ def _trace(
         world = next(
             after
             for got, after in successors(model, world)
-            if got == label and state_key(model, after) == want
+            if got == label and fingerprint(model, after) == want
         )
         steps.append((label, world))
     return steps
@@ -632,8 +704,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--unfair", action="store_true", help="submission deadlines may pass at any time"
     )
+    parser.add_argument(
+        "--unfair-shares",
+        action="store_true",
+        help="with --unfair, decryption-share deadlines may pass at any time too",
+    )
+    parser.add_argument(
+        "--lagging",
+        action="store_true",
+        help="parties act on a lagging view (read one entry per Deliver step)",
+    )
     parser.add_argument("--share-slack", type=int, default=0, help="broken variant: t - slack")
     args = parser.parse_args(argv)
+    if args.unfair_shares and not args.unfair:
+        parser.error("--unfair-shares needs --unfair")
     model = Model(
         ("alice", "bob", "carol", "dave", "erin")[: args.parties],
         args.t,
@@ -642,14 +726,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.crashes,
         fair_deadlines=not args.unfair,
         share_slack=args.share_slack,
+        unfair_shares=args.unfair_shares,
+        lagging=args.lagging,
     )
     result = explore(model)
     checked = "safety" if args.unfair else "safety and Progress"
+    deadlines = (
+        "fair" if not args.unfair else "unfair" + (" (shares too)" if args.unfair_shares else "")
+    )
     print(
         f"n={args.parties} t={args.t} q={args.q} rounds={args.rounds} crashes<={args.crashes} "
-        f"{'unfair' if args.unfair else 'fair'} deadlines ({checked}): {result.states} distinct "
+        f"{deadlines} deadlines{', lagging views' if args.lagging else ''} ({checked}): "
+        f"{result.states} distinct "
         f"states, {result.transitions} transitions, {result.terminal} terminal, "
-        f"{result.seconds:.1f} s"
+        f"{result.seconds:.1f} s; fingerprint collision probability "
+        f"{result.collision_probability:.1e}"
     )
     if result.violation:
         print(format_trace(result, model))
