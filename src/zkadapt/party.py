@@ -8,11 +8,11 @@ share one code path (DESIGN.md section 2).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 from zkadapt.aggregation.strategy import Strategy, make_strategy
+from zkadapt.atomic_file import write_atomic
 from zkadapt.channel.builder import open_session_channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
@@ -159,6 +159,5 @@ def _write_result(
         "rounds_run_by_this_process": [asdict(o) for o in outcomes],
     }
     home.mkdir(parents=True, exist_ok=True)
-    tmp = home / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True))
-    os.replace(tmp, home / RESULT_FILE)
+    data = json.dumps(body, indent=2, sort_keys=True).encode("utf-8")
+    write_atomic(home / RESULT_FILE, data, mode=0o644)

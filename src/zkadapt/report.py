@@ -28,8 +28,6 @@ import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+from zkadapt.atomic_file import write_atomic
 
 REPORT_JSON = "report.json"
 METRICS_PNG = "metrics.png"
@@ -53,9 +53,8 @@ Metrics = Mapping[str, Any]
 def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """Write ``report.json``, ``metrics.png`` and ``report.html`` into ``out_dir``.
 
-    Each file is written to a temporary file in ``out_dir`` and moved into place with
-    ``os.replace``, so a reader never sees a half-written file. ``out_dir`` is created if
-    needed.
+    Each file is written atomically (:func:`zkadapt.atomic_file.write_atomic`, mode 0644), so
+    a reader never sees a half-written file. ``out_dir`` is created if needed.
 
     Args:
         report: The session report (see the module docstring); it must be JSON-serializable.
@@ -75,7 +74,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     page = render_html(report, png)
     paths = [out_dir / REPORT_JSON, out_dir / METRICS_PNG, out_dir / REPORT_HTML]
     for path, data in zip(paths, (text.encode("utf-8"), png, page.encode("utf-8")), strict=True):
-        _write_atomic(path, data)
+        write_atomic(path, data, mode=0o644)  # a report is meant to be shared
     return paths
 
 
@@ -548,21 +547,3 @@ def _td(value: Any, *, numeric: bool = False) -> str:
     """One escaped table cell, right-aligned when numeric."""
     css = ' class="num"' if numeric else ""
     return f"<td{css}>{_esc(value)}</td>"
-
-
-# ------------------------------------------------------------------------------------ files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from zkadapt.atomic_file import write_atomic
 from zkadapt.errors import CryptoError
 
 SIGNING_KEY_TYPE = "PaymentSigningKeyShelley_ed25519"
@@ -290,8 +290,9 @@ def _write_envelope(path: Path, key_type: str, description: str, key: bytes, *, 
     """Create ``path`` holding the envelope, atomically and without replacing anything.
 
     The envelope goes to a temporary file in the same directory (created 0600, so a secret
-    is never world-readable, even briefly), is fsynced, and is then hard-linked to ``path``:
-    ``link`` fails if ``path`` exists, so no race can overwrite a key.
+    is never world-readable, even briefly), is fsynced, and is then hard-linked to ``path``
+    (:func:`~zkadapt.atomic_file.write_atomic` with ``overwrite=False``): ``link`` fails if
+    ``path`` exists, so no race can overwrite a key.
     """
     body = {
         "type": key_type,
@@ -301,36 +302,9 @@ def _write_envelope(path: Path, key_type: str, description: str, key: bytes, *, 
     data = (json.dumps(body, indent=4) + "\n").encode("utf-8")
     if path.exists():
         raise CryptoError(f"{path}: refusing to overwrite an existing key file")
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise CryptoError(f"{path}: cannot write key file ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fchmod(tmp.fileno(), mode)
-            os.fsync(tmp.fileno())
-        os.link(tmp_name, path)
+        write_atomic(path, data, mode=mode, overwrite=False)
     except FileExistsError:
         raise CryptoError(f"{path}: refusing to overwrite an existing key file") from None
     except OSError as exc:
         raise CryptoError(f"{path}: cannot write key file ({exc.strerror})") from None
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a new directory entry durable (best effort: not every platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -16,7 +16,6 @@ posts in ``RoundDone`` and must agree on (DESIGN.md section 3, step 9).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -31,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from zkadapt import __version__
+from zkadapt.atomic_file import fsync_dir
 from zkadapt.errors import DataError
 
 CONFIG_NAME = "config.json"
@@ -115,7 +115,7 @@ def save_checkpoint(directory: Path, state: dict[str, np.ndarray], meta: dict[st
     try:
         _write_synced(tmp / CONFIG_NAME, text.encode("utf-8"))
         save_file({name: np.ascontiguousarray(a) for name, a in state.items()}, tmp / WEIGHTS_NAME)
-        _fsync_path(tmp / WEIGHTS_NAME)
+        _fsync_file(tmp / WEIGHTS_NAME)
         _swap_in(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -196,7 +196,7 @@ def _swap_in(tmp: Path, directory: Path) -> None:
         old = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.old")
         os.replace(directory, old)
     os.replace(tmp, directory)
-    _fsync_path(directory.parent)
+    fsync_dir(directory.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -208,11 +208,7 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_path(path: Path) -> None:
-    """fsync a file or directory; platforms that cannot open directories skip it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _fsync_file(path: Path) -> None:
+    """fsync a file another library wrote (``save_file``), before it is renamed into view."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())

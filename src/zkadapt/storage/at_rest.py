@@ -35,6 +35,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from zkadapt.atomic_file import atomic_writer
 from zkadapt.errors import ConfigError, IntegrityError, StorageError
 from zkadapt.storage.base import ObjectRef, ObjectStore
 from zkadapt.storage.integrity import read_chunks
@@ -206,16 +207,13 @@ class EncryptedStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, sealed_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         os.close(fd)
-        fd, plain_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
         try:
             self.inner.get_file(ref, Path(sealed_name))
-            with open(sealed_name, "rb") as src, os.fdopen(fd, "wb") as out:
+            with open(sealed_name, "rb") as src, atomic_writer(dest) as out:
                 for chunk in decrypt_chunks(self._key, ref.uri, read_chunks(src)):
                     out.write(chunk)
-            os.replace(plain_name, dest)
         finally:
             Path(sealed_name).unlink(missing_ok=True)
-            Path(plain_name).unlink(missing_ok=True)
 
     def location_of(self, party: str) -> str:
         return self.inner.location_of(party)

@@ -11,12 +11,11 @@ uploads go through :class:`HashingReader`, which hashes the bytes as the backend
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from zkadapt.atomic_file import atomic_writer
 from zkadapt.errors import IntegrityError
 from zkadapt.storage.base import ObjectRef
 
@@ -64,7 +63,8 @@ def write_verified(ref: ObjectRef, chunks: Iterable[bytes], dest: Path) -> None:
     """Stream ``chunks`` into ``dest``; the file appears only if size and sha256 match.
 
     The bytes go to a temporary file beside ``dest`` that is renamed into place after the
-    check, so a reader of ``dest`` never sees a partial or unverified object.
+    check (:func:`~zkadapt.atomic_file.atomic_writer`), so a reader of ``dest`` never sees a
+    partial or unverified object.
 
     Raises:
         IntegrityError: wrong size or digest (``dest`` is left untouched).
@@ -72,19 +72,13 @@ def write_verified(ref: ObjectRef, chunks: Iterable[bytes], dest: Path) -> None:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-    try:
+    with atomic_writer(dest) as tmp:
         hasher, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as tmp:
-            for chunk in bounded_chunks(ref, chunks):
-                hasher.update(chunk)
-                size += len(chunk)
-                tmp.write(chunk)
+        for chunk in bounded_chunks(ref, chunks):
+            hasher.update(chunk)
+            size += len(chunk)
+            tmp.write(chunk)
         check_size_and_digest(ref, size, hasher.hexdigest())
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 class Readable(Protocol):
@@ -103,21 +97,15 @@ def place_verified(ref: ObjectRef, fill: Callable[[BinaryIO], None], dest: Path)
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w+b") as tmp:
-            fill(tmp)
-            tmp.flush()
-            tmp.seek(0)
-            hasher, size = hashlib.sha256(), 0
-            for chunk in bounded_chunks(ref, read_chunks(tmp)):
-                hasher.update(chunk)
-                size += len(chunk)
+    with atomic_writer(dest) as tmp:
+        fill(tmp)
+        tmp.flush()
+        tmp.seek(0)
+        hasher, size = hashlib.sha256(), 0
+        for chunk in bounded_chunks(ref, read_chunks(tmp)):
+            hasher.update(chunk)
+            size += len(chunk)
         check_size_and_digest(ref, size, hasher.hexdigest())
-        os.replace(tmp_name, dest)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def read_chunks(stream: Readable, size: int = CHUNK) -> Iterator[bytes]:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
+from zkadapt.atomic_file import atomic_writer
 from zkadapt.errors import StorageError
 from zkadapt.storage.base import ObjectRef
 from zkadapt.storage.integrity import HashingReader, read_chunks, verified_bytes, write_verified
 
 SCHEME = "local://"
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-_TMP_PREFIX = ".tmp-"
 
 
 def validate_key(key: str) -> str:
@@ -53,8 +52,8 @@ class LocalStore:
 
     Putting a key again replaces the object atomically (S3 semantics); a reference to the
     old bytes then fails :meth:`get` with IntegrityError instead of returning new bytes.
-    Files are created with mode 0600 (``mkstemp``'s default): objects are private to the
-    user running the parties.
+    Files are created with mode 0600 (:func:`~zkadapt.atomic_file.atomic_writer`'s default):
+    objects are private to the user running the parties.
     """
 
     def __init__(self, root: Path) -> None:
@@ -104,23 +103,14 @@ class LocalStore:
         else:
             raise ValueError(f"object data must be bytes or a stream, got {type(data).__name__}")
         path = self.root / key
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX)
-        except OSError as exc:
-            raise StorageError(uri, f"cannot write: {exc.strerror}") from None
         reader = HashingReader(source)
         try:
-            with os.fdopen(fd, "wb") as tmp:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_writer(path) as tmp:
                 for chunk in read_chunks(reader):
                     tmp.write(chunk)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, path)
         except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
             raise StorageError(uri, f"cannot write: {exc.strerror}") from None
-        _fsync_dir(path.parent)
         return ObjectRef(uri=uri, sha256=reader.sha256, size=reader.size)
 
     def get(self, ref: ObjectRef) -> bytes:
@@ -196,17 +186,3 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (best effort: not every platform can fsync a directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
