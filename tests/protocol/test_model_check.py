@@ -2,7 +2,8 @@
 
 The default run checks small models in seconds; ``-m slow`` checks the issue's model:
 n=3, t=2, q=2, 2 rounds, with a crash and restart (fair deadlines: safety and Progress)
-and with deadlines that may pass at any time (safety).
+and with deadlines that may pass at any time (safety), plus one round with every deadline
+unfair and a crash. Bigger runs (measured once, see specs/README.md) take 5-40 minutes.
 """
 
 from __future__ import annotations
@@ -125,7 +126,12 @@ def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
         Model(rounds=1, crashes=1, fair_deadlines=False),
         Model(rounds=1, crashes=1, fair_deadlines=False, unfair_shares=True),
     ],
-    ids=["2-rounds-crash-fair", "2-rounds-unfair", "1-round-crash-unfair", "1-round-all-unfair"],
+    ids=[
+        "2-rounds-crash-fair",
+        "2-rounds-unfair",
+        "1-round-crash-unfair",
+        "1-round-all-unfair",
+    ],
 )
 def test_the_issue_model_holds_every_invariant(model: Model) -> None:
     assert _explored(model) > 50_000
