@@ -83,7 +83,6 @@ def _fold(view: EscrowView, envelope: SignedEnvelope, seq: int) -> EscrowView:
         deposits=dict(view.deposits),
         last_signal=dict(view.last_signal),
         done={r: set(who) for r, who in view.done.items()},
-        votes={t: set(who) for t, who in view.votes.items()},
         vote_order=list(view.vote_order),
         claims=list(view.claims),
         fixed=view.fixed,

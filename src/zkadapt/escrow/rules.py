@@ -89,13 +89,20 @@ class EscrowView:
     deposits: dict[str, int] = field(default_factory=dict)
     last_signal: dict[str, int] = field(default_factory=dict)
     done: dict[int, set[str]] = field(default_factory=dict)
-    votes: dict[str, set[str]] = field(default_factory=dict)
     #: (voter, target) in channel order, first vote per pair: the order decides slashing.
     vote_order: list[tuple[str, str]] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     ignored: list[tuple[int, str]] = field(default_factory=list)
     #: (status, depositors, slashed) fixed by the first valid claim; None before it.
     fixed: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+
+    @property
+    def votes(self) -> dict[str, set[str]]:
+        """Target -> the parties who voted to kill it (any order)."""
+        tally: dict[str, set[str]] = {}
+        for voter, target in self.vote_order:
+            tally.setdefault(target, set()).add(voter)
+        return tally
 
     @classmethod
     def from_entries(cls, entries: Iterable[Entry], terms: EscrowTerms) -> EscrowView:
@@ -130,9 +137,7 @@ class EscrowView:
             if sender not in members or item.target not in members:
                 self.ignored.append((entry.seq, "kill vote before both parties deposited"))
                 return
-            voters = self.votes.setdefault(item.target, set())
-            if sender not in voters:
-                voters.add(sender)
+            if (sender, item.target) not in self.vote_order:
                 self.vote_order.append((sender, item.target))
         elif isinstance(item, Claim) and sender not in self.claims:
             now = settle(self, terms)

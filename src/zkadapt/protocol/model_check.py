@@ -228,12 +228,15 @@ def _settle(model: Model, world: World, i: int) -> World:
         world = _act(model, world, i, action)
 
 
-def _read(model: Model, world: World, i: int) -> World:
-    """Deliver(p): party i reads every entry it has not read yet (``sync``), then settles."""
+def _read(model: Model, world: World, i: int, count: int | None = None) -> World:
+    """Deliver(p): party i reads ``count`` more entries (default: all unread, as ``sync``
+    does; one at a time is the spec's granularity, ``Model.lagging``), then settles."""
     node = world.nodes[i]
+    upto = len(world.channel) if count is None else node.delivered + count
     spec = model.spec(model.parties[i])
-    state = _deliver_all(spec, node.state, world.channel, node.delivered)  # type: ignore[arg-type]
-    world = _with_node(world, i, evolve(node, state=state, delivered=len(world.channel)))
+    channel = world.channel if count is None else world.channel[:upto]
+    state = _deliver_all(spec, node.state, channel, node.delivered)  # type: ignore[arg-type]
+    world = _with_node(world, i, evolve(node, state=state, delivered=upto))
     return _settle(model, world, i)
 
 
@@ -290,16 +293,6 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
             )
 
 
-def _read_one(model: Model, world: World, i: int) -> World:
-    """Deliver(p) at the spec's granularity (``Model.lagging``): one entry, then settle."""
-    node = world.nodes[i]
-    spec = model.spec(model.parties[i])
-    entry = world.channel[node.delivered]
-    state = machine.apply(spec, node.state, ChannelMessage(entry[1], _message(entry)))  # type: ignore[arg-type]
-    world = _with_node(world, i, evolve(node, state=state, delivered=node.delivered + 1))
-    return _settle(model, world, i)
-
-
 def _lagging_steps(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
     """``Deliver(p)`` k times, then ``Act(p)`` or ``Timeout(p)``, for every k up to the unread.
 
@@ -315,10 +308,7 @@ def _lagging_steps(model: Model, world: World, i: int) -> Iterator[tuple[str, Wo
         for label, after in _step(model, world, i):
             yield prefix + label, after
         if k < unread:
-            world = _read_one(model, world, i)
-            node = world.nodes[i]
-            if node.state is None or node.stopped is not None:
-                break
+            world = _read(model, world, i, 1)
     if unread:
         yield f"Deliver({party}) x{unread}", world
 
