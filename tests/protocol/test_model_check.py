@@ -9,11 +9,24 @@ unfair and a crash. Bigger runs (measured once, see specs/README.md) take 5-40 m
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 
 import pytest
 
 from zkadapt.protocol import machine
-from zkadapt.protocol.model_check import Model, explore, format_trace, main
+from zkadapt.protocol.model_check import (
+    Model,
+    Renaming,
+    _digest,
+    _renamed_digest,
+    explore,
+    fingerprint,
+    format_trace,
+    initial,
+    main,
+    successors,
+    threshold_safety,
+)
 
 
 def _explored(model: Model) -> int:
@@ -115,6 +128,75 @@ def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
     replayed = machine.apply(spec, state, machine.ChannelMessage("alice", done))
     assert replayed.pending_announce is None  # it did reach the channel: nothing to redo
     assert machine.next_action(spec, replayed) == machine.Prepare(2)
+
+
+def _full_search(model: Model) -> tuple[int, set[int]]:
+    """Search ``model`` without symmetry: the states, and the orbits (symmetric fingerprints)."""
+    symmetric = dataclasses.replace(model, symmetry=True)
+    first = initial(model)
+    seen = {fingerprint(model, first): first}
+    queue = deque([first])
+    while queue:
+        for _, after in successors(model, queue.popleft()):
+            if (key := fingerprint(model, after)) not in seen:
+                seen[key] = after
+                queue.append(after)
+    return len(seen), {fingerprint(symmetric, world) for world in seen.values()}
+
+
+SYMMETRY_CHECKS = {
+    "2-rounds-fair": Model(rounds=2, crashes=0, fair_deadlines=True),
+    "1-round-crash-fair": Model(rounds=1, crashes=1, fair_deadlines=True),
+    "1-round-all-unfair": Model(rounds=1, crashes=0, unfair_shares=True),
+    "2-parties-lagging-crash-unfair": Model(
+        ("alice", "bob"), rounds=1, crashes=1, fair_deadlines=False, lagging=True
+    ),
+}
+
+
+@pytest.mark.parametrize("model", SYMMETRY_CHECKS.values(), ids=SYMMETRY_CHECKS.keys())
+def test_symmetry_reaches_exactly_the_orbits_of_the_full_search(model: Model) -> None:
+    """The reduced search visits one state per orbit of the full one: no more, no fewer.
+
+    Fewer would mean two states that are not renamings of each other were merged (unsound);
+    more, that the canonical key depends on more than the orbit (a weaker reduction).
+    """
+    reduced = explore(dataclasses.replace(model, symmetry=True), keep_visited=True)
+    assert reduced.violation is None
+    full, orbits = _full_search(model)
+    assert reduced.visited == orbits
+    print(f"{full} states, {len(orbits)} orbits")
+    assert full >= len(orbits) * (1.9 if len(model.parties) == 2 else 4)
+
+
+def test_symmetry_still_catches_the_broken_variant_with_a_real_trace() -> None:
+    broken = Model(rounds=1, crashes=0, fair_deadlines=True, share_slack=1, symmetry=True)
+    result = explore(broken)
+    assert result.violation is not None and result.violation.startswith("ThresholdSafety")
+    assert len(result.trace) == 8  # as short as without symmetry
+    last = result.trace[-1][1]
+    assert threshold_safety(broken, last) == result.violation  # the replayed run violates it
+    assert result.collision_probability < 1e-15
+
+
+def test_symmetry_refuses_a_model_that_names_parties() -> None:
+    with pytest.raises(ValueError, match="names no party"):
+        Model(bad_shares=frozenset({"bob"}), symmetry=True)
+
+
+def test_a_renaming_maps_digests_to_the_renamed_run() -> None:
+    digest = _digest(_digest("G0", 1, ("alice", "bob")), 2, ("bob", "carol"))
+    assert digest == "G0|1:alice+bob|2:bob+carol"
+    renaming = Renaming(("alice", "bob", "carol"), (1, 2, 0))
+    assert [renaming(p) for p in ("alice", "bob", "carol")] == ["carol", "alice", "bob"]
+    renamed = _renamed_digest(digest, renaming)
+    assert renamed == "G0|1:alice+carol|2:alice+bob"  # the accepted sets stay sorted
+
+
+def test_the_command_line_counts_states_up_to_symmetry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rounds", "1", "--crashes", "0", "--symmetry"]) == 0
+    out = capsys.readouterr().out
+    assert "135 distinct states up to symmetry" in out, out
 
 
 @pytest.mark.slow

@@ -30,12 +30,14 @@ Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --roun
 from __future__ import annotations
 
 import argparse
-import hashlib
+import itertools
+import math
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from zkadapt.protocol import machine
@@ -99,8 +101,14 @@ class Model:
     #: Parties decide on a lagging view: ``Deliver(p)`` reads one entry, ``Act(p)`` acts on
     #: what p has read so far (the spec's granularity), instead of reading everything first.
     lagging: bool = False
+    #: Count states up to a renaming of the parties (TLC's ``SYMMETRY``): every party runs
+    #: the same machine, so a state and its renamings have the same runs, renamed.
+    #: Needs a model that names no party (no ``bad_updates``/``bad_shares``).
+    symmetry: bool = False
 
     def __post_init__(self) -> None:
+        if self.symmetry and (self.bad_updates or self.bad_shares):
+            raise ValueError("symmetry needs a model that names no party (no bad updates/shares)")
         needed = self.threshold - self.share_slack
         specs = {
             p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed) for p in self.parties
@@ -151,11 +159,20 @@ class Result:
     violation: str | None = None
     trace: list[tuple[str, World]] = field(default_factory=list)
     terminal: int = 0
+    #: Hashes each state's fingerprint is the least of (n! with ``Model.symmetry``).
+    hashes_per_state: int = 1
+    #: The fingerprints of every state reached (kept only when asked: tests compare them).
+    visited: frozenset[int] = frozenset()
 
     @property
     def collision_probability(self) -> float:
-        """Chance that two of the states explored share a 64-bit fingerprint (birthday)."""
-        return min(1.0, self.states * (self.states - 1) / 2**65)
+        """Chance that two of the states explored share a 64-bit fingerprint (birthday).
+
+        With symmetry a fingerprint is the least of up to n! hashes of a state's renamings,
+        so two states collide when any of their hashes do: h² times the plain bound.
+        """
+        pairs = self.states * (self.states - 1) / 2
+        return min(1.0, pairs * self.hashes_per_state**2 / 2**64)
 
 
 @cache
@@ -177,10 +194,15 @@ def _message(entry: Entry) -> Any:
     raise ValueError(kind)
 
 
-def _digest(previous: str, r: int, accepted: tuple[str, ...]) -> str:
-    """G(r) abstracted: a function of G(r-1) and the accepted set (what real digests are)."""
-    text = f"{previous}|{r}:{','.join(accepted)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _digest(previous: str, r: int, accepted: Sequence[str]) -> str:
+    """G(r) abstracted: a function of G(r-1) and the accepted set (what real digests are).
+
+    Spelled out rather than hashed (``G0|1:alice+bob|2:bob+carol``), like the spec's
+    ``Digest(prev, r, acc) == Append(prev, acc)``: injective as a hash would be, readable in
+    traces, and a renaming of the parties maps it to the digest of the renamed run
+    (:func:`_renamed_digest`).
+    """
+    return f"{previous}|{r}:{'+'.join(sorted(accepted))}"
 
 
 # -- transitions --------------------------------------------------------------------------
@@ -579,6 +601,185 @@ def _past(model: Model, world: World, r: int) -> bool:
     return True
 
 
+# -- symmetry ------------------------------------------------------------------------------
+
+
+class _Unrenamable(Exception):
+    """A state whose text names a party (a disagreement's halt reason): kept as it is."""
+
+
+def canonical_key(model: Model, world: World) -> Hashable:
+    """The least :func:`state_key` hash over the renamings that could be canonical.
+
+    The parties run the same machine and the model names none of them (``Model.symmetry``
+    demands it), so renaming the parties of a state gives a state with the renamed runs:
+    one representative per orbit is enough (TLC's symmetry reduction). A renaming is a
+    candidate when it lists the parties in the order of :func:`_signature` (a summary that
+    names nobody); only ties are tried both ways, so most states need one or two renamings
+    instead of n!. A renaming σ·w of w has the same candidates composed with σ⁻¹, so w and
+    σ·w get the same key. ``tests/protocol/test_model_check.py`` checks that a reduced
+    search reaches exactly the orbits of the full one.
+    """
+    bare = tuple(_bare(node) for node in world.nodes)
+    try:
+        return min(
+            hash(state_key(model, _renamed(world, bare, _renaming(model.parties, order))))
+            for order in _candidate_orders(model, world)
+        )
+    except _Unrenamable:
+        return ("as is", state_key(model, world))
+
+
+def _bare(node: Node) -> Node:
+    """The node without its views (no key looks at them; a renaming need not rename them)."""
+    if node.state is None or not node.state.views:
+        return node
+    return evolve(node, state=evolve(node.state, views=()))
+
+
+def _signature(model: Model, world: World, i: int) -> tuple[int, ...]:
+    """Party i's part of :func:`state_key` with the names left out.
+
+    Equal for a party and its renamed self, and a function of the key alone (a stopped
+    party is only its checkpoint and reason; ``delivered`` counts only with lagging views),
+    so worlds with equal keys get the same candidates.
+    """
+    node = world.nodes[i]
+    party = model.parties[i]
+    # who posted a ``closed`` is not in the non-lagging key (only that the cut passed)
+    sent = len({e for e in world.channel if e[1] == party and (model.lagging or e[0] != "closed")})
+    ticked = node.checkpoint[0] if node.checkpoint else 0
+    if node.state is None or node.stopped is not None:
+        return (node.state is not None, sent, ticked)
+    s = node.state
+    return (
+        2 + node.training,
+        sent,
+        ticked,
+        s.round,
+        node.delivered if model.lagging else 0,
+        s.pending_announce is None,
+        s.prepared + 2 * s.submit_posted + 4 * s.close_posted + 8 * s.deadline_passed,
+        s.verdicts is None,
+        s.summed + 2 * s.share_posted + 4 * s.shares_deadline_passed,
+        len(s.share_verdicts),
+        s.combined is None,
+        s.applied is None,
+    )
+
+
+def _candidate_orders(model: Model, world: World) -> Iterator[tuple[int, ...]]:
+    """Orders of the parties' indices sorted by signature, every order within a tie."""
+    signatures = [_signature(model, world, i) for i in range(len(model.parties))]
+    ranked = sorted(range(len(signatures)), key=signatures.__getitem__)
+    groups = [list(g) for _, g in itertools.groupby(ranked, key=signatures.__getitem__)]
+    for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
+        yield tuple(i for group in choice for i in group)
+
+
+@dataclass(frozen=True, eq=False)  # one instance per renaming (_renaming): identity is equality
+class Renaming:
+    """Party ``parties[order[j]]`` becomes ``parties[j]``."""
+
+    parties: tuple[str, ...]
+    order: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        names = {self.parties[old]: self.parties[new] for new, old in enumerate(self.order)}
+        object.__setattr__(self, "names", names)
+
+    def __call__(self, party: str) -> str:
+        return self.names[party]  # type: ignore[attr-defined,no-any-return]
+
+
+@cache
+def _renaming(parties: tuple[str, ...], order: tuple[int, ...]) -> Renaming:
+    return Renaming(parties, order)
+
+
+def _renamed(world: World, bare: tuple[Node, ...], renaming: Renaming) -> World:
+    """``world`` (with its nodes ``bare`` of views) under ``renaming``.
+
+    Tuples that the work sorts by name (verdicts, accepted sets) are sorted again, so the
+    result is the state the renamed run reaches, not only a relabelled one. The pieces are
+    cached: a search meets the same entries, digests and nodes again and again.
+    """
+    if renaming.order == tuple(range(len(renaming.order))):
+        return evolve(world, nodes=bare)
+    new = renaming
+    channel = tuple(_renamed_entry(entry, new) for entry in world.channel)
+    nodes = tuple(_renamed_node(bare[old], new) for old in renaming.order)
+    combines = frozenset(
+        (new(p), r, tuple(new(x) for x in shares), valid) for p, r, shares, valid in world.combines
+    )
+    applied = frozenset(
+        (new(p), r, _renamed_digest(d, new), _renamed_set(accepted, new))
+        for p, r, d, accepted in world.applied
+    )
+    return World(channel, nodes, world.crashes_left, combines, applied)
+
+
+@cache
+def _renamed_set(parties: tuple[str, ...], renaming: Renaming) -> tuple[str, ...]:
+    return tuple(sorted(map(renaming, parties)))
+
+
+@cache
+def _renamed_digest(digest: str, renaming: Renaming) -> str:
+    """``G0|1:alice+bob`` under alice -> bob, bob -> carol: ``G0|1:bob+carol``."""
+    genesis, *rounds = digest.split("|")
+    parts = [genesis]
+    for part in rounds:
+        r, accepted = part.split(":")
+        parts.append(f"{r}:{'+'.join(_renamed_set(tuple(accepted.split('+')), renaming))}")
+    return "|".join(parts)
+
+
+@cache
+def _renamed_entry(entry: Entry, renaming: Renaming) -> Entry:
+    kind, sender, r, payload = entry
+    if kind == "rejected":
+        payload = (renaming(payload[0]), payload[1])
+    elif kind == "share":
+        payload = _renamed_set(payload, renaming)
+    elif kind == "done":
+        payload = (_renamed_digest(payload[0], renaming), _renamed_set(payload[1], renaming))
+    return (kind, renaming(sender), r, payload)
+
+
+def _renamed_text(text: str | None, renaming: Renaming) -> str | None:
+    if text is not None and any(p in text for p in renaming.parties):
+        raise _Unrenamable(text)
+    return text
+
+
+@lru_cache(maxsize=1 << 17)
+def _renamed_node(node: Node, renaming: Renaming) -> Node:
+    new = renaming
+    checkpoint = node.checkpoint
+    if checkpoint is not None:
+        checkpoint = (checkpoint[0], _renamed_digest(checkpoint[1], new))
+    stopped = _renamed_text(node.stopped, new)
+    s = node.state
+    if s is None:
+        return evolve(node, checkpoint=checkpoint, stopped=stopped)
+    pending = s.pending_announce
+    state = evolve(
+        s,
+        digests=tuple((r, _renamed_digest(d, new)) for r, d in s.digests),
+        pending_announce=pending and (pending[0], _renamed_digest(pending[1], new)),
+        halted=_renamed_text(s.halted, new),
+        verdicts=None
+        if s.verdicts is None
+        else tuple(sorted(((new(p), why) for p, why in s.verdicts), key=lambda v: v[0])),
+        rejections_posted=frozenset((new(p), why) for p, why in s.rejections_posted),
+        share_verdicts=tuple((new(p), why) for p, why in s.share_verdicts),
+        combined=None if s.combined is None else tuple(map(new, s.combined)),
+        applied=s.applied and _renamed_digest(s.applied, new),
+    )
+    return evolve(node, state=state, checkpoint=checkpoint, stopped=stopped)
+
+
 def fingerprint(model: Model, world: World) -> int:
     """64 bits of :func:`state_key`, as TLC keeps: the visited set holds only these.
 
@@ -587,11 +788,17 @@ def fingerprint(model: Model, world: World) -> int:
     the report prints that bound, as TLC does. Full keys took ~2 KB a state, fingerprints
     with their parent links ~150 bytes, which is what lets millions of states fit.
     """
+    if model.symmetry:
+        return hash(canonical_key(model, world))
     return hash(state_key(model, world))
 
 
 def explore(
-    model: Model, *, max_states: int = 20_000_000, check_progress: bool | None = None
+    model: Model,
+    *,
+    max_states: int = 20_000_000,
+    check_progress: bool | None = None,
+    keep_visited: bool = False,
 ) -> Result:
     """Breadth-first search of every reachable state; stops at the first violation.
 
@@ -600,6 +807,7 @@ def explore(
     steps.
     """
     check_progress = model.fair_deadlines if check_progress is None else check_progress
+    hashes = math.factorial(len(model.parties)) if model.symmetry else 1
     started = time.perf_counter()
     first = initial(model)
     first_key = fingerprint(model, first)
@@ -616,18 +824,26 @@ def explore(
             terminal += 1
         if violation is not None:
             trace = _trace(model, parent, key)
-            return Result(
-                len(parent), transitions, time.perf_counter() - started, violation, trace, terminal
-            )
+            seconds = time.perf_counter() - started
+            return Result(len(parent), transitions, seconds, violation, trace, terminal, hashes)
         for label, after in nexts:
             transitions += 1
             after_key = fingerprint(model, after)
             if after_key not in parent:
-                parent[after_key] = (key, label)
+                parent[after_key] = (key, sys.intern(label))  # labels repeat: store each once
                 queue.append((after_key, after))
                 if len(parent) > max_states:
                     raise RuntimeError(f"more than {max_states} states; shrink the model")
-    return Result(len(parent), transitions, time.perf_counter() - started, terminal=terminal)
+    seconds = time.perf_counter() - started
+    visited = frozenset(parent) if keep_visited else frozenset()
+    return Result(
+        len(parent),
+        transitions,
+        seconds,
+        terminal=terminal,
+        hashes_per_state=hashes,
+        visited=visited,
+    )
 
 
 def _trace(
@@ -642,10 +858,11 @@ def _trace(
     world = initial(model)
     steps: list[tuple[str, World]] = []
     for label, want in reversed(labels):
-        world = next(
-            after
+        # With symmetry the recorded step may be a renamed one: any step into the orbit does.
+        label, world = next(
+            (got, after)
             for got, after in successors(model, world)
-            if got == label and fingerprint(model, after) == want
+            if (got == label or model.symmetry) and fingerprint(model, after) == want
         )
         steps.append((label, world))
     return steps
@@ -704,6 +921,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="parties act on a lagging view (read one entry per Deliver step)",
     )
+    parser.add_argument(
+        "--symmetry",
+        action="store_true",
+        help="count states up to a renaming of the parties (TLC's SYMMETRY; ~n! fewer)",
+    )
     parser.add_argument("--share-slack", type=int, default=0, help="broken variant: t - slack")
     args = parser.parse_args(argv)
     if args.unfair_shares and not args.unfair:
@@ -718,6 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         share_slack=args.share_slack,
         unfair_shares=args.unfair_shares,
         lagging=args.lagging,
+        symmetry=args.symmetry,
     )
     result = explore(model)
     checked = "safety" if args.unfair else "safety and Progress"
@@ -727,8 +950,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"n={args.parties} t={args.t} q={args.q} rounds={args.rounds} crashes<={args.crashes} "
         f"{deadlines} deadlines{', lagging views' if args.lagging else ''} ({checked}): "
-        f"{result.states} distinct "
-        f"states, {result.transitions} transitions, {result.terminal} terminal, "
+        f"{result.states} distinct states{' up to symmetry' if args.symmetry else ''}, "
+        f"{result.transitions} transitions, {result.terminal} terminal, "
         f"{result.seconds:.1f} s; fingerprint collision probability "
         f"{result.collision_probability:.1e}"
     )
