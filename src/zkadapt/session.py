@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from zkadapt.atomic_file import write_atomic
 from zkadapt.baselines import compute_baselines
 from zkadapt.channel.builder import open_session_channel
 from zkadapt.config import SessionConfig, load_config
@@ -53,9 +54,7 @@ def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
                 "choose another output directory",
             )
     else:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(config.to_toml(), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, config.to_toml().encode("utf-8"), mode=0o644)
     return path
 
 

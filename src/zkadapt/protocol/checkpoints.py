@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
+from zkadapt.atomic_file import write_atomic
 from zkadapt.learning.checkpoint import load_checkpoint, save_checkpoint
 
 _ROUND_DIR = re.compile(r"^round-(\d{4,})$")
@@ -59,9 +60,7 @@ class RoundCheckpoints:
         target = self.path(saved.round)
         if saved.momentum is not None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = self._momentum_path(saved.round).with_suffix(".tmp")
-            save_file({"momentum": saved.momentum}, str(tmp))
-            tmp.replace(self._momentum_path(saved.round))
+            write_atomic(self._momentum_path(saved.round), save({"momentum": saved.momentum}))
         save_checkpoint(target, saved.state, meta)
         return target
 
