@@ -42,6 +42,13 @@ _shared_out = click.option(
     help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
 )
 
+_data_root = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where a relative data.path resolves [default: SESSION_DIR].",
+)
+
 
 def _session_arg(path: str) -> Path:
     return Path(path).expanduser().resolve()
@@ -190,12 +197,7 @@ def run(
     default=None,
     help="This party's identity key [default: SESSION_DIR/keys/PARTY.skey].",
 )
-@click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where a relative data.path resolves [default: SESSION_DIR].",
-)
+@_data_root
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 def party(
     session: str, party: str, out: str | None, key: str | None, data_root: str | None, quiet: bool
@@ -300,12 +302,7 @@ def keygen(session: str, key: str | None, out: str | None, wait: float | None) -
     default=None,
     help="Show only this round (earlier rounds are still replayed).",
 )
-@click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where a relative data.path resolves [default: SESSION_DIR].",
-)
+@_data_root
 def audit(session: str, out: str | None, round_: int | None, data_root: str | None) -> None:
     """Check a session from its channel and stored objects alone, without any secret."""
     from zkadapt.config import load_config
