@@ -57,6 +57,8 @@ vars == <<channel, st, alive, training, stopped, checkpoint, delivered,
 (* Helpers                                                                 *)
 (***************************************************************************)
 Min(S) == CHOOSE i \in S : \A j \in S : i <= j
+\* For SYMMETRY Perms in a safety-only .cfg without BadUpdates/BadShares (specs/README.md)
+Perms == Permutations(Parties)
 Range(f) == {f[i] : i \in DOMAIN f}
 
 \* Valid decryption shares a party combines: t, or t - 1 in the broken variant.

@@ -24,6 +24,9 @@ a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .
                        state has every live party done with every round (the graph is
                        acyclic, so every maximal run ends in a terminal state)
 
+States are counted up to a renaming of the parties with ``--symmetry`` (TLC's
+``SYMMETRY``; :func:`canonical_key`), which the tests check against the full search.
+
 Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``.
 """
 
@@ -816,14 +819,16 @@ def explore(
     transitions = terminal = 0
     while queue:
         key, world = queue.popleft()
-        violation = next((v for check in SAFETY if (v := check(model, world))), None)
         nexts = list(successors(model, world))
-        if violation is None and check_progress:
-            violation = progress(model, world, nexts)
+        violation = _violation(model, world, nexts, check_progress)
         if all(label.startswith(("Restart", "Crash")) for label, _ in nexts):
             terminal += 1
         if violation is not None:
             trace = _trace(model, parent, key)
+            if trace and model.symmetry:  # the replay may end in a renaming of ``world``
+                last = trace[-1][1]
+                nexts = list(successors(model, last))
+                violation = _violation(model, last, nexts, check_progress) or violation
             seconds = time.perf_counter() - started
             return Result(len(parent), transitions, seconds, violation, trace, terminal, hashes)
         for label, after in nexts:
@@ -844,6 +849,16 @@ def explore(
         hashes_per_state=hashes,
         visited=visited,
     )
+
+
+def _violation(
+    model: Model, world: World, nexts: list[tuple[str, World]], check_progress: bool
+) -> str | None:
+    """The first invariant ``world`` breaks (Progress only where asked), or None."""
+    violation = next((v for check in SAFETY if (v := check(model, world))), None)
+    if violation is None and check_progress:
+        violation = progress(model, world, nexts)
+    return violation
 
 
 def _trace(
