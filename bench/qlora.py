@@ -215,9 +215,7 @@ def memory_probe(quantization: str) -> dict[str, Any]:
     model = lora.wrap(base, lora.LoRASpec(), base_name="probe")
     for param in lora.lora_parameters(model).values():
         param.requires_grad_(True)
-    batch = torch.randint(
-        0, 1000, (config.training.batch_size, config.data.seq_len), device=device
-    )
+    batch = torch.randint(0, 1000, (config.training.batch_size, config.data.seq_len), device=device)
     model(input_ids=batch, labels=batch).loss.backward()
     gpu = {}
     if device == "cuda":

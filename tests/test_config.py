@@ -463,7 +463,6 @@ def test_a_decryption_threshold_of_one_is_refused() -> None:
     assert info.value.key == "privacy.threshold" and "single party" in str(info.value)
 
 
-
 def test_encrypted_updates_need_a_quorum_of_two() -> None:
     """A sum of one accepted update is that party's update: never decrypt it."""
     from zkadapt.config import config_from_dict, example_config
@@ -477,6 +476,7 @@ def test_encrypted_updates_need_a_quorum_of_two() -> None:
     assert info.value.key == "protocol.quorum" and "single party" in str(info.value)
     raw["privacy"]["scheme"] = "none"
     assert config_from_dict(raw).quorum == 1  # in the clear, a quorum of 1 is the user's call
+
 
 # --- key sources: distributed keys and an external key-generation centre -------------------
 
