@@ -236,3 +236,25 @@ SLOW_SYMMETRY_CHECKS = {
 @pytest.mark.parametrize("model", SLOW_SYMMETRY_CHECKS.values(), ids=SLOW_SYMMETRY_CHECKS.keys())
 def test_symmetry_reaches_exactly_the_orbits_of_bigger_full_searches(model: Model) -> None:
     test_symmetry_reaches_exactly_the_orbits_of_the_full_search(model)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--parties", "6"], "argument --parties: invalid choice: 6"),
+        (["--t", "4"], "--t 4 is out of range (0..3 with 3 parties)"),
+        (["--q", "0"], "--q 0 is out of range (1..3 with 3 parties)"),
+        (["--rounds", "0"], "--rounds 0 is out of range (at least 1)"),
+        (["--crashes", "-1"], "--crashes -1 is out of range (at least 0)"),
+        (["--share-slack", "3"], "--share-slack 3 is out of range (0..2, at most t)"),
+        (["--unfair-shares"], "--unfair-shares needs --unfair"),
+    ],
+)
+def test_the_command_line_refuses_a_model_it_cannot_build(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1], err

@@ -915,13 +915,24 @@ def _local_notes(model: Model, before: World, after: World) -> list[str]:
     return notes
 
 
+#: The names ``--parties N`` takes the first N of.
+PARTY_NAMES = ("alice", "bob", "carol", "dave", "erin")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Explore one model given on the command line; print the states and any counterexample."""
     parser = argparse.ArgumentParser(prog="python -m zkadapt.protocol.model_check")
-    parser.add_argument("--parties", type=int, default=3)
-    parser.add_argument("--t", type=int, default=2, help="decryption threshold [2]")
-    parser.add_argument("--q", type=int, default=2, help="quorum [2]")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--parties",
+        type=int,
+        default=3,
+        choices=range(1, len(PARTY_NAMES) + 1),
+        metavar="N",
+        help=f"parties, 1-{len(PARTY_NAMES)} [3]",
+    )
+    parser.add_argument("--t", type=int, default=2, help="decryption threshold, 0-N [2]")
+    parser.add_argument("--q", type=int, default=2, help="quorum, 1-N [2]")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, at least 1 [2]")
     parser.add_argument("--crashes", type=int, default=1, help="crash budget [1]")
     parser.add_argument(
         "--unfair", action="store_true", help="submission deadlines may pass at any time"
@@ -945,8 +956,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.unfair_shares and not args.unfair:
         parser.error("--unfair-shares needs --unfair")
+    n = args.parties
+    for flag, value, low, high, bounds in (
+        ("--t", args.t, 0, n, f"0..{n} with {n} parties"),
+        ("--q", args.q, 1, n, f"1..{n} with {n} parties"),
+        ("--rounds", args.rounds, 1, None, "at least 1"),
+        ("--crashes", args.crashes, 0, None, "at least 0"),
+        ("--share-slack", args.share_slack, 0, args.t, f"0..{args.t}, at most t"),
+    ):
+        if value < low or (high is not None and value > high):
+            parser.error(f"{flag} {value} is out of range ({bounds})")
     model = Model(
-        ("alice", "bob", "carol", "dave", "erin")[: args.parties],
+        PARTY_NAMES[: args.parties],
         args.t,
         args.q,
         args.rounds,
