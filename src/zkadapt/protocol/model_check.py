@@ -37,7 +37,7 @@ import itertools
 import math
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -640,17 +640,14 @@ def _bare(node: Node) -> Node:
     return evolve(node, state=evolve(node.state, views=()))
 
 
-def _signature(model: Model, world: World, i: int) -> tuple[int, ...]:
+def _signature(model: Model, world: World, i: int, sent: int) -> tuple[int, ...]:
     """Party i's part of :func:`state_key` with the names left out.
 
     Equal for a party and its renamed self, and a function of the key alone (a stopped
     party is only its checkpoint and reason; ``delivered`` counts only with lagging views),
-    so worlds with equal keys get the same candidates.
+    so worlds with equal keys get the same candidates. ``sent``: distinct entries i posted.
     """
     node = world.nodes[i]
-    party = model.parties[i]
-    # who posted a ``closed`` is not in the non-lagging key (only that the cut passed)
-    sent = len({e for e in world.channel if e[1] == party and (model.lagging or e[0] != "closed")})
     ticked = node.checkpoint[0] if node.checkpoint else 0
     if node.state is None or node.stopped is not None:
         return (node.state is not None, sent, ticked)
@@ -673,7 +670,11 @@ def _signature(model: Model, world: World, i: int) -> tuple[int, ...]:
 
 def _candidate_orders(model: Model, world: World) -> Iterator[tuple[int, ...]]:
     """Orders of the parties' indices sorted by signature, every order within a tie."""
-    signatures = [_signature(model, world, i) for i in range(len(model.parties))]
+    # who posted a ``closed`` is not in the non-lagging key (only that the cut passed)
+    posted = Counter(e[1] for e in set(world.channel) if model.lagging or e[0] != "closed")
+    signatures = [
+        _signature(model, world, i, posted[party]) for i, party in enumerate(model.parties)
+    ]
     ranked = sorted(range(len(signatures)), key=signatures.__getitem__)
     groups = [list(g) for _, g in itertools.groupby(ranked, key=signatures.__getitem__)]
     for choice in itertools.product(*(itertools.permutations(g) for g in groups)):
