@@ -70,3 +70,7 @@ class DataError(ZkAdaptError):
     """Training or evaluation data cannot be loaded or is malformed."""
 
     exit_code = 2
+
+
+class LearningError(ZkAdaptError):
+    """Local training went wrong in a way no data or setting explains (a broken backend)."""

@@ -124,6 +124,46 @@ def test_g0_is_the_base_model_and_baselines_report_it(root: Path) -> None:
     for metrics in baseline["local_only"].values():
         assert {"perplexity", "loss", "local_perplexity", "local_loss"} <= set(metrics)
     assert baseline["centralized"]["loss"] < baseline["base_model"]["loss"]
+    for name, metrics in baseline["local_only"].items():
+        assert metrics["loss"] < baseline["base_model"]["loss"], f"{name} alone trained nothing"
+
+
+def test_training_after_evaluation_still_moves_the_adapter(root: Path) -> None:
+    """Every round evaluates between trainings; the 4-bit base must stay trainable (on CPUs with
+    AVX512-BF16 bitsandbytes repacked it for inference at the first no-grad forward)."""
+    from bitsandbytes.nn import Linear4bit
+
+    learner = learner_for(session(), "alice", data_root=root)
+    g0 = learner.initial_state(derive_seed(session().seed_id, "init"))
+    first = learner.train(g0, seed=3)
+    learner.evaluate(g0, "local")
+    learner.evaluate(first.state, "global")
+    again = learner.train(g0, seed=3)
+    for name in g0:
+        assert not np.array_equal(again.state[name], g0[name]) or name.endswith("lora_A.weight")
+        np.testing.assert_array_equal(again.state[name], first.state[name])
+    assert again.train_loss == first.train_loss
+    layers = [m for m in learner._model.modules() if isinstance(m, Linear4bit)]
+    assert layers and not any(
+        getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers
+    )
+
+
+def test_a_training_round_that_moves_nothing_is_an_error(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from zkadapt.errors import LearningError
+    from zkadapt.learning.causal_lm import CausalLMLearner
+
+    learner = learner_for(session(), "bob", data_root=root)
+    g0 = learner.initial_state(5)
+    monkeypatch.setattr(
+        CausalLMLearner, "_optimizer", lambda self, params: torch.optim.SGD(params, lr=0.0)
+    )
+    with pytest.raises(LearningError, match="left the adapter unchanged"):
+        learner.train(g0, seed=1)
 
 
 def test_ffa_lora_exchanges_only_b_and_averages_exactly(root: Path) -> None:

@@ -257,7 +257,44 @@ def load_base_model(ref: BaseModelRef, *, quantization: str, device: str) -> Any
     model.config.use_cache = False
     for param in model.parameters():
         param.requires_grad_(False)
+    if quantization == "nf4":
+        keep_4bit_layout_trainable(model)
     return model
+
+
+def keep_4bit_layout_trainable(model: Any) -> int:
+    """Stop bitsandbytes from switching NF4 layers to its inference-only CPU layout.
+
+    On CPUs with AVX512-BF16, ``bitsandbytes.nn.Linear4bit.forward`` (0.48 and later) repacks a
+    layer's weight the first time it runs in eval mode without gradients
+    (``_convert_weight_packed_for_cpu``), irreversibly for the layer: from then on
+    ``matmul_4bit`` routes every call to ``gemv_4bit``, an op with no autograd kernel, in
+    bfloat16. Training after the first evaluation then back-propagates nothing through the base
+    (torch warns "an autograd kernel was not registered ... silently incorrect behavior") and
+    the adapter does not move. Whether the optional ``kernels`` package supplies the fused
+    kernel does not matter: the repacking itself is the fault. Clearing the layer's
+    ``support_avx512bf16_for_cpu`` flag keeps the training layout on every CPU; a layer already
+    repacked (a model evaluated before this call) is unpacked again.
+
+    Returns:
+        How many 4-bit layers were touched (0 when bitsandbytes has no such switch).
+    """
+    touched = 0
+    for module in model.modules():
+        if not hasattr(module, "support_avx512bf16_for_cpu"):
+            continue
+        module.support_avx512bf16_for_cpu = False
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if state is not None and getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                weight.data, state
+            )
+            module.quant_state = weight.quant_state
+        touched += 1
+    return touched
 
 
 def quantized_folder(ref: BaseModelRef, *, device: str) -> Path:

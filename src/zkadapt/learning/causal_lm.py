@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from zkadapt.errors import LearningError
 from zkadapt.learning import lora
 from zkadapt.learning.base import EVAL_SPLITS, State, TrainResult
 from zkadapt.learning.base_model import BaseModelRef, load_base_model, load_tokenizer
@@ -171,8 +172,14 @@ class CausalLMLearner:
                 steps += 1
         for param in trainable:
             param.requires_grad_(False)
+        trained = lora.read_out(self._params, list(state))
+        if steps and self.training.lr > 0 and _unchanged(state, trained):
+            raise LearningError(
+                f"{steps} training steps left the adapter unchanged: the 4-bit base passes no "
+                "gradient (see base_model.keep_4bit_layout_trainable)"
+            )
         return TrainResult(
-            state=lora.read_out(self._params, list(state)),
+            state=trained,
             n_samples=self.n_train,
             train_loss=loss_sum / seen,
             steps=steps,
@@ -306,3 +313,8 @@ class CausalLMLearner:
                 nll += float(loss) * count
                 tokens += count
         return nll, tokens
+
+
+def _unchanged(before: State, after: State) -> bool:
+    """Whether training moved no adapter value at all (a silent no-op, never a real step)."""
+    return all(np.array_equal(before[name], after[name]) for name in before)
