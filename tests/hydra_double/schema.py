@@ -2,7 +2,7 @@
 
 ``api.yaml`` (AsyncAPI 2.3) refers to its own components as ``api.yaml#/components/...``
 and to the Cardano schemas by absolute URL; both documents are registered in one
-:class:`referencing.Registry`, as ../shared/data/hydra/README.md recommends, so nothing is
+:class:`referencing.Registry`, as tests/data/hydra/README.md recommends, so nothing is
 fetched from the network. The double validates every client input it receives and every
 server output and HTTP body it sends, and records violations for the tests to assert on.
 """
@@ -19,7 +19,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-HYDRA_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "hydra"
+#: Vendored from cardano-scaling/hydra (Apache-2.0); tests/data/hydra/README.md says what.
+HYDRA_DATA = Path(__file__).resolve().parents[1] / "data" / "hydra"
 API_URI = "https://hydra.invalid/json-schemas/api.yaml"
 CARDANO_URI = (
     "https://raw.githubusercontent.com/cardano-scaling/hydra/master/hydra-node/"
@@ -28,7 +29,7 @@ CARDANO_URI = (
 
 
 def hydra_data() -> Path:
-    """The shared Hydra reference data directory (api.yaml, golden/, credentials/)."""
+    """The vendored Hydra reference data directory (api.yaml, golden/, credentials/)."""
     if not (HYDRA_DATA / "api.yaml").exists():
         raise FileNotFoundError(f"hydra reference data not found at {HYDRA_DATA}")
     return HYDRA_DATA
