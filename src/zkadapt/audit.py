@@ -11,7 +11,11 @@
   ciphertexts when encrypted); each posted decryption share is checked against that sum with
   its proof, and t valid shares are combined;
 * the result: G(r) = outer_step(G(r-1), mean delta), replayed from G(0), must hash to the
-  digest every party posted in ``RoundDone``, and those digests must agree.
+  digest every party posted in ``RoundDone``, and those digests must agree;
+* completeness: every round the session file plans must have been completed (a failed or
+  missing round fails the audit unless ``partial``; a session with no completed round always
+  fails), and no signed entry may appear twice (a replayed row);
+* who was named: every party the others rejected, with the reasons, is listed.
 
 It reuses the parties' own verification code through a read-only :class:`RoundIO`, so the
 auditor and the parties cannot disagree about what "valid" means.
@@ -57,16 +61,33 @@ class RoundVerdict:
 
 @dataclass
 class AuditReport:
-    """Channel-level findings and one verdict per audited round."""
+    """Channel-level findings, one verdict per audited round, and what the session lacks.
+
+    Attributes:
+        planned_rounds: ``session.rounds`` of the session file.
+        completed: rounds with a ``RoundDone`` (a prefix of 1..planned_rounds).
+        incomplete: one line per planned round that did not complete (failed, or never run).
+        partial: incomplete rounds are reported but do not fail the audit (``--partial``).
+        named: every party a ``Rejected`` entry named -> the reasons, in channel order.
+    """
 
     ledger_entries: int = 0
     problems: list[str] = field(default_factory=list)
     rounds: list[RoundVerdict] = field(default_factory=list)
+    planned_rounds: int = 0
+    completed: int = 0
+    incomplete: list[str] = field(default_factory=list)
+    partial: bool = False
+    named: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """Whether the channel and every audited round passed."""
-        return not self.problems and all(v.ok for v in self.rounds)
+        """Whether the channel and every audited round passed and the session is complete."""
+        if self.problems or not all(v.ok for v in self.rounds):
+            return False
+        if self.planned_rounds and not self.completed:
+            return False  # nothing was verified: never a pass
+        return self.partial or not self.incomplete
 
 
 class _ObserverIO:
@@ -98,9 +119,15 @@ def audit_session(
     scheme: UpdateScheme,
     strategy: Any,
     only_round: int | None = None,
+    partial: bool = False,
 ) -> AuditReport:
-    """Audit a session's channel and stored objects; see the module docstring."""
-    report = AuditReport()
+    """Audit a session's channel and stored objects; see the module docstring.
+
+    Args:
+        only_round: report only this round's verdict (earlier rounds are still replayed).
+        partial: an unfinished session may pass on the rounds it completed.
+    """
+    report = AuditReport(planned_rounds=config.session.rounds, partial=partial)
     try:
         entries = channel.history(0)  # every backend verifies signatures and order on read
         verify_all = getattr(channel, "verify_all", None)  # the local ledger's hash chain
@@ -113,6 +140,13 @@ def audit_session(
     report.problems += [
         f"channel: seq {d.seq} from {d.sender}: {d.reason}" for d in history.dropped
     ]
+    report.problems += replayed_entries(entries)
+    for posted in history.posted:
+        if isinstance(posted.message, Rejected):
+            rejected = posted.message
+            report.named.setdefault(rejected.party, []).append(
+                f"round {rejected.round}, by {posted.sender}: {rejected.reason}"
+            )
     ctx = PartyContext(
         config.session_id,
         AUDITOR,
@@ -139,7 +173,53 @@ def audit_session(
             report.rounds.append(verdict)
         if verdict.problems and only_round is None:
             break  # later rounds build on this one
+    report.completed = _completed_rounds(history, config.session.rounds)
+    report.incomplete = _incomplete_rounds(history, report.completed, config.session.rounds)
+    if only_round is not None and only_round > report.completed:
+        report.problems.append(f"round {only_round} was not completed")
     return report
+
+
+def replayed_entries(entries: list[Any]) -> list[str]:
+    """One line per channel entry whose signed message already appeared at an earlier seq.
+
+    Every message names its session, round and kind, and the protocol never signs the same
+    one twice, so a second copy is a replayed row (a signature alone cannot tell it apart).
+    """
+    first: dict[tuple[str, bytes], int] = {}
+    found = []
+    for entry in entries:
+        key = (entry.envelope.sender, entry.envelope.payload)
+        if key in first:
+            found.append(
+                f"channel: seq {entry.seq} replays seq {first[key]} "
+                f"(the same signed message from {entry.envelope.sender})"
+            )
+        else:
+            first[key] = entry.seq
+    return found
+
+
+def _completed_rounds(history: SessionHistory, planned: int) -> int:
+    """How many rounds from 1 on have a ``RoundDone`` (the session's completed prefix)."""
+    done = 0
+    while done < planned and history.round_done(done + 1):
+        done += 1
+    return done
+
+
+def _incomplete_rounds(history: SessionHistory, completed: int, planned: int) -> list[str]:
+    """Why each planned round after the completed prefix is missing."""
+    lines = []
+    for r in range(completed + 1, planned + 1):
+        failure = history.failure(r)
+        if failure is not None:
+            lines.append(f"round {r} failed: {failure.reason}")
+        elif history.cut(r) is not None or history.submissions(r):
+            lines.append(f"round {r} started but never completed")
+        else:
+            lines.append(f"round {r} never ran")
+    return lines
 
 
 def _audit_round(
@@ -210,12 +290,27 @@ def format_report(report: AuditReport) -> str:
             f"{v.round:>5}  {'OK' if v.ok else 'FAILED':7}  {','.join(v.accepted):24}  "
             f"{v.digest[:12]:14}  {details}"
         )
+    if report.planned_rounds:
+        lines.append(
+            f"rounds: {report.completed} of {report.planned_rounds} planned completed"
+            + (" (partial audit)" if report.partial and report.incomplete else "")
+        )
+    lines += [f"  - {line}" for line in report.incomplete]
+    if report.named:
+        lines.append("parties named by others:")
+        for party, reasons in sorted(report.named.items()):
+            lines += [f"  - {party}: {reason}" for reason in reasons]
     lines.append("audit: PASSED" if report.ok else "audit: FAILED")
     return "\n".join(lines)
 
 
 def audit_from_files(
-    config: SessionConfig, *, out_dir: Path, data_root: Path, only_round: int | None = None
+    config: SessionConfig,
+    *,
+    out_dir: Path,
+    data_root: Path,
+    only_round: int | None = None,
+    partial: bool = False,
 ) -> AuditReport:
     """Open the session's channel and store under ``out_dir`` and audit them."""
     from zkadapt.channel.builder import open_session_channel
@@ -237,6 +332,7 @@ def audit_from_files(
             scheme=scheme,
             strategy=strategy,
             only_round=only_round,
+            partial=partial,
         )
     finally:
         channel.close()

@@ -302,8 +302,16 @@ def keygen(session: str, key: str | None, out: str | None, wait: float | None) -
     default=None,
     help="Show only this round (earlier rounds are still replayed).",
 )
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Pass an unfinished session on the rounds it completed (failed or missing rounds "
+    "are still listed); without it, every planned round must be complete.",
+)
 @_data_root
-def audit(session: str, out: str | None, round_: int | None, data_root: str | None) -> None:
+def audit(
+    session: str, out: str | None, round_: int | None, partial: bool, data_root: str | None
+) -> None:
     """Check a session from its channel and stored objects alone, without any secret."""
     from zkadapt.config import load_config
 
@@ -327,6 +335,7 @@ def audit(session: str, out: str | None, round_: int | None, data_root: str | No
             out_dir=out_dir,
             data_root=Path(data_root).resolve() if data_root else path.parent,
             only_round=round_,
+            partial=partial,
         )
         click.echo(format_report(report))
         if not report.ok:

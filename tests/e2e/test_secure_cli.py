@@ -119,6 +119,8 @@ def test_misbehaving_party_process_is_rejected_by_honest_processes(
     assert "audit: PASSED" in audit.stdout  # the honest parties' view is internally consistent
     line2 = next(ln for ln in audit.stdout.splitlines() if ln.strip().startswith("2 "))
     assert "alice,bob " in line2 and f"carol: {reasons[fault]}" in line2
+    named = audit.stdout.split("parties named by others:")[1]
+    assert "carol: round 2, by " in named and reasons[fault] in named
     digests = {
         json.loads((out / "parties" / n / "result.json").read_text())["final_model_sha256"]
         for n in ("alice", "bob", "carol")
