@@ -203,3 +203,20 @@ def test_command_line_mistakes_are_one_line(
     tmp_path: Path, args: tuple[str, ...], needle: str
 ) -> None:
     assert_one_line_error(cli(*args, cwd=tmp_path), needle)
+
+
+def test_data_with_fewer_training_rows_than_parties_is_one_line(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    np.savez(
+        tmp_path / "tiny.npz",
+        x_train=rng.integers(0, 256, size=(2, 4), dtype=np.uint8),
+        y_train=np.array([0, 1]),
+        x_test=rng.integers(0, 256, size=(6, 4), dtype=np.uint8),
+        y_test=np.array([0, 1, 0, 1, 0, 1]),
+    )
+    names = "".join(f'[[parties]]\nname = "{n}"\n' for n in NAMES)
+    write(tmp_path, "s.toml", f'[data]\nsource = "npz"\npath = "tiny.npz"\n{names}')
+    proc = cli("run", "s.toml", "--out", "out", "--no-baselines", cwd=tmp_path)
+    assert_one_line_error(proc, "cannot give 3 parties a sample each from 2 examples")

@@ -188,3 +188,41 @@ def test_dataset_checks_arrays_and_subset_copies() -> None:
         Dataset(ds.x, ds.y.astype(np.int32))
     with pytest.raises(ValueError, match="out of range"):
         ds.subset(np.array([4]))
+
+
+def _npz(tmp_path: Path, y_train: list[int], y_test: list[int], name: str = "labels") -> Path:
+    """A small npz with these labels (a new ``name`` per content: loads are cached by path)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / f"{name}.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, size=(len(y_train), 4), dtype=np.uint8),
+        y_train=np.array(y_train, dtype=np.int64),
+        x_test=rng.integers(0, 256, size=(len(y_test), 4), dtype=np.uint8),
+        y_test=np.array(y_test, dtype=np.int64),
+    )
+    return path
+
+
+def test_a_stray_training_label_cannot_grow_the_output_layer(tmp_path: Path) -> None:
+    """Labels 0..9 plus one 99 would silently make a 100-class model."""
+    path = _npz(tmp_path, [*range(10), 99], [0, 1])
+    with pytest.raises(DataError, match=r"up to 99 but class\(es\) 10, 11, 12, 13, 14, \.\.\."):
+        load_dataset("npz", path)
+
+
+def test_a_test_label_outside_the_training_classes_is_refused(tmp_path: Path) -> None:
+    path = _npz(tmp_path, list(range(10)) * 2, [3, 42])
+    with pytest.raises(DataError, match="test label 42 is not one of the 10 training classes"):
+        load_dataset("npz", path)
+    good = _npz(tmp_path, list(range(10)) * 2, [3, 9], name="good")
+    assert load_dataset("npz", good).num_classes == 10
+
+
+def test_a_cap_beyond_the_data_is_reported_not_silently_ignored(tmp_path: Path) -> None:
+    path = _npz(tmp_path, list(range(10)) * 2, [3, 9])
+    with pytest.raises(DataError, match=r"data\.max_train = 1000000000000 exceeds the 20"):
+        load_dataset("npz", path, max_train=10**12)
+    with pytest.raises(DataError, match=r"data\.max_test = 3 exceeds the 2"):
+        load_dataset("npz", path, max_test=3)
+    assert len(load_dataset("npz", path, max_train=20, max_test=2).train) == 20

@@ -161,12 +161,22 @@ def load_dataset(
             raise ValueError(f"{label} must be a positive integer or None, got {cap!r}")
     resolved = None if path is None else Path(path).expanduser().resolve()
     raw = _load_raw(source, resolved)
+    where = str(resolved) if resolved is not None else source
+    for key, cap, have in (
+        ("max_train", max_train, raw.y_train),
+        ("max_test", max_test, raw.y_test),
+    ):
+        if cap is not None and cap > len(have):
+            raise DataError(
+                f"data.{key} = {cap} exceeds the {len(have)} examples of {where}; "
+                "lower it or leave it unset to use them all"
+            )
+    num_classes = class_count(raw.y_train, raw.y_test, where)
     x_train, y_train = raw.x_train[:max_train], raw.y_train[:max_train]
     x_test, y_test = raw.x_test[:max_test], raw.y_test[:max_test]
     mean, std = _pixel_stats(x_train)
     if not std > 0.0:
         raise DataError(f"{resolved or source}: training pixels are constant; cannot normalize")
-    num_classes = int(max(raw.y_train.max(initial=0), raw.y_test.max(initial=0))) + 1
     return DatasetSplits(
         train=Dataset(_normalize(x_train, mean, std), y_train.copy()),
         test=Dataset(_normalize(x_test, mean, std), y_test.copy()),
@@ -174,6 +184,36 @@ def load_dataset(
         mean=mean,
         std=std,
     )
+
+
+def class_count(y_train: np.ndarray, y_test: np.ndarray, where: str) -> int:
+    """The model's classes: ``0..K-1`` with ``K - 1`` the largest training label.
+
+    The output layer has one logit per class, so a stray label (99 in ten-class data) would
+    silently grow it; every class must therefore occur among the (uncapped) training labels,
+    and test labels must be classes the training data has.
+
+    Raises:
+        DataError: a class between 0 and the largest label never occurs in training, or a test
+            label is not a training class.
+    """
+    if y_train.size == 0:
+        raise DataError(f"{where}: the training split has no labels")
+    k = int(y_train.max()) + 1
+    present = np.bincount(y_train, minlength=k) > 0
+    if not present.all():
+        missing = np.flatnonzero(~present)
+        shown = ", ".join(str(int(c)) for c in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{where}: training labels run up to {k - 1} but class(es) {shown} never occur "
+            f"({len(missing)} of {k}); labels must be 0..K-1 with every class present"
+        )
+    if y_test.size and int(y_test.max()) >= k:
+        bad = int(y_test.max())
+        raise DataError(
+            f"{where}: test label {bad} is not one of the {k} training classes (0..{k - 1})"
+        )
+    return k
 
 
 def _pixel_stats(x: np.ndarray) -> tuple[float, float]:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from zkadapt.errors import DataError
+
 SCHEMES = ("iid", "dirichlet")
 MAX_DIRICHLET_ATTEMPTS = 100
+
+
+class TooFewExamples(DataError, ValueError):
+    """The data cannot give every party an example: the user's data or settings, not a bug
+    (a :class:`DataError`, so the CLI prints one line; a ``ValueError`` for older callers)."""
 
 
 def partition(
@@ -38,7 +45,8 @@ def partition(
         ``range(len(labels))``, none of them empty.
 
     Raises:
-        ValueError: bad arguments, or (``"dirichlet"``) no draw in
+        ValueError: bad arguments.
+        TooFewExamples: fewer examples than parties, or (``"dirichlet"``) no draw in
             ``MAX_DIRICHLET_ATTEMPTS`` gave every party at least one example.
     """
     y = np.asarray(labels)
@@ -47,7 +55,10 @@ def partition(
     if isinstance(n_parties, bool) or not isinstance(n_parties, int) or n_parties < 1:
         raise ValueError(f"n_parties must be a positive integer, got {n_parties!r}")
     if n_parties > len(y):
-        raise ValueError(f"cannot give {n_parties} parties a sample each from {len(y)} examples")
+        raise TooFewExamples(
+            f"cannot give {n_parties} parties a sample each from {len(y)} examples; "
+            "use more data (data.max_train/max_test) or fewer parties"
+        )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if scheme == "iid":
@@ -76,7 +87,7 @@ def _dirichlet(y: np.ndarray, n_parties: int, alpha: float, seed: int) -> list[n
         parts = _dirichlet_draw(y, n_parties, alpha, rng)
         if all(len(part) > 0 for part in parts):
             return parts
-    raise ValueError(
+    raise TooFewExamples(
         f"no Dirichlet(alpha={alpha}) draw in {MAX_DIRICHLET_ATTEMPTS} attempts gave each of "
         f"{n_parties} parties a sample from {len(y)} examples; raise alpha or use fewer parties"
     )
