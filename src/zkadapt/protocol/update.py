@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load as st_load
-from safetensors.numpy import save as st_save
 
 #: Header tag of the plaintext update format.
 PLAIN_UPDATE_FORMAT = "zkadapt-update/plain-v1"
@@ -39,7 +38,13 @@ class PlainUpdate:
     delta: np.ndarray
 
     def to_bytes(self) -> bytes:
-        """Serialize as safetensors with a string header (no pickling)."""
+        """Serialize as safetensors with a string header (no pickling), byte-reproducibly.
+
+        The same update must give the same bytes in every process, so that a party that
+        uploads it again (after a crash) cannot break the digest already on the channel.
+        ``safetensors.save`` writes its metadata map in a per-process random order, so the
+        header is written here with sorted keys (any safetensors reader loads it).
+        """
         meta = {
             "format": PLAIN_UPDATE_FORMAT,
             "session": self.session,
@@ -47,7 +52,7 @@ class PlainUpdate:
             "party": self.party,
             "n_samples": str(self.n_samples),
         }
-        return st_save({"delta": np.ascontiguousarray(self.delta, dtype=np.float32)}, metadata=meta)
+        return canonical_safetensors("delta", self.delta, meta)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PlainUpdate:
@@ -96,6 +101,23 @@ class PlainUpdate:
             )
         if not np.all(np.isfinite(self.delta)):
             raise UpdateRejected("malformed object: non-finite values")
+
+
+def canonical_safetensors(name: str, array: np.ndarray, metadata: dict[str, str]) -> bytes:
+    """One float32 tensor as a safetensors file whose bytes depend only on the inputs.
+
+    Layout (safetensors format): an 8-byte little-endian header length, the JSON header (here
+    with sorted keys and no spaces, padded with spaces to a multiple of 8 as the reference
+    writer does), then the little-endian float32 data.
+    """
+    values = np.ascontiguousarray(array, dtype="<f4")
+    header = {
+        "__metadata__": metadata,
+        name: {"dtype": "F32", "shape": list(values.shape), "data_offsets": [0, values.nbytes]},
+    }
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + values.tobytes()
 
 
 def _header(data: bytes) -> dict[str, str]:
