@@ -39,6 +39,7 @@ from typing import Any
 
 import gmpy2
 
+from zkadapt.bounded_json import JsonLimitError, loads_bounded
 from zkadapt.errors import CryptoError
 
 DEFAULT_KEY_BITS = 2048
@@ -65,6 +66,10 @@ def _mpz(value: Any) -> gmpy2.mpz:
     return gmpy2.mpz(value)
 
 
+#: Largest crypto object (key, share, proof) parsed from JSON; big numbers are hex strings.
+MAX_OBJECT_JSON_BYTES = 64 * 1024 * 1024
+
+
 def canonical_json(doc: dict[str, Any]) -> bytes:
     """Encode ``doc`` as canonical JSON: sorted keys, no spaces, ASCII only (STYLE.md rule 6)."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
@@ -77,9 +82,9 @@ def parse_canonical_json(data: bytes, domain: str) -> dict[str, Any]:
         CryptoError: the bytes are not canonical JSON for an object of this domain.
     """
     try:
-        doc = json.loads(data.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CryptoError(f"{domain}: not valid JSON") from exc
+        doc = loads_bounded(data, max_bytes=MAX_OBJECT_JSON_BYTES)
+    except JsonLimitError as exc:
+        raise CryptoError(f"{domain}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("domain") != domain:
         raise CryptoError(f"expected an object with domain {domain!r}")
     if canonical_json(doc) != bytes(data):

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zkadapt.bounded_json import JsonLimitError, loads_bounded
 from zkadapt.protocol.update import UpdateRejected
 
 MAGIC = b"ZKAO"
@@ -46,9 +47,9 @@ def decode_object(data: bytes, fmt: str) -> tuple[dict[str, Any], list[int], byt
     if length > _MAX_HEADER or 8 + length > len(data):
         raise UpdateRejected("malformed object: bad header length")
     try:
-        header = json.loads(data[8 : 8 + length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise UpdateRejected("malformed object: header is not JSON") from None
+        header = loads_bounded(data[8 : 8 + length], max_bytes=_MAX_HEADER)
+    except JsonLimitError as exc:
+        raise UpdateRejected(f"malformed object: header: {exc}") from None
     if not isinstance(header, dict) or header.get("format") != fmt:
         raise UpdateRejected(f"malformed object: not a {fmt} object")
     count, width, tail_len = header.get("count"), header.get("width"), header.get("tail_bytes")

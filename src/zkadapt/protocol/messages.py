@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from zkadapt.bounded_json import JsonLimitError, loads_bounded
 from zkadapt.channel.base import SignedEnvelope
 
 #: Wire format version; bump on any incompatible change.
@@ -20,6 +21,9 @@ MESSAGE_VERSION = 1
 
 #: The one phase with a channel-ordered cut so far (DESIGN.md section 3, COLLECT).
 SUBMIT_PHASE = "submit"
+
+#: Largest signed message payload a party parses (an honest one is a few KiB).
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class MalformedMessage(ValueError):
@@ -264,12 +268,14 @@ def decode(payload: bytes) -> Message:
     """Parse and validate canonical message bytes.
 
     Raises:
-        MalformedMessage: not JSON, unknown type or version, wrong fields or ranges.
+        MalformedMessage: not JSON within the limits of :mod:`zkadapt.bounded_json` (size
+            ``MAX_MESSAGE_BYTES``, nesting, number lengths), unknown type or version, wrong
+            fields or ranges.
     """
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMessage(f"not JSON: {exc}") from None
+        body = loads_bounded(payload, max_bytes=MAX_MESSAGE_BYTES)
+    except JsonLimitError as exc:
+        raise MalformedMessage(str(exc)) from None
     if not isinstance(body, dict):
         raise MalformedMessage("not a JSON object")
     kind = body.pop("type", None)
