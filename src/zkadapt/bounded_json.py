@@ -68,7 +68,7 @@ def _bounded_float(text: str) -> float:
 
 
 def _no_constant(name: str) -> Any:
-    raise JsonLimitError(f"{name} is not a JSON value")
+    raise JsonLimitError(f"{name} is not a finite number")
 
 
 def loads_bounded(data: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
@@ -92,7 +92,7 @@ def loads_bounded(data: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEP
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise JsonLimitError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+        raise JsonLimitError(f"not JSON: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         return json.loads(
             text,
