@@ -92,8 +92,8 @@ def open_head(config: SessionConfig, party: str | None = None) -> HydraChannel:
         ConfigError: the session's channel is not ``hydra``, or ``party`` is not in it.
         ChannelError: the node cannot be reached.
     """
+    from zkadapt.assembly import keyring_of
     from zkadapt.channel.hydra import HydraChannel
-    from zkadapt.keyfiles import keyring_of
 
     if config.channel.backend != "hydra":
         raise ConfigError("channel.backend", NO_HEAD)
