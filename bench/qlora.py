@@ -97,7 +97,7 @@ def loop_comparison(steps: int, repeats: int, threads: int) -> dict[str, Any]:
     """Time :meth:`CausalLMLearner.train` and a plain PEFT loop on one loaded NF4 model."""
     import torch
 
-    from zkadapt.learning.builder import learner_for
+    from zkadapt.assembly import learner_for
     from zkadapt.seeds import derive_seed
 
     torch.set_num_threads(threads)
@@ -357,9 +357,9 @@ def export_check(session: dict[str, Any]) -> dict[str, Any]:
     import torch
     from peft import PeftModel
 
+    from zkadapt.assembly import learner_for
     from zkadapt.config import load_config
     from zkadapt.learning.base_model import load_base_model
-    from zkadapt.learning.builder import learner_for
     from zkadapt.learning.checkpoint import load_checkpoint
     from zkadapt.seeds import derive_seed
 

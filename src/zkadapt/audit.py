@@ -313,10 +313,13 @@ def audit_from_files(
     partial: bool = False,
 ) -> AuditReport:
     """Open the session's channel and store under ``out_dir`` and audit them."""
-    from zkadapt.channel.builder import open_session_channel
-    from zkadapt.learning.builder import learner_for
-    from zkadapt.party import make_scheme, make_strategy_for
-    from zkadapt.storage.builder import open_party_store
+    from zkadapt.assembly import (
+        learner_for,
+        make_scheme,
+        make_strategy_for,
+        open_party_store,
+        open_session_channel,
+    )
 
     store = open_party_store(config, None, out_dir)
     channel = open_session_channel(config, out_dir)

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from zkadapt.assembly import learner_for
 from zkadapt.config import SessionConfig
 from zkadapt.learning.base import Learner
-from zkadapt.learning.builder import learner_for
 from zkadapt.seeds import derive_seed
 
 

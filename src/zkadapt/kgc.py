@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from zkadapt.channel.builder import open_session_channel
+from zkadapt.assembly import open_party_store, open_session_channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.crypto.threshold import deal_threshold_key
@@ -37,7 +37,6 @@ from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.key_delivery import publish_key
 from zkadapt.protocol.messages import KeyDealt, sign
 from zkadapt.storage.base import ObjectStore
-from zkadapt.storage.builder import open_party_store
 
 
 def check_kgc_session(config: SessionConfig, key_path: Path) -> IdentityKey:

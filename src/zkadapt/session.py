@@ -19,18 +19,16 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from zkadapt.assembly import learner_for, open_party_store, open_session_channel
 from zkadapt.atomic_file import write_atomic
 from zkadapt.baselines import compute_baselines
-from zkadapt.channel.builder import open_session_channel
 from zkadapt.config import SessionConfig, load_config
 from zkadapt.errors import ConfigError, ProtocolError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
-from zkadapt.learning.builder import learner_for
 from zkadapt.party import party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
-from zkadapt.storage.builder import open_party_store
 from zkadapt.summary import build_report, split_metrics
 
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.

@@ -17,8 +17,8 @@ from tests.hydra_double.fixtures import envelope, funds, open_head
 from zkadapt.channel import Channel, open_channel
 from zkadapt.channel.base import SignedEnvelope
 from zkadapt.channel.hydra import HydraChannel
-from zkadapt.channel.hydra_tx import FeeRule, address_of, build_message_tx
-from zkadapt.channel.hydra_wire import UtxoOut, new_tx
+from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx
+from zkadapt.channel.hydra.wire import UtxoOut, new_tx
 from zkadapt.config import HydraChannelConfig
 from zkadapt.errors import ChannelError
 
@@ -122,7 +122,7 @@ def test_tx_invalid_fails_the_post_with_the_ledger_reason(monkeypatch) -> None:
 
         def witnessed_by_bob(identity, env, utxo):
             tx = real_build(identity, env, utxo)
-            from zkadapt.channel.hydra_txread import decode_tx
+            from zkadapt.channel.hydra.txread import decode_tx
 
             decoded = decode_tx(tx.cbor)
             spend = UtxoOut(

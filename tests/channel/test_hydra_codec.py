@@ -10,8 +10,8 @@ import pytest
 
 from tests.hydra_double.schema import hydra_data
 from zkadapt.channel.base import SignedEnvelope
-from zkadapt.channel.hydra_cbor import MalformedCbor, blake2b_256, encode_array, split_array
-from zkadapt.channel.hydra_metadata import (
+from zkadapt.channel.hydra.cbor import MalformedCbor, blake2b_256, encode_array, split_array
+from zkadapt.channel.hydra.metadata import (
     MAX_CHUNK_BYTES,
     METADATA_LABEL,
     MalformedEnvelope,
@@ -19,7 +19,7 @@ from zkadapt.channel.hydra_metadata import (
     decode_envelope,
     encode_envelope,
 )
-from zkadapt.channel.hydra_tx import (
+from zkadapt.channel.hydra.tx import (
     FeeRule,
     add_witness,
     address_of,
@@ -27,8 +27,8 @@ from zkadapt.channel.hydra_tx import (
     key_hash_of,
     owned_by,
 )
-from zkadapt.channel.hydra_txread import MalformedTransaction, decode_tx, tx_id_of
-from zkadapt.channel.hydra_wire import (
+from zkadapt.channel.hydra.txread import MalformedTransaction, decode_tx, tx_id_of
+from zkadapt.channel.hydra.wire import (
     HeadIsClosed,
     HydraProtocolError,
     OtherOutput,
@@ -277,7 +277,7 @@ def test_hydra_config_picks_each_party_node() -> None:
     ],
 )
 def test_node_endpoints(api: str, ws: str, http: str) -> None:
-    from zkadapt.channel.hydra_feed import endpoints
+    from zkadapt.channel.hydra.feed import endpoints
 
     ws_url, http_base = endpoints(api)
     assert ws_url.startswith(ws) and "history=yes" in ws_url and http_base == http

@@ -14,14 +14,14 @@ import urllib.request
 import pytest
 from pycardano import AlonzoMetadata, AuxiliaryData, Metadata
 
-import zkadapt.channel.hydra_tx as hydra_tx
+import zkadapt.channel.hydra.tx as hydra_tx
 from tests.fakes import make_keys
 from tests.hydra_double import HydraDouble
 from tests.hydra_double.fixtures import envelope, funds
 from tests.hydra_double.ledger import Ledger, LedgerError
 from tests.hydra_double.schema import api_schema, hydra_data
-from zkadapt.channel.hydra_tx import FeeRule, add_witness, address_of, build_message_tx
-from zkadapt.channel.hydra_wire import UtxoOut
+from zkadapt.channel.hydra.tx import FeeRule, add_witness, address_of, build_message_tx
+from zkadapt.channel.hydra.wire import UtxoOut
 
 NAMES = ["alice", "bob"]
 KEYS, KEYRING = make_keys(NAMES)

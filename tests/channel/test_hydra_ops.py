@@ -11,9 +11,9 @@ from click.testing import CliRunner, Result
 from tests.e2e.conftest import edit_session
 from tests.hydra_double import HydraDouble
 from tests.hydra_double.fixtures import funds
-from zkadapt.channel.hydra_ops import HEAD_ACTIONS, NO_HEAD, head_action, offered_actions
 from zkadapt.cli import cli
 from zkadapt.crypto.identity import IdentityKey
+from zkadapt.operator.head import HEAD_ACTIONS, NO_HEAD, head_action, offered_actions
 
 NAMES = ["alice", "bob", "carol"]
 

@@ -6,10 +6,10 @@ import pytest
 
 from tests.fakes import make_keys
 from zkadapt.channel.base import SignedEnvelope
-from zkadapt.channel.hydra_metadata import METADATA_LABEL
-from zkadapt.channel.hydra_tx import FeeRule, address_of, build_message_tx
-from zkadapt.channel.hydra_view import HeadView
-from zkadapt.channel.hydra_wire import (
+from zkadapt.channel.hydra.metadata import METADATA_LABEL
+from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx
+from zkadapt.channel.hydra.view import HeadView
+from zkadapt.channel.hydra.wire import (
     CommandFailed,
     Greetings,
     HeadIsClosed,
@@ -105,7 +105,7 @@ def test_forged_messages_get_no_seq_and_are_recorded(bad, reason: str) -> None:
 def test_malformed_metadata_is_recorded_and_plain_payments_are_ignored() -> None:
     from pycardano import AlonzoMetadata, AuxiliaryData, Metadata
 
-    import zkadapt.channel.hydra_tx as hydra_tx
+    import zkadapt.channel.hydra.tx as hydra_tx
 
     spend = UtxoOut("01" * 32 + "#0", address_of(KEYS["alice"].public), 2_000_000, (), True)
     aux = AuxiliaryData(AlonzoMetadata(metadata=Metadata({METADATA_LABEL: {"v": 9}})))

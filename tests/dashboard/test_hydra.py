@@ -21,12 +21,12 @@ from click.testing import CliRunner
 
 from tests.dashboard.hydra_scripted import HydraScripted
 from tests.dashboard.scripted import ScriptedSession
-from zkadapt.channel.hydra_ops import NO_HEAD
 from zkadapt.cli import cli
 from zkadapt.dashboard.page import render_sections
 from zkadapt.dashboard.server import TOKEN_HEADER, Dashboard, create_app
 from zkadapt.dashboard.source import LedgerWatcher, locate_session
 from zkadapt.escrow.messages import Claim, EscrowDeposit, KillVote
+from zkadapt.operator.head import NO_HEAD
 
 Scenario = Callable[[TestClient, Dashboard], Awaitable[None]]
 

@@ -6,7 +6,6 @@ import re
 from html.parser import HTMLParser
 
 from tests.dashboard.scripted import ScriptedSession
-from zkadapt.channel.hydra_ops import NO_HEAD
 from zkadapt.dashboard.assets import CONTENT_SECURITY_POLICY, CSS, JS, csp_hash
 from zkadapt.dashboard.escrow import ESCROW_NOTES
 from zkadapt.dashboard.page import (
@@ -17,6 +16,7 @@ from zkadapt.dashboard.page import (
 )
 from zkadapt.dashboard.source import LedgerWatcher, locate_session
 from zkadapt.dashboard.view import Snapshot
+from zkadapt.operator.head import NO_HEAD
 
 EVIL = '<script>alert("pwned")</script>'
 

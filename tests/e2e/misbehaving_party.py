@@ -11,6 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
+import zkadapt.assembly
 import zkadapt.party
 from zkadapt.config import load_config
 from zkadapt.protocol.ciphertexts import EncryptedUpdate
@@ -47,14 +48,14 @@ def main() -> None:
     parser.add_argument("--fault", choices=FAULTS, required=True)
     args = parser.parse_args()
     MisbehavingPaillier.fault = args.fault
-    honest_make_scheme = zkadapt.party.make_scheme
+    honest_make_scheme = zkadapt.assembly.make_scheme
 
     def make_scheme(config, strategy, **kwargs):  # type: ignore[no-untyped-def]
         scheme = honest_make_scheme(config, strategy, **kwargs)
         scheme.__class__ = MisbehavingPaillier
         return scheme
 
-    zkadapt.party.make_scheme = make_scheme
+    zkadapt.assembly.make_scheme = make_scheme
     config = load_config(args.session.resolve())
     zkadapt.party.run_party(
         config,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+import zkadapt.assembly
 import zkadapt.party
 from zkadapt.config import load_config
 from zkadapt.protocol.schemes import PlainScheme, RoundIO
@@ -41,7 +42,7 @@ def main() -> None:
     def make_scheme(config: Any, strategy: Any, **kwargs: Any) -> PlainScheme:
         return ReplayingPlain(strategy)
 
-    zkadapt.party.make_scheme = make_scheme
+    zkadapt.assembly.make_scheme = make_scheme
     session = args.session.resolve()
     zkadapt.party.run_party(
         load_config(session),

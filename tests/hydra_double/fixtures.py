@@ -10,7 +10,7 @@ from typing import Any
 from tests.hydra_double.server import HydraDouble
 from zkadapt.channel.base import SignedEnvelope
 from zkadapt.channel.hydra import HydraChannel
-from zkadapt.channel.hydra_tx import address_of
+from zkadapt.channel.hydra.tx import address_of
 from zkadapt.crypto.identity import IdentityKey, Keyring
 
 LOVELACE = 10_000_000

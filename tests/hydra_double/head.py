@@ -36,7 +36,7 @@ from pycardano import (
 )
 
 from tests.hydra_double.ledger import Ledger, LedgerError
-from zkadapt.channel.hydra_cbor import blake2b_256
+from zkadapt.channel.hydra.cbor import blake2b_256
 
 #: The (fake) deposit validator the double's deposit transactions pay to.
 DEPOSIT_SCRIPT = ScriptHash(bytes.fromhex("d0" * 28))

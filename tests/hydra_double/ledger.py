@@ -26,7 +26,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from pycardano import Address, PaymentVerificationKey
 
-from zkadapt.channel.hydra_txread import DecodedTx, MalformedTransaction, TxOutput, decode_tx
+from zkadapt.channel.hydra.txread import DecodedTx, MalformedTransaction, TxOutput, decode_tx
 
 #: Constant overhead per output in the Babbage/Conway min-UTxO rule.
 OUTPUT_OVERHEAD = 160

@@ -17,11 +17,11 @@ pytest.importorskip("bitsandbytes")
 from tests.learning.tiny_lm import make_tiny_model
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import make_strategy
+from zkadapt.assembly import learner_for
 from zkadapt.baselines import compute_baselines
 from zkadapt.config import SessionConfig, config_from_dict
 from zkadapt.learning.base import Learner
 from zkadapt.learning.base_model import CACHE_ENV
-from zkadapt.learning.builder import learner_for
 from zkadapt.learning.checkpoint import state_digest
 from zkadapt.seeds import derive_seed
 

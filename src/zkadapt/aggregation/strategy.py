@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from zkadapt.registry import Registry
+
+if TYPE_CHECKING:
+    from zkadapt.aggregation.settings import AggregationConfig
 
 
 def _check_vector(vec: np.ndarray, label: str, size: int | None = None) -> None:
@@ -184,3 +189,33 @@ def make_strategy(name: str, **params: Any) -> Strategy:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](**params)
+
+
+#: Builds a strategy from the ``[aggregation]`` section (its hyperparameters).
+StrategyFactory = Callable[["AggregationConfig"], Strategy]
+
+#: The strategies ``aggregation.strategy`` may name; a new one is a module plus
+#: one :func:`register_strategy` call.
+STRATEGY_REGISTRY: Registry[StrategyFactory] = Registry("aggregation strategy")
+
+
+def register_strategy(name: str, factory: StrategyFactory) -> None:
+    """Make ``name`` a valid ``aggregation.strategy``, built by ``factory(settings)``.
+
+    Raises:
+        ValueError: ``name`` is not lowercase ``[a-z0-9_-]`` or is already registered.
+    """
+    STRATEGY_REGISTRY.register(name, factory)
+
+
+def strategy_from_settings(settings: AggregationConfig) -> Strategy:
+    """The strategy ``settings.strategy`` names, with its hyperparameters."""
+    return STRATEGY_REGISTRY.get(settings.strategy)(settings)
+
+
+register_strategy("fedavg", lambda settings: FedAvg())
+register_strategy(
+    "diloco",
+    lambda settings: DiLoCo(outer_lr=settings.outer_lr, momentum=settings.outer_momentum),
+)
+register_strategy("ffa-lora", lambda settings: FFALoRA())

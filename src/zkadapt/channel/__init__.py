@@ -1,25 +1,30 @@
 """Ordered, signed message channels, chosen by name (DESIGN.md sections 1 and 6).
 
-``open_channel("local", keyring=..., path=...)`` returns a :class:`Channel`. Backends are
-factories in one registry, imported lazily so that a backend's dependencies (websockets and
-PyCardano for ``hydra``) are needed only when it is used.
+``open_channel("local", keyring=..., path=...)`` returns a :class:`Channel`. Every backend
+is one :class:`ChannelBackend` in :data:`CHANNEL_BACKENDS`, imported lazily so that a
+backend's dependencies (websockets and PyCardano for ``hydra``) are needed only when it is
+used. A new backend is one module plus one :func:`register_channel` call, and
+``channel.backend`` accepts its name from then on.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zkadapt.channel.base import Channel, Entry, Receipt, SignedEnvelope
+from zkadapt.registry import Registry
 
 if TYPE_CHECKING:
-    from zkadapt.config import HydraChannelConfig
+    from zkadapt.channel.hydra.settings import HydraChannelConfig
     from zkadapt.crypto.identity import IdentityKey, Keyring
 
 __all__ = [
+    "CHANNEL_BACKENDS",
     "Channel",
+    "ChannelBackend",
     "Entry",
     "Receipt",
     "SignedEnvelope",
@@ -59,8 +64,8 @@ def _open_hydra(
     ``api`` overrides the node address from ``settings`` (``channel.hydra``); ``path`` is
     accepted for a uniform call and unused (the head is the ledger).
     """
-    from zkadapt.channel.hydra import HydraChannel
-    from zkadapt.config import HydraChannelConfig
+    from zkadapt.channel.hydra.client import HydraChannel
+    from zkadapt.channel.hydra.settings import HydraChannelConfig
 
     settings = settings or HydraChannelConfig()
     return HydraChannel(
@@ -74,27 +79,33 @@ def _open_hydra(
     )
 
 
-_BACKENDS: dict[str, ChannelFactory] = {"local": _open_local, "hydra": _open_hydra}
+@dataclass(frozen=True)
+class ChannelBackend:
+    """One channel backend: its factory and the ``[channel.<section>]`` table it reads."""
+
+    factory: ChannelFactory
+    section: str | None = None  # e.g. "hydra": config.channel.hydra is passed as settings
 
 
-def register_channel(name: str, factory: ChannelFactory) -> None:
+CHANNEL_BACKENDS: Registry[ChannelBackend] = Registry("channel backend")
+
+
+def register_channel(name: str, factory: ChannelFactory, *, section: str | None = None) -> None:
     """Add a backend under a unique lowercase ``name`` (STYLE.md rule 1).
 
-    ``factory`` is called as ``factory(keyring=..., **settings)``.
+    ``factory`` is called as ``factory(keyring=..., path=..., party=..., identity=...,
+    settings=...)`` and ignores what it does not use; ``settings`` is the
+    ``[channel.<section>]`` table when ``section`` is given, else None.
 
     Raises:
-        ValueError: ``name`` is not lowercase ``[a-z0-9_]`` or is already registered.
+        ValueError: ``name`` is not lowercase ``[a-z0-9_-]`` or is already registered.
     """
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise ValueError(f"channel backend name must be lowercase [a-z0-9_], got {name!r}")
-    if name in _BACKENDS:
-        raise ValueError(f"channel backend {name!r} is already registered")
-    _BACKENDS[name] = factory
+    CHANNEL_BACKENDS.register(name, ChannelBackend(factory, section))
 
 
 def channel_backends() -> list[str]:
     """The registered backend names, sorted."""
-    return sorted(_BACKENDS)
+    return CHANNEL_BACKENDS.names()
 
 
 def open_channel(backend: str, *, keyring: Keyring, **kwargs: Any) -> Channel:
@@ -115,9 +126,8 @@ def open_channel(backend: str, *, keyring: Keyring, **kwargs: Any) -> Channel:
         ValueError: ``backend`` is unknown (the message lists the valid names).
         ChannelError: the backend cannot be opened.
     """
-    factory = _BACKENDS.get(backend)
-    if factory is None:
-        raise ValueError(
-            f"unknown channel backend {backend!r}; valid: {', '.join(channel_backends())}"
-        )
-    return factory(keyring=keyring, **kwargs)
+    return CHANNEL_BACKENDS.get(backend).factory(keyring=keyring, **kwargs)
+
+
+register_channel("local", _open_local)
+register_channel("hydra", _open_hydra, section="hydra")

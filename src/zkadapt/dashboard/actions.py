@@ -2,8 +2,8 @@
 
 The page is read-only unless the dashboard runs with ``--allow-actions``. Even then a button
 appears only for an action that makes sense in the head's current status
-(:func:`zkadapt.channel.hydra_ops.offered_actions`), and the server runs it with
-:func:`zkadapt.channel.hydra_ops.perform_action` — the function ``zkadapt head ...`` calls.
+(:func:`zkadapt.operator.head.offered_actions`), and the server runs it with
+:func:`zkadapt.operator.head.perform_action` — the function ``zkadapt head ...`` calls.
 A local-ledger session has no head, so nothing to operate. Pure: no I/O here.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zkadapt.channel.hydra_ops import NO_HEAD, offered_actions
-from zkadapt.channel.hydra_view import HeadEvent
+from zkadapt.channel.hydra.view import HeadEvent
+from zkadapt.operator.head import NO_HEAD, offered_actions
 
 #: Shown instead of buttons when the dashboard runs without ``--allow-actions``.
 READ_ONLY = "read-only: start the dashboard with --allow-actions to operate the head"

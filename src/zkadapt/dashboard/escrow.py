@@ -2,7 +2,7 @@
 
 Both read the same verified channel entries and call the same function,
 :func:`zkadapt.escrow.status.escrow_status`, with the same terms
-(:func:`zkadapt.escrow.status.terms_of`), so the table and the command agree row by row on
+(:func:`zkadapt.operator.escrow.terms_of`), so the table and the command agree row by row on
 either channel backend (DESIGN.md section 7; docs/escrow.md).
 """
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
-from zkadapt.escrow.status import PartyEscrow, escrow_status, terms_of
+from zkadapt.escrow.status import PartyEscrow, escrow_status
+from zkadapt.operator.escrow import terms_of
 
 #: Under the table, per channel backend: where the numbers come from.
 ESCROW_NOTES = {

@@ -184,7 +184,7 @@ async def _action(request: web.Request) -> web.Response:
 
 def _action_refusal(request: web.Request, dashboard: Dashboard, name: str) -> web.Response | None:
     """Why this action request is refused, as a JSON reply; None to go ahead."""
-    from zkadapt.channel.hydra_ops import HEAD_ACTIONS, NO_HEAD
+    from zkadapt.operator.head import HEAD_ACTIONS, NO_HEAD
 
     if not dashboard.watcher.view.allow_actions:
         return _action_reply(

@@ -2,15 +2,15 @@
 
 :func:`locate_session` resolves the command line (session file, ``--out``) to a
 :class:`SessionTarget`; :class:`LedgerWatcher` follows that session's channel through the
-same client the parties use (:func:`zkadapt.channel.open_channel`, which verifies every
+same client the parties use (:func:`zkadapt.assembly.open_channel_at`, which verifies every
 signature and hash-chain link), feeding a :class:`~zkadapt.dashboard.view.SessionView`.
 A missing ledger means "not started yet" (the watcher waits for it and never creates it); an
 unreadable or tampered one is reported on the page, never raised into the server.
 
 On a ``hydra`` session the watcher is a read-only client of the first party's hydra-node
-(:func:`zkadapt.channel.hydra_ops.open_head`, as ``zkadapt head`` and observers use); it also
+(:func:`zkadapt.operator.head.open_head`, as ``zkadapt head`` and observers use); it also
 reports the head's status and lifecycle and runs the operator actions
-(:meth:`LedgerWatcher.perform`) through :func:`zkadapt.channel.hydra_ops.perform_action`.
+(:meth:`LedgerWatcher.perform`) through :func:`zkadapt.operator.head.perform_action`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zkadapt.channel import Channel, Entry, open_channel
+from zkadapt.channel import Channel, Entry
 from zkadapt.config import SessionConfig, load_config, with_public_keys
 from zkadapt.dashboard.actions import ActionRecord, HeadState
 from zkadapt.dashboard.view import ChannelState, SessionView, Snapshot
@@ -192,7 +192,7 @@ class LedgerWatcher:
         Blocks until the node answers (run it off the event loop). The answer is kept for
         the page: a refusal or a timeout is one line, never an exception.
         """
-        from zkadapt.channel.hydra_ops import NO_HEAD, perform_action
+        from zkadapt.operator.head import NO_HEAD, perform_action
 
         started = ActionRecord(time.time(), name, None, f"{name}: sent; waiting for the node")
         with self._lock:
@@ -252,15 +252,15 @@ class LedgerWatcher:
         """The session's channel client, or None while a local ledger does not exist yet."""
         config = self.target.config
         if self.target.hydra:
-            from zkadapt.channel.hydra_ops import open_head
+            from zkadapt.operator.head import open_head
 
             self._head = open_head(config)
             return self._head
         if not self.target.ledger.exists():
             return None
-        return open_channel(
-            config.channel.backend, keyring=_keyring(config), path=self.target.ledger
-        )
+        from zkadapt.assembly import open_channel_at
+
+        return open_channel_at(config, self.target.ledger)
 
     def _poll_report(self) -> None:
         path = self.target.out_dir / REPORT_FILE
@@ -278,9 +278,3 @@ class LedgerWatcher:
         if isinstance(report, dict) and report.get("session_id") == self.target.config.session_id:
             baseline = report.get("baseline")
             self._baseline = baseline if isinstance(baseline, dict) else {}
-
-
-def _keyring(config: SessionConfig) -> Any:
-    from zkadapt.keyfiles import channel_keyring_of
-
-    return channel_keyring_of(config)

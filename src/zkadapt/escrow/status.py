@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from zkadapt.channel.base import Entry
 from zkadapt.escrow.rules import (
@@ -21,9 +20,6 @@ from zkadapt.escrow.rules import (
     settle,
     silent,
 )
-
-if TYPE_CHECKING:
-    from zkadapt.config import SessionConfig
 
 #: Shown for a party that has posted no ``EscrowDeposit`` yet.
 NO_DEPOSIT = "no deposit yet"
@@ -65,18 +61,6 @@ class EscrowStatus:
     headline: str
     status: str
     parties: tuple[PartyEscrow, ...]
-
-
-def terms_of(config: SessionConfig) -> EscrowTerms:
-    """The escrow terms a session file fixes (``[escrow]``, rounds, parties, quorum)."""
-    return EscrowTerms(
-        session=config.session_id,
-        parties=tuple(config.party_names),
-        deposit=config.escrow.deposit_lovelace,
-        rounds=config.session.rounds,
-        quorum=config.quorum,
-        silent_rounds=config.escrow.silent_rounds,
-    )
 
 
 def escrow_status(entries: Iterable[Entry], terms: EscrowTerms) -> EscrowStatus:

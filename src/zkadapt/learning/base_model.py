@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zkadapt.config import ModelConfig
 from zkadapt.errors import ConfigError
+from zkadapt.learning.settings import ModelConfig
 from zkadapt.learning.text_data import resolve_path
 
 #: Environment variable naming the cache directory (default ``~/.cache/zkadapt``).

@@ -1,4 +1,8 @@
-"""Build a party's :class:`~zkadapt.learning.base.Learner` from the typed session sections.
+"""Build a party's :class:`~zkadapt.learning.base.Learner` from its typed settings sections.
+
+It receives ``[model]``, ``[data]`` and ``[training]`` and the few facts of the session it
+needs (party names, partition seed), never the session config: the composition root
+(:func:`zkadapt.assembly.learner_for`) derives those.
 
 Every party loads the same dataset description and takes its own partition, chosen by a
 seed all parties share, so the split is identical everywhere without any coordination.
@@ -17,12 +21,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zkadapt.config import DataConfig, ModelConfig, SessionConfig, TrainingConfig
 from zkadapt.learning.base import Learner
 from zkadapt.learning.data import load_dataset
 from zkadapt.learning.mlp import MLPLearner, MLPSpec
 from zkadapt.learning.partition import partition
-from zkadapt.seeds import derive_seed
+from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:
     from zkadapt.learning.causal_lm import CausalLMLearner
@@ -73,30 +76,20 @@ def build_learner(
     )
 
 
-def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) -> Learner:
-    """``party``'s learner for a session (``None``: the pooled, centralized learner).
-
-    The partition seed comes from the session id, so every party splits the data the same way.
-    A causal LM reads each party's own text instead (``data.parties``).
-    """
-    if config.model.kind == "causal-lm":
-        return build_causal_lm(config, party, data_root=data_root)
-    names = config.party_names
-    return build_learner(
-        model=config.model,
-        data=config.data,
-        training=config.training,
-        party_index=None if party is None else names.index(party),
-        n_parties=len(names),
-        partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
-        data_root=data_root,
-    )
-
-
 def build_causal_lm(
-    config: SessionConfig, party: str | None, *, data_root: Path
+    *,
+    model: ModelConfig,
+    data: DataConfig,
+    training: TrainingConfig,
+    party: str | None,
+    party_names: list[str],
+    freeze_a: bool,
+    data_root: Path,
 ) -> CausalLMLearner:
     """A QLoRA learner on ``party``'s own text (``None``: every party's text pooled).
+
+    ``party_names`` are the session's parties in sorted order; ``freeze_a`` keeps the LoRA
+    A matrices at their initial values (FFA-LoRA).
 
     Raises:
         ConfigError: the base model cannot be found or the device is unavailable.
@@ -112,7 +105,6 @@ def build_causal_lm(
     from zkadapt.learning.lora import LoRASpec
     from zkadapt.learning.text_data import load_blocks, party_splits
 
-    model, data, training = config.model, config.data, config.training
     base = resolve_base(model, data_root)
     device = resolve_device(model.device)
     if model.quantization == "nf4":
@@ -130,10 +122,10 @@ def build_causal_lm(
             max_train=data.max_train,
             max_test=data.max_test,
         )
-        for name in config.party_names
+        for name in party_names
     }
     pieces = {name: split.heldout for name, split in splits.items()}
-    pooled: tuple[str, ...] = tuple(config.party_names)
+    pooled: tuple[str, ...] = tuple(party_names)
     if data.eval:
         cap = data.max_test * len(pieces) if data.max_test else None
         pieces["eval"] = load_blocks(data.eval, data_root, tokenizer, data.seq_len)[:cap]
@@ -151,7 +143,7 @@ def build_causal_lm(
             alpha=model.lora_alpha,
             dropout=model.lora_dropout,
             target_modules=tuple(model.target_modules),
-            freeze_a=config.aggregation.strategy == "ffa-lora",
+            freeze_a=freeze_a,
         ),
         train,
         heldout,

@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from zkadapt.channel.hydra_tx import add_witness
-from zkadapt.channel.hydra_txread import tx_id_of
-from zkadapt.channel.hydra_view import OPEN, HeadView
-from zkadapt.channel.hydra_wire import TxEnvelope, client_input
+from zkadapt.channel.hydra.tx import add_witness
+from zkadapt.channel.hydra.txread import tx_id_of
+from zkadapt.channel.hydra.view import OPEN, HeadView
+from zkadapt.channel.hydra.wire import TxEnvelope, client_input
 from zkadapt.errors import ChannelError
 
 if TYPE_CHECKING:
-    from zkadapt.channel.hydra_feed import HydraHttp
+    from zkadapt.channel.hydra.feed import HydraHttp
     from zkadapt.crypto.identity import IdentityKey
 
 T = TypeVar("T")

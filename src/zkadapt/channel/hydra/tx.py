@@ -2,7 +2,7 @@
 
 A channel message is a Conway-era transaction that spends one of the sender's outputs in
 the head and pays it back, whole, to the same address, carrying the envelope in its
-metadata (:mod:`zkadapt.channel.hydra_metadata`). Heads usually run with zero fees
+metadata (:mod:`zkadapt.channel.hydra.metadata`). Heads usually run with zero fees
 (``txFeeFixed = txFeePerByte = 0`` in hydra-cluster's protocol parameters); when they are
 not zero the linear fee ``a + b * size`` (Shelley ledger spec, ``minfee``) comes out of the
 output. The only witness is the sender's: its identity key *is* the payment key (CIP-19
@@ -32,9 +32,9 @@ from pycardano import (
 )
 
 from zkadapt.channel.base import SignedEnvelope
-from zkadapt.channel.hydra_cbor import blake2b_224, blake2b_256, encode_array, split_array
-from zkadapt.channel.hydra_metadata import encode_envelope
-from zkadapt.channel.hydra_wire import TxEnvelope, UtxoOut
+from zkadapt.channel.hydra.cbor import blake2b_224, blake2b_256, encode_array, split_array
+from zkadapt.channel.hydra.metadata import encode_envelope
+from zkadapt.channel.hydra.wire import TxEnvelope, UtxoOut
 from zkadapt.crypto.identity import IdentityKey, PublicIdentity
 from zkadapt.errors import ChannelError
 

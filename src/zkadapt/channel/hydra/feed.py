@@ -5,7 +5,7 @@ replays every stored server output, then sends ``Greetings`` (``Hydra.API.WSServ
 streams new outputs. ``snapshot-utxo=no`` leaves the UTxO out of snapshots; the client asks
 ``GET /snapshot/utxo`` when it needs it. After a dropped connection the feed reconnects with
 capped exponential backoff and the history is replayed again; the consumer
-(:class:`~zkadapt.channel.hydra_view.HeadView`) deduplicates it. HTTP uses the same host
+(:class:`~zkadapt.channel.hydra.view.HeadView`) deduplicates it. HTTP uses the same host
 and port (api.yaml servers ``localhost-ws`` / ``localhost-http``).
 """
 
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from zkadapt.channel.hydra_wire import Greetings, HydraProtocolError, ServerOutput, parse_output
+from zkadapt.channel.hydra.wire import Greetings, HydraProtocolError, ServerOutput, parse_output
 from zkadapt.errors import ChannelError
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 ``zkadapt head init|close|fanout SESSION.toml`` and the dashboard's buttons (behind
 ``--allow-actions``) both call :func:`perform_action` on a
 :class:`~zkadapt.channel.hydra.HydraChannel`, which sends the client input over the node's
-WebSocket and waits for the node's answer (:class:`~zkadapt.channel.hydra_head.HeadLifecycle`).
+WebSocket and waits for the node's answer (:class:`~zkadapt.channel.hydra.head.HeadLifecycle`).
 Which actions make sense depends on the head's status (api.yaml ``HeadStatus``, hydra 2.x):
 
 ======================  ==========  =====================================================
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from zkadapt.channel.hydra_view import OPEN
+from zkadapt.channel.hydra.view import OPEN
 from zkadapt.errors import ChannelError, ConfigError
 
 if TYPE_CHECKING:
@@ -92,8 +92,8 @@ def open_head(config: SessionConfig, party: str | None = None) -> HydraChannel:
         ConfigError: the session's channel is not ``hydra``, or ``party`` is not in it.
         ChannelError: the node cannot be reached.
     """
+    from zkadapt.assembly import keyring_of
     from zkadapt.channel.hydra import HydraChannel
-    from zkadapt.keyfiles import keyring_of
 
     if config.channel.backend != "hydra":
         raise ConfigError("channel.backend", NO_HEAD)

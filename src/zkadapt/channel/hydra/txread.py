@@ -1,7 +1,7 @@
 """Reading Conway-era transactions: id, inputs, outputs, fee, witnesses and metadata.
 
 Only what the channel (and the test double's ledger) needs is decoded, straight from the
-CBOR with ``cbor2`` and the raw spans of :mod:`zkadapt.channel.hydra_cbor`, so the id and the
+CBOR with ``cbor2`` and the raw spans of :mod:`zkadapt.channel.hydra.cbor`, so the id and the
 auxiliary-data hash are computed over the bytes as sent (Conway CDDL, ``transaction_body``
 keys 0 inputs, 1 outputs, 2 fee, 7 auxiliary_data_hash, 9 mint; ``transaction_witness_set``
 key 0 vkeywitnesses; sets may carry tag 258). Anything that does not parse is a
@@ -16,8 +16,8 @@ from typing import Any
 import cbor2
 
 from zkadapt.channel.base import SignedEnvelope
-from zkadapt.channel.hydra_cbor import MalformedCbor, blake2b_224, blake2b_256, split_array
-from zkadapt.channel.hydra_metadata import METADATA_LABEL, decode_envelope
+from zkadapt.channel.hydra.cbor import MalformedCbor, blake2b_224, blake2b_256, split_array
+from zkadapt.channel.hydra.metadata import METADATA_LABEL, decode_envelope
 from zkadapt.crypto.identity import PublicIdentity
 from zkadapt.errors import ChannelError
 

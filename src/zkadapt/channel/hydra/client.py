@@ -2,15 +2,15 @@
 
 DESIGN.md section 6. Posting builds a Conway transaction with PyCardano that spends one of
 the sender's outputs in the head back to the sender and carries the envelope in its metadata
-(:mod:`zkadapt.channel.hydra_tx`), submits it with ``NewTx`` over the node's WebSocket and
+(:mod:`zkadapt.channel.hydra.tx`), submits it with ``NewTx`` over the node's WebSocket and
 waits until a ``SnapshotConfirmed`` includes it (``TxInvalid`` fails the post). Reading
-folds the node's server outputs into a :class:`~zkadapt.channel.hydra_view.HeadView`: entries
+folds the node's server outputs into a :class:`~zkadapt.channel.hydra.view.HeadView`: entries
 are decoded from confirmed snapshots in snapshot order and verified (keyring signature and
 the sender's transaction witness). A dropped WebSocket is reopened with ``history=yes`` and
 the replay is deduplicated by snapshot number, so no entry is lost or repeated.
 
 Head lifecycle (``Init``, deposits via ``POST /commit``, ``Close``, ``Fanout``) lives in
-:class:`~zkadapt.channel.hydra_head.HeadLifecycle`. Nothing here shells out: no cardano-cli.
+:class:`~zkadapt.channel.hydra.head.HeadLifecycle`. Nothing here shells out: no cardano-cli.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
-from zkadapt.channel.hydra_feed import HeadFeed, HydraHttp, endpoints
-from zkadapt.channel.hydra_head import HeadLifecycle
-from zkadapt.channel.hydra_tx import FeeRule, address_of, build_message_tx, owned_by
-from zkadapt.channel.hydra_view import OPEN, HeadEvent, HeadView, Rejection
-from zkadapt.channel.hydra_wire import ServerOutput, TxEnvelope, UtxoOut, new_tx, parse_utxo
+from zkadapt.channel.hydra.feed import HeadFeed, HydraHttp, endpoints
+from zkadapt.channel.hydra.head import HeadLifecycle
+from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx, owned_by
+from zkadapt.channel.hydra.view import OPEN, HeadEvent, HeadView, Rejection
+from zkadapt.channel.hydra.wire import ServerOutput, TxEnvelope, UtxoOut, new_tx, parse_utxo
 from zkadapt.crypto.identity import IdentityKey, Keyring
 from zkadapt.errors import ChannelError
 

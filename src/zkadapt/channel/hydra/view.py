@@ -4,7 +4,7 @@ Order comes from confirmed snapshots (Hydra Head protocol, Chakravarty et al., F
 section 4; hydra docs "API behavior"): a ``SnapshotConfirmed`` is signed by every party, so
 every node reports the same snapshot ``number`` with the same transactions in the same order.
 A channel entry is a confirmed transaction that carries an envelope under our metadata label
-(:mod:`zkadapt.channel.hydra_metadata`); its ``seq`` is its position among such transactions,
+(:mod:`zkadapt.channel.hydra.metadata`); its ``seq`` is its position among such transactions,
 counting snapshot by snapshot (numbers 1, 2, ... without gaps) and in ``confirmed`` order within
 one. Every honest client therefore numbers the same entries the same way.
 
@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from zkadapt.channel.base import Entry
-from zkadapt.channel.hydra_txread import MalformedTransaction, decode_tx
-from zkadapt.channel.hydra_wire import (
+from zkadapt.channel.hydra.txread import MalformedTransaction, decode_tx
+from zkadapt.channel.hydra.wire import (
     CommandFailed,
     CommitFinalized,
     Greetings,

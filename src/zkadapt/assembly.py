@@ -1,0 +1,180 @@
+"""The composition root: turns a ``SessionConfig`` into running parts.
+
+Every entry point (``zkadapt run``, ``party``, ``audit``, ``keygen``, ``escrow``, ``head``,
+the dashboard, the KGC) gets its store, channel, learner, strategy, privacy scheme and
+identities here, and nowhere else. Each part is chosen by name from its registry
+(:data:`~zkadapt.storage.STORE_BACKENDS`, :data:`~zkadapt.channel.CHANNEL_BACKENDS`,
+:data:`~zkadapt.protocol.scheme_registry.PRIVACY_SCHEMES`,
+:data:`~zkadapt.aggregation.strategy.STRATEGY_REGISTRY`) and receives only its own typed
+settings section, so the leaf packages never import the config (DESIGN.md section 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zkadapt.aggregation.strategy import Strategy, strategy_from_settings
+from zkadapt.channel import CHANNEL_BACKENDS, open_channel
+from zkadapt.channel.base import Channel
+from zkadapt.config import SessionConfig
+from zkadapt.crypto.identity import IdentityKey
+from zkadapt.errors import ConfigError, CryptoError
+from zkadapt.keyfiles import channel_keyring_of, keyring_of
+from zkadapt.learning.base import Learner
+from zkadapt.protocol.scheme_registry import SchemeInputs, build_scheme
+from zkadapt.protocol.schemes import UpdateScheme
+from zkadapt.seeds import derive_seed
+from zkadapt.storage import STORE_BACKENDS, bucket_locations, open_store
+from zkadapt.storage.at_rest import EncryptedStore, key_from_env
+from zkadapt.storage.base import ObjectStore
+from zkadapt.storage.location import BucketLocation
+
+__all__ = [
+    "channel_keyring_of",
+    "keyring_of",
+    "learner_for",
+    "load_identity",
+    "make_scheme",
+    "make_strategy_for",
+    "open_party_store",
+    "open_session_channel",
+    "party_locations",
+]
+
+
+def load_identity(config: SessionConfig, party: str, key_path: Path) -> IdentityKey:
+    """Load ``party``'s private key and check it matches the session file's public key."""
+    if party not in config.party_names:
+        raise ConfigError(
+            "--party", f"{party!r} is not a party of this session ({', '.join(config.party_names)})"
+        )
+    key = IdentityKey.load(key_path)
+    expected = keyring_of(config)[party]
+    if key.public != expected:
+        raise CryptoError(
+            f"{key_path} is not {party}'s key: its public key differs from the session file"
+        )
+    return key
+
+
+def party_locations(config: SessionConfig) -> dict[str, BucketLocation]:
+    """Every party's bucket and prefix, for a bucket backend (``s3`` or ``storj``)."""
+    scheme = STORE_BACKENDS.get(config.storage.backend).uri_scheme
+    if scheme is None:
+        raise ValueError(f"storage backend {config.storage.backend!r} has no buckets")
+    return bucket_locations(config.storage, config.parties, scheme)
+
+
+def open_party_store(config: SessionConfig, party: str | None, out_dir: Path) -> ObjectStore:
+    """The store ``party`` writes to and reads from; ``party=None`` opens it read-only.
+
+    For ``s3`` and ``storj`` this sends one request to check that the party can use its own
+    bucket, so wrong credentials or a missing bucket fail here, in one line naming both.
+
+    Args:
+        config: the validated session.
+        party: the party whose credentials and bucket to use, or None for an auditor.
+        out_dir: the output directory a relative ``storage.path`` resolves against.
+
+    Raises:
+        ConfigError: the backend's package or the encryption key is missing.
+        StorageError: the party cannot reach or use its bucket.
+    """
+    store = open_store(
+        config.storage.backend,
+        settings=config.storage,
+        party=party,
+        owners=config.parties,
+        out_dir=out_dir,
+    )
+    if config.storage.encrypt:
+        store = EncryptedStore(store, key_from_env(), party=party)
+    return store
+
+
+def open_session_channel(
+    config: SessionConfig,
+    out_dir: Path,
+    *,
+    party: str | None = None,
+    identity: IdentityKey | None = None,
+) -> Channel:
+    """The session's channel; read-only without ``identity`` (runner, audit, dashboard).
+
+    Args:
+        config: the session (with every party's public key).
+        out_dir: output directory; a relative ``channel.path`` resolves here.
+        party: whose node to talk to (hydra: each party has its own hydra-node API);
+            observers without one read through the first party's node.
+        identity: the party's key, which signs what it posts (hydra: the tx witness).
+    """
+    return open_channel_at(config, out_dir / config.channel.path, party=party, identity=identity)
+
+
+def open_channel_at(
+    config: SessionConfig,
+    path: Path,
+    *,
+    party: str | None = None,
+    identity: IdentityKey | None = None,
+) -> Channel:
+    """The session's channel with its ledger file at ``path`` (a dashboard's own path)."""
+    backend = config.channel.backend
+    section = CHANNEL_BACKENDS.get(backend).section
+    return open_channel(
+        backend,
+        keyring=channel_keyring_of(config),
+        path=path,
+        party=party or config.party_names[0],  # observers read through the first node
+        identity=identity,
+        settings=getattr(config.channel, section) if section else None,
+    )
+
+
+def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) -> Learner:
+    """``party``'s learner for a session (``None``: the pooled, centralized learner).
+
+    The partition seed comes from the session id, so every party splits the data the same way.
+    A causal LM reads each party's own text instead (``data.parties``).
+    """
+    from zkadapt.learning.builder import build_causal_lm, build_learner
+
+    names = config.party_names
+    if config.model.kind == "causal-lm":
+        return build_causal_lm(
+            model=config.model,
+            data=config.data,
+            training=config.training,
+            party=party,
+            party_names=names,
+            freeze_a=config.aggregation.strategy == "ffa-lora",
+            data_root=data_root,
+        )
+    return build_learner(
+        model=config.model,
+        data=config.data,
+        training=config.training,
+        party_index=None if party is None else names.index(party),
+        n_parties=len(names),
+        partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
+        data_root=data_root,
+    )
+
+
+def make_strategy_for(config: SessionConfig) -> Strategy:
+    """The aggregation strategy named by ``aggregation.strategy``, with its parameters."""
+    return strategy_from_settings(config.aggregation)
+
+
+def make_scheme(
+    config: SessionConfig, strategy: Strategy, *, n_samples: int, timeout_s: float | None = None
+) -> UpdateScheme:
+    """The update scheme named by ``privacy.scheme`` (``timeout_s`` overrides the deadline)."""
+    inputs = SchemeInputs(
+        keyring=keyring_of(config) if config.has_keys else None,
+        n_samples=n_samples,
+        threshold=config.threshold,
+        dealer=config.dealer,
+        timeout_s=config.protocol.submit_timeout_s if timeout_s is None else timeout_s,
+    )
+    return build_scheme(config.privacy, strategy, inputs)
