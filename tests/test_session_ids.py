@@ -54,9 +54,19 @@ def _ids(config: SessionConfig) -> tuple[str, str, str]:
     return config.session_id, config.seed_id, toml_digest
 
 
+#: Deliberate changes of an example file since the ids were pinned, undone before comparing
+#: (issue 17: the MNIST example took the seed's SGD momentum 0.9).
+EXAMPLE_CHANGES: dict[str, dict[str, dict[str, object]]] = {
+    "mnist.toml": {"training": {"momentum": 0.0}},
+}
+
+
 @pytest.mark.parametrize("name", sorted(PINNED))
 def test_example_session_ids_are_unchanged(name: str) -> None:
-    assert _ids(load_config(EXAMPLES / name)) == PINNED[name]
+    raw = load_config(EXAMPLES / name).model_dump(mode="json")
+    for section, values in EXAMPLE_CHANGES.get(name, {}).items():
+        raw[section].update(values)
+    assert _ids(config_from_dict(raw)) == PINNED[name]
 
 
 def test_paillier_s3_hydra_session_id_is_unchanged() -> None:
