@@ -239,6 +239,7 @@ class RoundProtocol:
         self.checkpoints = checkpoints
         self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
+        self.clock = clock  # RoundIO: the scheme's key deadlines run on the same clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
         self.spec = MachineSpec(
             ctx.party, ctx.parties, ctx.rounds, ctx.quorum, self.scheme.shares_needed
