@@ -23,6 +23,7 @@ auditor and the parties cannot disagree about what "valid" means.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ class _ObserverIO:
     ) -> None:
         self.ctx, self.codec, self.history, self.store = ctx, codec, history, store
         self.identity = None
+        self.clock = time.monotonic  # an observer's key deadline is 0 s: it never waits
         self.would_post: list[Message] = []
 
     def post(self, message: Message) -> None:

@@ -5,8 +5,9 @@ Someone who is not a party deals the session's threshold key (DESIGN.md section 
 (``privacy.kgc_public_key``; its channel name is ``privacy.dealer``, default ``"kgc"``), so
 the session id binds the parties to this dealer and to no one else. The centre
 
-1. waits until every party has posted ``Joined`` (or ``wait_s`` passes with at least the
-   quorum joined), exactly as a dealing party does, so that the declared training-set sizes
+1. waits until every party has posted ``Joined`` (or ``wait_s`` passes on its clock with at
+   least the quorum joined), by the same decision as a dealing party
+   (:func:`zkadapt.protocol.key_epochs.decide_key`), so that the declared training-set sizes
    before its ``KeyDealt`` fix the FedAvg weights;
 2. for every key epoch of the session (one, or ⌈rounds / refresh_every⌉ with key refresh)
    deals a fresh t-of-n key, stores the public key and each share sealed to that party's
@@ -35,6 +36,7 @@ from zkadapt.errors import ConfigError, CryptoError, ProtocolError, UsageError
 from zkadapt.keyfiles import keyring_of
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.key_delivery import publish_key
+from zkadapt.protocol.key_epochs import KeyDeal, KeyPlan, decide_key
 from zkadapt.protocol.messages import KeyDealt, sign
 from zkadapt.storage.base import ObjectStore
 
@@ -83,6 +85,7 @@ def run_kgc(
     key_path: Path,
     wait_s: float,
     echo: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[KeyDealt]:
     """Wait for the parties, deal every key epoch, announce each, keep nothing.
 
@@ -102,9 +105,22 @@ def run_kgc(
         history.extend(channel.history(0))
         if history.key_dealt(0, dealer) is not None:
             raise UsageError(f"the key of session {session[:12]} was dealt already")
-        deadline = time.monotonic() + wait_s
-        while len(joined := history.joined()) < len(config.parties):
-            if time.monotonic() > deadline:
+        plan = KeyPlan(
+            tuple(config.party_names),
+            config.privacy.keygen,
+            dealer,
+            config.threshold,
+            config.privacy.key_bits,
+            config.privacy.refresh_every,
+        )
+        expires = clock() + wait_s
+        while True:
+            joined = history.joined()
+            deadline_passed = clock() > expires
+            step = decide_key(
+                plan, 0, dealer, joined=joined, dealt=False, deadline_passed=deadline_passed
+            )
+            if isinstance(step, KeyDeal):
                 break
             history.extend(channel.wait(history.last_seq, 1.0))
         if len(joined) < config.quorum:
@@ -115,8 +131,9 @@ def run_kgc(
         echo(f"{len(joined)} of {len(config.parties)} parties joined: {', '.join(sorted(joined))}")
         posted = []
         for epoch, first_round in enumerate(epoch_starts(config)):
-            message = _deal_epoch(config, store, epoch, first_round)
-            channel.post(sign(message, dealer, identity))
+            message = _deal_epoch(
+                config, store, epoch, first_round, lambda m: channel.post(sign(m, dealer, identity))
+            )
             echo(f"dealt key epoch {epoch} (rounds {first_round}+), key id {message.key_id[:16]}")
             posted.append(message)
         return posted
@@ -125,9 +142,13 @@ def run_kgc(
 
 
 def _deal_epoch(
-    config: SessionConfig, store: ObjectStore, epoch: int, first_round: int
+    config: SessionConfig,
+    store: ObjectStore,
+    epoch: int,
+    first_round: int,
+    post: Callable[[KeyDealt], object],
 ) -> KeyDealt:
-    """Deal one epoch's key and store it; the shares die with this frame."""
+    """Deal one epoch's key, store it and post ``KeyDealt``; the shares die with this frame."""
     names = config.party_names
     privacy = config.privacy
     public, shares = deal_threshold_key(
@@ -135,6 +156,7 @@ def _deal_epoch(
     )
     return publish_key(
         store,
+        post,
         keyring_of(config),
         session=config.session_id,
         epoch=epoch,

@@ -258,3 +258,35 @@ def test_the_command_line_refuses_a_model_it_cannot_build(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert message in err.strip().splitlines()[-1], err
+
+
+# -- key epochs (key_epochs.decide_key inside Prepare) ------------------------------------
+
+
+def test_dealer_keys_refreshed_every_round_hold_every_invariant() -> None:
+    """Two rounds, two key epochs: the dealer deals epoch 1 inside the explored rounds."""
+    model = Model(rounds=2, crashes=0, fair_deadlines=True, keygen="dealer", refresh_every=1)
+    assert _explored(model) == 11_255
+
+
+def test_key_deadlines_that_pass_before_the_dealer_deals_are_safe() -> None:
+    """Unfair key deadlines: parties give up before a late dealer deals, or it deals early."""
+    model = Model(rounds=1, crashes=0, fair_deadlines=False, keygen="dealer")
+    assert _explored(model) == 8_555
+
+
+def test_a_dealer_that_never_deals_stops_the_others_with_a_named_reason() -> None:
+    model = Model(rounds=1, crashes=0, keygen="dealer", dealer_silent=True)
+    result = explore(model, check_progress=False)
+    assert result.violation is None and result.states == 27 and result.terminal == 1
+
+
+def test_a_dealer_that_crashes_before_dealing_can_stop_the_others() -> None:
+    """A liveness limit of dealt keys (specs/README.md): the others' key deadline passes
+    while the dealer is down, and they stop; safety still holds."""
+    model = Model(rounds=1, crashes=1, fair_deadlines=True, keygen="dealer")
+    result = explore(model)
+    assert result.violation is not None
+    assert result.violation.startswith("Progress:")
+    assert "no threshold key for epoch 0 from dealer alice" in result.violation
+    assert explore(model, check_progress=False).violation is None

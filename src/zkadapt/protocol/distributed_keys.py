@@ -19,20 +19,21 @@ the others stop at the step deadline with a :class:`ProtocolError`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from zkadapt.crypto.distributed_keygen import DkgParams, DkgParty, Outbox, Values
 from zkadapt.crypto.identity import Keyring
 from zkadapt.crypto.paillier import canonical_json, parse_canonical_json
 from zkadapt.crypto.sealing import open_sealed, seal_to
 from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey
-from zkadapt.errors import CryptoError, ProtocolError, StorageError
+from zkadapt.errors import CryptoError, ProtocolError
 from zkadapt.protocol.key_delivery import as_ref, key_prefix, ref_doc
 from zkadapt.protocol.messages import KeyGenStep
 from zkadapt.protocol.phases import Phase
+from zkadapt.protocol.publishing import fetch_bytes, publish
 from zkadapt.protocol.schemes import RoundIO
+from zkadapt.protocol.update import UpdateRejected
+from zkadapt.storage.base import ObjectRef
 
 MESSAGE_DOMAIN = "zkadapt/dkg-message/v1"
 PUBLIC = "*"
@@ -81,9 +82,11 @@ class DkgRunner:
         round_: int,
         params: DkgParams,
         timeout_s: float,
+        clock: Callable[[], float],
     ) -> None:
         self.io, self.keyring, self.names = io, keyring, list(names)
         self.epoch, self.round_, self.timeout_s = epoch, round_, timeout_s
+        self.clock = clock  # the round driver's injected clock: step deadlines run on it
         self.me = io.ctx.party
         self.index = self.names.index(self.me) + 1
         self.party = DkgParty(params, self.index)
@@ -106,11 +109,12 @@ class DkgRunner:
     def _send(self, out: Outbox) -> None:
         session = self.io.ctx.session_id
         prefix = f"{key_prefix(session, self.epoch)}/dkg/step-{out.round}/{self.me}"
-        objects: dict[str, dict[str, Any]] = {}
+        objects: dict[str, bytes] = {}  # store key -> bytes
+        recipients: dict[str, str] = {}  # store key -> recipient (PUBLIC for everyone)
         if out.to_all is not None:
             self._loopback = out.to_all
-            data = encode_values(out.round, self.index, out.to_all)
-            objects[PUBLIC] = ref_doc(self.io.store.put(f"{prefix}/all.bin", data))
+            objects[f"{prefix}/all.bin"] = encode_values(out.round, self.index, out.to_all)
+            recipients[f"{prefix}/all.bin"] = PUBLIC
         else:
             to_each = out.to_each or {}
             for j, name in enumerate(self.names, start=1):
@@ -119,19 +123,24 @@ class DkgRunner:
                     self._loopback = to_each[j]
                     continue
                 context = _seal_context(session, self.epoch, out.round, self.me, name)
-                sealed = seal_to(self.keyring[name], data, context=context)
-                objects[name] = ref_doc(self.io.store.put(f"{prefix}/{name}.bin", sealed))
+                objects[f"{prefix}/{name}.bin"] = seal_to(self.keyring[name], data, context=context)
+                recipients[f"{prefix}/{name}.bin"] = name
         if not objects:  # a single party: nothing to tell anyone, but keep the step visible
-            objects[PUBLIC] = ref_doc(self.io.store.put(f"{prefix}/all.bin", b"{}"))
-        self.io.post(KeyGenStep(session, self.round_, self.me, self.epoch, out.round, objects))
+            objects[f"{prefix}/all.bin"], recipients[f"{prefix}/all.bin"] = b"{}", PUBLIC
+
+        def announce(refs: dict[str, ObjectRef]) -> KeyGenStep:
+            docs = {recipients[key]: ref_doc(ref) for key, ref in refs.items()}
+            return KeyGenStep(session, self.round_, self.me, self.epoch, out.round, docs)
+
+        publish(self.io.store, self.io.post, objects, announce)
 
     def _receive(self, step: int) -> dict[int, Values]:
-        deadline = time.monotonic() + self.timeout_s
+        deadline = self.clock() + self.timeout_s
         while True:
             posted = self.io.history.keygen_steps(self.epoch, step)
             if set(posted) >= set(self.names):
                 return self._read(step, posted)
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 missing = ", ".join(sorted(set(self.names) - set(posted)))
                 raise ProtocolError(
                     f"distributed key generation (epoch {self.epoch}) stalled at step {step}: "
@@ -150,13 +159,19 @@ class DkgRunner:
             objects = posted[name].objects
             try:
                 if PUBLIC in objects:
-                    data = self.io.store.get(as_ref(objects[PUBLIC]))
+                    data = fetch_bytes(self.io.store, as_ref(objects[PUBLIC]))
                 else:
-                    sealed = self.io.store.get(as_ref(objects[self.me]))
+                    sealed = fetch_bytes(self.io.store, as_ref(objects[self.me]))
                     context = _seal_context(session, self.epoch, step, name, self.me)
                     data = open_sealed(self.io.identity, sealed, context=context)
                 inbox[j] = decode_values(data, step, j)
-            except (KeyError, StorageError, CryptoError) as exc:
+            except UpdateRejected as exc:
+                raise ProtocolError(
+                    f"distributed key generation step {step}: unusable message from {name}: "
+                    f"{exc.reason}",
+                    round=self.round_,
+                ) from None
+            except (KeyError, CryptoError) as exc:
                 raise ProtocolError(
                     f"distributed key generation step {step}: unusable message from {name}: {exc}",
                     round=self.round_,

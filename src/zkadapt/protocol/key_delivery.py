@@ -9,13 +9,14 @@ sha256 digests authenticate the otherwise anonymous sealed boxes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from zkadapt.crypto.identity import Keyring
 from zkadapt.crypto.sealing import seal_to
 from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey
 from zkadapt.protocol.messages import KeyDealt
+from zkadapt.protocol.publishing import publish
 from zkadapt.storage.base import ObjectRef, ObjectStore
 
 
@@ -41,6 +42,7 @@ def key_prefix(session: str, epoch: int) -> str:
 
 def publish_key(
     store: ObjectStore,
+    post: Callable[[KeyDealt], object],
     keyring: Keyring,
     *,
     session: str,
@@ -51,25 +53,35 @@ def publish_key(
     shares: Mapping[str, KeyShare],
     public_name: str = "public",
 ) -> KeyDealt:
-    """Store ``public`` and each ``shares[party]`` sealed to that party; return the ``KeyDealt``.
+    """Store ``public`` and each ``shares[party]`` sealed to that party; post the ``KeyDealt``.
 
-    The caller posts the message (signed by ``sender``) and drops the shares at once.
+    The caller drops the shares at once (CRYPTO.md section 1: the dealer keeps nothing).
 
     Args:
         store: where the objects go (the sender's own location).
+        post: signs and posts the message as ``sender``.
         keyring: the parties' identities (the X25519 keys the shares are sealed to).
         session, epoch, round_: what the key is for; ``round_`` is its first round.
         sender: who announces the key (a party, or the key-generation centre's name).
         public: the threshold public key.
         shares: party name → its key share (secret).
         public_name: file name of the public key under the epoch's prefix.
+
+    Returns:
+        The posted message.
     """
     prefix = key_prefix(session, epoch)
-    public_ref = store.put(f"{prefix}/{public_name}.bin", public.to_bytes())
-    refs = {}
+    public_key = f"{prefix}/{public_name}.bin"
+    objects = {public_key: public.to_bytes()}
+    share_keys = {name: f"{prefix}/share/{name}.bin" for name in shares}
     for name, share in shares.items():
-        sealed = seal_to(
-            keyring[name], share.to_bytes(), context=share_context(session, epoch, name)
+        context = share_context(session, epoch, name)
+        objects[share_keys[name]] = seal_to(keyring[name], share.to_bytes(), context=context)
+
+    def announce(refs: dict[str, ObjectRef]) -> KeyDealt:
+        sealed = {name: ref_doc(refs[key]) for name, key in share_keys.items()}
+        return KeyDealt(
+            session, round_, sender, epoch, public.key_id, ref_doc(refs[public_key]), sealed
         )
-        refs[name] = ref_doc(store.put(f"{prefix}/share/{name}.bin", sealed))
-    return KeyDealt(session, round_, sender, epoch, public.key_id, ref_doc(public_ref), refs)
+
+    return publish(store, post, objects, announce)

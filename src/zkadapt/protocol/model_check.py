@@ -44,6 +44,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from zkadapt.protocol import machine
+from zkadapt.protocol.key_epochs import KeyDeal, KeyFail, KeyOpen, KeyPlan, decide_key
 from zkadapt.protocol.machine import (
     Announce,
     Apply,
@@ -70,6 +71,8 @@ from zkadapt.protocol.machine import (
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
     DecryptionShare,
+    Joined,
+    KeyDealt,
     PhaseClosed,
     Rejected,
     RoundDone,
@@ -108,8 +111,18 @@ class Model:
     #: the same machine, so a state and its renamings have the same runs, renamed.
     #: Needs a model that names no party (no ``bad_updates``/``bad_shares``).
     symmetry: bool = False
+    #: Key epochs (:func:`zkadapt.protocol.key_epochs.decide_key`): ``Prepare`` joins, waits
+    #: for ``dealer``'s ``KeyDealt`` of the round's epoch (the dealer deals it), or gives up
+    #: when its key deadline passes. ``None``: keys abstracted away (``Prepare`` is local).
+    keygen: str | None = None
+    dealer: str = "alice"
+    refresh_every: int | None = None
+    #: The dealer never deals (a silent key-generation centre or dealing party).
+    dealer_silent: bool = False
 
     def __post_init__(self) -> None:
+        if self.keygen is not None and self.symmetry:
+            raise ValueError("symmetry needs a model that names no party (the dealer is named)")
         if self.symmetry and (self.bad_updates or self.bad_shares):
             raise ValueError("symmetry needs a model that names no party (no bad updates/shares)")
         needed = self.threshold - self.share_slack
@@ -117,6 +130,14 @@ class Model:
             p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed) for p in self.parties
         }
         object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
+        keygen = self.keygen or "dealer"
+        plan = KeyPlan(self.parties, keygen, self.dealer, self.threshold, 0, self.refresh_every)
+        object.__setattr__(self, "_plan", plan)
+
+    @property
+    def plan(self) -> KeyPlan:
+        """The key settings ``Prepare`` decides with (when ``keygen`` is set)."""
+        return self._plan  # type: ignore[attr-defined,no-any-return]
 
     def spec(self, party: str) -> MachineSpec:
         return self._specs[party]  # type: ignore[attr-defined,no-any-return]
@@ -137,6 +158,7 @@ class Node:
     checkpoint: tuple[int, str] | None = None  # survives crashes
     stopped: str | None = None  # FailRound / Halt: the process exited
     training: bool = False  # TrainAndSubmit decided; its Submitted not yet posted
+    key_late: bool = False  # its key deadline passed while preparing (reset by Prepare, crash)
 
 
 @dataclass(frozen=True)
@@ -194,6 +216,10 @@ def _message(entry: Entry) -> Any:
         return DecryptionShare(SESSION, r, sender, f"mem://{sender}/{r}/share", "0" * 64, 1, "k")
     if kind == "done":
         return RoundDone(SESSION, r, sender, payload[0], payload[1])
+    if kind == "joined":  # round 0: the round machine ignores it; key epochs read it
+        return Joined(SESSION, 0, sender, 1)
+    if kind == "key":
+        return KeyDealt(SESSION, 0, sender, payload[0], "k", {}, {})
     raise ValueError(kind)
 
 
@@ -250,6 +276,12 @@ def _settle(model: Model, world: World, i: int) -> World:
         action = machine.next_action(model.spec(model.parties[i]), node.state)
         if not isinstance(action, LOCAL_ACTIONS):
             return world
+        if isinstance(action, Prepare) and model.keygen is not None:
+            prepared = _prepare(model, world, i, action)
+            if prepared is None:
+                return world
+            world = prepared
+            continue
         world = _act(model, world, i, action)
 
 
@@ -311,7 +343,7 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
         else:
             yield from _step(model, world, i)
         if world.crashes_left > 0:
-            crashed = evolve(node, state=None, delivered=0, training=False)
+            crashed = evolve(node, state=None, delivered=0, training=False, key_late=False)
             yield (
                 f"Crash({party})",
                 _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
@@ -348,6 +380,9 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
         return
     spec = model.spec(party)
     action = machine.next_action(spec, node.state)
+    if isinstance(action, Prepare) and model.keygen is not None:
+        yield from _key_steps(model, world, i, action)
+        return
     if isinstance(action, Wait):
         if _deadline_may_pass(model, world, i, action):
             after = machine.apply(spec, node.state, DeadlinePassed(action.round, action.deadline))
@@ -356,6 +391,79 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
             yield label, _settle(model, timed_out, i)
     elif not isinstance(action, Finish):
         yield f"Act({party}: {_describe(action)})", _settle(model, _act(model, world, i, action), i)
+
+
+def _key_facts(model: Model, world: World, i: int, epoch: int) -> tuple[set[str], bool]:
+    """What party i has read: who joined, and whether the dealer's ``KeyDealt`` of ``epoch``
+    is posted (:meth:`SessionHistory.key_dealt` takes only the configured dealer's)."""
+    read = world.channel[: world.nodes[i].delivered]
+    joined = {e[1] for e in read if e[0] == "joined"}
+    dealt = any(e[0] == "key" and e[1] == model.dealer and e[3] == (epoch,) for e in read)
+    return joined, dealt
+
+
+def _prepare(model: Model, world: World, i: int, action: Prepare) -> World | None:
+    """``Prepare`` where it is local: open a posted key, or give up at the key deadline.
+
+    Joining and dealing post to the channel and waiting needs a deadline, so those are
+    steps of their own (:func:`_key_steps`); None when one of them is next.
+    """
+    party, node = model.parties[i], world.nodes[i]
+    epoch = model.plan.epoch_of(action.round)
+    joined, dealt = _key_facts(model, world, i, epoch)
+    if party not in joined:
+        return None
+    step = decide_key(
+        model.plan, epoch, party, joined=joined, dealt=dealt, deadline_passed=node.key_late
+    )
+    if isinstance(step, KeyOpen):
+        state = machine.apply(model.spec(party), node.state, Done(action))  # type: ignore[arg-type]
+        return _with_node(world, i, evolve(node, state=state, key_late=False))
+    if isinstance(step, KeyFail):
+        return _with_node(world, i, evolve(node, stopped=step.reason))
+    return None  # KeyDeal or KeyWait: a post or a deadline, steps of their own
+
+
+def _key_steps(model: Model, world: World, i: int, action: Prepare) -> Iterator[tuple[str, World]]:
+    """``Act(p)`` for a ``Prepare`` that posts (``Joined``, ``KeyDealt``) or ``Timeout(p)``."""
+    party, node = model.parties[i], world.nodes[i]
+    epoch = model.plan.epoch_of(action.round)
+    joined, dealt = _key_facts(model, world, i, epoch)
+    if party not in joined:
+        if any(e[0] == "joined" and e[1] == party for e in world.channel):
+            return  # posted, not yet read (lagging views): reading is the next step
+        after = evolve(world, channel=(*world.channel, ("joined", party, 0, ())))
+        yield f"Act({party}: Join)", _settle(model, after, i)
+        return
+    step = decide_key(
+        model.plan, epoch, party, joined=joined, dealt=dealt, deadline_passed=node.key_late
+    )
+    if isinstance(step, KeyDeal) and not model.dealer_silent:
+        entry: Entry = ("key", party, 0, (epoch,))
+        if entry not in world.channel:
+            after = evolve(world, channel=(*world.channel, entry))
+            yield f"Act({party}: DealKey epoch {epoch})", _settle(model, after, i)
+            return
+    if not node.key_late and _key_deadline_may_pass(model, world, i):
+        late = _with_node(world, i, evolve(node, key_late=True))
+        yield f"Timeout({party}, key r{action.round})", _settle(model, late, i)
+
+
+def _key_deadline_may_pass(model: Model, world: World, i: int) -> bool:
+    """Unfair: at any time. Fair: once every live party has joined and (for the others) the
+    dealer is down, stopped or silent: nothing party i waits for is still to come."""
+    if not model.fair_deadlines:
+        return True
+    if world.nodes[i].delivered < len(world.channel):
+        return False
+    joined = {e[1] for e in world.channel if e[0] == "joined"}
+    for p, other in zip(model.parties, world.nodes, strict=True):
+        gone = other.state is None or other.stopped is not None
+        if p not in joined and not gone:
+            return False
+        if p == model.dealer != model.parties[i] and not gone and not model.dealer_silent:
+            return False
+    return True
 
 
 def _submit(model: Model, world: World, i: int) -> World:
@@ -585,9 +693,13 @@ def state_key(model: Model, world: World) -> Hashable:
             n.checkpoint,
             n.stopped,
             n.training,
+            *((n.key_late,) if model.keygen is not None else ()),
         )
         for n in world.nodes
     )
+    if model.keygen is not None:  # joins and dealt keys sit outside the rounds (round 0)
+        keys = frozenset(e for e in world.channel if e[2] == 0)
+        return (tuple(rounds), keys, nodes, world.crashes_left, world.combines, world.applied)
     return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import Strategy
 from zkadapt.channel.base import Channel
-from zkadapt.errors import IntegrityError, ProtocolError, StorageError
+from zkadapt.errors import ProtocolError
 from zkadapt.learning.base import Learner
 from zkadapt.learning.checkpoint import state_digest
 from zkadapt.protocol import machine
@@ -78,6 +78,7 @@ from zkadapt.protocol.messages import (
     sign,
 )
 from zkadapt.protocol.phases import Phase
+from zkadapt.protocol.publishing import fetch_checked, publish
 from zkadapt.protocol.schemes import PlainScheme, RoundIO, UpdateScheme
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
@@ -184,13 +185,8 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     location = io.store.location_of(sub.party)
     if not sub.uri.startswith(location):
         raise UpdateRejected("object outside the party's own prefix")
-    try:
-        data = io.store.get(ObjectRef(sub.uri, sub.sha256, sub.size))
-    except IntegrityError:
-        raise UpdateRejected("digest mismatch") from None
-    except StorageError as exc:
-        raise UpdateRejected(f"object unavailable: {exc}") from None
-    update = scheme.open(r, sub, data, io)
+    ref = ObjectRef(sub.uri, sub.sha256, sub.size)
+    update = fetch_checked(io.store, ref, lambda data: scheme.open(r, sub, data, io))
     if sub.uri != location + object_key(io.ctx.session_id, r, "update", sub.party):
         raise UpdateRejected("object outside the party's own prefix")
     return update
@@ -243,6 +239,7 @@ class RoundProtocol:
         self.checkpoints = checkpoints
         self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
+        self.clock = clock  # RoundIO: the scheme's key deadlines run on the same clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
         self.spec = MachineSpec(
             ctx.party, ctx.parties, ctx.rounds, ctx.quorum, self.scheme.shares_needed
@@ -387,20 +384,15 @@ class RoundProtocol:
         self.emit(r, Phase.SUBMIT, f"sealing update ({self.scheme.name})")
         with timer("seal_s"):
             data = self.scheme.seal(r, delta, result.n_samples, self)
+        key = object_key(self.ctx.session_id, r, "update", self.ctx.party)
+
+        def submitted(refs: dict[str, ObjectRef]) -> Submitted:
+            ref = refs[key]
+            session, me = self.ctx.session_id, self.ctx.party
+            return Submitted(session, r, me, ref.uri, ref.sha256, ref.size, result.n_samples)
+
         with timer("store_s"):
-            key = object_key(self.ctx.session_id, r, "update", self.ctx.party)
-            ref = self.store.put(key, data)
-        self.post(
-            Submitted(
-                self.ctx.session_id,
-                r,
-                self.ctx.party,
-                ref.uri,
-                ref.sha256,
-                ref.size,
-                result.n_samples,
-            )
-        )
+            publish(self.store, self.post, {key: data}, submitted)
         return {"train_loss": float(result.train_loss)}
 
     # -- COLLECT -------------------------------------------------------------------------

@@ -17,6 +17,7 @@ the same accepted set: that is what lets ``RoundDone`` digests agree (DESIGN.md 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -48,6 +49,11 @@ class RoundIO(Protocol):
 
     @property
     def identity(self) -> Any: ...  # IdentityKey
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The round driver's injected clock: every deadline of the round runs on it."""
+        ...
 
     def post(self, message: Message) -> None: ...
 

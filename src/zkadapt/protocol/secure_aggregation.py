@@ -32,33 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from zkadapt.crypto.distributed_keygen import DkgParams
 from zkadapt.crypto.identity import Keyring
-from zkadapt.crypto.packing import PackingSpec, fedavg_weights
-from zkadapt.crypto.paillier import Ciphertext, encrypt_many
-from zkadapt.crypto.proofs import (
-    PlaintextProof,
-    ProofContext,
-    ShareProof,
-    prove_decryption_shares,
-    prove_plaintext_knowledge,
-    verify_decryption_shares,
-    verify_plaintext_knowledge,
-)
-from zkadapt.crypto.sealing import open_sealed
-from zkadapt.crypto.threshold import (
-    KeyShare,
-    ThresholdPublicKey,
-    combine,
-    deal_threshold_key,
-    decryption_shares_many,
-)
-from zkadapt.errors import CryptoError, IntegrityError, ProtocolError, StorageError
-from zkadapt.protocol.ciphertexts import EncryptedUpdate, ShareBundle
-from zkadapt.protocol.distributed_keys import DkgRunner
-from zkadapt.protocol.key_delivery import as_ref, publish_key, share_context
-from zkadapt.protocol.messages import DecryptionShare, Joined, KeyDealt, Submitted
+from zkadapt.crypto.packing import PackingSpec
+from zkadapt.crypto.paillier import Ciphertext
+from zkadapt.crypto.proofs import ProofContext
+from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey
+from zkadapt.errors import ProtocolError
+from zkadapt.protocol import paillier_ops as ops
+from zkadapt.protocol.key_epochs import EpochKey, KeyEpochs, KeyPlan
+from zkadapt.protocol.messages import DecryptionShare, Joined, Submitted
 from zkadapt.protocol.phases import Phase
+from zkadapt.protocol.publishing import fetch_checked, publish
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.storage.base import ObjectRef, object_key
@@ -78,7 +62,13 @@ class _RoundSum:
 
 
 class PaillierScheme:
-    """Seal, open and aggregate updates under a dealt threshold Paillier key."""
+    """Seal, open and aggregate updates under a threshold Paillier key.
+
+    A thin adapter between the round protocol and its parts: the key epochs
+    (:class:`~zkadapt.protocol.key_epochs.KeyEpochs`), the pure operations
+    (:mod:`zkadapt.protocol.paillier_ops`) and the one store/channel path
+    (:mod:`zkadapt.protocol.publishing`). It remembers only the current round's sum.
+    """
 
     name = "paillier"
 
@@ -98,212 +88,83 @@ class PaillierScheme:
         textbook: bool = False,
         workers: int | None = None,
     ) -> None:
-        self.keyring = keyring
-        self.names = sorted(keyring)
+        names = tuple(sorted(keyring))
         self.n_samples = n_samples
-        self.key_bits, self.threshold, self.keygen, self.dealer = (
-            key_bits,
-            threshold,
-            keygen,
-            dealer,
-        )
-        self.spec = PackingSpec(quant_bits, clip, len(self.names), key_bits)
-        self.refresh_every = refresh_every
-        self.timeout_s = timeout_s
+        self.threshold = threshold
+        self.spec = PackingSpec(quant_bits, clip, len(names), key_bits)
         self.textbook, self.workers = textbook, workers
-        self._keys: dict[int, tuple[ThresholdPublicKey, KeyShare | None]] = {}
-        self.declared: dict[str, int] = {}
-        self.weights: dict[str, float] = {}
+        plan = KeyPlan(names, keygen, dealer, threshold, key_bits, refresh_every)
+        self.epochs = KeyEpochs(plan, keyring, timeout_s)
         self.timings: dict[str, float] = {}
         self._sum: _RoundSum | None = None
 
-    # -- KEYS ----------------------------------------------------------------------------
+    # -- KEYS (key_epochs.py decides and holds them) -------------------------------------
+
+    @property
+    def _keys(self) -> dict[int, EpochKey]:
+        """Opened keys by epoch (read by fault-injecting test schemes)."""
+        return self.epochs.keys
+
+    @property
+    def declared(self) -> dict[str, int]:
+        """Training-set sizes declared before the first key."""
+        return self.epochs.declared
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """FedAvg weights of the declared parties (CRYPTO.md section 3)."""
+        return self.epochs.weights
 
     def epoch_of(self, round_: int) -> int:
         """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds)."""
-        return (round_ - 1) // self.refresh_every if self.refresh_every else 0
+        return self.epochs.plan.epoch_of(round_)
 
     def index_of(self, party: str) -> int:
         """Shamir index (1..n) of ``party``: its position in name order."""
-        return self.names.index(party) + 1
+        return self.epochs.plan.index_of(party)
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Join (once), then make sure this round's key epoch is dealt and our share opened."""
         session, me = io.ctx.session_id, io.ctx.party
         if io.identity is not None and me not in io.history.joined():  # auditors only observe
             io.post(Joined(session, 0, me, self.n_samples))
-        epoch = self.epoch_of(round_)
-        if epoch not in self._keys:
-            self._keys[epoch] = self._obtain_key(epoch, round_, io)
-
-    def _obtain_key(
-        self, epoch: int, round_: int, io: RoundIO
-    ) -> tuple[ThresholdPublicKey, KeyShare | None]:
-        deadline = time.monotonic() + self.timeout_s
-        distributed = self.keygen == "distributed"
-        # whose KeyDealt carries the key: the dealer's; with distributed keys each party's own
-        # (it holds that party's sealed share), and any party's for an observer
-        dealer = (io.ctx.party if io.identity is not None else None) if distributed else self.dealer
-        while (posted := io.history.key_dealt(epoch, dealer)) is None:
-            everyone = set(io.history.joined()) >= set(self.names)
-            late = time.monotonic() > deadline
-            if io.ctx.party == dealer and (epoch > 0 or everyone or (late and not distributed)):
-                io.emit(
-                    round_, Phase.KEYS, f"{self.keygen} key epoch {epoch} ({self.key_bits} bits)"
-                )
-                self._deal(epoch, round_, io)
-                continue
-            if late:
-                missing = sorted(set(self.names) - set(io.history.joined()))
-                why = (
-                    "distributed key generation needs every party; not joined: "
-                    + ", ".join(missing)
-                    if distributed and missing and dealer is not None
-                    else f"no threshold key for epoch {epoch} from dealer {dealer or 'any party'}"
-                )
-                raise ProtocolError(why, round=round_)
-            io.sync(wait=io.ctx.poll_interval_s)
-        dealt: KeyDealt = posted.message  # type: ignore[assignment]
-        try:
-            public = ThresholdPublicKey.from_bytes(io.store.get(as_ref(dealt.public)))
-            if public.key_id != dealt.key_id or public.n != len(self.names):
-                raise CryptoError("public key does not match the KeyDealt message")
-            if public.mode != self.keygen or public.t != self.threshold:
-                raise CryptoError(
-                    f"key is {public.mode} {public.t}-of-{public.n}, not as configured"
-                )
-            share = self._open_share(dealt, public, io)
-        except (StorageError, CryptoError, ValueError) as exc:
-            raise ProtocolError(f"key epoch {epoch} is unusable: {exc}", round=round_) from None
-        if epoch == 0:
-            first = io.history.key_dealt(epoch, None) if distributed else posted
-            self.declared = io.history.joined(before=(first or posted).seq)
-            names = sorted(self.declared)
-            self.weights = dict(
-                zip(names, fedavg_weights([self.declared[n] for n in names]), strict=True)
-            )
-        return public, share
-
-    def _open_share(
-        self, dealt: KeyDealt, public: ThresholdPublicKey, io: RoundIO
-    ) -> KeyShare | None:
-        me = io.ctx.party
-        if me not in dealt.shares:
-            return None
-        sealed = io.store.get(as_ref(dealt.shares[me]))
-        context = share_context(io.ctx.session_id, dealt.epoch, me)
-        share = KeyShare.from_bytes(open_sealed(io.identity, sealed, context=context), public)
-        if share.index != self.index_of(me):
-            raise CryptoError(f"the share sealed to {me} has index {share.index}")
-        return share
-
-    def _deal(self, epoch: int, round_: int, io: RoundIO) -> None:
-        """Make a key (deal it, or generate it with the others), store it, post ``KeyDealt``.
-
-        A dealer stores every party's share sealed to that party; with distributed keys each
-        party stores only its own share, sealed to itself, and its copy of the public key.
-        """
-        me = io.ctx.party
-        if self.keygen == "distributed":
-            params = DkgParams(
-                self.key_bits,
-                len(self.names),
-                self.threshold,
-                context=f"{io.ctx.session_id}/key-epoch-{epoch}".encode(),
-            )
-            runner = DkgRunner(
-                io,
-                keyring=self.keyring,
-                names=self.names,
-                epoch=epoch,
-                round_=round_,
-                params=params,
-                timeout_s=self.timeout_s,
-            )
-            public, own = runner.run()
-            shares, public_name = {me: own}, f"public-{me}"
-        else:
-            public, dealt = deal_threshold_key(
-                self.key_bits, self.threshold, len(self.names), self.keygen
-            )
-            shares, public_name = dict(zip(self.names, dealt, strict=True)), "public"
-        message = publish_key(
-            io.store,
-            self.keyring,
-            session=io.ctx.session_id,
-            epoch=epoch,
-            round_=round_,
-            sender=me,
-            public=public,
-            shares=shares,
-            public_name=public_name,
-        )
-        del shares  # the dealer keeps nothing (CRYPTO.md section 1)
-        io.post(message)
+        self.epochs.ensure(round_, io, io.clock)
 
     # -- SEAL and OPEN -------------------------------------------------------------------
 
     def seal(self, round_: int, delta: np.ndarray, n_samples: int, io: RoundIO) -> bytes:
         """Pack, encrypt and prove this party's weighted update."""
         me = io.ctx.party
-        public, _ = self._keys[self.epoch_of(round_)]
+        public, _ = self.epochs.of_round(round_)
         if me not in self.weights:
             raise ProtocolError(
                 "this party joined after the key was dealt; it cannot contribute",
                 round=round_,
                 party=me,
             )
-        plaintexts = self.spec.pack(np.asarray(delta, dtype=np.float64), self.weights[me])
-        cts, randomness = encrypt_many(
-            public.paillier, plaintexts, self.workers, textbook=self.textbook
+        return ops.seal_update(
+            public,
+            self.spec,
+            ProofContext(io.ctx.session_id, round_, me),
+            delta,
+            weight=self.weights[me],
+            n_samples=self.declared[me],
+            workers=self.workers,
+            textbook=self.textbook,
         )
-        ctx = ProofContext(io.ctx.session_id, round_, me)
-        proof = prove_plaintext_knowledge(public.paillier, ctx, cts, plaintexts, randomness)
-        update = EncryptedUpdate(
-            io.ctx.session_id,
-            round_,
-            me,
-            public.key_id,
-            self._packing(),
-            int(delta.size),
-            self.declared[me],
-            tuple(c.value for c in cts),
-            proof.to_bytes(),
-        )
-        return update.to_bytes(public.paillier.ciphertext_bytes)
-
-    def _packing(self) -> dict[str, Any]:
-        return {"k": self.spec.k, "clip": self.spec.clip, "n": self.spec.n_parties}
 
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> list[Ciphertext]:
         """Check binding, parameters, ranges and the proof of plaintext knowledge."""
-        public, _ = self._keys[self.epoch_of(round_)]
-        update = EncryptedUpdate.from_bytes(data)
-        if update.session != io.ctx.session_id:
-            raise UpdateRejected("wrong session")
-        if update.round != round_:
-            raise UpdateRejected(f"replay: object is for round {update.round}")
-        if update.party != sub.party:
-            raise UpdateRejected(f"copied object: it belongs to {update.party}")
-        if update.key_id != public.key_id:
-            raise UpdateRejected("key id mismatch")
-        if sub.party not in self.declared:
-            raise UpdateRejected("party did not join before the key was dealt")
-        if update.n_samples != self.declared[sub.party] or sub.n_samples != update.n_samples:
-            raise UpdateRejected("malformed object: n_samples differs from the declared count")
-        if update.packing != self._packing() or update.length != io.codec.size:
-            raise UpdateRejected("malformed object: packing parameters or length differ")
-        if len(update.ciphertexts) != self.spec.num_plaintexts(update.length):
-            raise UpdateRejected("malformed object: wrong number of ciphertexts")
-        try:
-            cts = [public.paillier.ciphertext(v) for v in update.ciphertexts]
-            proof = PlaintextProof.from_bytes(update.proof)
-            verify_plaintext_knowledge(
-                public.paillier, ProofContext(update.session, round_, sub.party), cts, proof
-            )
-        except (CryptoError, ValueError) as exc:
-            raise UpdateRejected(f"proof failed: {exc}") from None
-        return cts
+        public, _ = self.epochs.of_round(round_)
+        return ops.open_update(
+            public,
+            self.spec,
+            ProofContext(io.ctx.session_id, round_, sub.party),
+            data,
+            declared=self.declared.get(sub.party),
+            claimed_samples=sub.n_samples,
+            length=io.codec.size,
+        )
 
     # -- SUM and DECRYPT (the round machine decides when; see protocol/machine.py) ------
 
@@ -315,13 +176,10 @@ class PaillierScheme:
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Multiply the accepted ciphertexts in party-name order (the same in every party)."""
         started = time.monotonic()
-        public, share = self._keys[self.epoch_of(round_)]
-        names = sorted(accepted)
-        total = [
-            public.paillier.sum(accepted[n][j] for n in names)
-            for j in range(len(accepted[names[0]]))
-        ]
-        self._sum = _RoundSum(round_, public, share, tuple(names), total, time.monotonic())
+        public, share = self.epochs.of_round(round_)
+        total = ops.sum_updates(public, accepted)
+        names = tuple(sorted(accepted))
+        self._sum = _RoundSum(round_, public, share, names, total, time.monotonic())
         self.timings = {"sum_s": self._sum.summed_at - started}
 
     def _sum_of(self, round_: int) -> _RoundSum:
@@ -335,33 +193,18 @@ class PaillierScheme:
         if rs.share is None:
             return  # an auditor holds no key share
         io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(rs.total)} ciphertexts")
-        ctx = ProofContext(io.ctx.session_id, round_, io.ctx.party)
-        values = decryption_shares_many(rs.share, rs.total, self.workers)
-        proof = prove_decryption_shares(rs.share, ctx, rs.total, values)
-        bundle = ShareBundle(
-            io.ctx.session_id,
-            round_,
-            io.ctx.party,
-            rs.public.key_id,
-            rs.share.index,
-            tuple(values),
-            proof.to_bytes(),
-        )
-        ref = io.store.put(
-            object_key(io.ctx.session_id, round_, "share", io.ctx.party),
-            bundle.to_bytes(rs.public.paillier.ciphertext_bytes),
-        )
-        io.post(
-            DecryptionShare(
-                io.ctx.session_id,
-                round_,
-                io.ctx.party,
-                ref.uri,
-                ref.sha256,
-                ref.size,
-                rs.public.key_id,
+        session, me = io.ctx.session_id, io.ctx.party
+        ctx = ProofContext(session, round_, me)
+        data = ops.share_bundle(rs.public, rs.share, ctx, rs.total, workers=self.workers)
+        key = object_key(session, round_, "share", me)
+
+        def announce(refs: dict[str, ObjectRef]) -> DecryptionShare:
+            ref = refs[key]
+            return DecryptionShare(
+                session, round_, me, ref.uri, ref.sha256, ref.size, rs.public.key_id
             )
-        )
+
+        publish(io.store, io.post, {key: data}, announce)
 
     def check_share(self, round_: int, msg: DecryptionShare, io: RoundIO) -> None:
         """Verify one party's posted shares of the sum; keep them when valid.
@@ -371,7 +214,16 @@ class PaillierScheme:
         """
         rs = self._sum_of(round_)
         try:
-            rs.valid[msg.party] = self._verify_shares(round_, msg, rs.public, rs.total, io)
+            if msg.key_id != rs.public.key_id:
+                raise UpdateRejected("key id mismatch")
+            ctx = ProofContext(io.ctx.session_id, round_, msg.party)
+            index = self.index_of(msg.party)
+            rs.valid[msg.party] = fetch_checked(
+                io.store,
+                ObjectRef(msg.uri, msg.sha256, msg.size),
+                lambda data: ops.check_bundle(rs.public, ctx, index, rs.total, data),
+                max_size=ops.max_bundle_bytes(rs.public, rs.total),
+            )
         except UpdateRejected as exc:
             raise UpdateRejected(f"decryption share: {exc.reason}") from None
 
@@ -383,48 +235,14 @@ class PaillierScheme:
                 f"{len(parties)} decryption shares cannot decrypt; {self.threshold} needed",
                 round=round_,
             )
-        shares = {self.index_of(p): rs.valid[p] for p in parties}
-        plaintexts = [
-            combine(rs.public, {i: s[j] for i, s in shares.items()}) for j in range(len(rs.total))
-        ]
+        mean = ops.combine_mean(
+            rs.public,
+            self.spec,
+            {self.index_of(p): rs.valid[p] for p in parties},
+            n_accepted=len(rs.names),
+            weight=sum(self.weights[n] for n in rs.names),
+            length=io.codec.size,
+        )
         self.timings["decrypt_s"] = time.monotonic() - rs.summed_at
-        weight = sum(self.weights[n] for n in rs.names)
-        mean = self.spec.unpack(plaintexts, len(rs.names), weight, io.codec.size)
         self._sum = None
-        return mean.astype(np.float32)
-
-    def _verify_shares(
-        self,
-        round_: int,
-        msg: DecryptionShare,
-        public: ThresholdPublicKey,
-        total: list[Ciphertext],
-        io: RoundIO,
-    ) -> list[int]:
-        if msg.key_id != public.key_id:
-            raise UpdateRejected("key id mismatch")
-        try:
-            bundle = ShareBundle.from_bytes(io.store.get(ObjectRef(msg.uri, msg.sha256, msg.size)))
-        except IntegrityError:
-            raise UpdateRejected("digest mismatch") from None
-        except StorageError as exc:
-            raise UpdateRejected(f"object unavailable: {exc}") from None
-        index = self.index_of(msg.party)
-        binding = (bundle.session, bundle.round, bundle.party, bundle.key_id, bundle.index)
-        if binding != (io.ctx.session_id, round_, msg.party, public.key_id, index):
-            raise UpdateRejected("share object is bound to another session, round, party or key")
-        if len(bundle.shares) != len(total):
-            raise UpdateRejected("malformed object: wrong number of shares")
-        try:
-            proof = ShareProof.from_bytes(bundle.proof)
-            verify_decryption_shares(
-                public,
-                index,
-                ProofContext(io.ctx.session_id, round_, msg.party),
-                total,
-                list(bundle.shares),
-                proof,
-            )
-        except (CryptoError, ValueError) as exc:
-            raise UpdateRejected(f"proof failed: {exc}") from None
-        return list(bundle.shares)
+        return mean
