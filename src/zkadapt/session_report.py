@@ -105,10 +105,13 @@ class RoundReport:
         metrics = _mapping(doc.get("metrics") or {}, f"{where}.metrics")
         return cls(
             round=_count(doc.get("round"), f"{where}.round"),
-            accepted=tuple(_str(n, f"{where}.accepted") for n in _list(doc.get("accepted"))),
+            accepted=tuple(
+                _str(n, f"{where}.accepted")
+                for n in _list(doc.get("accepted"), f"{where}.accepted")
+            ),
             rejected=tuple(
                 Rejection.from_json(item, f"{where}.rejected")
-                for item in _list(doc.get("rejected"))
+                for item in _list(doc.get("rejected"), f"{where}.rejected")
             ),
             duration_s=_optional(doc.get("duration_s"), _seconds, f"{where}.duration_s"),
             bytes_uploaded=_optional(doc.get("bytes_uploaded"), _count, f"{where}.bytes_uploaded"),
@@ -216,7 +219,8 @@ class Timing:
         return cls(
             wall_s=_optional(doc.get("wall_s"), _seconds, f"{where}.wall_s"),
             per_round_s=tuple(
-                _seconds(v, f"{where}.per_round_s") for v in _list(doc.get("per_round_s"))
+                _seconds(v, f"{where}.per_round_s")
+                for v in _list(doc.get("per_round_s"), f"{where}.per_round_s")
             ),
         )
 
@@ -297,7 +301,7 @@ class SessionReport:
         doc = _mapping(doc, "report")
         rounds = tuple(
             RoundReport.from_json(item, f"rounds[{i}]")
-            for i, item in enumerate(_list(doc.get("rounds")))
+            for i, item in enumerate(_list(doc.get("rounds"), "rounds"))
         )
         rounds = tuple(sorted(rounds, key=lambda entry: entry.round))
         failed = doc.get("failed_parties")
@@ -307,7 +311,7 @@ class SessionReport:
             config=dict(_mapping(doc.get("config") or {}, "config")),
             parties=tuple(
                 PartyInfo.from_json(item, f"parties[{i}]")
-                for i, item in enumerate(_list(doc.get("parties")))
+                for i, item in enumerate(_list(doc.get("parties"), "parties"))
             ),
             rounds=rounds,
             completed=bool(doc.get("completed", False)),
@@ -327,12 +331,12 @@ def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: Any, where: str) -> list[Any]:
     """A JSON array (an absent one is empty)."""
     if value is None:
         return []
     if not isinstance(value, list | tuple):
-        raise ValueError(f"report: expected an array, got {type(value).__name__}")
+        raise ValueError(f"report {where}: expected an array, got {type(value).__name__}")
     return list(value)
 
 
