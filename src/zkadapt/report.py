@@ -1,24 +1,15 @@
 """Rendering of a finished session's report: ``report.json``, ``metrics.png`` and ``report.html``.
 
-This module holds no protocol logic. The session runner builds the report dict and hands it
-here; this module only writes it out. The dict is plain JSON data shaped like this (every
-``baseline`` key may be missing when baselines were skipped, and ``rejected`` may be empty)::
+This module holds no protocol logic. The session runner builds the typed report once
+(:func:`zkadapt.summary.build_report`, a :class:`~zkadapt.session_report.SessionReport`)
+and hands it here; this module writes its JSON form and renders it. Every public function
+also takes a ``report.json`` document (a mapping), read as
+:meth:`SessionReport.from_json <zkadapt.session_report.SessionReport.from_json>` reads it.
 
-    {"session_id": str, "zkadapt_version": str, "config": {...},
-     "parties": [{"name": str, "public_key": str, "n_train": int}],
-     "rounds": [{"round": 1, "accepted": ["alice"], "rejected": [{"party": "carol",
-                 "reason": "digest mismatch", "by": "alice"}], "duration_s": 1.2,
-                 "bytes_uploaded": 407080,
-                 "metrics": {"global": {"accuracy": 0.91, "loss": 0.3},
-                             "per_party": {"alice": {"accuracy": 0.9, "loss": 0.31}}}}],
-     "baseline": {"local_only": {"alice": {"accuracy": 0.88, "loss": 0.4}},
-                  "centralized": {"accuracy": 0.95, "loss": 0.2}},
-     "final": {"round": 5, "metrics": {...}, "per_party": {...}, "model_sha256": "ab..."},
-     "timing": {"wall_s": 30.5, "per_round_s": [...]}}
-
-The primary metric is ``accuracy`` (a fraction in [0, 1], shown as a percentage) when any
-metric dict has it, else ``perplexity`` (QLoRA sessions). Plots use the Agg canvas directly,
-so neither ``pyplot`` nor the global matplotlib backend is touched.
+Numbers are formatted by :mod:`zkadapt.formatting`, the rules the dashboard shows them by;
+the headline metric is the report's :attr:`~zkadapt.session_report.SessionReport.primary_metric`.
+Plots use the Agg canvas directly, so neither ``pyplot`` nor the global matplotlib backend is
+touched.
 """
 
 from __future__ import annotations
@@ -35,194 +26,118 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from zkadapt import formatting as fmt
 from zkadapt.atomic_file import write_atomic
+from zkadapt.session_report import Metrics, Rejection, RoundReport, SessionReport
 
 REPORT_JSON = "report.json"
 METRICS_PNG = "metrics.png"
 REPORT_HTML = "report.html"
 
-_PRIMARY_METRICS = ("accuracy", "perplexity")
-_MISSING = "—"
 _PNG_DPI = 110
 
-Metrics = Mapping[str, Any]
+#: What the public functions accept: the typed report, or its ``report.json`` document.
+ReportLike = SessionReport | Mapping[str, Any]
 
 
-def write_report(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
+def as_report(report: ReportLike) -> SessionReport:
+    """``report`` as a :class:`SessionReport` (a mapping is read as a ``report.json`` document).
+
+    Raises:
+        ValueError: The mapping is not a report (see :meth:`SessionReport.from_json`).
+    """
+    return report if isinstance(report, SessionReport) else SessionReport.from_json(report)
+
+
+def write_report(report: ReportLike, out_dir: Path) -> list[Path]:
     """Write ``report.json``, ``metrics.png`` and ``report.html`` into ``out_dir``.
 
     Each file is written atomically (:func:`zkadapt.atomic_file.write_atomic`, mode 0644), so
     a reader never sees a half-written file. ``out_dir`` is created if needed.
 
     Args:
-        report: The session report (see the module docstring); it must be JSON-serializable.
-            It is not modified.
+        report: The session report. A mapping is written to ``report.json`` exactly as given
+            (so a document read back is written back unchanged) and rendered as the report it
+            describes. It is not modified.
         out_dir: Directory that receives the three files.
 
     Returns:
         The written paths, in the order JSON, PNG, HTML.
 
     Raises:
-        TypeError: If ``report`` holds a value JSON cannot encode.
+        TypeError: If ``report`` holds a value JSON cannot encode (nothing is written).
     """
     out_dir = Path(out_dir)
+    document = report.to_json() if isinstance(report, SessionReport) else report
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    typed = as_report(report)
+    png = render_metrics_png(typed)
+    page = render_html(typed, png)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-    png = render_metrics_png(report)
-    page = render_html(report, png)
     paths = [out_dir / REPORT_JSON, out_dir / METRICS_PNG, out_dir / REPORT_HTML]
     for path, data in zip(paths, (text.encode("utf-8"), png, page.encode("utf-8")), strict=True):
         write_atomic(path, data, mode=0o644)  # a report is meant to be shared
     return paths
 
 
-def markdown_summary(report: Mapping[str, Any]) -> str:
+def markdown_summary(report: ReportLike) -> str:
     """Return a compact markdown table of the federated result against the baselines.
 
-    Rows: the federated model's final metrics, the centralized baseline and each party's
-    local-only baseline (baselines that were skipped are left out). Columns: the primary
-    metric and the loss.
-
-    Args:
-        report: The session report (see the module docstring).
-
-    Returns:
-        The table as markdown text, ending with a newline.
-    """
-    keys = _final_metric_keys(report)
-    header = ["Model", *(_metric_title(key) for key in keys)]
-    lines = [_md_row(header), _md_row(["---"] + ["---:"] * len(keys))]
-    for label, metrics in _comparison_rows(report):
-        lines.append(_md_row([label, *(_format_metric(key, metrics.get(key)) for key in keys)]))
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------- reading
-
-
-def primary_metric(report: Mapping[str, Any]) -> str | None:
-    """Return ``"accuracy"`` if any metric dict in the report has it, else ``"perplexity"``.
+    Rows: the federated model's final metrics, the centralized baseline, the base model (causal
+    LMs) and each party's local-only baseline (baselines that were skipped are left out).
+    Columns: the primary metric and the loss.
 
     Args:
         report: The session report.
 
     Returns:
-        The primary metric's key, or None when the report has neither.
+        The table as markdown text, ending with a newline.
     """
-    present = set().union(*(metrics.keys() for metrics in _all_metric_dicts(report)))
-    return next((key for key in _PRIMARY_METRICS if key in present), None)
+    typed = as_report(report)
+    keys = _final_metric_keys(typed)
+    header = ["Model", *(fmt.metric_title(key) for key in keys)]
+    lines = [_md_row(header), _md_row(["---"] + ["---:"] * len(keys))]
+    for label, metrics in _comparison_rows(typed):
+        lines.append(_md_row([label, *(fmt.metric(key, metrics.get(key)) for key in keys)]))
+    return "\n".join(lines) + "\n"
 
 
-def _all_metric_dicts(report: Mapping[str, Any]) -> list[Metrics]:
-    """Every metric dict of the report: per round, final and baselines."""
-    found: list[Metrics] = []
-    for entry in _rounds(report):
-        metrics = entry.get("metrics") or {}
-        found.append(metrics.get("global") or {})
-        found.extend((metrics.get("per_party") or {}).values())
-    final = report.get("final") or {}
-    found.append(final.get("metrics") or {})
-    found.extend((final.get("per_party") or {}).values())
-    baseline = report.get("baseline") or {}
-    found.append(baseline.get("centralized") or {})
-    found.extend((baseline.get("local_only") or {}).values())
-    return [item for item in found if isinstance(item, Mapping)]
+def primary_metric(report: ReportLike) -> str | None:
+    """The report's headline metric (:func:`zkadapt.formatting.primary_metric`), or None.
+
+    Args:
+        report: The session report.
+    """
+    return as_report(report).primary_metric
 
 
-def _rounds(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The report's rounds, sorted by round number."""
-    return sorted(report.get("rounds") or [], key=lambda entry: entry.get("round", 0))
+# ---------------------------------------------------------------------------------- reading
 
 
-def _party_names(report: Mapping[str, Any]) -> list[str]:
-    """Party names in report order, then any name seen only in metrics or baselines."""
-    names = [str(party.get("name")) for party in report.get("parties") or []]
-    extra: set[str] = set()
-    for entry in _rounds(report):
-        extra.update((entry.get("metrics") or {}).get("per_party") or {})
-    extra.update((report.get("baseline") or {}).get("local_only") or {})
-    return names + sorted(str(name) for name in extra - set(names))
-
-
-def _number(value: Any) -> float | None:
-    """``value`` as a float, or None when it is missing or not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _ordered_keys(keys: Iterable[str]) -> list[str]:
-    """Metric keys with the primary metrics first, then ``loss``, then the rest sorted."""
-    order = {key: rank for rank, key in enumerate((*_PRIMARY_METRICS, "loss"))}
-    return sorted(set(keys), key=lambda key: (order.get(key, len(order)), key))
-
-
-def _final_metric_keys(report: Mapping[str, Any]) -> list[str]:
+def _final_metric_keys(report: SessionReport) -> list[str]:
     """Columns of the final-vs-baselines table: the primary metric and the loss."""
-    primary = primary_metric(report)
-    return [key for key in (primary, "loss") if key is not None]
+    return [key for key in (report.primary_metric, "loss") if key is not None]
 
 
-def _comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, Metrics]]:
+def _comparison_rows(report: SessionReport) -> list[tuple[str, Metrics]]:
     """(label, metrics) rows: federated final, centralized, base model, each party's local-only."""
-    final = report.get("final") or {}
-    label = "Federated (final"
-    label += f", round {final['round']})" if final.get("round") is not None else ")"
-    rows: list[tuple[str, Metrics]] = [(label, final.get("metrics") or {})]
-    baseline = report.get("baseline") or {}
-    if baseline.get("centralized"):
-        rows.append(("Centralized", baseline["centralized"]))
-    if baseline.get("base_model"):
-        rows.append(("Base model (G(0))", baseline["base_model"]))
-    local_only = baseline.get("local_only") or {}
-    for name in _party_names(report):
-        if local_only.get(name):
-            rows.append((f"Local-only ({name})", local_only[name]))
+    final = report.final
+    label = "Federated (final" + (f", round {final.round})" if final.round is not None else ")")
+    rows: list[tuple[str, Metrics]] = [(label, final.metrics)]
+    baselines = report.baselines
+    if baselines is None:
+        return rows
+    if baselines.centralized:
+        rows.append(("Centralized", baselines.centralized))
+    if baselines.base_model:
+        rows.append(("Base model (G(0))", baselines.base_model))
+    for name in report.party_names():
+        local = baselines.local(name)
+        if local:
+            rows.append((f"Local-only ({name})", local))
     return rows
-
-
-# ------------------------------------------------------------------------------- formatting
-
-
-def _metric_title(key: str) -> str:
-    """``"train_loss"`` -> ``"Train loss"``."""
-    return key.replace("_", " ").capitalize()
-
-
-def _format_metric(key: str, value: Any) -> str:
-    """A metric value for a table: accuracy as a percentage, perplexity with 2 decimals."""
-    number = _number(value)
-    if number is None:
-        return _MISSING if value is None else str(value)
-    if math.isnan(number):
-        return "nan"
-    if key == "accuracy":
-        return f"{number * 100:.2f} %" if number <= 1.0 else f"{number:.2f} %"
-    if key == "perplexity":
-        return f"{number:.2f}"
-    return f"{number:.4f}"
-
-
-def _format_bytes(value: Any) -> str:
-    """A byte count in binary units (``397.5 KiB``)."""
-    number = _number(value)
-    if number is None:
-        return _MISSING
-    if abs(number) < 1024:
-        return f"{number:.0f} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        number /= 1024
-        if abs(number) < 1024 or unit == "GiB":
-            break
-    return f"{number:.1f} {unit}"
-
-
-def _format_seconds(value: Any) -> str:
-    """Seconds with two decimals, or the missing marker."""
-    number = _number(value)
-    return _MISSING if number is None else f"{number:.2f}"
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -233,7 +148,7 @@ def _md_row(cells: Sequence[str]) -> str:
 # ------------------------------------------------------------------------------------- plot
 
 
-def render_metrics_png(report: Mapping[str, Any]) -> bytes:
+def render_metrics_png(report: ReportLike) -> bytes:
     """Render the two-panel metrics figure (primary metric and loss per round) as PNG bytes.
 
     One thin line per party, a thick line for the global model, a dashed line for the
@@ -245,13 +160,14 @@ def render_metrics_png(report: Mapping[str, Any]) -> bytes:
     Returns:
         The PNG file's bytes.
     """
+    typed = as_report(report)
     figure = Figure(figsize=(12.5, 5.0), layout="constrained")
     FigureCanvasAgg(figure)  # attaches the Agg canvas to this figure only
     metric_axes, loss_axes = figure.subplots(1, 2)
-    names = _party_names(report)
+    names = typed.party_names()
     colors = _party_colors(names)
-    _plot_panel(metric_axes, report, primary_metric(report), colors)
-    _plot_panel(loss_axes, report, "loss", colors)
+    _plot_panel(metric_axes, typed, typed.primary_metric, colors)
+    _plot_panel(loss_axes, typed, "loss", colors)
     handles, labels = _legend_entries((metric_axes, loss_axes), names)
     if handles:
         rows = 2 if any(label.endswith(" local-only") for label in labels) else 1
@@ -263,18 +179,17 @@ def render_metrics_png(report: Mapping[str, Any]) -> bytes:
             ncol=min(math.ceil(len(labels) / rows), 6),
             fontsize="small",
         )
-    session = report.get("session_id", "")
-    figure.suptitle(_plain_text(f"ZK-ADAPT session {session}"), fontsize="medium")
+    figure.suptitle(_plain_text(f"ZK-ADAPT session {typed.session_id}"), fontsize="medium")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_PNG_DPI)
     return buffer.getvalue()
 
 
 def _plot_panel(
-    axes: Axes, report: Mapping[str, Any], key: str | None, colors: Mapping[str, Any]
+    axes: Axes, report: SessionReport, key: str | None, colors: Mapping[str, Any]
 ) -> None:
     """Draw one metric's per-round lines and baselines on ``axes``."""
-    title = _metric_title(key) if key else "Metric"
+    title = fmt.metric_title(key) if key else "Metric"
     axes.set_title(f"{title} per round")
     axes.set_xlabel("Round")
     axes.set_ylabel(title)
@@ -282,23 +197,22 @@ def _plot_panel(
     axes.grid(True, alpha=0.3)
     drawn = _plot_rounds(axes, report, key, colors) if key else 0
     drawn += _plot_baselines(axes, report, key, colors) if key else 0
-    if not drawn:
+    if not drawn or key is None:
         axes.text(
             0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes, color="gray"
         )
         return
-    if key == "accuracy":
-        values = [line.get_ydata() for line in axes.get_lines()]
-        top = max((float(y) for ys in values for y in ys if _number(y) is not None), default=1.0)
-        axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0 if top <= 1.0 else 100.0))
+    values = [fmt.finite(y) for line in axes.get_lines() for y in line.get_ydata()]
+    largest = max((v for v in values if v is not None), default=1.0)
+    tick = fmt.axis_metric(key, largest)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: tick(value)))
 
 
-def _plot_rounds(axes: Axes, report: Mapping[str, Any], key: str, colors: Mapping[str, Any]) -> int:
+def _plot_rounds(axes: Axes, report: SessionReport, key: str, colors: Mapping[str, Any]) -> int:
     """Draw the per-party and global lines; return how many lines were drawn."""
-    rounds = _rounds(report)
     drawn = 0
     for name, color in colors.items():
-        xs, ys = _series(rounds, key, name)
+        xs, ys = _series(report.rounds, key, name)
         if xs:
             axes.plot(
                 xs,
@@ -311,7 +225,7 @@ def _plot_rounds(axes: Axes, report: Mapping[str, Any], key: str, colors: Mappin
                 label=_plain_text(name),
             )
             drawn += 1
-    xs, ys = _series(rounds, key, None)
+    xs, ys = _series(report.rounds, key, None)
     if xs:
         axes.plot(
             xs,
@@ -327,13 +241,13 @@ def _plot_rounds(axes: Axes, report: Mapping[str, Any], key: str, colors: Mappin
     return drawn
 
 
-def _plot_baselines(
-    axes: Axes, report: Mapping[str, Any], key: str, colors: Mapping[str, Any]
-) -> int:
+def _plot_baselines(axes: Axes, report: SessionReport, key: str, colors: Mapping[str, Any]) -> int:
     """Draw the centralized and local-only reference lines; return how many were drawn."""
-    baseline = report.get("baseline") or {}
+    baselines = report.baselines
+    if baselines is None:
+        return 0
     drawn = 0
-    value = _number((baseline.get("centralized") or {}).get(key))
+    value = fmt.finite((baselines.centralized or {}).get(key))
     if value is not None:
         axes.axhline(
             value,
@@ -344,9 +258,8 @@ def _plot_baselines(
             label="Centralized baseline",
         )
         drawn += 1
-    local_only = baseline.get("local_only") or {}
     for name, color in colors.items():
-        value = _number((local_only.get(name) or {}).get(key))
+        value = fmt.finite((baselines.local(name) or {}).get(key))
         if value is not None:
             axes.axhline(
                 value,
@@ -360,20 +273,16 @@ def _plot_baselines(
 
 
 def _series(
-    rounds: Sequence[Mapping[str, Any]], key: str, party: str | None
+    rounds: Sequence[RoundReport], key: str, party: str | None
 ) -> tuple[list[int], list[float]]:
-    """(round numbers, values) of ``key`` for one party, or the global model when None."""
+    """(round numbers, finite values) of ``key`` for one party, or the global model when None."""
     xs: list[int] = []
     ys: list[float] = []
     for entry in rounds:
-        metrics = entry.get("metrics") or {}
-        if party is None:
-            scope = metrics.get("global") or {}
-        else:
-            scope = (metrics.get("per_party") or {}).get(party) or {}
-        value = _number(scope.get(key))
-        if value is not None and _number(entry.get("round")) is not None:
-            xs.append(int(entry["round"]))
+        scope = entry.global_metrics if party is None else entry.per_party.get(party) or {}
+        value = fmt.finite(scope.get(key))
+        if value is not None:
+            xs.append(entry.round)
             ys.append(value)
     return xs, ys
 
@@ -427,7 +336,7 @@ code{font-size:.85rem;word-break:break-all}
 """
 
 
-def render_html(report: Mapping[str, Any], png: bytes) -> str:
+def render_html(report: ReportLike, png: bytes) -> str:
     """Render the self-contained HTML page (no external assets or scripts).
 
     Args:
@@ -437,7 +346,8 @@ def render_html(report: Mapping[str, Any], png: bytes) -> str:
     Returns:
         The page's text; every value from the report is HTML-escaped.
     """
-    session = _esc(report.get("session_id", ""))
+    typed = as_report(report)
+    session = _esc(typed.session_id)
     image = base64.b64encode(png).decode("ascii")
     parts = [
         "<!DOCTYPE html>",
@@ -445,12 +355,12 @@ def render_html(report: Mapping[str, Any], png: bytes) -> str:
         f"<title>ZK-ADAPT report — {session}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>ZK-ADAPT session <code>{session}</code></h1>",
-        _html_overview(report),
+        _html_overview(typed),
         f'<img alt="Metrics per round" src="data:image/png;base64,{image}">',
         "<h2>Rounds</h2>",
-        _html_rounds_table(report),
+        _html_rounds_table(typed),
         "<h2>Final model vs baselines</h2>",
-        _html_comparison_table(report),
+        _html_comparison_table(typed),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -461,42 +371,39 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _html_overview(report: Mapping[str, Any]) -> str:
+def _html_overview(report: SessionReport) -> str:
     """A definition list: version, parties, rounds, wall time and final model digest."""
     parties = [
-        f"{_esc(party.get('name'))} ({_esc(party.get('n_train', _MISSING))} train examples)"
-        for party in report.get("parties") or []
+        f"{_esc(party.name)} ({_esc(fmt.MISSING if party.n_train is None else party.n_train)} "
+        "train examples)"
+        for party in report.parties
     ]
-    final = report.get("final") or {}
+    wall = report.timing.wall_s if report.timing else None
     items = [
-        ("ZK-ADAPT version", _esc(report.get("zkadapt_version", _MISSING))),
-        ("Parties", ", ".join(parties) or _MISSING),
-        ("Rounds", _esc(len(report.get("rounds") or []))),
-        ("Wall time (s)", _format_seconds((report.get("timing") or {}).get("wall_s"))),
-        ("Final model SHA-256", f"<code>{_esc(final.get('model_sha256', _MISSING))}</code>"),
+        ("ZK-ADAPT version", _esc(report.zkadapt_version or fmt.MISSING)),
+        ("Parties", ", ".join(parties) or fmt.MISSING),
+        ("Rounds", _esc(len(report.rounds))),
+        ("Wall time", _esc(fmt.duration(wall))),
+        ("Final model SHA-256", f"<code>{_esc(report.final.model_sha256 or fmt.MISSING)}</code>"),
     ]
     body = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
     return f"<dl>{body}</dl>"
 
 
-def _html_rounds_table(report: Mapping[str, Any]) -> str:
+def _html_rounds_table(report: SessionReport) -> str:
     """The rounds table: one ``<tr>`` per round in ``<tbody>``."""
-    rounds = _rounds(report)
-    keys = _ordered_keys(
-        key for entry in rounds for key in ((entry.get("metrics") or {}).get("global") or {})
-    )
-    head = ["Round", "Accepted", "Rejected", "Duration (s)", "Uploaded"]
-    head += [f"Global {_metric_title(key).lower()}" for key in keys]
+    keys = fmt.ordered_metrics(key for entry in report.rounds for key in entry.global_metrics)
+    head = ["Round", "Accepted", "Rejected", "Duration", "Uploaded"]
+    head += [f"Global {fmt.metric_title(key).lower()}" for key in keys]
     rows = []
-    for entry in rounds:
-        metrics = (entry.get("metrics") or {}).get("global") or {}
+    for entry in report.rounds:
         cells = [
-            _td(entry.get("round", _MISSING), numeric=True),
-            _td(", ".join(str(name) for name in entry.get("accepted") or []) or _MISSING),
-            _html_rejections(entry.get("rejected") or []),
-            _td(_format_seconds(entry.get("duration_s")), numeric=True),
-            _td(_format_bytes(entry.get("bytes_uploaded")), numeric=True),
-            *(_td(_format_metric(key, metrics.get(key)), numeric=True) for key in keys),
+            _td(entry.round, numeric=True),
+            _td(", ".join(entry.accepted) or fmt.MISSING),
+            _html_rejections(entry.rejected),
+            _td(fmt.duration(entry.duration_s), numeric=True),
+            _td(fmt.size(entry.bytes_uploaded), numeric=True),
+            *(_td(fmt.metric(key, entry.global_metrics.get(key)), numeric=True) for key in keys),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if not rows:
@@ -504,31 +411,32 @@ def _html_rounds_table(report: Mapping[str, Any]) -> str:
     return _html_table("rounds", head, rows)
 
 
-def _html_rejections(rejected: Sequence[Mapping[str, Any]]) -> str:
+def _html_rejections(rejected: Sequence[Rejection]) -> str:
     """A table cell listing each rejection as ``party: reason (by voter)``."""
     if not rejected:
-        return _td(_MISSING)
+        return _td(fmt.MISSING)
     items = []
     for item in rejected:
-        text = f"{item.get('party', '?')}: {item.get('reason', 'no reason given')}"
-        if item.get("by"):
-            text += f" (by {item['by']})"
+        text = f"{item.party}: {item.reason or 'no reason given'}"
+        if item.by:
+            text += f" (by {item.by})"
         items.append(_esc(text))
     return "<td>" + "<br>".join(items) + "</td>"
 
 
-def _html_comparison_table(report: Mapping[str, Any]) -> str:
+def _html_comparison_table(report: SessionReport) -> str:
     """The final-vs-baselines table (skipped baselines are noted, not shown)."""
     keys = _final_metric_keys(report)
     rows = [
         "<tr>"
         + _td(label)
-        + "".join(_td(_format_metric(key, metrics.get(key)), numeric=True) for key in keys)
+        + "".join(_td(fmt.metric(key, metrics.get(key)), numeric=True) for key in keys)
         + "</tr>"
         for label, metrics in _comparison_rows(report)
     ]
-    table = _html_table("comparison", ["Model", *(_metric_title(key) for key in keys)], rows)
-    if not report.get("baseline"):
+    head = ["Model", *(fmt.metric_title(key) for key in keys)]
+    table = _html_table("comparison", head, rows)
+    if report.baselines is None:
         table += '\n<p class="muted">Baselines were not run for this session.</p>'
     return table
 

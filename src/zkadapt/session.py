@@ -29,7 +29,8 @@ from zkadapt.party import party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
-from zkadapt.summary import build_report, split_metrics
+from zkadapt.session_report import Baselines, SessionReport
+from zkadapt.summary import ReportFacts, build_report, split_metrics
 
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
 LOG_FILE = "party.log"
@@ -171,7 +172,7 @@ def run_session(
     data_root: Path,
     baselines: bool = True,
     console: Console | None = None,
-) -> dict[str, Any]:
+) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
     Raises:
@@ -197,25 +198,17 @@ def run_session(
     baseline = None
     if baselines and not failed:
         console.print("training baselines (each party alone, and all data pooled)...")
-        baseline = compute_baselines(config, data_root=data_root)
+        baseline = Baselines.from_json(compute_baselines(config, data_root=data_root))
     report = build_report(
-        config,
-        history,
-        baseline=baseline,
-        timing={
-            "wall_s": wall,
-            "per_round_s": [],
-        },
+        ReportFacts.of(config), history, baselines=baseline, wall_s=wall, failed_parties=failed
     )
-    report["timing"]["per_round_s"] = [r["duration_s"] for r in report["rounds"]]
-    report["failed_parties"] = failed
     write_report(report, out_dir)
-    if not report["completed"]:
+    if not report.completed:
         if failed:
             name, line = next(iter(sorted(failed.items())))
             raise ProtocolError(f"session did not complete; {name} failed: {line}", party=name)
         raise ProtocolError(
-            f"session did not complete: {len(report['rounds'])} of {config.session.rounds} rounds "
+            f"session did not complete: {len(report.rounds)} of {config.session.rounds} rounds "
             f"are on the channel (see {out_dir / 'parties'}/*/{LOG_FILE})"
         )
     return report

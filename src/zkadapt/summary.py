@@ -1,21 +1,59 @@
-"""The session report, derived from the channel history alone (pure; no I/O).
+"""The session report, built once from the channel history (pure; no I/O).
 
 Everything a round report says — who was accepted or rejected and why, how many bytes
 were uploaded, how long the round took, how each party evaluated G(r) — was posted on the
 channel by the parties themselves, so any party (or an auditor) rebuilds the same report
-from the same history. Baselines are computed separately and merged in by the caller.
+from the same history. What the channel cannot know (baselines trained off the channel, the
+runner's wall time, which party processes failed) is passed in, so :func:`build_report` is
+a function of its arguments alone and returns a new :class:`SessionReport` each time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from zkadapt import __version__
 from zkadapt.config import SessionConfig
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone
+from zkadapt.session_report import (
+    Baselines,
+    FinalResult,
+    PartyInfo,
+    Rejection,
+    RoundReport,
+    SessionReport,
+    Timing,
+)
 
 _GLOBAL = "global_"
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """What the report takes from the session file: identity, the config itself, the roster."""
+
+    session_id: str
+    config: Mapping[str, Any]
+    rounds_total: int
+    parties: tuple[tuple[str, str | None], ...]  # (name, public key), sorted by name
+    zkadapt_version: str = __version__
+
+    @classmethod
+    def of(cls, config: SessionConfig) -> ReportFacts:
+        """The facts of ``config`` (its JSON dump is what ``report.json`` shows as ``config``)."""
+        return cls(
+            session_id=config.session_id,
+            config=config.model_dump(mode="json"),
+            rounds_total=config.session.rounds,
+            parties=tuple((p.name, p.public_key) for p in sorted(config.parties, key=_name)),
+        )
+
+
+def _name(party: Any) -> str:
+    return str(party.name)
 
 
 def split_metrics(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
@@ -25,40 +63,74 @@ def split_metrics(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str
     return global_, own
 
 
-def round_summaries(config: SessionConfig, history: SessionHistory) -> list[dict[str, Any]]:
-    """One summary per completed round (a round is complete once any ``RoundDone`` exists)."""
+def build_report(
+    facts: ReportFacts,
+    history: SessionHistory,
+    *,
+    baselines: Baselines | None = None,
+    wall_s: float | None = None,
+    failed_parties: Mapping[str, str] | None = None,
+) -> SessionReport:
+    """The session's report (its JSON form is README "Reading the report").
+
+    Args:
+        facts: What the session file says (:meth:`ReportFacts.of`).
+        history: The verified channel history.
+        baselines: Baselines computed off the channel, or None when skipped.
+        wall_s: The runner's wall time; None when no run was timed (then ``timing`` is empty).
+        failed_parties: Party -> last log line of each failed process, when a runner watched
+            the processes; None otherwise.
+    """
+    rounds = round_reports(facts.rounds_total, history)
+    timing = None
+    if wall_s is not None:
+        timing = Timing(wall_s, tuple(entry.duration_s or 0.0 for entry in rounds))
+    return SessionReport(
+        session_id=facts.session_id,
+        zkadapt_version=facts.zkadapt_version,
+        config=dict(facts.config),
+        parties=party_infos(facts, history),
+        rounds=rounds,
+        completed=len(rounds) == facts.rounds_total,
+        final=FinalResult.of(rounds),
+        baselines=baselines,
+        timing=timing,
+        failed_parties=None if failed_parties is None else dict(failed_parties),
+    )
+
+
+def round_reports(rounds_total: int, history: SessionHistory) -> tuple[RoundReport, ...]:
+    """One report per completed round (a round is complete once any ``RoundDone`` exists)."""
     rounds = []
-    for r in range(1, config.session.rounds + 1):
+    for r in range(1, rounds_total + 1):
         done = history.round_done(r)
         if not done:
             break
-        first = done[sorted(done)[0]]
-        global_metrics, _ = split_metrics(first.metrics)
-        rounds.append(
-            {
-                "round": r,
-                "accepted": list(first.accepted),
-                "rejected": [
-                    {"party": rej.party, "reason": rej.reason, "by": sender}
-                    for sender, rej in history.rejections(r)
-                ],
-                "duration_s": max(d.duration_s for d in done.values()),
-                "bytes_uploaded": sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
-                "bytes_decryption_shares": sum(
-                    p.message.size  # type: ignore[attr-defined]
-                    for p in history.decryption_shares(r)
-                ),
-                "timing_s": _slowest_phases(done),
-                "metrics": {
-                    "global": global_metrics,
-                    "per_party": {
-                        name: split_metrics(d.metrics)[1] for name, d in sorted(done.items())
-                    },
-                },
-                "model_sha256": first.model_sha256,
-            }
-        )
-    return rounds
+        rounds.append(_round_report(r, done, history))
+    return tuple(rounds)
+
+
+def _round_report(r: int, done: dict[str, RoundDone], history: SessionHistory) -> RoundReport:
+    """Round ``r`` as its first ``RoundDone`` (by sender name) and the channel tell it."""
+    first = done[sorted(done)[0]]
+    return RoundReport(
+        round=r,
+        accepted=tuple(first.accepted),
+        rejected=tuple(
+            Rejection(party=rej.party, reason=rej.reason, by=sender)
+            for sender, rej in history.rejections(r)
+        ),
+        duration_s=max(d.duration_s for d in done.values()),
+        bytes_uploaded=sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
+        bytes_decryption_shares=sum(
+            p.message.size  # type: ignore[attr-defined]
+            for p in history.decryption_shares(r)
+        ),
+        timing_s=_slowest_phases(done),
+        global_metrics=split_metrics(first.metrics)[0],
+        per_party={name: split_metrics(d.metrics)[1] for name, d in sorted(done.items())},
+        model_sha256=first.model_sha256,
+    )
 
 
 def _slowest_phases(done: dict[str, RoundDone]) -> dict[str, float]:
@@ -70,44 +142,12 @@ def _slowest_phases(done: dict[str, RoundDone]) -> dict[str, float]:
     return dict(sorted(phases.items()))
 
 
-def party_summaries(config: SessionConfig, history: SessionHistory) -> list[dict[str, Any]]:
-    """Name, public key and declared training-set size of every party."""
+def party_infos(facts: ReportFacts, history: SessionHistory) -> tuple[PartyInfo, ...]:
+    """Name, public key and declared training-set size (from its first update) of every party."""
     sizes: dict[str, int] = {}
-    for r in range(1, config.session.rounds + 1):
+    for r in range(1, facts.rounds_total + 1):
         for name, posted in history.submissions(r).items():
             sizes.setdefault(name, posted.message.n_samples)  # type: ignore[attr-defined]
-    return [
-        {"name": p.name, "public_key": p.public_key, "n_train": sizes.get(p.name)}
-        for p in sorted(config.parties, key=lambda p: p.name)
-    ]
-
-
-def build_report(
-    config: SessionConfig,
-    history: SessionHistory,
-    *,
-    baseline: dict[str, Any] | None = None,
-    timing: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The report.json document (schema in README "Reading the report")."""
-    rounds = round_summaries(config, history)
-    final: dict[str, Any] = {"round": 0, "metrics": {}, "per_party": {}, "model_sha256": None}
-    if rounds:
-        last = rounds[-1]
-        final = {
-            "round": last["round"],
-            "metrics": last["metrics"]["global"],
-            "per_party": last["metrics"]["per_party"],
-            "model_sha256": last["model_sha256"],
-        }
-    return {
-        "session_id": config.session_id,
-        "zkadapt_version": __version__,
-        "config": config.model_dump(mode="json"),
-        "parties": party_summaries(config, history),
-        "rounds": rounds,
-        "completed": len(rounds) == config.session.rounds,
-        "baseline": baseline or {},
-        "final": final,
-        "timing": timing or {},
-    }
+    return tuple(
+        PartyInfo(name=name, public_key=key, n_train=sizes.get(name)) for name, key in facts.parties
+    )

@@ -13,7 +13,7 @@ from html import escape
 from typing import Any
 
 from zkadapt import __version__
-from zkadapt.dashboard import format as fmt
+from zkadapt import formatting as fmt
 from zkadapt.dashboard.actions import ActionsView
 from zkadapt.dashboard.assets import CSS, JS
 from zkadapt.dashboard.svg import (
@@ -35,6 +35,7 @@ from zkadapt.dashboard.view import (
     PartyCard,
     Snapshot,
 )
+from zkadapt.session_report import Rejection, RoundReport
 
 _TIMELINE_BADGES = {
     VERIFIED: "ok",
@@ -81,7 +82,7 @@ def _td(value: Any, *, numeric: bool = False) -> str:
 
 def render_status(snap: Snapshot) -> str:
     """Header line: progress of the session."""
-    done = len(snap.report.get("rounds", []))
+    done = len(snap.session_report.rounds)
     state = "complete" if snap.completed else f"round {done} of {snap.rounds_total} done"
     if snap.in_progress and snap.in_progress.get("failed"):
         state = f"round {snap.in_progress['round']} failed"
@@ -147,18 +148,26 @@ def _card(card: PartyCard) -> str:
 
 
 def render_metrics(snap: Snapshot) -> str:
-    """Per-round metric charts (primary metric and loss), per party and global, as SVG."""
-    key = fmt.primary_metric(snap.report)
-    rounds = snap.report.get("rounds", [])
+    """Per-round metric charts (primary metric and loss), per party and global, as SVG.
+
+    The headline metric is the report's (:attr:`SessionReport.primary_metric`), the one
+    ``report.py`` plots; before any metric exists the chart is a neutral "Metric" one.
+    """
+    report = snap.session_report
+    key = report.primary_metric
+    centralized = (report.baselines.centralized if report.baselines else None) or {}
     charts = []
-    for name, title in ((key, key.capitalize()), ("loss", "Loss")):
-        series = [_global_series(rounds, name)] + [
-            _party_series(rounds, party, name, i) for i, party in enumerate(snap.parties)
+    for name, title in ((key, fmt.metric_title(key) if key else "Metric"), ("loss", "Loss")):
+        series = [_global_series(report.rounds, name)] + [
+            _party_series(report.rounds, party, name, i) for i, party in enumerate(snap.parties)
         ]
-        centralized = snap.baseline.get("centralized", {})
-        value = fmt.number(centralized.get(name)) if isinstance(centralized, Mapping) else None
+        value = fmt.finite(centralized.get(name)) if name else None
         refs = [Reference("centralized baseline", value)] if value is not None else []
-        chart = Chart(f"{title} per round", y_label=name, fmt=fmt.axis_metric(name))
+        largest = max((y for s in series for _, y in s.points), default=1.0)
+        if value is not None:
+            largest = max(largest, value)
+        tick = fmt.axis_metric(name or "", largest)
+        chart = Chart(f"{title} per round", y_label=name or "metric", fmt=tick)
         charts.append(line_chart(chart, series, refs))
     note = (
         '<p class="note">global: G(r) on the whole test set; parties: G(r) on their own test '
@@ -167,29 +176,28 @@ def render_metrics(snap: Snapshot) -> str:
     return f'<div class="charts">{"".join(charts)}</div>{note}'
 
 
-def _global_series(rounds: Sequence[Mapping[str, Any]], key: str) -> Series:
-    points = [
-        (float(r["round"]), v)
+def _global_series(rounds: Sequence[RoundReport], key: str | None) -> Series:
+    points = tuple(
+        (float(r.round), v)
         for r in rounds
-        if (v := fmt.number(r.get("metrics", {}).get("global", {}).get(key))) is not None
-    ]
-    return Series("global", tuple(points), GLOBAL_COLOR, width=3.0)
+        if key and (v := fmt.finite(r.global_metrics.get(key))) is not None
+    )
+    return Series("global", points, GLOBAL_COLOR, width=3.0)
 
 
-def _party_series(rounds: Sequence[Mapping[str, Any]], party: str, key: str, i: int) -> Series:
+def _party_series(rounds: Sequence[RoundReport], party: str, key: str | None, i: int) -> Series:
     points = []
     for r in rounds:
-        own = r.get("metrics", {}).get("per_party", {}).get(party, {})
-        v = fmt.number(own.get(key))
+        v = fmt.finite((r.per_party.get(party) or {}).get(key)) if key else None
         if v is not None:
-            points.append((float(r["round"]), v))
+            points.append((float(r.round), v))
     return Series(party, tuple(points), color_for(i), width=1.5)
 
 
 def render_rounds(snap: Snapshot) -> str:
     """Bytes and time per round: a table (with the round in progress) and two bar charts."""
-    rounds = snap.report.get("rounds", [])
-    shares = any(fmt.number(r.get("bytes_decryption_shares")) for r in rounds)
+    rounds = snap.session_report.rounds
+    shares = any(r.bytes_decryption_shares for r in rounds)
     rows = [_round_row(r, shares=shares) for r in rounds]
     if snap.in_progress:
         rows.append(_progress_row(snap.in_progress, len(snap.parties), shares=shares))
@@ -201,40 +209,44 @@ def render_rounds(snap: Snapshot) -> str:
         if rows
         else '<p class="note">no round started yet</p>'
     )
-    uploaded = [(r["round"], fmt.number(r.get("bytes_uploaded")) or 0.0) for r in rounds]
+    uploaded = [(r.round, float(r.bytes_uploaded or 0)) for r in rounds]
     unit, scale = fmt.size_unit(max((v for _, v in uploaded), default=0.0))
     bytes_chart = bar_chart(
         Chart("Bytes uploaded per round", y_label=unit, fmt=lambda v: f"{v:.4g} {unit}"),
         [(r, v / scale) for r, v in uploaded],
     )
     time_chart = bar_chart(
-        Chart("Duration per round (slowest party)", y_label="seconds", fmt=fmt.seconds),
-        [(r["round"], fmt.number(r.get("duration_s")) or 0.0) for r in rounds],
+        Chart("Duration per round (slowest party)", y_label="seconds", fmt=_tick_seconds),
+        [(r.round, r.duration_s or 0.0) for r in rounds],
     )
     return f'{table}<div class="charts">{bytes_chart}{time_chart}</div>'
 
 
-def _rejected_text(rejected: Sequence[Mapping[str, Any]]) -> str:
+def _tick_seconds(value: float) -> str:
+    """A duration tick; an axis may start below zero, a duration never does."""
+    return fmt.duration(max(value, 0.0))
+
+
+def _rejected_text(rejected: Sequence[Rejection]) -> str:
     """``party: reason (by a, b)`` per rejected update; the same verdict is posted by many."""
     by: dict[tuple[str, str], list[str]] = {}
     for r in rejected:
-        by.setdefault((str(r["party"]), str(r["reason"])), []).append(str(r["by"]))
+        by.setdefault((r.party, r.reason), []).append(str(r.by))
     return "; ".join(f"{p}: {why} (by {', '.join(s)})" for (p, why), s in by.items()) or "none"
 
 
-def _round_row(r: Mapping[str, Any], *, shares: bool) -> str:
-    timing = r.get("timing_s", {})
+def _round_row(r: RoundReport, *, shares: bool) -> str:
     phases = ", ".join(
-        f"{k.removesuffix('_s')} {fmt.seconds(v)}"
-        for k, v in sorted(timing.items(), key=lambda kv: -float(kv[1]))[:4]
+        f"{k.removesuffix('_s')} {fmt.duration(v)}"
+        for k, v in sorted(r.timing_s.items(), key=lambda kv: -kv[1])[:4]
     )
-    cls = ' class="rejected"' if r.get("rejected") else ""
+    cls = ' class="rejected"' if r.rejected else ""
     return (
-        f'<tr{cls} data-round="{_e(r["round"])}">{_td(r["round"])}'
-        f"{_td(', '.join(r.get('accepted', [])))}{_td(_rejected_text(r.get('rejected', [])))}"
-        f"{_td(fmt.size(r.get('bytes_uploaded')), numeric=True)}"
-        + (_td(fmt.size(r.get("bytes_decryption_shares")), numeric=True) if shares else "")
-        + f"{_td(fmt.seconds(r.get('duration_s')), numeric=True)}{_td(phases or fmt.MISSING)}</tr>"
+        f'<tr{cls} data-round="{_e(r.round)}">{_td(r.round)}'
+        f"{_td(', '.join(r.accepted))}{_td(_rejected_text(r.rejected))}"
+        f"{_td(fmt.size(r.bytes_uploaded), numeric=True)}"
+        + (_td(fmt.size(r.bytes_decryption_shares), numeric=True) if shares else "")
+        + f"{_td(fmt.duration(r.duration_s), numeric=True)}{_td(phases or fmt.MISSING)}</tr>"
     )
 
 
@@ -246,10 +258,12 @@ def _progress_row(p: Mapping[str, Any], n_parties: int, *, shares: bool) -> str:
     else:
         state = f"collecting: {len(p['submitted'])} of {n_parties} submitted"
     span = 4 if shares else 3
+    rejected = [Rejection.from_json(item) for item in p.get("rejected", [])]
     return (
         f'<tr class="progress" data-round="{_e(p["round"])}">{_td(p["round"])}'
         f"{_td('submitted: ' + (', '.join(p['submitted']) or 'none'))}"
-        f'{_td(_rejected_text(p.get("rejected", [])))}<td colspan="{span}">{_e(state)}</td></tr>'
+        f"{_td(_rejected_text(rejected))}"
+        f'<td colspan="{span}">{_e(state)}</td></tr>'
     )
 
 

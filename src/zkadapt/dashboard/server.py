@@ -218,7 +218,7 @@ async def _snapshot_json(request: web.Request) -> web.Response:
         "completed": snap.completed,
         "channel": asdict(snap.channel),
         "cards": [asdict(c) for c in snap.cards],
-        "rounds": snap.report.get("rounds", []),
+        "rounds": [entry.to_json() for entry in snap.session_report.rounds],
         "in_progress": snap.in_progress,
         "timeline": [asdict(t) for t in snap.timeline],
         "escrow": asdict(snap.escrow),
@@ -273,7 +273,7 @@ async def _replay(dashboard: Dashboard, response: web.StreamResponse) -> None:
 
 def _replay_snapshot(dashboard: Dashboard, view: SessionView) -> Snapshot:
     state = dashboard.watcher.channel_state(entries=view.last_seq)
-    return view.snapshot(state, baseline=dashboard.watcher.baseline, replay=True)
+    return view.snapshot(state, baselines=dashboard.watcher.baselines, replay=True)
 
 
 async def _send_changed(

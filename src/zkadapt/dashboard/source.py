@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zkadapt.channel import Channel, Entry
 from zkadapt.config import SessionConfig, load_config, with_public_keys
@@ -28,6 +28,7 @@ from zkadapt.dashboard.actions import ActionRecord, HeadState
 from zkadapt.dashboard.view import ChannelState, SessionView, Snapshot
 from zkadapt.errors import ChannelError, ConfigError, ZkAdaptError
 from zkadapt.keyfiles import SESSION_FILE
+from zkadapt.session_report import Baselines
 
 if TYPE_CHECKING:
     from zkadapt.channel.hydra import HydraChannel
@@ -110,7 +111,7 @@ class LedgerWatcher:
         self._channel: Channel | None = None
         self._head: HydraChannel | None = None  # the same client, on a hydra session
         self._error: str | None = None
-        self._baseline: dict[str, Any] = {}
+        self._baselines: Baselines | None = None
         self._report_mtime: float | None = None
         self._actions: list[ActionRecord] = []
         self._lock = threading.Lock()
@@ -183,7 +184,7 @@ class LedgerWatcher:
         """The page's data as of the last :meth:`poll`."""
         with self._lock:
             return self.view.snapshot(
-                self.channel_state(), baseline=self._baseline, actions=tuple(self._actions)
+                self.channel_state(), baselines=self._baselines, actions=tuple(self._actions)
             )
 
     def perform(self, name: str, timeout: float) -> ActionRecord:
@@ -223,9 +224,9 @@ class LedgerWatcher:
         return SessionView(self.target.config, allow_actions=self.view.allow_actions)
 
     @property
-    def baseline(self) -> dict[str, Any]:
+    def baselines(self) -> Baselines | None:
         """Baselines from the finished run's report.json, if there is one."""
-        return self._baseline
+        return self._baselines
 
     def close(self) -> None:
         """Close the channel client. Idempotent."""
@@ -276,5 +277,7 @@ class LedgerWatcher:
         except (OSError, ValueError):
             return  # being written, or not ours: the channel is the source of truth
         if isinstance(report, dict) and report.get("session_id") == self.target.config.session_id:
-            baseline = report.get("baseline")
-            self._baseline = baseline if isinstance(baseline, dict) else {}
+            try:
+                self._baselines = Baselines.from_json(report.get("baseline"))
+            except ValueError:
+                self._baselines = None  # not a report this version can read: draw none

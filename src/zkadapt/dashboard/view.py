@@ -2,9 +2,10 @@
 
 :class:`SessionView` is fed verified channel entries in order (by the live watcher, or step
 by step for a replay) and produces a :class:`Snapshot`: per-party status cards, a timeline
-of messages with their verification status, and the report rounds that
-:func:`zkadapt.summary.build_report` derives from the same history — so the dashboard shows
-exactly what the report (and any auditor) would say.
+of messages with their verification status, and the typed report that
+:func:`zkadapt.summary.build_report` builds from the same history — so the dashboard shows
+exactly what the report (and any auditor) would say, formatted by the same rules
+(:mod:`zkadapt.formatting`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zkadapt import formatting as fmt
 from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
 from zkadapt.dashboard.actions import ActionRecord, ActionsView, HeadState, actions_view
@@ -31,7 +33,8 @@ from zkadapt.protocol.messages import (
     RoundFailed,
     Submitted,
 )
-from zkadapt.summary import build_report, split_metrics
+from zkadapt.session_report import Baselines, SessionReport
+from zkadapt.summary import ReportFacts, build_report, split_metrics
 
 #: Verification status of a timeline row.
 VERIFIED, DROPPED, FOREIGN, FAILED = "verified", "dropped", "other session", "failed"
@@ -95,19 +98,29 @@ class Snapshot:
     parties: tuple[str, ...]
     cards: tuple[PartyCard, ...]
     timeline: tuple[TimelineRow, ...]
-    report: dict[str, Any]
+    session_report: SessionReport
     in_progress: dict[str, Any] | None
     channel: ChannelState
     escrow: EscrowView
     actions: ActionsView
-    baseline: dict[str, Any] = field(default_factory=dict)
     replay: bool = False
     taken_at: float = field(default_factory=time.time)
 
     @property
     def completed(self) -> bool:
         """Whether every round of the session is done."""
-        return bool(self.report.get("completed"))
+        return self.session_report.completed
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The report as ``report.json`` would hold it (the page's JSON API serves its rounds)."""
+        return self.session_report.to_json()
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        """The baselines of the finished run's ``report.json`` in its JSON form (``{}``: none)."""
+        baselines = self.session_report.baselines
+        return baselines.to_json() if baselines else {}
 
 
 class SessionView:
@@ -135,16 +148,17 @@ class SessionView:
         self,
         channel: ChannelState,
         *,
-        baseline: dict[str, Any] | None = None,
+        baselines: Baselines | None = None,
         replay: bool = False,
         actions: tuple[ActionRecord, ...] = (),
     ) -> Snapshot:
         """The page's data as of the entries fed so far (``actions``: the operator's log).
 
-        A replay never offers actions: it shows the past.
+        A replay never offers actions: it shows the past. ``baselines`` (from the finished
+        run's ``report.json``) are drawn as reference lines.
         """
         config = self.config
-        report = build_report(config, self.history)
+        report = build_report(ReportFacts.of(config), self.history, baselines=baselines)
         return Snapshot(
             session_id=config.session_id,
             session_name=config.session.name,
@@ -152,8 +166,8 @@ class SessionView:
             parties=tuple(config.party_names),
             cards=tuple(self._card(name) for name in config.party_names),
             timeline=tuple(self._timeline(channel)),
-            report=report,
-            in_progress=self._in_progress(len(report["rounds"])),
+            session_report=report,
+            in_progress=self._in_progress(len(report.rounds)),
             channel=channel,
             escrow=escrow_view(config, self.entries),
             actions=actions_view(
@@ -162,7 +176,6 @@ class SessionView:
                 allow_actions=self.allow_actions and not replay,
                 log=() if replay else actions,
             ),
-            baseline=baseline or {},
             replay=replay,
         )
 
@@ -368,7 +381,7 @@ def describe(message: Message) -> str:
         return f"round {r}: rejected {message.party}'s update: {message.reason}"
     if isinstance(message, RoundDone):
         scores = split_metrics(message.metrics)[0]
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(scores.items()))
+        shown = ", ".join(f"{k} {fmt.metric(k, v)}" for k, v in sorted(scores.items()))
         accepted = ", ".join(message.accepted) or "none"
         return f"round {r} done: G({r}) {message.model_sha256[:12]}, accepted {accepted}; {shown}"
     if isinstance(message, RoundFailed):
