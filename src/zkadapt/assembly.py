@@ -86,6 +86,7 @@ def open_party_store(config: SessionConfig, party: str | None, out_dir: Path) ->
         party=party,
         owners=config.parties,
         out_dir=out_dir,
+        patience_s=config.protocol.submit_timeout_s,  # retry an outage up to the deadline
     )
     if config.storage.encrypt:
         store = EncryptedStore(store, key_from_env(), party=party)

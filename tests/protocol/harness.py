@@ -61,7 +61,9 @@ class FaultyProtocol(RoundProtocol):
             raise Crashed(f"{self.ctx.party} killed in round {r}")
         if self.fault is Fault.CORRUPT:
             trained = super()._train_and_submit(r, state, timer)
-            self.corrupt(object_key(SESSION, r, "update", self.ctx.party))
+            stem = object_key(SESSION, r, "update", self.ctx.party).removesuffix("bin")
+            (key,) = self.store.list(stem)  # the content-addressed key it just wrote
+            self.corrupt(key)
             return trained
         if self.fault is Fault.REPLAY:
             old = self.history.submissions(1)[self.ctx.party].message

@@ -26,6 +26,7 @@ from zkadapt.storage.integrity import HashingReader
 from zkadapt.storage.local import LocalStore
 from zkadapt.storage.location import BucketLocation, split_uri
 from zkadapt.storage.retry import RetryPolicy
+from zkadapt.storage.write_once import ObjectExists
 
 PARTIES = ("alice", "bob", "carol")
 BACKENDS = ["local", "s3", "storj", "local+encrypt", "s3+encrypt"]
@@ -196,12 +197,16 @@ def test_reference_that_does_not_match_is_integrity_error(
         pair.bob.get(change(ref))
 
 
-def test_put_again_replaces_and_old_reference_fails(pair: Pair) -> None:
+def test_objects_are_write_once_and_a_repeat_put_is_idempotent(pair: Pair) -> None:
+    """A posted reference's bytes never change (issue 17: the old rule "put again replaces"
+    let a second process of a party break the digest others had accepted)."""
     old = pair.alice.put(pair.key("again.bin"), b"first")
-    new = pair.alice.put(pair.key("again.bin"), b"second")
-    assert pair.bob.get(new) == b"second"
-    with pytest.raises(IntegrityError):
-        pair.bob.get(old)
+    assert pair.alice.put(pair.key("again.bin"), b"first") == old
+    with pytest.raises(ObjectExists, match="write-once"):
+        pair.alice.put(pair.key("again.bin"), b"second")
+    with pytest.raises(ObjectExists):
+        pair.alice.put(pair.key("again.bin"), io.BytesIO(b"second, streamed"))
+    assert pair.bob.get(old) == b"first"
 
 
 def test_missing_object_is_storage_error_not_integrity(pair: Pair) -> None:

@@ -10,6 +10,7 @@ import pytest
 from zkadapt.errors import IntegrityError, StorageError
 from zkadapt.storage import ObjectRef, ObjectStore, object_key, open_store, sha256_hex
 from zkadapt.storage.local import LocalStore
+from zkadapt.storage.write_once import ObjectExists
 
 KEY = object_key("s1", 1, "update", "alice")
 
@@ -35,12 +36,13 @@ def test_empty_object_roundtrip(store: LocalStore) -> None:
     assert store.get(store.put("zkadapt/empty.bin", b"")) == b""
 
 
-def test_put_again_replaces_and_old_ref_fails_integrity(store: LocalStore) -> None:
+def test_put_again_never_replaces_and_leaves_no_temporary_file(store: LocalStore) -> None:
     old = store.put(KEY, b"first")
-    new = store.put(KEY, b"second")
-    assert store.get(new) == b"second"
-    with pytest.raises(IntegrityError):
-        store.get(old)
+    assert store.put(KEY, b"first") == old
+    with pytest.raises(ObjectExists):
+        store.put(KEY, b"second")
+    assert store.get(old) == b"first"
+    assert [p.name for p in (store.root / KEY).parent.iterdir()] == [Path(KEY).name]
 
 
 def test_truncated_file_is_integrity_error(store: LocalStore) -> None:

@@ -58,3 +58,30 @@ def test_zero_retries_calls_once() -> None:
 def test_negative_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(retries=-1)
+
+
+def test_patience_keeps_retrying_an_outage_until_the_deadline() -> None:
+    """8 retries are ~1 min of backoff; a party's store waits out its phase deadline instead."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    fn = Flaky(40, ConnectionError("refused"))  # a 40-attempt outage, far past 8 retries
+    policy = RetryPolicy(retries=8, backoff_s=0.5, max_backoff_s=15.0, patience_s=600.0)
+    assert policy.call(fn, lambda e: True, sleep=sleep, clock=lambda: now[0]) == "ok"
+    assert fn.calls == 41 and now[0] <= 600.0
+    short = Flaky(40, ConnectionError("refused"))
+    now[0] = 0.0
+    with pytest.raises(ConnectionError):
+        RetryPolicy(retries=8, backoff_s=0.5, patience_s=60.0).call(
+            short, lambda e: True, sleep=sleep, clock=lambda: now[0]
+        )
+    assert 9 <= short.calls < 41 and now[0] <= 60.0
+
+
+def test_without_patience_the_retry_count_decides() -> None:
+    fn = Flaky(20, ConnectionError("refused"))
+    with pytest.raises(ConnectionError):
+        RetryPolicy(retries=8, backoff_s=0).call(fn, lambda e: True, sleep=lambda s: None)
+    assert fn.calls == 9

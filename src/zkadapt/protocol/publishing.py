@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from zkadapt.errors import IntegrityError, StorageError
 from zkadapt.protocol.update import UpdateRejected
-from zkadapt.storage.base import ObjectRef, ObjectStore
+from zkadapt.storage.base import ObjectRef, ObjectStore, content_key
 
 _Message = TypeVar("_Message")
 _Parsed = TypeVar("_Parsed")
@@ -39,7 +39,11 @@ def publish(
     """Store ``objects`` (store key -> bytes) in order, then post ``announce(refs)``.
 
     The message is posted only after every object is stored, so no reference on the channel
-    ever points at an object that is not there yet.
+    ever points at an object that is not there yet. Each object is written under
+    :func:`~zkadapt.storage.base.content_key` of its key (the digest of its bytes in the
+    name), so publishing the same bytes again is a no-op and different bytes never replace
+    what a posted reference names; ``announce`` still receives the refs keyed like
+    ``objects``.
 
     Args:
         store: the sender's own store (it writes only under its own location).
@@ -50,7 +54,7 @@ def publish(
     Returns:
         The posted message.
     """
-    refs = {key: store.put(key, data) for key, data in objects.items()}
+    refs = {key: store.put(content_key(key, data), data) for key, data in objects.items()}
     message = announce(refs)
     post(message)
     return message

@@ -82,7 +82,7 @@ from zkadapt.protocol.publishing import fetch_checked, publish
 from zkadapt.protocol.schemes import PlainScheme, RoundIO, UpdateScheme
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.seeds import derive_seed
-from zkadapt.storage.base import ObjectRef, ObjectStore, object_key
+from zkadapt.storage.base import ObjectRef, ObjectStore, is_key_of, object_key
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
         raise UpdateRejected("object outside the party's own prefix")
     ref = ObjectRef(sub.uri, sub.sha256, sub.size)
     update = fetch_checked(io.store, ref, lambda data: scheme.open(r, sub, data, io))
-    if sub.uri != location + object_key(io.ctx.session_id, r, "update", sub.party):
+    own = object_key(io.ctx.session_id, r, "update", sub.party)
+    if not is_key_of(sub.uri[len(location) :], own):
         raise UpdateRejected("object outside the party's own prefix")
     return update
 

@@ -45,7 +45,7 @@ from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import fetch_checked, publish
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
-from zkadapt.storage.base import ObjectRef, object_key
+from zkadapt.storage.base import ObjectRef, is_key_of, object_key
 
 
 @dataclass
@@ -216,6 +216,10 @@ class PaillierScheme:
         try:
             if msg.key_id != rs.public.key_id:
                 raise UpdateRejected("key id mismatch")
+            location = io.store.location_of(msg.party)
+            own = object_key(io.ctx.session_id, round_, "share", msg.party)
+            if not (msg.uri.startswith(location) and is_key_of(msg.uri[len(location) :], own)):
+                raise UpdateRejected("object outside the party's own prefix")  # threats.md
             ctx = ProofContext(io.ctx.session_id, round_, msg.party)
             index = self.index_of(msg.party)
             rs.valid[msg.party] = fetch_checked(

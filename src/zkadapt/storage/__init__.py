@@ -111,7 +111,12 @@ def _open_local(
 
 
 def _open_s3(
-    *, settings: StorageConfig, party: str | None, owners: Sequence[Owner], **_unused: Any
+    *,
+    settings: StorageConfig,
+    party: str | None,
+    owners: Sequence[Owner],
+    patience_s: float | None = None,
+    **_unused: Any,
 ) -> ObjectStore:
     """An S3 store that has checked it can use ``party``'s bucket."""
     from zkadapt.storage.retry import RetryPolicy
@@ -124,7 +129,9 @@ def _open_s3(
         read_profiles=_read_profiles(settings, party, owners),
         part_size=settings.part_size_mb * MIB,
         create_bucket=settings.create_bucket,
-        retry=RetryPolicy(retries=settings.retries, backoff_s=settings.backoff_s),
+        retry=RetryPolicy(
+            retries=settings.retries, backoff_s=settings.backoff_s, patience_s=patience_s
+        ),
     )
     store = S3Store(settings=s3, party=party, locations=bucket_locations(settings, owners, "s3://"))
     store.check()
@@ -141,7 +148,12 @@ def _read_profiles(
 
 
 def _open_storj(
-    *, settings: StorageConfig, party: str | None, owners: Sequence[Owner], **_unused: Any
+    *,
+    settings: StorageConfig,
+    party: str | None,
+    owners: Sequence[Owner],
+    patience_s: float | None = None,
+    **_unused: Any,
 ) -> ObjectStore:
     """A native Storj store that has checked it can use ``party``'s bucket."""
     from zkadapt.storage.retry import RetryPolicy
@@ -153,7 +165,9 @@ def _open_storj(
         party=party,
         locations=bucket_locations(settings, owners, "sj://"),
         create_bucket=settings.create_bucket,
-        retry=RetryPolicy(retries=settings.retries, backoff_s=settings.backoff_s),
+        retry=RetryPolicy(
+            retries=settings.retries, backoff_s=settings.backoff_s, patience_s=patience_s
+        ),
     )
     store.check()
     return store

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import secrets
 import tempfile
@@ -88,9 +90,32 @@ def key_from_env(environ: dict[str, str] | None = None) -> bytes:
         raise ConfigError("storage.encrypt", f"{KEY_ENV}: {exc}") from None
 
 
-def encrypt_chunks(key: bytes, uri: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Seal a plaintext stream (any chunking) into the header and segments above."""
-    prefix = secrets.token_bytes(_PREFIX_LEN)
+def synthetic_prefix(key: bytes, uri: str, plaintext: bytes) -> bytes:
+    """A nonce prefix that is a function of (key, URI, plaintext): the same object sealed again
+    gives the same ciphertext, so a write-once store accepts its re-upload (issue 17).
+
+    As in SIV (Rogaway and Shrimpton 2006), the prefix is a PRF (HMAC-SHA256 under a key
+    derived from the storage key) of everything sealed, so two different plaintexts or URIs
+    get independent prefixes with the same collision odds as random ones (2^-56 per pair);
+    what leaks is only that the same object was stored twice under the same URI.
+    """
+    mac_key = hmac.new(key, b"zkadapt-at-rest-nonce-v1", hashlib.sha256).digest()
+    tag = hmac.new(mac_key, len(uri).to_bytes(4, "big") + uri.encode(), hashlib.sha256)
+    tag.update(hashlib.sha256(plaintext).digest())
+    return tag.digest()[:_PREFIX_LEN]
+
+
+def encrypt_chunks(
+    key: bytes, uri: str, chunks: Iterable[bytes], *, prefix: bytes | None = None
+) -> Iterator[bytes]:
+    """Seal a plaintext stream (any chunking) into the header and segments above.
+
+    ``prefix`` is the nonce prefix (:func:`synthetic_prefix` for whole objects); by default a
+    random one (streams, whose plaintext is not known in advance).
+    """
+    prefix = secrets.token_bytes(_PREFIX_LEN) if prefix is None else prefix
+    if len(prefix) != _PREFIX_LEN:
+        raise ValueError(f"the nonce prefix has {_PREFIX_LEN} bytes")
     header = MAGIC + bytes([VERSION]) + SEGMENT.to_bytes(4, "big") + prefix
     aead, aad = AESGCM(key), header + uri.encode()
     yield header
@@ -189,7 +214,9 @@ class EncryptedStore:
             raise StorageError("", "this store only reads: it has no party to write as")
         uri = self.inner.location_of(self.party) + key
         if isinstance(data, (bytes, bytearray, memoryview)):
-            sealed = b"".join(encrypt_chunks(self._key, uri, [bytes(data)]))
+            body = bytes(data)
+            prefix = synthetic_prefix(self._key, uri, body)
+            sealed = b"".join(encrypt_chunks(self._key, uri, [body], prefix=prefix))
             return self.inner.put(key, sealed)
         if not hasattr(data, "read"):
             raise ValueError(f"object data must be bytes or a stream, got {type(data).__name__}")

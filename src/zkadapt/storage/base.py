@@ -39,8 +39,42 @@ def sha256_hex(data: bytes) -> str:
 
 
 def object_key(session_id: str, round_: int, kind: str, party: str) -> str:
-    """The canonical key of a party's object for one round (DESIGN.md section 5)."""
+    """The canonical key of a party's object for one round (DESIGN.md section 5).
+
+    :func:`content_key` turns it into the key actually written (the digest of the bytes in
+    the name); sessions recorded before that hold objects under this key itself.
+    """
     return f"zkadapt/{session_id}/round-{round_}/{kind}/{party}.bin"
+
+
+#: Hex digits of the content digest that :func:`content_key` puts into a key.
+CONTENT_DIGITS = 16
+
+
+def content_key(key: str, data: bytes) -> str:
+    """``key`` with the first 64 bits of ``sha256(data)`` before its extension.
+
+    ``.../update/alice.bin`` becomes ``.../update/alice.3f2a9c0d1e7b5a64.bin``: a key that
+    names its bytes, so two runs of one session (or a party that seals its update again)
+    never write different bytes under one key, and the same bytes land on the same key
+    (issue 17). The channel message still carries the full digest.
+    """
+    stem, dot, ext = key.rpartition(".")
+    if not dot or "/" in ext:
+        stem, ext = key, ""
+    digest = sha256_hex(data)[:CONTENT_DIGITS]
+    return f"{stem}.{digest}" + (f".{ext}" if ext else "")
+
+
+def is_key_of(key: str, canonical: str) -> bool:
+    """Whether ``key`` is ``canonical`` itself or :func:`content_key` of it for some bytes."""
+    if key == canonical:
+        return True
+    stem, _, ext = canonical.rpartition(".")
+    if not (key.startswith(stem + ".") and key.endswith("." + ext)):
+        return False
+    middle = key[len(stem) + 1 : len(key) - len(ext) - 1]
+    return len(middle) == CONTENT_DIGITS and all(c in "0123456789abcdef" for c in middle)
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from zkadapt.atomic_file import atomic_writer
 from zkadapt.errors import StorageError
 from zkadapt.storage.base import ObjectRef
 from zkadapt.storage.integrity import HashingReader, read_chunks, verified_bytes, write_verified
+from zkadapt.storage.write_once import existing_or_refuse
 
 SCHEME = "local://"
 _SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
@@ -82,7 +83,10 @@ class LocalStore:
         return SCHEME
 
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectRef:
-        """Store ``data`` under ``key`` atomically (temp file, fsync, ``os.replace``).
+        """Store ``data`` under ``key`` atomically and once (temp file, fsync, ``os.link``).
+
+        Objects are write-once (:mod:`zkadapt.storage.write_once`): the same bytes again
+        return the same reference; other bytes under an existing key raise ObjectExists.
 
         Args:
             key: a safe relative key, e.g. ``object_key(...)``.
@@ -106,9 +110,12 @@ class LocalStore:
         reader = HashingReader(source)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_writer(path) as tmp:
+            with atomic_writer(path, overwrite=False) as tmp:  # linked in: never replaces
                 for chunk in read_chunks(reader):
                     tmp.write(chunk)
+        except FileExistsError:
+            ref = ObjectRef(uri=uri, sha256=reader.sha256, size=reader.size)
+            return existing_or_refuse(self, ref)  # write-once: same bytes, or refused
         except OSError as exc:
             raise StorageError(uri, f"cannot write: {exc.strerror}") from None
         return ObjectRef(uri=uri, sha256=reader.sha256, size=reader.size)

@@ -40,6 +40,7 @@ from zkadapt.storage.integrity import (
 )
 from zkadapt.storage.location import BucketLocation, split_uri
 from zkadapt.storage.retry import RetryPolicy
+from zkadapt.storage.write_once import taken_by
 
 SCHEME = "s3://"
 MIB = 1 << 20
@@ -188,6 +189,8 @@ class S3Store:
 
         A bytes object, or a seekable stream, is uploaded again from its start when the
         server drops the connection; a non-seekable stream only gets botocore's retries.
+        Objects are write-once (:mod:`zkadapt.storage.write_once`): a taken key returns the
+        same bytes' reference or raises ObjectExists.
 
         Raises:
             ValueError: ``key`` is unsafe or ``data`` is neither bytes nor a stream.
@@ -196,6 +199,9 @@ class S3Store:
         loc = self._own("writing")
         name = loc.object_name(key)
         uri = loc.uri + key
+        probe = lambda k: self._exists(k, retry=False)  # noqa: E731 - an outage: upload says
+        if (existing := taken_by(self, key, uri, data, exists=probe)) is not None:
+            return existing  # write-once: the same bytes are there already
         if isinstance(data, (bytes, bytearray, memoryview)):
             body = bytes(data)
             self._retrying(lambda: self._upload(loc.bucket, name, body), uri, "writing")
@@ -253,6 +259,9 @@ class S3Store:
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists in this party's own location."""
+        return self._exists(key, retry=True)
+
+    def _exists(self, key: str, *, retry: bool) -> bool:
         from botocore.exceptions import ClientError
 
         loc = self._own("reading")
@@ -267,7 +276,7 @@ class S3Store:
                 raise
             return True
 
-        return self._retrying(once, loc.uri + key, "reading")
+        return self._retrying(once, loc.uri + key, "reading", retry=retry)
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys under ``prefix`` in this party's own location, sorted."""

@@ -49,6 +49,7 @@ from zkadapt.storage.uplink_c import (
     TOO_MANY_REQUESTS,
     UplinkError,
 )
+from zkadapt.storage.write_once import taken_by
 
 SCHEME = "sj://"
 ACCESS_ENV = "ZKADAPT_STORJ_ACCESS"
@@ -120,9 +121,15 @@ class StorjStore:
             raise ValueError(f"party {party!r} has no storage location") from None
 
     def put(self, key: str, data: bytes | BinaryIO) -> ObjectRef:
-        """Upload ``data`` (bytes or a stream) to this party's bucket; commit makes it visible."""
+        """Upload ``data`` (bytes or a stream) to this party's bucket; commit makes it visible.
+
+        Objects are write-once (:mod:`zkadapt.storage.write_once`).
+        """
         loc = self._own("writing")
         name, uri = loc.object_name(key), loc.uri + key
+        probe = lambda k: self._exists(k, retry=False)  # noqa: E731 - an outage: upload says
+        if (existing := taken_by(self, key, uri, data, exists=probe)) is not None:
+            return existing
         project = self._project(self.party, loc)  # type: ignore[arg-type]
         if isinstance(data, (bytes, bytearray, memoryview)):
             body = bytes(data)
@@ -155,11 +162,17 @@ class StorjStore:
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists in this party's own location."""
+        return self._exists(key, retry=True)
+
+    def _exists(self, key: str, *, retry: bool) -> bool:
         loc = self._own("reading")
         name = loc.object_name(key)
         project = self._project(self.party, loc)  # type: ignore[arg-type]
         size = self._call(
-            lambda: self._uplink.object_size(project, loc.bucket, name), loc.uri + key, "reading"
+            lambda: self._uplink.object_size(project, loc.bucket, name),
+            loc.uri + key,
+            "reading",
+            retry=retry,
         )
         return size is not None
 
