@@ -136,3 +136,25 @@ def test_round_deadline_counts_down_with_an_injected_clock() -> None:
 
 def test_fedavg_is_the_default_strategy() -> None:
     assert isinstance(make_strategy("fedavg"), FedAvg)
+
+
+def test_a_submission_declaring_a_huge_size_is_refused_before_any_download(
+    tmp_path: Path,
+) -> None:
+    """The owner of an object must not decide how much every verifier downloads (issue 16)."""
+    from zkadapt.protocol.round import verify_submission
+    from zkadapt.protocol.update import UpdateRejected
+
+    session = Session(tmp_path, rounds=1)
+    alice = session.protocol("alice")
+    fetched: list[object] = []
+    real_get = session.store.get
+    session.store.get = lambda ref: fetched.append(ref) or real_get(ref)  # type: ignore[method-assign]
+    upd = PlainUpdate(SESSION, 1, "bob", 10, np.zeros(alice.codec.size, np.float32)).to_bytes()
+    ref = session.store.put(object_key(SESSION, 1, "update", "bob"), upd)
+    huge = Submitted(SESSION, 1, "bob", ref.uri, ref.sha256, 10**12, 10)
+    with pytest.raises(UpdateRejected, match="object too large: 1000000000000 bytes"):
+        verify_submission(alice.scheme, 1, huge, alice)
+    assert fetched == []
+    honest = Submitted(SESSION, 1, "bob", ref.uri, ref.sha256, ref.size, 10)
+    assert verify_submission(alice.scheme, 1, honest, alice).party == "bob"

@@ -186,7 +186,13 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     if not sub.uri.startswith(location):
         raise UpdateRejected("object outside the party's own prefix")
     ref = ObjectRef(sub.uri, sub.sha256, sub.size)
-    update = fetch_checked(io.store, ref, lambda data: scheme.open(r, sub, data, io))
+    bound = getattr(scheme, "max_object_bytes", None)  # a peer must not size our download
+    update = fetch_checked(
+        io.store,
+        ref,
+        lambda data: scheme.open(r, sub, data, io),
+        max_size=bound(r, io) if bound is not None else None,
+    )
     own = object_key(io.ctx.session_id, r, "update", sub.party)
     if not is_key_of(sub.uri[len(location) :], own):
         raise UpdateRejected("object outside the party's own prefix")

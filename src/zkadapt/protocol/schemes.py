@@ -28,7 +28,7 @@ from zkadapt.errors import ProtocolError
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.machine import shares_to_combine
 from zkadapt.protocol.messages import DecryptionShare, Message, Rejected, Submitted
-from zkadapt.protocol.update import PlainUpdate, UpdateRejected
+from zkadapt.protocol.update import MAX_UPDATE_HEADER, PlainUpdate, UpdateRejected
 from zkadapt.storage.base import ObjectStore
 
 
@@ -119,6 +119,10 @@ class PlainScheme:
     def seal(self, round_: int, delta: np.ndarray, n_samples: int, io: RoundIO) -> bytes:
         """A safetensors object bound to session, round and party."""
         return PlainUpdate(io.ctx.session_id, round_, io.ctx.party, n_samples, delta).to_bytes()
+
+    def max_object_bytes(self, round_: int, io: RoundIO) -> int:
+        """The largest honest update object: its float32 values and a bounded header."""
+        return 8 + MAX_UPDATE_HEADER + 4 * io.codec.size
 
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> PlainUpdate:
         """Parse and check the binding (replay, copy, shape, finite values)."""

@@ -42,7 +42,7 @@ from zkadapt.protocol import paillier_ops as ops
 from zkadapt.protocol.key_epochs import EpochKey, KeyEpochs, KeyPlan
 from zkadapt.protocol.messages import DecryptionShare, Joined, Submitted
 from zkadapt.protocol.phases import Phase
-from zkadapt.protocol.publishing import fetch_checked, publish
+from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES, fetch_checked, publish
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.storage.base import ObjectRef, is_key_of, object_key
@@ -152,6 +152,12 @@ class PaillierScheme:
             workers=self.workers,
             textbook=self.textbook,
         )
+
+    def max_object_bytes(self, round_: int, io: RoundIO) -> int:
+        """The largest honest encrypted update: its fixed-width ciphertexts, header and proof."""
+        public, _ = self.epochs.of_round(round_)
+        count = self.spec.num_plaintexts(io.codec.size)
+        return count * public.paillier.ciphertext_bytes + OBJECT_SLACK_BYTES
 
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> list[Ciphertext]:
         """Check binding, parameters, ranges and the proof of plaintext knowledge."""

@@ -18,7 +18,7 @@ from safetensors.numpy import load as st_load
 from zkadapt.bounded_json import loads_bounded
 
 #: Largest safetensors header parsed (an honest one is ~200 bytes).
-_MAX_HEADER = 64 * 1024
+MAX_UPDATE_HEADER = 64 * 1024
 
 #: Header tag of the plaintext update format.
 PLAIN_UPDATE_FORMAT = "zkadapt-update/plain-v1"
@@ -127,7 +127,7 @@ def canonical_safetensors(name: str, array: np.ndarray, metadata: dict[str, str]
 
 def _header(data: bytes) -> dict[str, str]:
     (length,) = struct.unpack("<Q", data[:8])
-    header = loads_bounded(data[8 : 8 + length], max_bytes=_MAX_HEADER)
+    header = loads_bounded(data[8 : 8 + length], max_bytes=MAX_UPDATE_HEADER)
     if not isinstance(header, dict):
         raise ValueError("header is not a mapping")
     meta = header.get("__metadata__", {})
