@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -74,7 +75,11 @@ def test_s3_session_gives_the_same_model_as_local_and_audits(
     for party in PARTIES:
         listed = admin.list_objects_v2(Bucket=f"zkadapt-{party}", Prefix=f"zkadapt/{session_id}/")
         keys = sorted(o["Key"] for o in listed.get("Contents", []))
-        assert keys == [f"zkadapt/{session_id}/round-{r}/update/{party}.bin" for r in (1, 2)]
+        assert len(keys) == 2, keys  # one content-addressed update per round (issue 17)
+        for r, key in zip((1, 2), keys, strict=True):
+            assert re.fullmatch(
+                rf"zkadapt/{session_id}/round-{r}/update/{party}\.[0-9a-f]{{16}}\.bin", key
+            )
 
     monkeypatch.setenv("AWS_PROFILE", "zkadapt-carol")  # an auditor needs only read access
     audit = zkadapt("audit", str(session), "--out", "out", cwd=tmp_path)
@@ -153,3 +158,39 @@ def test_parties_retry_through_an_s3_restart_mid_round(
     report = _final(out)
     assert report["final"]["model_sha256"] == local_digest  # type: ignore[index]
     assert all(r["accepted"] == PARTIES for r in report["rounds"])  # type: ignore[index]
+
+
+def test_a_second_run_of_the_same_session_leaves_the_first_run_auditable(
+    s3_server: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same session file run again into a new --out, on the same buckets, must not touch
+    the first run's objects (issue 17: it overwrote them and the first audit failed)."""
+    session = _session(tmp_path, **_s3(s3_server))
+    zkadapt("run", str(session), "--out", "first", "--no-baselines", cwd=tmp_path)
+    session_id = load_config(session).session_id
+    admin = s3_server.client("admin")
+
+    def objects() -> dict[str, str]:
+        found = {}
+        for party in PARTIES:
+            listed = admin.list_objects_v2(
+                Bucket=f"zkadapt-{party}", Prefix=f"zkadapt/{session_id}/"
+            )
+            found |= {f"{party}/{o['Key']}": o["ETag"] for o in listed.get("Contents", [])}
+        return found
+
+    before = objects()
+    zkadapt(
+        "run",
+        str(session),
+        "--out",
+        "second",
+        "--no-baselines",
+        cwd=tmp_path,
+    )
+    after = objects()
+    assert {k: after[k] for k in before} == before  # every first-run object as it was
+    monkeypatch.setenv("AWS_PROFILE", "zkadapt-carol")
+    for out in ("first", "second"):
+        audit = zkadapt("audit", str(tmp_path / out / "session.toml"), "--out", out, cwd=tmp_path)
+        assert "audit: PASSED" in audit.stdout
