@@ -177,5 +177,7 @@ def make_scheme(
         threshold=config.threshold,
         dealer=config.dealer,
         timeout_s=config.protocol.submit_timeout_s if timeout_s is None else timeout_s,
+        weighting=config.aggregation.weighting,
+        max_share=config.max_weight_share,
     )
     return build_scheme(config.privacy, strategy, inputs)

@@ -24,7 +24,7 @@ from zkadapt.errors import ConfigError
 from zkadapt.escrow.settings import EscrowConfig
 from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
 from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
-from zkadapt.sections import Section, is_changed
+from zkadapt.sections import Section, canonical_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
 from zkadapt.storage.settings import StorageConfig
 
@@ -116,6 +116,14 @@ class SessionConfig(Section):
         return self.protocol.quorum or len(self.parties) // 2 + 1
 
     @property
+    def max_weight_share(self) -> float | None:
+        """The cap on one party's share of the mean: ``aggregation.max_weight``, else 1/2
+        with three or more parties (docs/threats.md section 3), else none."""
+        if self.aggregation.max_weight is not None:
+            return self.aggregation.max_weight
+        return 0.5 if len(self.parties) >= 3 else None
+
+    @property
     def threshold(self) -> int:
         """Decryption shares needed: n for additive keys, else the setting or the quorum."""
         if self.privacy.keygen == "additive":
@@ -141,9 +149,7 @@ class SessionConfig(Section):
 
     def canonical_json(self) -> bytes:
         """Canonical JSON of the whole configuration (sorted keys, no whitespace)."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-        ).encode()
+        return json.dumps(canonical_dump(self), sort_keys=True, separators=(",", ":")).encode()
 
     @property
     def seed_id(self) -> str:
@@ -154,7 +160,8 @@ class SessionConfig(Section):
         and data split whatever the privacy scheme, storage, channel or keys. That is what
         makes "paillier vs none" or "s3 vs local" comparisons exact (DESIGN.md section 3).
         """
-        doc = self.model_dump(mode="json", include={"model", "data", "training", "aggregation"})
+        full = canonical_dump(self)
+        doc = {k: full[k] for k in ("model", "data", "training", "aggregation")}
         doc["seed"] = self.session.seed
         doc["parties"] = self.party_names
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -167,7 +174,7 @@ class SessionConfig(Section):
 
     def to_toml(self) -> str:
         """The configuration as a TOML document (``None`` values left out)."""
-        return tomli_w.dumps(_drop_none(self.model_dump(mode="json")))
+        return tomli_w.dumps(_drop_none(canonical_dump(self)))
 
 
 def _drop_none(value: Any) -> Any:

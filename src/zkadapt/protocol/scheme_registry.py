@@ -34,6 +34,8 @@ class SchemeInputs:
         threshold: decryption shares needed (the session's resolved value).
         dealer: who deals keys: a party or the KGC's channel name.
         timeout_s: how long a key-dealing phase waits.
+        weighting: ``aggregation.weighting`` (:mod:`zkadapt.aggregation.weights`).
+        max_share: the largest share of the mean one party may have (None: no cap).
     """
 
     keyring: Keyring | None
@@ -41,6 +43,8 @@ class SchemeInputs:
     threshold: int
     dealer: str
     timeout_s: float
+    weighting: str = "declared"
+    max_share: float | None = None
 
 
 SchemeFactory = Callable[["PrivacyConfig", "Strategy", SchemeInputs], "UpdateScheme"]
@@ -66,7 +70,7 @@ def _plain(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) -> 
     """``none``: updates travel as plain tensors."""
     from zkadapt.protocol.schemes import PlainScheme
 
-    return PlainScheme(strategy)
+    return PlainScheme(strategy, weighting=inputs.weighting, max_share=inputs.max_share)
 
 
 def _paillier(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) -> UpdateScheme:

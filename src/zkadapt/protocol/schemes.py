@@ -24,6 +24,7 @@ import numpy as np
 
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import Strategy
+from zkadapt.aggregation.weights import bounded_shares
 from zkadapt.errors import ProtocolError
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.machine import shares_to_combine
@@ -108,8 +109,11 @@ class PlainScheme:
 
     name = "none"
 
-    def __init__(self, strategy: Strategy) -> None:
+    def __init__(
+        self, strategy: Strategy, *, weighting: str = "declared", max_share: float | None = None
+    ) -> None:
         self.strategy = strategy
+        self.weighting, self.max_share = weighting, max_share
         self.timings: dict[str, float] = {}
         self._accepted: tuple[int, dict[str, Any]] = (0, {})
 
@@ -149,14 +153,16 @@ class PlainScheme:
         raise UpdateRejected("decryption share: this session's updates are not encrypted")
 
     def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
-        """Sample-weighted mean, accumulated in party-name order."""
+        """Sample-weighted mean, accumulated in party-name order; each party's share of it is
+        bounded (:func:`~zkadapt.aggregation.weights.bounded_shares`) so a declared size
+        cannot outweigh the others (docs/threats.md section 3)."""
         held, accepted = self._accepted
         if held != round_:
             raise ProtocolError("no accepted updates for this round yet", round=round_)
         names = sorted(accepted)
-        return self.strategy.mean_delta(
-            [accepted[n].delta for n in names], [float(accepted[n].n_samples) for n in names]
-        )
+        counts = [float(accepted[n].n_samples) for n in names]
+        shares = bounded_shares(counts, weighting=self.weighting, max_share=self.max_share)
+        return self.strategy.mean_delta([accepted[n].delta for n in names], shares or counts)
 
 
 def mean_from_channel(
