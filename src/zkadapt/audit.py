@@ -297,6 +297,8 @@ def format_report(report: AuditReport) -> str:
             f"rounds: {report.completed} of {report.planned_rounds} planned completed"
             + (" (partial audit)" if report.partial and report.incomplete else "")
         )
+    if report.incomplete:
+        lines.append(f"INCOMPLETE: {report.completed} of {report.planned_rounds} rounds")
     lines += [f"  - {line}" for line in report.incomplete]
     if report.named:
         lines.append("parties named by others:")

@@ -101,6 +101,7 @@ def test_a_ledger_missing_its_last_round_fails_unless_partial(
     proc = zkadapt("audit", str(out / "session.toml"), cwd=out, check=False)
     assert proc.returncode == 1, proc.stdout
     assert "rounds: 1 of 2 planned completed" in proc.stdout
+    assert "INCOMPLETE: 1 of 2 rounds" in proc.stdout  # docs/threats.md section 4
     assert "round 2 never ran" in proc.stdout and "audit: FAILED" in proc.stdout
     partial = zkadapt("audit", str(out / "session.toml"), "--partial", cwd=out)
     assert "audit: PASSED" in partial.stdout and "(partial audit)" in partial.stdout
