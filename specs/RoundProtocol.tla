@@ -13,7 +13,9 @@
 (*                                                                         *)
 (* The work itself (training, sealing, proving, verifying, summing,        *)
 (* decrypting, evaluating) is abstract: only its outcome is modelled.      *)
-(* Key dealing (Prepare's work) is not modelled.  See specs/README.md.     *)
+(* Key epochs are: Join, DealKey, KeygenStep, OpenKey, WaitKey and the    *)
+(* key-deadline Halt are the machine's (machine._key_action, decide_key).  *)
+(* See specs/README.md.                                                    *)
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets, TLC
 
@@ -26,7 +28,12 @@ CONSTANTS
     FairDeadlines,  \* a deadline passes only once every live party's post arrived
     BadUpdates,     \* set of <<party, round>>: updates that fail verification
     BadShares,      \* set of parties whose decryption shares fail verification
-    ShareSlack      \* 0 normally; 1 = the broken variant: Combine uses T - 1 shares
+    ShareSlack,     \* 0 normally; 1 = the broken variant: Combine uses T - 1 shares
+    KeyGen,         \* "none" (keys abstracted), "dealer" / "additive", or "distributed"
+    Dealer,         \* who deals with KeyGen "dealer" / "additive"
+    RefreshEvery,   \* a fresh key every RefreshEvery rounds; 0: one key epoch
+    DkgRounds,      \* message rounds of a distributed key generation
+    DealerSilent    \* the dealer never deals (a silent dealing party or KGC)
 
 ASSUME /\ Parties # {}
        /\ T \in Nat
@@ -37,6 +44,11 @@ ASSUME /\ Parties # {}
        /\ BadUpdates \subseteq Parties \X (1..Rounds)
        /\ BadShares \subseteq Parties
        /\ ShareSlack \in 0..T
+       /\ KeyGen \in {"none", "dealer", "additive", "distributed"}
+       /\ Dealer \in Parties
+       /\ RefreshEvery \in Nat
+       /\ DkgRounds \in Nat
+       /\ DealerSilent \in BOOLEAN
 
 VARIABLES
     channel,      \* the channel: a sequence of entries (records), in channel order
@@ -87,13 +99,20 @@ Digest(prev, r, acc) == Append(prev, acc)
 (*   failed     RoundFailed{round}                                         *)
 (*   share      DecryptionShare{round}; acc = the accepted set it shares   *)
 (*   done       RoundDone{round, digest, accepted}                         *)
+(*   joined     Joined (round 0)                                           *)
+(*   key        KeyDealt{epoch} (round 0)                                  *)
+(*   keygen     KeyGenStep{epoch, step} (round 0)                          *)
 (***************************************************************************)
-Kinds == {"submitted", "closed", "rejected", "failed", "share", "done"}
+Kinds == {"submitted", "closed", "rejected", "failed", "share", "done",
+          "joined", "key", "keygen"}
 Whats == {"none", "update", "share"}
 
 Msg(kind, sender, r) ==
     [kind |-> kind, sender |-> sender, round |-> r, target |-> sender,
-     what |-> "none", acc |-> {}, digest |-> Genesis]
+     what |-> "none", acc |-> {}, digest |-> Genesis, epoch |-> 0, step |-> 0]
+
+KeyMsg(kind, sender, epoch, step) ==
+    [Msg(kind, sender, 0) EXCEPT !.epoch = epoch, !.step = step]
 
 RejectMsg(sender, r, target, what) ==
     [Msg("rejected", sender, r) EXCEPT !.target = target, !.what = what]
@@ -156,6 +175,33 @@ ShareSenders(s, r) == {s[i].sender : i \in ShareIdx(s, r)}
 DoneIn(s, r) == Idx(s, "done", r) # {}
 
 (***************************************************************************)
+(* Key epochs (machine._absorb_key / key_rules).  What a party read of     *)
+(* joins, dealt keys and key-generation steps is computed from its prefix, *)
+(* as the views are (PartyState.joined / dealt / keygen).                  *)
+(***************************************************************************)
+KeysOn == KeyGen # "none"
+Distributed == KeyGen = "distributed"
+NoDkg == <<0, 0>>  \* with dkgOn = FALSE: no key generation running here
+NoEpoch == Rounds  \* no key epoch (epochs are 0..Rounds-1): keyOpen / keyPending unset
+
+EpochOf(r) == IF RefreshEvery = 0 THEN 0 ELSE (r - 1) \div RefreshEvery
+
+JoinedIn(s) == {s[i].sender : i \in {j \in 1..Len(s) : s[j].kind = "joined"}}
+
+\* KeyPlan.source: whose KeyDealt carries p's key.
+Source(p) == IF Distributed THEN p ELSE Dealer
+
+Dealt(p, e) ==
+    LET s == SubSeq(channel, 1, delivered[p]) IN
+    \E i \in 1..Len(s) : s[i].kind = "key" /\ s[i].sender = Source(p) /\ s[i].epoch = e
+
+KeygenPosted(p, e, k, q) ==
+    LET s == SubSeq(channel, 1, delivered[p]) IN
+    \E i \in 1..Len(s) :
+        /\ s[i].kind = "keygen" /\ s[i].sender = q
+        /\ s[i].epoch = e /\ s[i].step = k
+
+(***************************************************************************)
 (* Party state (machine.PartyState).  digests is a set of <<round, digest>> *)
 (* (our digest of G(r) for finished rounds); pending is the round of a     *)
 (* checkpoint whose RoundDone may be unposted, 0 for none; the "applied"   *)
@@ -168,7 +214,9 @@ Fresh(round, digests, pending) ==
      rejected |-> {}, rejectionsPosted |-> {}, failurePosted |-> FALSE,
      summed |-> FALSE, sharePosted |-> FALSE, shareVerdicts |-> << >>,
      sharesDeadlinePassed |-> FALSE, combinedDone |-> FALSE,
-     combined |-> << >>]
+     combined |-> << >>, keyDeadlinePassed |-> FALSE,
+     keyOpen |-> NoEpoch, joinPending |-> FALSE, keyPending |-> NoEpoch,
+     dkgOn |-> FALSE, dkg |-> NoDkg]
 
 NoCheckpoint == [round |-> 0, digest |-> Genesis]
 
@@ -178,7 +226,10 @@ Start(c) ==
     ELSE Fresh(c.round + 1, {<<c.round, c.digest>>}, c.round)
 
 \* machine._next_round
-NextRound(s) == Fresh(s.round + 1, s.digests, 0)
+NextRound(s) ==
+    [Fresh(s.round + 1, s.digests, 0) EXCEPT
+        !.keyOpen = s.keyOpen, !.joinPending = s.joinPending,
+        !.keyPending = s.keyPending, !.dkgOn = s.dkgOn, !.dkg = s.dkg]
 
 \* The state kept for a crashed party (model_check keeps None); never read.
 DeadState == Start(NoCheckpoint)
@@ -261,12 +312,46 @@ DecryptStep(p) ==        \* machine._decrypt (every party holds a key share)
         ELSE IF s.sharesDeadlinePassed THEN "Halt"
         ELSE "WaitShares"
 
+DecideKey(p) ==          \* key_rules.decide_key: "Open", "Deal", "Wait" or "Fail"
+    LET s       == st[p]
+        e       == EpochOf(s.round)
+        joined  == JoinedIn(Prefix(p))
+        mayDeal == \/ e > 0
+                   \/ Parties \subseteq joined
+                   \/ s.keyDeadlinePassed /\ ~Distributed
+    IN  IF Dealt(p, e) THEN "Open"
+        ELSE IF p = Source(p) /\ mayDeal THEN "Deal"
+        ELSE IF ~s.keyDeadlinePassed THEN "Wait"
+        ELSE "Fail"
+
+KeygenName(p) ==         \* machine._keygen_action
+    LET s == st[p]
+        e == EpochOf(s.round)
+    IN  IF ~s.dkgOn \/ s.dkg[1] # e
+        THEN IF KeygenPosted(p, e, 0, p) THEN "Halt" ELSE "KeygenStep"
+        ELSE IF \A q \in Parties : KeygenPosted(p, e, s.dkg[2], q) THEN "KeygenStep"
+        ELSE IF s.keyDeadlinePassed THEN "Halt"
+        ELSE "WaitKey"
+
+KeyName(p) ==            \* machine._key_action; "WaitKey" is Wait(r, "key")
+    LET s == st[p]
+        d == DecideKey(p)
+    IN  IF p \notin JoinedIn(Prefix(p))
+        THEN IF s.joinPending THEN "WaitKey" ELSE "Join"
+        ELSE IF d = "Open" THEN "OpenKey"
+        ELSE IF d = "Fail" THEN "Halt"
+        ELSE IF d = "Deal" /\ s.keyPending = EpochOf(s.round) THEN "WaitKey"
+        ELSE IF d = "Deal" /\ Distributed THEN KeygenName(p)
+        ELSE IF d = "Deal" THEN "DealKey"
+        ELSE "WaitKey"
+
 NextName(p) ==           \* machine.next_action
     LET s == st[p]
         r == s.round
     IN  IF Disagrees(p) THEN "Halt"
         ELSE IF s.pending # 0 THEN "Announce"
         ELSE IF r > Rounds THEN "Finish"
+        ELSE IF KeysOn /\ s.keyOpen # EpochOf(r) THEN KeyName(p)
         ELSE IF ~s.prepared THEN "Prepare"
         ELSE IF ~HasCut(Prefix(p), r) THEN BeforeCutStep(p)
         ELSE IF ~s.verified THEN "Verify"
@@ -313,6 +398,12 @@ Deliver(p) ==
                 /\ st[p].pending # 0
                 /\ e.round = st[p].pending
              THEN [st EXCEPT ![p].pending = 0]
+             ELSE IF e.kind = "joined" /\ e.sender = p
+             THEN [st EXCEPT ![p].joinPending = FALSE]
+             ELSE IF /\ e.kind = "key"
+                     /\ e.sender = Source(p)
+                     /\ e.epoch = st[p].keyPending
+             THEN [st EXCEPT ![p].keyPending = NoEpoch]
              ELSE st
     /\ delivered' = [delivered EXCEPT ![p] = @ + 1]
     /\ UNCHANGED <<channel, alive, training, stopped, checkpoint, crashesLeft,
@@ -323,6 +414,48 @@ Deliver(p) ==
 (* real party's view always lags the channel a little), and the result is *)
 (* folded back in (machine.apply of Done).                                 *)
 (***************************************************************************)
+\* Key epochs (DESIGN.md section 4): machine._key_action's actions.
+Join(p) ==
+    /\ Decides(p, "Join")
+    /\ Post(KeyMsg("joined", p, 0, 0))
+    /\ st' = [st EXCEPT ![p].joinPending = TRUE]
+    /\ UNCHANGED <<alive, training, stopped, checkpoint, delivered,
+                   crashesLeft, applied, combines>>
+
+\* A silent dealer decides DealKey but never carries it out.
+DealKey(p) ==
+    /\ Decides(p, "DealKey")
+    /\ ~DealerSilent
+    /\ LET e == EpochOf(st[p].round) IN
+       /\ Post(KeyMsg("key", p, e, 0))
+       /\ st' = [st EXCEPT ![p].keyPending = e]
+    /\ UNCHANGED <<alive, training, stopped, checkpoint, delivered,
+                   crashesLeft, applied, combines>>
+
+\* The next message round of a distributed key generation; after DkgRounds of
+\* them, our own KeyDealt.  Each step starts a new key deadline.
+KeygenStep(p) ==
+    /\ Decides(p, "KeygenStep")
+    /\ LET s == st[p]
+           e == EpochOf(s.round)
+           k == IF s.dkgOn /\ s.dkg[1] = e THEN s.dkg[2] + 1 ELSE 0
+       IN  IF k < DkgRounds
+           THEN /\ Post(KeyMsg("keygen", p, e, k))
+                /\ st' = [st EXCEPT ![p].dkgOn = TRUE, ![p].dkg = <<e, k>>,
+                                     ![p].keyDeadlinePassed = FALSE]
+           ELSE /\ Post(KeyMsg("key", p, e, 0))
+                /\ st' = [st EXCEPT ![p].keyPending = e, ![p].dkgOn = FALSE,
+                                     ![p].dkg = NoDkg, ![p].keyDeadlinePassed = FALSE]
+    /\ UNCHANGED <<alive, training, stopped, checkpoint, delivered,
+                   crashesLeft, applied, combines>>
+
+OpenKey(p) ==
+    /\ Decides(p, "OpenKey")
+    /\ st' = [st EXCEPT ![p].keyOpen = EpochOf(st[p].round),
+                         ![p].keyDeadlinePassed = FALSE]
+    /\ UNCHANGED <<channel, alive, training, stopped, checkpoint, delivered,
+                   crashesLeft, applied, combines>>
+
 Prepare(p) ==
     /\ Decides(p, "Prepare")
     /\ st' = [st EXCEPT ![p].prepared = TRUE]
@@ -448,7 +581,8 @@ Announce(p) ==
     /\ UNCHANGED <<alive, training, stopped, checkpoint, delivered,
                    crashesLeft, applied, combines>>
 
-\* Digests disagree, or the shares deadline passed with too few valid shares.
+\* Digests disagree, the shares deadline passed with too few valid shares, or
+\* the key deadline passed and decide_key gave up (or a key generation broke).
 Halt(p) ==
     /\ Decides(p, "Halt")
     /\ stopped' = [stopped EXCEPT ![p] = "halted"]
@@ -457,6 +591,10 @@ Halt(p) ==
 
 Act(p) ==
     \/ Submit(p)
+    \/ Join(p)
+    \/ DealKey(p)
+    \/ KeygenStep(p)
+    \/ OpenKey(p)
     \/ Prepare(p)
     \/ TrainAndSubmit(p)
     \/ CloseSubmissions(p)
@@ -485,13 +623,34 @@ DeadlineFair(p) ==
     IN  /\ delivered[p] = Len(channel)
         /\ \A q \in Parties \ posted : ~alive[q] \/ stopped[q] # "no"
 
+Gone(q) == ~alive[q] \/ stopped[q] # "no"
+
+\* model_check._key_deadline_may_pass: nothing p waits for is still to come.
+KeyDeadlineFair(p) ==
+    LET s       == st[p]
+        joined  == JoinedIn(channel)
+        awaited == Distributed /\ s.dkgOn
+    IN  /\ delivered[p] = Len(channel)
+        /\ \A q \in Parties :
+             /\ (q \notin joined => Gone(q))
+             /\ (~Distributed /\ q = Dealer /\ q # p /\ ~DealerSilent => Gone(q))
+             /\ (awaited /\ ~KeygenPosted(p, s.dkg[1], s.dkg[2], q) => Gone(q))
+
+\* Wait(r, "key"); a silent dealer's DealKey never happens, so it waits too.
+WaitsForKey(p) ==
+    \/ NextName(p) = "WaitKey"
+    \/ NextName(p) = "DealKey" /\ DealerSilent
+
 Timeout(p) ==
     /\ Running(p)
     /\ \/ NextName(p) = "WaitCut" /\ ~st[p].deadlinePassed
        \/ NextName(p) = "WaitShares" /\ ~st[p].sharesDeadlinePassed
-    /\ FairDeadlines => DeadlineFair(p)
+       \/ WaitsForKey(p) /\ ~st[p].keyDeadlinePassed
+    /\ FairDeadlines => IF WaitsForKey(p) THEN KeyDeadlineFair(p) ELSE DeadlineFair(p)
     /\ st' = IF NextName(p) = "WaitCut"
              THEN [st EXCEPT ![p].deadlinePassed = TRUE]
+             ELSE IF WaitsForKey(p)
+             THEN [st EXCEPT ![p].keyDeadlinePassed = TRUE]
              ELSE [st EXCEPT ![p].sharesDeadlinePassed = TRUE]
     /\ UNCHANGED <<channel, alive, training, stopped, checkpoint, delivered,
                    crashesLeft, applied, combines>>
@@ -556,9 +715,10 @@ Spec == Init /\ [][Next]_vars /\ Fairness
 (* Invariants (model_check.agreement / threshold_safety / quorum_safety)   *)
 (***************************************************************************)
 TypeOK ==
-    /\ channel \in Seq([kind: Kinds, sender: Parties, round: 1..Rounds,
+    /\ channel \in Seq([kind: Kinds, sender: Parties, round: 0..Rounds,
                         target: Parties, what: Whats, acc: SUBSET Parties,
-                        digest: Seq(SUBSET Parties)])
+                        digest: Seq(SUBSET Parties), epoch: 0..Rounds,
+                        step: 0..DkgRounds])
     /\ \A p \in Parties :
          /\ st[p].round \in 1..(Rounds + 1)
          /\ st[p].digests \subseteq (1..Rounds) \X Seq(SUBSET Parties)
@@ -578,6 +738,12 @@ TypeOK ==
          /\ st[p].sharesDeadlinePassed \in BOOLEAN
          /\ st[p].combinedDone \in BOOLEAN
          /\ st[p].combined \in Seq(Parties)
+         /\ st[p].keyDeadlinePassed \in BOOLEAN
+         /\ st[p].keyOpen \in 0..Rounds
+         /\ st[p].joinPending \in BOOLEAN
+         /\ st[p].keyPending \in 0..Rounds
+         /\ st[p].dkgOn \in BOOLEAN
+         /\ st[p].dkg \in (0..Rounds) \X (0..DkgRounds)
     /\ alive \in [Parties -> BOOLEAN]
     /\ training \in [Parties -> BOOLEAN]
     /\ stopped \in [Parties -> {"no", "failed", "halted"}]

@@ -116,6 +116,11 @@ def test_the_cfg_constants_are_the_python_models_defaults(tla: str) -> None:
     assert constants["BadUpdates"] == "{}" and not model.bad_updates
     assert constants["BadShares"] == "{}" and not model.bad_shares
     assert constants["ShareSlack"] == "0"
+    assert constants["KeyGen"] == '"none"' and model.keygen is None  # keys abstracted
+    assert constants["Dealer"] == model.dealer
+    assert int(constants["RefreshEvery"]) == (model.refresh_every or 0)
+    assert int(constants["DkgRounds"]) == model.dkg_rounds
+    assert constants["DealerSilent"] == str(model.dealer_silent).upper()
     declared = re.search(r"^CONSTANTS(.*?)^ASSUME", tla, flags=re.M | re.S)
     assert declared is not None
     assert set(re.findall(r"\b([A-Z]\w*)\b", declared.group(1))) == set(constants)

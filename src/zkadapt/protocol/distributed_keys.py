@@ -8,18 +8,20 @@ In message round r of key epoch e, party P stores
   to session, epoch, step, sender and recipient), as ``.../step-<r>/<P>/<Q>.bin``,
 
 and posts ``KeyGenStep{epoch, step, objects}`` with their references, exactly as a dealer
-announces sealed shares with ``KeyDealt``. Each party waits for every party's ``KeyGenStep``
-of the round, fetches what is addressed to it (digest-checked), and advances its state. The
-signed channel entry authenticates the sender of each anonymous sealed box. Messages to
+announces sealed shares with ``KeyDealt``. Once every party's ``KeyGenStep`` of the round is
+on the channel it fetches what is addressed to it (digest-checked) and advances its state.
+The signed channel entry authenticates the sender of each anonymous sealed box. Messages to
 itself stay in memory.
 
-Every party must stay online until the key is done; a party that crashes in the middle makes
-the others stop at the step deadline with a :class:`ProtocolError`.
+*When* each step runs, and when a party gives up waiting, is the round machine's decision
+(``KeygenStep``, ``Wait(r, "key")``; :mod:`zkadapt.protocol.machine`, DESIGN.md section 4):
+this runner never waits. Every party must stay online until the key is done; a party that
+crashes in the middle makes the others stop at their key deadline with a named reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from zkadapt.crypto.distributed_keygen import DkgParams, DkgParty, Outbox, Values
 from zkadapt.crypto.identity import Keyring
@@ -81,32 +83,40 @@ class DkgRunner:
         epoch: int,
         round_: int,
         params: DkgParams,
-        timeout_s: float,
-        clock: Callable[[], float],
     ) -> None:
         self.io, self.keyring, self.names = io, keyring, list(names)
-        self.epoch, self.round_, self.timeout_s = epoch, round_, timeout_s
-        self.clock = clock  # the round driver's injected clock: step deadlines run on it
+        self.epoch, self.round_ = epoch, round_
         self.me = io.ctx.party
         self.index = self.names.index(self.me) + 1
         self.party = DkgParty(params, self.index)
         self._loopback: Values = ()
 
-    def run(self) -> tuple[ThresholdPublicKey, KeyShare]:
-        """Send and receive every message round until the key is done."""
-        out: Outbox | None = self.party.start()
-        while out is not None:
-            self._send(out)
-            out = self.party.advance(self._receive(out.round))
-        self.io.emit(
-            self.round_,
-            Phase.KEYS,
-            f"distributed key epoch {self.epoch}: {self.party.batches} "
-            f"candidate batch(es), {self.party.round + 1} message rounds",
-        )
+    def start(self) -> int:
+        """Post the first message round; returns its number."""
+        return self._send(self.party.start())
+
+    def advance(self, step: int) -> int | None:
+        """Read every party's messages of ``step`` (all posted) and post the next round.
+
+        Returns:
+            The message round posted, or None when the key is done (:meth:`result`).
+        """
+        out = self.party.advance(self._read(step, self._posted(step)))
+        if out is None:
+            self.io.emit(
+                self.round_,
+                Phase.KEYS,
+                f"distributed key epoch {self.epoch}: {self.party.batches} "
+                f"candidate batch(es), {self.party.round + 1} message rounds",
+            )
+            return None
+        return self._send(out)
+
+    def result(self) -> tuple[ThresholdPublicKey, KeyShare]:
+        """The public key and this party's share, once :meth:`advance` returned None."""
         return self.party.result()
 
-    def _send(self, out: Outbox) -> None:
+    def _send(self, out: Outbox) -> int:
         session = self.io.ctx.session_id
         prefix = f"{key_prefix(session, self.epoch)}/dkg/step-{out.round}/{self.me}"
         objects: dict[str, bytes] = {}  # store key -> bytes
@@ -133,21 +143,18 @@ class DkgRunner:
             return KeyGenStep(session, self.round_, self.me, self.epoch, out.round, docs)
 
         publish(self.io.store, self.io.post, objects, announce)
+        return out.round
 
-    def _receive(self, step: int) -> dict[int, Values]:
-        deadline = self.clock() + self.timeout_s
-        while True:
-            posted = self.io.history.keygen_steps(self.epoch, step)
-            if set(posted) >= set(self.names):
-                return self._read(step, posted)
-            if self.clock() > deadline:
-                missing = ", ".join(sorted(set(self.names) - set(posted)))
-                raise ProtocolError(
-                    f"distributed key generation (epoch {self.epoch}) stalled at step {step}: "
-                    f"no message from {missing}; every party must stay online",
-                    round=self.round_,
-                )
-            self.io.sync(wait=self.io.ctx.poll_interval_s)
+    def _posted(self, step: int) -> Mapping[str, KeyGenStep]:
+        posted = self.io.history.keygen_steps(self.epoch, step)
+        missing = sorted(set(self.names) - set(posted))
+        if missing:  # the machine decides a step only once every message is on the channel
+            raise ProtocolError(
+                f"distributed key generation (epoch {self.epoch}) step {step}: no message "
+                f"from {', '.join(missing)}",
+                round=self.round_,
+            )
+        return posted
 
     def _read(self, step: int, posted: Mapping[str, KeyGenStep]) -> dict[int, Values]:
         inbox: dict[int, Values] = {}

@@ -10,16 +10,17 @@ epoch's key comes from one of the sources of DESIGN.md section 4 / CRYPTO.md sec
                  together (:mod:`zkadapt.protocol.distributed_keys`) and each posts its own
                  ``KeyDealt`` holding its share sealed to itself.
 
-:func:`decide_key` is the decision, pure over what the channel shows and whether the
-party's key deadline (on the round driver's injected clock) has passed: wait, deal now,
-open the posted key, or give up with a named reason. :class:`KeyEpochs` carries the
-decisions out against the store and channel and holds the opened keys, the declared
-training-set sizes and the FedAvg weights they fix.
+:func:`decide_key` (:mod:`zkadapt.protocol.key_rules`, re-exported here) is the decision,
+pure over what the channel shows and whether the party's key deadline has passed; the round
+machine asks it and names the action (``Join``, ``DealKey``, ``KeygenStep``, ``OpenKey``, a
+``Wait`` for the key, a ``Halt`` with the reason), so the model checker explores it.
+:class:`KeyEpochs` carries those actions out against the store and channel, one at a time and
+without waiting, and holds the opened keys, the declared training-set sizes and the FedAvg
+weights they fix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from zkadapt.crypto.distributed_keygen import DkgParams
@@ -30,108 +31,35 @@ from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey, deal_threshol
 from zkadapt.errors import CryptoError, ProtocolError
 from zkadapt.protocol.distributed_keys import DkgRunner
 from zkadapt.protocol.key_delivery import as_ref, publish_key, share_context
-from zkadapt.protocol.messages import KeyDealt
+from zkadapt.protocol.key_rules import (
+    KeyDeal,
+    KeyFail,
+    KeyOpen,
+    KeyPlan,
+    KeyStep,
+    KeyWait,
+    decide_key,
+)
+from zkadapt.protocol.messages import Joined, KeyDealt
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import fetch_bytes
 from zkadapt.protocol.schemes import RoundIO
 from zkadapt.protocol.update import UpdateRejected
 
+__all__ = [
+    "EpochKey",
+    "KeyDeal",
+    "KeyEpochs",
+    "KeyFail",
+    "KeyOpen",
+    "KeyPlan",
+    "KeyStep",
+    "KeyWait",
+    "decide_key",
+]
+
 #: An opened key epoch: the public key and this party's share (None for an observer).
 EpochKey = tuple[ThresholdPublicKey, "KeyShare | None"]
-
-
-@dataclass(frozen=True)
-class KeyPlan:
-    """The session's key settings (``[privacy]``), fixed for the whole session."""
-
-    names: tuple[str, ...]  # the parties, in name order (Shamir index = position + 1)
-    keygen: str  # "dealer" | "additive" | "distributed"
-    dealer: str  # who deals (a party, or the key-generation centre's channel name)
-    threshold: int
-    key_bits: int
-    refresh_every: int | None = None
-
-    @property
-    def distributed(self) -> bool:
-        return self.keygen == "distributed"
-
-    def epoch_of(self, round_: int) -> int:
-        """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds)."""
-        return (round_ - 1) // self.refresh_every if self.refresh_every else 0
-
-    def index_of(self, party: str) -> int:
-        """Shamir index (1..n) of ``party``: its position in name order."""
-        return self.names.index(party) + 1
-
-    def source(self, me: str | None) -> str | None:
-        """Whose ``KeyDealt`` carries the key for ``me``: the dealer's; with distributed keys
-        each party's own (it holds that party's sealed share), any party's for an observer."""
-        return me if self.distributed else self.dealer
-
-
-# -- the decision -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyWait:
-    """Nothing to do until the channel moves or the key deadline passes."""
-
-
-@dataclass(frozen=True)
-class KeyDeal:
-    """Deal the epoch's key now (or, distributed, run the key generation with the others)."""
-
-
-@dataclass(frozen=True)
-class KeyOpen:
-    """The ``KeyDealt`` this party reads is posted: fetch the key and open our share."""
-
-
-@dataclass(frozen=True)
-class KeyFail:
-    """No usable key will come: stop with ``reason``."""
-
-    reason: str
-
-
-KeyStep = KeyWait | KeyDeal | KeyOpen | KeyFail
-
-
-def decide_key(
-    plan: KeyPlan,
-    epoch: int,
-    me: str | None,
-    *,
-    joined: Collection[str],
-    dealt: bool,
-    deadline_passed: bool,
-) -> KeyStep:
-    """What a party (``me``; None for an observer) does about key epoch ``epoch`` now (pure).
-
-    The dealer deals epoch 0 once every party has joined (so the declared sizes before its
-    ``KeyDealt`` fix every weight), or at its deadline with whoever joined; later epochs at
-    once. Distributed key generation needs every party, deadline or not.
-
-    Args:
-        joined: parties whose ``Joined`` is on the channel.
-        dealt: whether the ``KeyDealt`` of :meth:`KeyPlan.source` for ``epoch`` is posted.
-        deadline_passed: this party's key deadline passed (on the injected clock).
-    """
-    if dealt:
-        return KeyOpen()
-    source = plan.source(me)
-    everyone = set(joined) >= set(plan.names)
-    may_deal = epoch > 0 or everyone or (deadline_passed and not plan.distributed)
-    if me is not None and me == source and may_deal:
-        return KeyDeal()
-    if not deadline_passed:
-        return KeyWait()
-    missing = sorted(set(plan.names) - set(joined))
-    if plan.distributed and missing and source is not None:
-        return KeyFail(
-            "distributed key generation needs every party; not joined: " + ", ".join(missing)
-        )
-    return KeyFail(f"no threshold key for epoch {epoch} from dealer {source or 'any party'}")
 
 
 # -- carrying it out ----------------------------------------------------------------------
@@ -139,63 +67,152 @@ def decide_key(
 
 @dataclass
 class KeyEpochs:
-    """One party's key epochs: the decisions carried out, the opened keys and the weights."""
+    """One party's key epochs: the machine's key actions carried out, the opened keys, the
+    weights.
+
+    Every decision (join, deal, run the next key-generation step, open, wait, give up) is
+    the round machine's (:mod:`zkadapt.protocol.machine`, DESIGN.md section 3); these methods
+    only do the work one action names, and never wait.
+    """
 
     plan: KeyPlan
     keyring: Keyring
+    #: How long a party waits for a key step (its key deadline, on the driver's clock).
     timeout_s: float
+    #: This party's declared training-set size (posted in ``Joined``).
+    n_samples: int = 0
     keys: dict[int, EpochKey] = field(default_factory=dict)
     #: Declared training-set sizes before the first key (the public n_i of CRYPTO.md §3).
     declared: dict[str, int] = field(default_factory=dict)
     #: FedAvg weights ω_i = n·n_i / Σ n_j of the declared parties.
     weights: dict[str, float] = field(default_factory=dict)
+    #: The distributed key generation in progress in this process (its secrets live here).
+    _dkg: DkgRunner | None = None
 
     def of_round(self, round_: int) -> EpochKey:
         """The opened key of ``round_``'s epoch."""
         return self.keys[self.plan.epoch_of(round_)]
 
-    def ensure(self, round_: int, io: RoundIO, clock: Callable[[], float]) -> EpochKey:
-        """Make sure ``round_``'s key epoch is dealt and opened, syncing until it is.
+    def join(self, io: RoundIO) -> None:
+        """``Join``: post ``Joined`` with our declared size (it fixes our FedAvg weight)."""
+        io.post(Joined(io.ctx.session_id, 0, io.ctx.party, self.n_samples))
 
-        ``clock`` is the round driver's injected clock: the key deadline is
-        ``timeout_s`` after this call on it (an observer passes ``timeout_s = 0``).
+    def open(self, epoch: int, round_: int, io: RoundIO) -> EpochKey:
+        """``OpenKey``: fetch the posted key of ``epoch``, check it, open our share.
 
         Raises:
-            ProtocolError: :func:`decide_key` gave up, or the posted key is unusable.
+            ProtocolError: the ``KeyDealt`` the machine saw is not in the history, or the
+                posted key is unusable.
+        """
+        me = io.ctx.party if io.identity is not None else None
+        posted = io.history.key_dealt(epoch, self.plan.source(me))
+        if posted is None:
+            raise ProtocolError(f"no KeyDealt for key epoch {epoch}", round=round_)
+        self.keys[epoch] = self._open(epoch, round_, posted.message, io)  # type: ignore[arg-type]
+        if epoch == 0:
+            self._fix_weights(posted.seq, io)
+        return self.keys[epoch]
+
+    def open_posted(self, round_: int, io: RoundIO) -> EpochKey:
+        """An observer's (the audit's) key of ``round_``: the posted one, or the reason why
+        none will come (:func:`decide_key` with the deadline passed: an observer waits for
+        nothing, it reads a recorded channel).
+
+        Raises:
+            ProtocolError: no key is posted for the epoch, or it is unusable.
         """
         epoch = self.plan.epoch_of(round_)
         if epoch in self.keys:
             return self.keys[epoch]
         me = io.ctx.party if io.identity is not None else None
-        source = self.plan.source(me)
-        expires = clock() + self.timeout_s
-        while True:
-            posted = io.history.key_dealt(epoch, source)
-            step = decide_key(
-                self.plan,
-                epoch,
-                me,
-                joined=io.history.joined(),
-                dealt=posted is not None,
-                deadline_passed=clock() > expires,
+        dealt = io.history.key_dealt(epoch, self.plan.source(me)) is not None
+        step = decide_key(
+            self.plan, epoch, None, joined=io.history.joined(), dealt=dealt, deadline_passed=True
+        )
+        if isinstance(step, KeyFail):
+            raise ProtocolError(step.reason, round=round_)
+        return self.open(epoch, round_, io)
+
+    def deal(self, epoch: int, round_: int, io: RoundIO) -> None:
+        """``DealKey``: deal a t-of-n (or n-of-n additive) key, store it, post ``KeyDealt``.
+
+        The dealer stores every party's share sealed to that party and keeps nothing
+        (CRYPTO.md section 1): the shares die with this frame.
+        """
+        plan = self.plan
+        io.emit(round_, Phase.KEYS, f"{plan.keygen} key epoch {epoch} ({plan.key_bits} bits)")
+        public, dealt = deal_threshold_key(
+            plan.key_bits, plan.threshold, len(plan.names), plan.keygen
+        )
+        shares = dict(zip(plan.names, dealt, strict=True))
+        self._publish(epoch, round_, io, public, shares, "public")
+
+    def keygen_step(self, epoch: int, step: int, round_: int, io: RoundIO) -> int | None:
+        """``KeygenStep``: the next message round of a distributed key generation.
+
+        Step 0 starts it; step s > 0 reads every party's step s - 1 messages (the machine saw
+        them all on the channel) and advances. When the key is done, stores our share sealed
+        to ourselves and our copy of the public key and posts ``KeyDealt``.
+
+        Returns:
+            The message round posted, or None once ``KeyDealt`` is posted.
+
+        Raises:
+            ProtocolError: a message is unusable, or the generation was not started in this
+                process (its secrets died with a crash).
+        """
+        plan, me = self.plan, io.ctx.party
+        if step == 0:
+            io.emit(round_, Phase.KEYS, f"distributed key epoch {epoch} ({plan.key_bits} bits)")
+            params = DkgParams(
+                plan.key_bits,
+                len(plan.names),
+                plan.threshold,
+                context=f"{io.ctx.session_id}/key-epoch-{epoch}".encode(),
             )
-            match step:
-                case KeyOpen() if posted is not None:
-                    self.keys[epoch] = self._open(epoch, round_, posted.message, io)  # type: ignore[arg-type]
-                    if epoch == 0:
-                        self._fix_weights(posted.seq, io)
-                    return self.keys[epoch]
-                case KeyDeal():
-                    io.emit(
-                        round_,
-                        Phase.KEYS,
-                        f"{self.plan.keygen} key epoch {epoch} ({self.plan.key_bits} bits)",
-                    )
-                    self._deal(epoch, round_, io, clock)
-                case KeyFail(reason=reason):
-                    raise ProtocolError(reason, round=round_)
-                case KeyWait():
-                    io.sync(wait=io.ctx.poll_interval_s)
+            self._dkg = DkgRunner(
+                io,
+                keyring=self.keyring,
+                names=plan.names,
+                epoch=epoch,
+                round_=round_,
+                params=params,
+            )
+            return self._dkg.start()
+        runner = self._dkg
+        if runner is None or runner.epoch != epoch:
+            raise ProtocolError(
+                f"distributed key generation of epoch {epoch} is not running here", round=round_
+            )
+        sent = runner.advance(step - 1)
+        if sent is not None:
+            return sent
+        public, own = runner.result()
+        self._dkg = None
+        self._publish(epoch, round_, io, public, {me: own}, f"public-{me}")
+        return None
+
+    def _publish(
+        self,
+        epoch: int,
+        round_: int,
+        io: RoundIO,
+        public: ThresholdPublicKey,
+        shares: dict[str, KeyShare],
+        public_name: str,
+    ) -> None:
+        publish_key(
+            io.store,
+            io.post,
+            self.keyring,
+            session=io.ctx.session_id,
+            epoch=epoch,
+            round_=round_,
+            sender=io.ctx.party,
+            public=public,
+            shares=shares,
+            public_name=public_name,
+        )
 
     def _fix_weights(self, seq: int, io: RoundIO) -> None:
         """The sizes declared before the first ``KeyDealt`` fix the weights (CRYPTO.md §3)."""
@@ -236,48 +253,3 @@ class KeyEpochs:
         if share.index != self.plan.index_of(me):
             raise CryptoError(f"the share sealed to {me} has index {share.index}")
         return share
-
-    def _deal(self, epoch: int, round_: int, io: RoundIO, clock: Callable[[], float]) -> None:
-        """Make a key (deal it, or generate it with the others), store it, post ``KeyDealt``.
-
-        A dealer stores every party's share sealed to that party; with distributed keys each
-        party stores only its own share, sealed to itself, and its copy of the public key.
-        The dealer keeps nothing (CRYPTO.md section 1): the shares die with this frame.
-        """
-        me, plan = io.ctx.party, self.plan
-        if plan.distributed:
-            params = DkgParams(
-                plan.key_bits,
-                len(plan.names),
-                plan.threshold,
-                context=f"{io.ctx.session_id}/key-epoch-{epoch}".encode(),
-            )
-            runner = DkgRunner(
-                io,
-                keyring=self.keyring,
-                names=plan.names,
-                epoch=epoch,
-                round_=round_,
-                params=params,
-                timeout_s=self.timeout_s,
-                clock=clock,
-            )
-            public, own = runner.run()
-            shares, public_name = {me: own}, f"public-{me}"
-        else:
-            public, dealt = deal_threshold_key(
-                plan.key_bits, plan.threshold, len(plan.names), plan.keygen
-            )
-            shares, public_name = dict(zip(plan.names, dealt, strict=True)), "public"
-        publish_key(
-            io.store,
-            io.post,
-            self.keyring,
-            session=io.ctx.session_id,
-            epoch=epoch,
-            round_=round_,
-            sender=me,
-            public=public,
-            shares=shares,
-            public_name=public_name,
-        )

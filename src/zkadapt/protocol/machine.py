@@ -14,7 +14,14 @@ hashable values, so
 
 The phases of round r, as decisions:
 
-``Prepare``          the privacy scheme gets ready (paillier: join, key dealt)
+``Join``             (key epochs) post ``Joined`` with our declared training-set size, once
+``DealKey``          (key epochs) the dealer deals the round's key epoch and posts ``KeyDealt``
+``KeygenStep``       (distributed keys) the next message round of the key generation, once
+                     every party's previous one is on the channel
+``OpenKey``          (key epochs) the source's ``KeyDealt`` is posted: open our share
+                     (``Wait(r, "key")`` in between; ``Halt`` when the key deadline passes
+                     and :func:`~zkadapt.protocol.key_rules.decide_key` gives up)
+``Prepare``          the privacy scheme's own preparation, once the round's key is open
 ``TrainAndSubmit``   unless the submit phase already closed or our ``Submitted`` is posted
 ``CloseSubmissions`` when every party submitted, or this party's deadline passed; only the
                      *first* ``PhaseClosed`` in channel order counts (the cut)
@@ -37,9 +44,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from zkadapt.protocol.key_rules import KeyDeal, KeyFail, KeyOpen, KeyPlan, KeyWait, decide_key
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
     DecryptionShare,
+    Joined,
+    KeyDealt,
+    KeyGenStep,
     PhaseClosed,
     Rejected,
     RoundDone,
@@ -79,6 +90,8 @@ class MachineSpec:
     shares_needed: int = 0
     #: Whether this party holds a key share and so posts a decryption share.
     holds_share: bool = True
+    #: The session's key epochs (DESIGN.md section 4); None when updates need no key.
+    keys: KeyPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,16 @@ class PartyState:
     shares_deadline_passed: bool = False
     combined: tuple[str, ...] | None = None
     applied: str | None = None  # our digest of G(round) once checkpointed
+    key_deadline_passed: bool = False  # our key deadline, since the last key step
+    # -- key epochs, read off the channel (like ``views``; no round of their own) --
+    joined: frozenset[str] = frozenset()  # parties whose Joined is on the channel
+    dealt: frozenset[int] = frozenset()  # epochs whose KeyDealt from our source is on it
+    keygen: frozenset[tuple[int, int, str]] = frozenset()  # (epoch, step, sender) KeyGenSteps
+    # -- key epochs in this process (reset by a restart, kept from round to round) --
+    key_open: int | None = None  # the last key epoch opened
+    join_pending: bool = False  # our Joined is posted but not read back yet
+    key_pending: int | None = None  # the epoch whose KeyDealt we posted, not read back yet
+    dkg: tuple[int, int] | None = None  # (epoch, message round) of our last KeyGenStep
 
     def view(self, round_: int) -> RoundView:
         """The channel's view of ``round_`` (an empty one outside the session's rounds)."""
@@ -138,8 +161,37 @@ class Action:
 
 
 @dataclass(frozen=True)
+class Join(Action):
+    """Post ``Joined`` with this party's declared training-set size (key epochs only)."""
+
+
+@dataclass(frozen=True)
+class DealKey(Action):
+    """Deal key epoch ``epoch`` (t-of-n or additive), store it sealed, post ``KeyDealt``."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
+class KeygenStep(Action):
+    """Distributed keys: post message round ``step`` of epoch ``epoch``'s key generation
+    (step > 0 reads every party's round ``step - 1`` first); when the key is done, post our
+    ``KeyDealt`` instead. ``Done.result``: the message round posted, or None."""
+
+    epoch: int
+    step: int
+
+
+@dataclass(frozen=True)
+class OpenKey(Action):
+    """Fetch the posted key of ``epoch``, check it, open our sealed share."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
 class Prepare(Action):
-    """Let the privacy scheme get ready for the round (join, key dealt)."""
+    """Let the privacy scheme get ready for the round (the key, if any, is open)."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +279,8 @@ class Halt(Action):
 
 @dataclass(frozen=True)
 class Wait(Action):
-    """Nothing to do until the channel moves or a deadline passes (``"cut"``/``"shares"``)."""
+    """Nothing to do until the channel moves or a deadline passes (``"key"``, ``"cut"``,
+    ``"shares"``)."""
 
     deadline: str
 
@@ -255,7 +308,7 @@ class ChannelMessage(Event):
 
 @dataclass(frozen=True)
 class DeadlinePassed(Event):
-    """This party's local deadline for ``kind`` (``"cut"`` or ``"shares"``) in ``round``."""
+    """This party's local deadline for ``kind`` (``"key"``, ``"cut"`` or ``"shares"``)."""
 
     round: int
     kind: str
@@ -298,6 +351,8 @@ def apply(spec: MachineSpec, state: PartyState, event: Event) -> PartyState:
     if isinstance(event, DeadlinePassed):
         if event.round != state.round:
             return state
+        if event.kind == "key":
+            return evolve(state, key_deadline_passed=True)
         if event.kind == "cut":
             return evolve(state, deadline_passed=True)
         return evolve(state, shares_deadline_passed=True)
@@ -307,6 +362,8 @@ def apply(spec: MachineSpec, state: PartyState, event: Event) -> PartyState:
 
 
 def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> PartyState:
+    if isinstance(message, (Joined, KeyDealt, KeyGenStep)):
+        return _absorb_key(spec, state, sender, message)
     r = getattr(message, "round", 0)
     if not 1 <= r <= spec.rounds:
         return state
@@ -342,6 +399,31 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
     return _check_agreement(state)
 
 
+def _absorb_key(
+    spec: MachineSpec, state: PartyState, sender: str, message: Joined | KeyDealt | KeyGenStep
+) -> PartyState:
+    """Fold a key-epoch entry in: who joined, which epochs our source dealt, keygen steps.
+
+    Only the first ``Joined`` of a party counts (its declared size fixes its weight), and only
+    a ``KeyDealt`` of :meth:`KeyPlan.source` (the configured dealer, or ourselves with
+    distributed keys), as :meth:`SessionHistory.key_dealt` reads them.
+    """
+    plan = spec.keys
+    if plan is None:
+        return state
+    if isinstance(message, Joined):
+        if sender in state.joined:
+            return state
+        pending = state.join_pending and sender != spec.party
+        return evolve(state, joined=state.joined | {sender}, join_pending=pending)
+    if isinstance(message, KeyDealt):
+        if sender != plan.source(spec.party) or message.epoch in state.dealt:
+            return state
+        pending = None if state.key_pending == message.epoch else state.key_pending
+        return evolve(state, dealt=state.dealt | {message.epoch}, key_pending=pending)
+    return evolve(state, keygen=state.keygen | {(message.epoch, message.step, sender)})
+
+
 def _check_agreement(state: PartyState) -> PartyState:
     """Halt when a posted digest of a round we finished differs from ours."""
     if state.halted:
@@ -361,6 +443,16 @@ def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> 
     if action.round != state.round and not isinstance(action, Announce):
         return state
     match action:
+        case Join():
+            return evolve(state, join_pending=True)
+        case DealKey(epoch=epoch):
+            return evolve(state, key_pending=epoch)
+        case KeygenStep(epoch=epoch):
+            if result is None:  # the key is done: our KeyDealt is posted
+                return evolve(state, key_pending=epoch, dkg=None, key_deadline_passed=False)
+            return evolve(state, dkg=(epoch, int(result)), key_deadline_passed=False)
+        case OpenKey(epoch=epoch):
+            return evolve(state, key_open=epoch, key_deadline_passed=False)
         case Prepare():
             return evolve(state, prepared=True)
         case TrainAndSubmit():
@@ -397,6 +489,13 @@ def _next_round(state: PartyState) -> PartyState:
         views=state.views,
         digests=state.digests,
         halted=state.halted,
+        joined=state.joined,
+        dealt=state.dealt,
+        keygen=state.keygen,
+        key_open=state.key_open,
+        join_pending=state.join_pending,
+        key_pending=state.key_pending,
+        dkg=state.dkg,
     )
 
 
@@ -421,6 +520,8 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
         return Announce(*state.pending_announce, ())
     if r > spec.rounds:
         return Finish(spec.rounds)
+    if spec.keys is not None and state.key_open != spec.keys.epoch_of(r):
+        return _key_action(spec, spec.keys, state)
     if not state.prepared:
         return Prepare(r)
     view = state.view(r)
@@ -444,6 +545,66 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
     if state.applied is None:
         return Apply(r, accepted)
     return Announce(r, state.applied, accepted)
+
+
+def _key_action(spec: MachineSpec, plan: KeyPlan, state: PartyState) -> Action:
+    """Key epochs (DESIGN.md section 4): join once, then what :func:`decide_key` says about
+    the round's epoch, on what the channel shows and our key deadline."""
+    r, me = state.round, spec.party
+    epoch = plan.epoch_of(r)
+    if me not in state.joined:
+        return Wait(r, "key") if state.join_pending else Join(r)
+    step = decide_key(
+        plan,
+        epoch,
+        me,
+        joined=state.joined,
+        dealt=epoch in state.dealt,
+        deadline_passed=state.key_deadline_passed,
+    )
+    match step:
+        case KeyOpen():
+            return OpenKey(r, epoch)
+        case KeyFail(reason=reason):
+            return Halt(r, reason)
+        case KeyDeal() if state.key_pending == epoch:
+            return Wait(r, "key")  # posted, not read back yet
+        case KeyDeal() if plan.distributed:
+            return _keygen_action(plan, state, me, epoch)
+        case KeyDeal():
+            return DealKey(r, epoch)
+        case KeyWait():
+            return Wait(r, "key")
+    raise TypeError(f"unknown key step {step!r}")
+
+
+def _keygen_action(plan: KeyPlan, state: PartyState, me: str, epoch: int) -> Action:
+    """Distributed keys: the next message round once every party posted the previous one.
+
+    A key generation keeps its secrets in memory, so one that our own earlier process began
+    (our step 0 is on the channel, this process posted none) cannot go on: we stop with the
+    reason, as the others do at their key deadline.
+    """
+    r = state.round
+    if state.dkg is None or state.dkg[0] != epoch:
+        if (epoch, 0, me) in state.keygen:
+            return Halt(
+                r,
+                f"distributed key generation (epoch {epoch}) was cut off by a restart of {me}: "
+                "its secrets are gone; every party must stay online",
+            )
+        return KeygenStep(r, epoch, 0)
+    sent = state.dkg[1]
+    missing = sorted(p for p in plan.names if (epoch, sent, p) not in state.keygen)
+    if not missing:
+        return KeygenStep(r, epoch, sent + 1)
+    if state.key_deadline_passed:
+        return Halt(
+            r,
+            f"distributed key generation (epoch {epoch}) stalled at step {sent}: no message "
+            f"from {', '.join(missing)}; every party must stay online",
+        )
+    return Wait(r, "key")
 
 
 def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:

@@ -44,7 +44,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from zkadapt.protocol import machine
-from zkadapt.protocol.key_epochs import KeyDeal, KeyFail, KeyOpen, KeyPlan, decide_key
+from zkadapt.protocol.key_rules import KeyPlan
 from zkadapt.protocol.machine import (
     Announce,
     Apply,
@@ -53,11 +53,15 @@ from zkadapt.protocol.machine import (
     CloseSubmissions,
     Combine,
     DeadlinePassed,
+    DealKey,
     Done,
     FailRound,
     Finish,
     Halt,
+    Join,
+    KeygenStep,
     MachineSpec,
+    OpenKey,
     PartyState,
     PostShare,
     Prepare,
@@ -73,6 +77,7 @@ from zkadapt.protocol.messages import (
     DecryptionShare,
     Joined,
     KeyDealt,
+    KeyGenStep,
     PhaseClosed,
     Rejected,
     RoundDone,
@@ -111,14 +116,18 @@ class Model:
     #: the same machine, so a state and its renamings have the same runs, renamed.
     #: Needs a model that names no party (no ``bad_updates``/``bad_shares``).
     symmetry: bool = False
-    #: Key epochs (:func:`zkadapt.protocol.key_epochs.decide_key`): ``Prepare`` joins, waits
-    #: for ``dealer``'s ``KeyDealt`` of the round's epoch (the dealer deals it), or gives up
-    #: when its key deadline passes. ``None``: keys abstracted away (``Prepare`` is local).
+    #: Key epochs (``MachineSpec.keys``): the machine's ``Join``, ``DealKey`` (``"dealer"``,
+    #: ``"additive"``) or ``KeygenStep`` (``"distributed"``, ``dkg_rounds`` message rounds),
+    #: ``OpenKey``, ``Wait(r, "key")`` and ``Halt`` at the key deadline, as the parties run
+    #: them. ``None``: keys abstracted away (``Prepare`` is local).
     keygen: str | None = None
     dealer: str = "alice"
     refresh_every: int | None = None
     #: The dealer never deals (a silent key-generation centre or dealing party).
     dealer_silent: bool = False
+    #: Message rounds of a distributed key generation (the real one's count depends on
+    #: the key; the model fixes it).
+    dkg_rounds: int = 2
 
     def __post_init__(self) -> None:
         if self.keygen is not None and self.symmetry:
@@ -126,17 +135,19 @@ class Model:
         if self.symmetry and (self.bad_updates or self.bad_shares):
             raise ValueError("symmetry needs a model that names no party (no bad updates/shares)")
         needed = self.threshold - self.share_slack
-        specs = {
-            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed) for p in self.parties
-        }
-        object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
         keygen = self.keygen or "dealer"
         plan = KeyPlan(self.parties, keygen, self.dealer, self.threshold, 0, self.refresh_every)
         object.__setattr__(self, "_plan", plan)
+        keys = plan if self.keygen is not None else None
+        specs = {
+            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed, keys=keys)
+            for p in self.parties
+        }
+        object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
 
     @property
     def plan(self) -> KeyPlan:
-        """The key settings ``Prepare`` decides with (when ``keygen`` is set)."""
+        """The key settings the machines decide with (when ``keygen`` is set)."""
         return self._plan  # type: ignore[attr-defined,no-any-return]
 
     def spec(self, party: str) -> MachineSpec:
@@ -158,7 +169,6 @@ class Node:
     checkpoint: tuple[int, str] | None = None  # survives crashes
     stopped: str | None = None  # FailRound / Halt: the process exited
     training: bool = False  # TrainAndSubmit decided; its Submitted not yet posted
-    key_late: bool = False  # its key deadline passed while preparing (reset by Prepare, crash)
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,8 @@ def _message(entry: Entry) -> Any:
         return Joined(SESSION, 0, sender, 1)
     if kind == "key":
         return KeyDealt(SESSION, 0, sender, payload[0], "k", {}, {})
+    if kind == "keygen":  # payload: (epoch, message round)
+        return KeyGenStep(SESSION, 0, sender, payload[0], payload[1], {})
     raise ValueError(kind)
 
 
@@ -260,7 +272,7 @@ def _deliver_all(
 
 #: Actions whose effect stays inside the party and leaves nothing durable: they run
 #: eagerly (``Apply`` writes a checkpoint, so it is a step of its own).
-LOCAL_ACTIONS = (Prepare, Verify, Sum, CheckShare, Combine)
+LOCAL_ACTIONS = (OpenKey, Prepare, Verify, Sum, CheckShare, Combine)
 
 
 def _settle(model: Model, world: World, i: int) -> World:
@@ -276,12 +288,6 @@ def _settle(model: Model, world: World, i: int) -> World:
         action = machine.next_action(model.spec(model.parties[i]), node.state)
         if not isinstance(action, LOCAL_ACTIONS):
             return world
-        if isinstance(action, Prepare) and model.keygen is not None:
-            prepared = _prepare(model, world, i, action)
-            if prepared is None:
-                return world
-            world = prepared
-            continue
         world = _act(model, world, i, action)
 
 
@@ -343,7 +349,7 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
         else:
             yield from _step(model, world, i)
         if world.crashes_left > 0:
-            crashed = evolve(node, state=None, delivered=0, training=False, key_late=False)
+            crashed = evolve(node, state=None, delivered=0, training=False)
             yield (
                 f"Crash({party})",
                 _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
@@ -380,9 +386,10 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
         return
     spec = model.spec(party)
     action = machine.next_action(spec, node.state)
-    if isinstance(action, Prepare) and model.keygen is not None:
-        yield from _key_steps(model, world, i, action)
-        return
+    if isinstance(action, DealKey) and model.dealer_silent:
+        action = Wait(action.round, "key")  # its deal never comes; its key deadline passes
+        if node.state.key_deadline_passed:
+            return
     if isinstance(action, Wait):
         if _deadline_may_pass(model, world, i, action):
             after = machine.apply(spec, node.state, DeadlinePassed(action.round, action.deadline))
@@ -393,75 +400,23 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
         yield f"Act({party}: {_describe(action)})", _settle(model, _act(model, world, i, action), i)
 
 
-def _key_facts(model: Model, world: World, i: int, epoch: int) -> tuple[set[str], bool]:
-    """What party i has read: who joined, and whether the dealer's ``KeyDealt`` of ``epoch``
-    is posted (:meth:`SessionHistory.key_dealt` takes only the configured dealer's)."""
-    read = world.channel[: world.nodes[i].delivered]
-    joined = {e[1] for e in read if e[0] == "joined"}
-    dealt = any(e[0] == "key" and e[1] == model.dealer and e[3] == (epoch,) for e in read)
-    return joined, dealt
-
-
-def _prepare(model: Model, world: World, i: int, action: Prepare) -> World | None:
-    """``Prepare`` where it is local: open a posted key, or give up at the key deadline.
-
-    Joining and dealing post to the channel and waiting needs a deadline, so those are
-    steps of their own (:func:`_key_steps`); None when one of them is next.
-    """
-    party, node = model.parties[i], world.nodes[i]
-    epoch = model.plan.epoch_of(action.round)
-    joined, dealt = _key_facts(model, world, i, epoch)
-    if party not in joined:
-        return None
-    step = decide_key(
-        model.plan, epoch, party, joined=joined, dealt=dealt, deadline_passed=node.key_late
-    )
-    if isinstance(step, KeyOpen):
-        state = machine.apply(model.spec(party), node.state, Done(action))  # type: ignore[arg-type]
-        return _with_node(world, i, evolve(node, state=state, key_late=False))
-    if isinstance(step, KeyFail):
-        return _with_node(world, i, evolve(node, stopped=step.reason))
-    return None  # KeyDeal or KeyWait: a post or a deadline, steps of their own
-
-
-def _key_steps(model: Model, world: World, i: int, action: Prepare) -> Iterator[tuple[str, World]]:
-    """``Act(p)`` for a ``Prepare`` that posts (``Joined``, ``KeyDealt``) or ``Timeout(p)``."""
-    party, node = model.parties[i], world.nodes[i]
-    epoch = model.plan.epoch_of(action.round)
-    joined, dealt = _key_facts(model, world, i, epoch)
-    if party not in joined:
-        if any(e[0] == "joined" and e[1] == party for e in world.channel):
-            return  # posted, not yet read (lagging views): reading is the next step
-        after = evolve(world, channel=(*world.channel, ("joined", party, 0, ())))
-        yield f"Act({party}: Join)", _settle(model, after, i)
-        return
-    step = decide_key(
-        model.plan, epoch, party, joined=joined, dealt=dealt, deadline_passed=node.key_late
-    )
-    if isinstance(step, KeyDeal) and not model.dealer_silent:
-        entry: Entry = ("key", party, 0, (epoch,))
-        if entry not in world.channel:
-            after = evolve(world, channel=(*world.channel, entry))
-            yield f"Act({party}: DealKey epoch {epoch})", _settle(model, after, i)
-            return
-    if not node.key_late and _key_deadline_may_pass(model, world, i):
-        late = _with_node(world, i, evolve(node, key_late=True))
-        yield f"Timeout({party}, key r{action.round})", _settle(model, late, i)
-
-
 def _key_deadline_may_pass(model: Model, world: World, i: int) -> bool:
-    """Unfair: at any time. Fair: once every live party has joined and (for the others) the
-    dealer is down, stopped or silent: nothing party i waits for is still to come."""
-    if not model.fair_deadlines:
-        return True
+    """Fair key deadlines: once nothing party i waits for is still to come — every live party
+    has joined, the dealer (for the others) is down, stopped or silent, and with distributed
+    keys every party that has not posted the message round i waits for is down or stopped."""
     if world.nodes[i].delivered < len(world.channel):
         return False
     joined = {e[1] for e in world.channel if e[0] == "joined"}
+    state: PartyState = world.nodes[i].state  # type: ignore[assignment]
+    awaited = model.plan.distributed and state.dkg is not None
     for p, other in zip(model.parties, world.nodes, strict=True):
         gone = other.state is None or other.stopped is not None
         if p not in joined and not gone:
             return False
-        if p == model.dealer != model.parties[i] and not gone and not model.dealer_silent:
+        dealer = not model.plan.distributed and p == model.dealer != model.parties[i]
+        if dealer and not gone and not model.dealer_silent:
+            return False
+        if awaited and not gone and (*state.dkg, p) not in state.keygen:  # type: ignore[misc]
             return False
     return True
 
@@ -491,8 +446,10 @@ def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
     not posted its share is down or stopped. Fair deadlines pass once every live party's
     post has arrived.
     """
-    if not model.fair_deadlines and (wait.deadline == "cut" or model.unfair_shares):
+    if not model.fair_deadlines and (wait.deadline in ("cut", "key") or model.unfair_shares):
         return True
+    if wait.deadline == "key":
+        return _key_deadline_may_pass(model, world, i)
     node = world.nodes[i]
     if node.delivered < len(world.channel):
         return False
@@ -516,7 +473,17 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
     result: Any = None
     changes: dict[str, Any] = {}
     match action:
-        case Prepare():
+        case Join():
+            posts.append(("joined", party, 0, ()))
+        case DealKey(epoch=epoch):
+            posts.append(("key", party, 0, (epoch,)))
+        case KeygenStep(epoch=epoch, step=step):
+            if step < model.dkg_rounds:
+                posts.append(("keygen", party, 0, (epoch, step)))
+                result = step
+            else:  # the key is done: our KeyDealt with our own share
+                posts.append(("key", party, 0, (epoch,)))
+        case OpenKey() | Prepare():
             pass
         case TrainAndSubmit():  # busy until _submit posts it
             return _with_node(world, i, evolve(node, training=True))
@@ -664,7 +631,7 @@ def state_key(model: Model, world: World) -> Hashable:
     """
     if model.lagging:  # a party's views are a function of the channel prefix it has read
         nodes = tuple(
-            evolve(n, state=evolve(n.state, views=())) if n.state is not None else n
+            evolve(n, state=_viewless(n.state)) if n.state is not None else n
             for n in world.nodes
         )
         return (world.channel, nodes, world.crashes_left, world.combines, world.applied)
@@ -689,11 +656,10 @@ def state_key(model: Model, world: World) -> Hashable:
         rounds.append((frozenset(submitted), closed, ordered, frozenset(others)))
     nodes = tuple(
         (
-            None if n.state is None or n.stopped else evolve(n.state, views=()),
+            None if n.state is None or n.stopped else _viewless(n.state),
             n.checkpoint,
             n.stopped,
             n.training,
-            *((n.key_late,) if model.keygen is not None else ()),
         )
         for n in world.nodes
     )
@@ -701,6 +667,15 @@ def state_key(model: Model, world: World) -> Hashable:
         keys = frozenset(e for e in world.channel if e[2] == 0)
         return (tuple(rounds), keys, nodes, world.crashes_left, world.combines, world.applied)
     return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied)
+
+
+_NO_KEY_VIEWS: dict[str, Any] = {"joined": frozenset(), "dealt": frozenset(), "keygen": frozenset()}
+
+
+def _viewless(state: PartyState) -> PartyState:
+    """``state`` without what it read off the channel (its views and key-epoch entries): a
+    function of the channel prefix it read, which the key holds otherwise."""
+    return evolve(state, views=(), **_NO_KEY_VIEWS)
 
 
 def _past(model: Model, world: World, r: int) -> bool:

@@ -5,7 +5,10 @@ explores); this module syncs the channel, asks the machine, and does the work it
 
 Each round r runs these phases::
 
-    PREPARE    the privacy scheme gets ready (paillier: join, make sure the key is dealt)
+    KEYS       (paillier) join, and the round's key epoch dealt, generated or opened: the
+               machine's Join / DealKey / KeygenStep / OpenKey, each carried out by
+               :class:`~zkadapt.protocol.key_epochs.KeyEpochs` without waiting
+    PREPARE    the privacy scheme's own preparation
     TRAIN      start from G(r-1); train locally; delta = local - G(r-1)
     SUBMIT     seal the delta (plain safetensors, or packed ciphertexts with a proof), store
                it in the party's own prefix; post ``Submitted``
@@ -46,6 +49,7 @@ from zkadapt.learning.checkpoint import state_digest
 from zkadapt.protocol import machine
 from zkadapt.protocol.checkpoints import RoundCheckpoints, SavedRound
 from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.key_epochs import KeyEpochs
 from zkadapt.protocol.machine import (
     Announce,
     Apply,
@@ -54,11 +58,15 @@ from zkadapt.protocol.machine import (
     CloseSubmissions,
     Combine,
     DeadlinePassed,
+    DealKey,
     Done,
     FailRound,
     Finish,
     Halt,
+    Join,
+    KeygenStep,
     MachineSpec,
+    OpenKey,
     PostShare,
     Prepare,
     Reject,
@@ -248,8 +256,16 @@ class RoundProtocol:
         self._clock = clock
         self.clock = clock  # RoundIO: the scheme's key deadlines run on the same clock
         self.history = SessionHistory(ctx.session_id, ctx.parties)
+        #: The scheme's key epochs, if its updates need a key (``UpdateScheme`` implementations
+        #: without keys have no ``key_epochs``): the machine decides them, this driver runs them.
+        self.key_epochs: KeyEpochs | None = getattr(self.scheme, "key_epochs", None)
         self.spec = MachineSpec(
-            ctx.party, ctx.parties, ctx.rounds, ctx.quorum, self.scheme.shares_needed
+            ctx.party,
+            ctx.parties,
+            ctx.rounds,
+            ctx.quorum,
+            self.scheme.shares_needed,
+            keys=self.key_epochs.plan if self.key_epochs is not None else None,
         )
         self._fed = 0  # entries of self.history.posted folded into the machine
         initial = learner.initial_state(derive_seed(ctx.seed_id, "init"))
@@ -320,6 +336,9 @@ class RoundProtocol:
         """Do the work ``action`` names; returns its result (see :class:`machine.Done`)."""
         r, timer = action.round, work.timer
         match action:
+            case Join() | DealKey() | KeygenStep() | OpenKey():
+                with timer("prepare_s"):
+                    return self._key_step(action, work)
             case Prepare():
                 with timer("prepare_s"):
                     self.scheme.prepare(r, self)
@@ -362,16 +381,38 @@ class RoundProtocol:
                 raise TypeError(f"no executor for {action!r}")
         return None
 
+    def _key_step(self, action: machine.Action, work: _RoundWork) -> Any:
+        """Carry out one key-epoch action of the machine (DESIGN.md section 4); a new key
+        step starts a new key deadline (each message round of a key generation gets one)."""
+        keys, r = self.key_epochs, action.round
+        if keys is None:
+            raise ProtocolError(f"{type(action).__name__}: this scheme has no key epochs", round=r)
+        work.deadlines.pop("key", None)
+        match action:
+            case Join():
+                keys.join(self)
+            case DealKey(epoch=epoch):
+                keys.deal(epoch, r, self)
+            case KeygenStep(epoch=epoch, step=step):
+                return keys.keygen_step(epoch, step, r, self)
+            case OpenKey(epoch=epoch):
+                keys.open(epoch, r, self)
+        return None
+
     def _wait(self, r: int, kind: str, work: _RoundWork) -> machine.Event | None:
         """Sync the channel until something arrives or our deadline for ``kind`` passes."""
         if kind not in work.deadlines:
-            work.deadlines[kind] = RoundDeadline(self.ctx.submit_timeout_s, self._clock)
+            timeout = self.ctx.submit_timeout_s
+            if kind == "key" and self.key_epochs is not None:
+                timeout = self.key_epochs.timeout_s
+            work.deadlines[kind] = RoundDeadline(timeout, self._clock)
             if kind == "cut":
                 self.emit(r, Phase.COLLECT, "waiting for the other parties")
         deadline = work.deadlines[kind]
         if deadline.expired():
             return DeadlinePassed(r, kind)
-        with work.timer("collect_s" if kind == "cut" else "aggregate_s"):
+        phase = {"cut": "collect_s", "key": "prepare_s"}.get(kind, "aggregate_s")
+        with work.timer(phase):
             self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
         return None
 

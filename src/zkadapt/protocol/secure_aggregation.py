@@ -40,7 +40,7 @@ from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey
 from zkadapt.errors import ProtocolError
 from zkadapt.protocol import paillier_ops as ops
 from zkadapt.protocol.key_epochs import EpochKey, KeyEpochs, KeyPlan
-from zkadapt.protocol.messages import DecryptionShare, Joined, Submitted
+from zkadapt.protocol.messages import DecryptionShare, Submitted
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES, fetch_checked, publish
 from zkadapt.protocol.schemes import RoundIO
@@ -94,11 +94,16 @@ class PaillierScheme:
         self.spec = PackingSpec(quant_bits, clip, len(names), key_bits)
         self.textbook, self.workers = textbook, workers
         plan = KeyPlan(names, keygen, dealer, threshold, key_bits, refresh_every)
-        self.epochs = KeyEpochs(plan, keyring, timeout_s)
+        self.epochs = KeyEpochs(plan, keyring, timeout_s, n_samples)
         self.timings: dict[str, float] = {}
         self._sum: _RoundSum | None = None
 
-    # -- KEYS (key_epochs.py decides and holds them) -------------------------------------
+    # -- KEYS (the round machine decides; key_epochs.py carries out and holds them) --------
+
+    @property
+    def key_epochs(self) -> KeyEpochs:
+        """The key epochs the round machine's key actions run on (DESIGN.md section 4)."""
+        return self.epochs
 
     @property
     def _keys(self) -> dict[int, EpochKey]:
@@ -124,11 +129,9 @@ class PaillierScheme:
         return self.epochs.plan.index_of(party)
 
     def prepare(self, round_: int, io: RoundIO) -> None:
-        """Join (once), then make sure this round's key epoch is dealt and our share opened."""
-        session, me = io.ctx.session_id, io.ctx.party
-        if io.identity is not None and me not in io.history.joined():  # auditors only observe
-            io.post(Joined(session, 0, me, self.n_samples))
-        self.epochs.ensure(round_, io, io.clock)
+        """Have the round's key open: a party's machine opened it already (``OpenKey``); an
+        observer (the audit) opens the posted one or learns why there is none."""
+        self.epochs.open_posted(round_, io)
 
     # -- SEAL and OPEN -------------------------------------------------------------------
 
