@@ -99,3 +99,33 @@ def test_new_keys_leave_old_session_ids_alone_and_change_them_when_set() -> None
     assert config_from_dict(base.model_dump(mode="json")).session_id == base.session_id
     raw["aggregation"].update(weighting="declared", max_weight=0.4)
     assert config_from_dict(raw).max_weight_share == 0.4
+
+
+def test_encrypted_sessions_fix_bounded_weights_at_key_time() -> None:
+    """The weights every party seals with come from the declared sizes, capped the same way."""
+    from zkadapt.crypto.identity import IdentityKey
+    from zkadapt.protocol.secure_aggregation import PaillierScheme
+
+    keyring = {n: IdentityKey.generate().public for n in ("alice", "bob", "carol")}
+    common = dict(
+        keyring=keyring, n_samples=1, key_bits=512, threshold=2, keygen="dealer",
+        dealer="alice", quant_bits=16, clip=1.0, refresh_every=None, timeout_s=1.0,
+    )  # fmt: skip
+    sizes = {"alice": 10**12, "bob": 1000, "carol": 3000}
+
+    class History:
+        def joined(self, before: int | None = None) -> dict[str, int]:
+            return sizes
+
+        def key_dealt(self, epoch: int, dealer: str | None) -> None:
+            return None
+
+    class IO:
+        history = History()
+
+    capped = PaillierScheme(**common, max_share=0.5)  # type: ignore[arg-type]
+    capped.epochs._fix_weights(1, IO())  # type: ignore[arg-type]
+    assert capped.epochs.weights == {"alice": 1.5, "bob": 0.375, "carol": 1.125}
+    fedavg = PaillierScheme(**common)  # type: ignore[arg-type]
+    fedavg.epochs._fix_weights(1, IO())  # type: ignore[arg-type]
+    assert fedavg.epochs.weights["alice"] > 2.99

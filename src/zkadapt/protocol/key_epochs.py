@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from zkadapt.aggregation.weights import bounded_shares
 from zkadapt.crypto.distributed_keygen import DkgParams
 from zkadapt.crypto.identity import Keyring
 from zkadapt.crypto.packing import fedavg_weights
@@ -84,8 +85,12 @@ class KeyEpochs:
     keys: dict[int, EpochKey] = field(default_factory=dict)
     #: Declared training-set sizes before the first key (the public n_i of CRYPTO.md §3).
     declared: dict[str, int] = field(default_factory=dict)
-    #: FedAvg weights ω_i = n·n_i / Σ n_j of the declared parties.
+    #: FedAvg weights ω_i = n·n_i / Σ n_j of the declared parties (n times the bounded shares
+    #: when ``max_share`` binds or ``weighting`` is "equal").
     weights: dict[str, float] = field(default_factory=dict)
+    #: ``aggregation.weighting`` and the cap on one party's share (aggregation/weights.py).
+    weighting: str = "declared"
+    max_share: float | None = None
     #: The distributed key generation in progress in this process (its secrets live here).
     _dkg: DkgRunner | None = None
 
@@ -220,7 +225,9 @@ class KeyEpochs:
         self.declared = io.history.joined(before=(first.seq if first else seq))
         names = sorted(self.declared)
         sizes = [self.declared[n] for n in names]
-        self.weights = dict(zip(names, fedavg_weights(sizes), strict=True))
+        shares = bounded_shares(sizes, weighting=self.weighting, max_share=self.max_share)
+        weights = fedavg_weights(sizes) if shares is None else [len(sizes) * w for w in shares]
+        self.weights = dict(zip(names, weights, strict=True))
 
     def _open(self, epoch: int, round_: int, dealt: KeyDealt, io: RoundIO) -> EpochKey:
         """Fetch the public key, check it is the configured one, open our sealed share."""

@@ -94,6 +94,8 @@ def _paillier(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) 
         timeout_s=inputs.timeout_s,
         textbook=privacy.textbook,
         workers=privacy.workers,
+        weighting=inputs.weighting,
+        max_share=inputs.max_share,
     )
 
 

@@ -87,6 +87,8 @@ class PaillierScheme:
         timeout_s: float,
         textbook: bool = False,
         workers: int | None = None,
+        weighting: str = "declared",
+        max_share: float | None = None,
     ) -> None:
         names = tuple(sorted(keyring))
         self.n_samples = n_samples
@@ -94,7 +96,9 @@ class PaillierScheme:
         self.spec = PackingSpec(quant_bits, clip, len(names), key_bits)
         self.textbook, self.workers = textbook, workers
         plan = KeyPlan(names, keygen, dealer, threshold, key_bits, refresh_every)
-        self.epochs = KeyEpochs(plan, keyring, timeout_s, n_samples)
+        self.epochs = KeyEpochs(
+            plan, keyring, timeout_s, n_samples, weighting=weighting, max_share=max_share
+        )
         self.timings: dict[str, float] = {}
         self._sum: _RoundSum | None = None
 
