@@ -56,6 +56,10 @@ __all__ = [  # each section's model lives beside its backend; re-exported here
     "with_public_keys",
 ]
 
+#: Privacy schemes that encrypt under the session's threshold-Paillier key (key epochs,
+#: decryption threshold, dealer/KGC settings apply).
+ENCRYPTED_SCHEMES = ("paillier", "masked")
+
 #: Channel name of an external key-generation centre (``privacy.kgc_public_key``) by default.
 KGC_NAME = "kgc"
 
@@ -243,12 +247,13 @@ def _check_consistency(config: SessionConfig) -> None:
         raise ConfigError(
             "privacy.threshold", f"{privacy.threshold} exceeds the number of parties ({len(names)})"
         )
-    if privacy.scheme == "paillier" and len(names) > 1 and config.threshold < 2:
+    encrypted = privacy.scheme in ENCRYPTED_SCHEMES
+    if encrypted and len(names) > 1 and config.threshold < 2:
         raise ConfigError(
             "privacy.threshold" if privacy.threshold else "protocol.quorum",
             "a decryption threshold of 1 lets any single party decrypt every update; use >= 2",
         )
-    if privacy.scheme == "paillier" and len(names) > 1 and config.quorum < 2:
+    if encrypted and len(names) > 1 and config.quorum < 2:
         raise ConfigError(
             "protocol.quorum",
             "with encrypted updates a quorum of 1 would decrypt a single party's update; use >= 2",

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from zkadapt.assembly import open_party_store, open_session_channel
-from zkadapt.config import SessionConfig
+from zkadapt.config import ENCRYPTED_SCHEMES, SessionConfig
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.crypto.threshold import deal_threshold_key
 from zkadapt.errors import ConfigError, CryptoError, ProtocolError, UsageError
@@ -50,7 +50,7 @@ def check_kgc_session(config: SessionConfig, key_path: Path) -> IdentityKey:
         UsageError: a backend the centre cannot reach yet (hydra, bucket stores).
     """
     privacy = config.privacy
-    if privacy.scheme != "paillier" or privacy.kgc_public_key is None:
+    if privacy.scheme not in ENCRYPTED_SCHEMES or privacy.kgc_public_key is None:
         raise ConfigError(
             "privacy.kgc_public_key",
             "this session has no external key-generation centre (set privacy.scheme = "

@@ -246,3 +246,8 @@ def _ints_to_slots(values: Sequence[int], slots: int, width: int) -> np.ndarray:
     wide = np.zeros((len(values), slots, 64), dtype=np.uint8)
     wide[:, :, :width] = bits
     return np.packbits(wide, axis=2, bitorder="little").view("<u8").reshape(len(values), slots)
+
+
+#: Public names of the slot codecs (the masked scheme packs seed coefficients with them).
+slots_to_ints = _slots_to_ints
+ints_to_slots = _ints_to_slots

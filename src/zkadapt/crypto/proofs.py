@@ -59,11 +59,17 @@ SHARE_BATCH_TAG = b"zkadapt/share-batch/v1"
 
 @dataclass(frozen=True)
 class ProofContext:
-    """What every challenge is bound to: the session, the round and the proving party."""
+    """What every challenge is bound to: the session, the round and the proving party.
+
+    ``bound`` is extra data the proof must stick to (the masked scheme binds its seed
+    ciphertexts' proof to the SHA-256 of the masked vector, docs/masking.md section 2); it
+    enters the transcript only when non-empty, so proofs without it are unchanged.
+    """
 
     session: str
     round: int
     party: str
+    bound: bytes = b""
 
 
 class Transcript:
@@ -75,6 +81,8 @@ class Transcript:
         self.append_bytes("session", ctx.session.encode())
         self.append_int("round", ctx.round, 8)
         self.append_bytes("party", ctx.party.encode())
+        if ctx.bound:
+            self.append_bytes("bound", ctx.bound)
         self.append_bytes("key_id", key_id.encode())
 
     def _item(self, data: bytes) -> None:

@@ -41,6 +41,8 @@ _Q = 1 << Q_BITS
 _BLOCKS_PER_ROW = RING_N * 4 // 64
 #: Rows per FFT batch: bounds temporary memory (~4 complex arrays of rows x N).
 _ROWS_PER_BATCH = 256
+#: Values per bit-packing batch (a multiple of 8, so every full batch ends on a byte).
+_PACK_CHUNK = 1 << 16
 _TWIST = np.exp(1j * np.pi * np.arange(RING_N) / RING_N)
 _UNTWIST = np.conj(_TWIST)
 
@@ -183,6 +185,55 @@ def seed_sum(seeds: list[np.ndarray]) -> np.ndarray:
     return total
 
 
+def unmask_total(
+    session_id: str, params: MaskParams, masked_total: np.ndarray, seeds_total: np.ndarray
+) -> np.ndarray:
+    """:func:`unmask_sum` from the masked vectors' sum mod p (what a scheme keeps per round)."""
+    p = 1 << params.p_bits
+    g_s = prg(session_id, seeds_total, len(masked_total), params.p_bits)
+    z = (masked_total % np.uint64(p) + np.uint64(p) - g_s) % np.uint64(p)
+    signed = z.astype(np.int64)
+    signed[signed > p // 2] -= p
+    g = params.guard_bits
+    return (signed + (1 << (g - 1))) >> g  # round(z / 2^g), ties upward
+
+
+def pack_bits(values: np.ndarray, bits: int) -> bytes:
+    """Values below 2^bits, ``bits`` bits each, little-endian bit order (the upload of y)."""
+    out = []
+    for start in range(0, len(values), _PACK_CHUNK):  # _PACK_CHUNK is a multiple of 8
+        chunk = values[start : start + _PACK_CHUNK].astype("<u8")
+        grid = np.unpackbits(chunk.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
+        out.append(np.packbits(grid[:, :bits].reshape(-1), bitorder="little").tobytes())
+    return b"".join(out)
+
+
+def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_bits`.
+
+    Raises:
+        ValueError: ``data`` does not hold exactly ``count`` values of ``bits`` bits.
+    """
+    if len(data) != packed_size(count, bits):
+        raise ValueError(f"{len(data)} bytes do not hold {count} values of {bits} bits")
+    out = np.empty(count, dtype=np.uint64)
+    per_chunk = _PACK_CHUNK * bits // 8
+    for index, start in enumerate(range(0, count, _PACK_CHUNK)):
+        n = min(_PACK_CHUNK, count - start)
+        raw = np.frombuffer(data, np.uint8, count=-(-n * bits // 8), offset=index * per_chunk)
+        grid = np.unpackbits(raw, bitorder="little")[: n * bits].reshape(n, bits)
+        wide = np.zeros((n, 64), dtype=np.uint8)
+        wide[:, :bits] = grid
+        out[start : start + n] = np.packbits(wide, axis=1, bitorder="little").view("<u8")[:, 0]
+    return out
+
+
+def packed_size(count: int, bits: int) -> int:
+    """Bytes :func:`pack_bits` writes for ``count`` values: every full chunk is byte-aligned."""
+    full, rest = divmod(count, _PACK_CHUNK)
+    return full * (_PACK_CHUNK * bits // 8) + -(-rest * bits // 8)
+
+
 def unmask_sum(
     session_id: str, params: MaskParams, masked: list[np.ndarray], seeds_total: np.ndarray
 ) -> np.ndarray:
@@ -198,14 +249,8 @@ def unmask_sum(
     """
     if not masked or len({len(y) for y in masked}) != 1:
         raise ValueError("unmasking needs one or more masked vectors of equal length")
-    p = 1 << params.p_bits
+    p = np.uint64(1 << params.p_bits)
     total = np.zeros(len(masked[0]), dtype=np.uint64)
     for y in masked:
-        total = (total + y) % np.uint64(p)
-    z = (total + np.uint64(p) - prg(session_id, seeds_total, len(total), params.p_bits)) % (
-        np.uint64(p)
-    )
-    signed = z.astype(np.int64)
-    signed[signed > p // 2] -= p
-    g = params.guard_bits
-    return (signed + (1 << (g - 1))) >> g  # round(z / 2^g), ties upward
+        total = (total + y) % p
+    return unmask_total(session_id, params, total, seeds_total)

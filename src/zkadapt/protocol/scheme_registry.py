@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zkadapt.errors import ConfigError
 from zkadapt.registry import Registry
@@ -77,11 +77,23 @@ def _paillier(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) 
     """``paillier``: packed threshold-Paillier ciphertexts with proofs (docs/crypto.md)."""
     from zkadapt.protocol.secure_aggregation import PaillierScheme
 
+    return _threshold_scheme(PaillierScheme, privacy, inputs)
+
+
+def _masked(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) -> UpdateScheme:
+    """``masked``: Ring-LWR masks, threshold Paillier for the seeds only (docs/masking.md)."""
+    from zkadapt.protocol.masked import MaskedScheme
+
+    return _threshold_scheme(MaskedScheme, privacy, inputs)
+
+
+def _threshold_scheme(cls: Any, privacy: PrivacyConfig, inputs: SchemeInputs) -> UpdateScheme:
+    """A scheme on the session's threshold-Paillier key (both encrypted schemes take these)."""
     if inputs.keyring is None:
         raise ConfigError(
             "parties", "every party needs a public_key (create keys with `zkadapt init`)"
         )
-    return PaillierScheme(
+    return cls(  # type: ignore[no-any-return]
         keyring=inputs.keyring,
         n_samples=inputs.n_samples,
         key_bits=privacy.key_bits,
@@ -101,3 +113,4 @@ def _paillier(privacy: PrivacyConfig, strategy: Strategy, inputs: SchemeInputs) 
 
 register_scheme("none", _plain)
 register_scheme("paillier", _paillier)
+register_scheme("masked", _masked)
