@@ -14,6 +14,8 @@ from pathlib import Path
 from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
 from zkadapt.config import SessionConfig
+from zkadapt.crypto.identity import IdentityKey
+from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 
@@ -38,6 +40,10 @@ def run_party(
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
 
+    The party holds ``OUT/parties/<name>/party.lock`` for the whole run: a second process
+    acting as the same party would overwrite its update objects and checkpoints (issue 17),
+    so it is refused at once with :class:`~zkadapt.locks.LockHeld` naming the holder.
+
     Args:
         config: the validated session (with public keys).
         party: this party's name.
@@ -47,8 +53,26 @@ def run_party(
         on_event: progress callback ``(round, phase, detail)``.
         threads: torch intra-op threads (1 keeps several local parties from oversubscribing
             the cores and keeps training bit-reproducible).
+
+    Raises:
+        LockHeld: another process already runs ``party`` with this ``out_dir``.
     """
     identity = assembly.load_identity(config, party, key_path)
+    what = f"party {party} of session {config.session_id[:12]}"
+    with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
+        return _run_locked(config, party, identity, out_dir, data_root, on_event, threads)
+
+
+def _run_locked(
+    config: SessionConfig,
+    party: str,
+    identity: IdentityKey,
+    out_dir: Path,
+    data_root: Path,
+    on_event: EventSink | None,
+    threads: int | None,
+) -> list[RoundOutcome]:
+    """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
         import torch
 

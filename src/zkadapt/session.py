@@ -25,6 +25,7 @@ from zkadapt.baselines import compute_baselines
 from zkadapt.config import SessionConfig, load_config
 from zkadapt.errors import ConfigError, ProtocolError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
+from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
@@ -175,10 +176,36 @@ def run_session(
 ) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
+    The runner holds ``OUT/run.lock`` for the whole run (each party it starts takes its own
+    party lock): a second ``zkadapt run`` on one ``--out`` used to post a second set of
+    updates into the same session (issue 17), and is now refused at once.
+
     Raises:
+        LockHeld: another ``zkadapt run`` holds this ``out_dir``.
         ProtocolError: a party process failed and the session did not complete.
     """
     console = console or Console(stderr=True)
+    with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}"):
+        return _run_locked(
+            config,
+            out_dir=out_dir,
+            key_dir=key_dir,
+            data_root=data_root,
+            baselines=baselines,
+            console=console,
+        )
+
+
+def _run_locked(
+    config: SessionConfig,
+    *,
+    out_dir: Path,
+    key_dir: Path,
+    data_root: Path,
+    baselines: bool,
+    console: Console,
+) -> SessionReport:
+    """:func:`run_session`'s body, run while the ``--out`` lock is held."""
     if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
         for name in config.party_names:
             open_party_store(config, name, out_dir)

@@ -1,0 +1,120 @@
+"""The local runner and its parties under duplicates, deaths and file-system faults (issue 17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import spawn_party, zkadapt
+from zkadapt.channel import open_channel
+from zkadapt.config import load_config
+from zkadapt.keyfiles import keyring_of
+from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.messages import Rejected, RoundFailed
+
+pytestmark = pytest.mark.e2e
+
+NAMES = ["alice", "bob", "carol"]
+
+
+def _spawn_run(session: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start ``zkadapt run SESSION --out OUT --no-baselines`` in the background."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "zkadapt", "run", str(session), "--out", str(out)]
+            + ["--no-baselines", *extra],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, limit: float = 180) -> None:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _log_has(path: Path, text: str) -> Callable[[], bool]:
+    return lambda: path.exists() and text in path.read_text(errors="replace")
+
+
+def _history(out: Path, session: Path) -> SessionHistory:
+    config = load_config(session)
+    channel = open_channel("local", keyring=keyring_of(config), path=out / "ledger.sqlite")
+    try:
+        history = SessionHistory(config.session_id, config.party_names)
+        history.extend(channel.history(0))
+    finally:
+        channel.close()
+    return history
+
+
+def _final_digest(out: Path, party: str) -> str:
+    return json.loads((out / "parties" / party / "result.json").read_text())["final_model_sha256"]
+
+
+def _undisturbed_digest(session: Path, tmp_path: Path) -> str:
+    zkadapt("run", str(session), "--out", "undisturbed", "--no-baselines", cwd=tmp_path)
+    report = json.loads((tmp_path / "undisturbed" / "report.json").read_text())
+    return str(report["final"]["model_sha256"])
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_a_party_started_twice_is_refused_and_the_first_finishes(
+    small_session: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    logs = {n: tmp_path / f"{n}.log" for n in NAMES}
+    procs = {n: spawn_party(small_session, n, out, logs[n]) for n in NAMES}
+    _wait_for(_log_has(logs["alice"], "alice round 1 "), "alice's first round")
+
+    second = zkadapt(
+        "party", str(small_session), "--party", "alice", "--out", str(out), "--quiet",
+        cwd=tmp_path, check=False, timeout=120,
+    )  # fmt: skip
+
+    assert second.returncode == 2, second.stdout + second.stderr
+    line = _one_line(second.stderr)
+    assert line.startswith("error: party alice of session ") and f"pid {procs['alice'].pid}" in line
+    for name, proc in procs.items():
+        assert proc.wait(timeout=300) == 0, logs[name].read_text()[-2000:]
+    assert {_final_digest(out, n) for n in NAMES} == {_undisturbed_digest(small_session, tmp_path)}
+
+
+def test_a_second_run_on_one_out_is_refused_and_the_first_finishes(
+    small_session: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = _spawn_run(small_session, out, tmp_path / "first.log")
+    _wait_for(_log_has(out / "parties" / "alice" / "party.log", "alice round 1 "), "round 1")
+
+    second = zkadapt(
+        "run", str(small_session), "--out", str(out), "--no-baselines",
+        cwd=tmp_path, check=False, timeout=120,
+    )  # fmt: skip
+
+    assert second.returncode == 2, second.stdout + second.stderr
+    line = _one_line(second.stderr)
+    assert line.startswith(f"error: zkadapt run on {out} is already running (pid {first.pid} ")
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()[-2000:]
+    history = _history(out, small_session)
+    assert not [p for p in history.posted if isinstance(p.message, (RoundFailed, Rejected))]
+    assert json.loads((out / "report.json").read_text())["completed"] is True
