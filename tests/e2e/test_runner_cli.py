@@ -27,10 +27,10 @@ NAMES = ["alice", "bob", "carol"]
 def _spawn_run(session: Path, out: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     """Start ``zkadapt run SESSION --out OUT --no-baselines`` in the background."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "zkadapt", "run", str(session), "--out", str(out)]
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "zkadapt", "run", str(session), "--out", str(out)]
-            + ["--no-baselines", *extra],
+            [*cmd, "--no-baselines", *extra],
             stdout=sink,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
