@@ -157,7 +157,9 @@ def run(
 
     with _errors():
         path = _session_arg(session)
-        config = with_overrides(load_config(path), rounds=rounds, parties=parties)
+        plain = load_config(path)
+        config = with_overrides(plain, rounds=rounds, parties=parties)
+        flags = [f for f, v in (("--rounds", rounds), ("--parties", parties)) if v is not None]
         if config.external_dealer:
             raise UsageError(
                 "the key of this session is dealt by an external key-generation centre: start "
@@ -178,6 +180,8 @@ def run(
             key_dir=key_dir,
             data_root=path.parent,
             baselines=not no_baselines,
+            overrides=flags,
+            without_overrides=plain,
         )
         click.echo(markdown_summary(report))
         click.echo(
@@ -228,7 +232,13 @@ def party(
         root = Path(data_root).resolve() if data_root else path.parent
         with party_progress(party, config.session.rounds, quiet=quiet) as on_event:
             outcomes = run_party(
-                config, party, out_dir=out_dir, key_path=key_path, data_root=root, on_event=on_event
+                config,
+                party,
+                out_dir=out_dir,
+                key_path=key_path,
+                data_root=root,
+                on_event=on_event,
+                on_round_failed=lambda line: click.echo(line, err=True),
             )
         last = outcomes[-1] if outcomes else None
         digest = last.model_sha256 if last else "(already complete)"

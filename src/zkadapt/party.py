@@ -8,6 +8,7 @@ share one code path (DESIGN.md section 2).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from zkadapt.crypto.identity import IdentityKey
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
+from zkadapt.round_failures import RoundFailureNotes
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
@@ -36,6 +38,7 @@ def run_party(
     key_path: Path,
     data_root: Path,
     on_event: EventSink | None = None,
+    on_round_failed: Callable[[str], None] | None = None,
     threads: int | None = 1,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
@@ -51,6 +54,8 @@ def run_party(
         key_path: this party's identity key file.
         data_root: directory that a relative ``data.path`` resolves against.
         on_event: progress callback ``(round, phase, detail)``.
+        on_round_failed: gets one line per failed round, with the rejections' reasons
+            (:mod:`zkadapt.round_failures`), when the party stops, whether or not it failed.
         threads: torch intra-op threads (1 keeps several local parties from oversubscribing
             the cores and keeps training bit-reproducible).
 
@@ -60,7 +65,9 @@ def run_party(
     identity = assembly.load_identity(config, party, key_path)
     what = f"party {party} of session {config.session_id[:12]}"
     with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
-        return _run_locked(config, party, identity, out_dir, data_root, on_event, threads)
+        return _run_locked(
+            config, party, identity, out_dir, data_root, on_event, on_round_failed, threads
+        )
 
 
 def _run_locked(
@@ -70,6 +77,7 @@ def _run_locked(
     out_dir: Path,
     data_root: Path,
     on_event: EventSink | None,
+    on_round_failed: Callable[[str], None] | None,
     threads: int | None,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
@@ -111,6 +119,9 @@ def _run_locked(
         outcomes = protocol.run()
     finally:
         channel.close()
+        for line in RoundFailureNotes().add_all(protocol.history.posted):
+            if on_round_failed is not None:
+                on_round_failed(line)
     _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())
     export = getattr(learner, "export", None)  # adapter learners write a PEFT folder
     final = protocol.checkpoints.latest()

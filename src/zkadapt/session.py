@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from zkadapt.party import party_dir
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
+from zkadapt.round_failures import RoundFailureNotes
 from zkadapt.session_report import Baselines, SessionReport
 from zkadapt.summary import ReportFacts, build_report, split_metrics
 
@@ -37,8 +39,19 @@ from zkadapt.summary import ReportFacts, build_report, split_metrics
 LOG_FILE = "party.log"
 
 
-def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
+def prepare_output(
+    config: SessionConfig,
+    out_dir: Path,
+    *,
+    overrides: Sequence[str] = (),
+    id_without_overrides: str | None = None,
+) -> Path:
     """Write the resolved session file into ``out_dir``; refuse to mix two sessions.
+
+    Args:
+        overrides: the command-line options that changed the session file (``--rounds``).
+        id_without_overrides: the session id the file has without them; when it is the
+            one ``out_dir`` holds, the refusal says the override is what changed the id.
 
     Raises:
         ConfigError: ``out_dir`` already holds a different session.
@@ -46,16 +59,33 @@ def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SESSION_FILE
     if path.exists():
-        existing = load_config(path)
-        if existing.session_id != config.session_id:
+        existing = load_config(path).session_id
+        if existing != config.session_id:
             raise ConfigError(
-                "--out",
-                f"{out_dir} already holds session {existing.session_id[:12]}; "
-                "choose another output directory",
+                "--out", _other_session(out_dir, existing, config, overrides, id_without_overrides)
             )
     else:
         write_atomic(path, config.to_toml().encode("utf-8"), mode=0o644)
     return path
+
+
+def _other_session(
+    out_dir: Path,
+    existing: str,
+    config: SessionConfig,
+    overrides: Sequence[str],
+    id_without_overrides: str | None,
+) -> str:
+    """Why ``out_dir`` is refused, naming the override that changed the id when there is one."""
+    held = f"{out_dir} already holds session {existing[:12]}"
+    if overrides and id_without_overrides == existing:
+        flags = " and ".join(overrides)
+        return (
+            f"{held}, but {flags} changed the session id to {config.session_id[:12]}: "
+            f"drop {flags} to resume session {existing[:12]}, or choose another --out "
+            "for the changed session"
+        )
+    return f"{held}; choose another output directory"
 
 
 @dataclass
@@ -122,18 +152,27 @@ def _watch(
         transient=False,
     )
     tasks = {p.name: progress.add_task("starting", total=rounds, party=p.name) for p in procs}
+    failures = RoundFailureNotes()
     try:
         with progress:
             while True:
                 running = [p for p in procs if p.process.poll() is None]
                 for posted in history.extend(channel.wait(history.last_seq, 0.25)):
                     _show(progress, tasks, posted.sender, posted.message, console)
+                    _tell_failure(failures.add(posted), console)
                 if not running:
-                    history.extend(channel.history(history.last_seq))
+                    for line in failures.add_all(history.extend(channel.history(history.last_seq))):
+                        _tell_failure(line, console)
                     break
     finally:
         channel.close()
     return history
+
+
+def _tell_failure(line: str | None, console: Console) -> None:
+    """Print a failed round's reasons above the progress bars, as soon as it is posted."""
+    if line:
+        console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _show(
@@ -173,12 +212,18 @@ def run_session(
     data_root: Path,
     baselines: bool = True,
     console: Console | None = None,
+    overrides: Sequence[str] = (),
+    without_overrides: SessionConfig | None = None,
 ) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
     The runner holds ``OUT/run.lock`` for the whole run (each party it starts takes its own
     party lock): a second ``zkadapt run`` on one ``--out`` used to post a second set of
     updates into the same session (issue 17), and is now refused at once.
+
+    ``overrides`` names the command-line options that changed the session file and
+    ``without_overrides`` is the file as written; with them, refusing an ``out_dir`` that
+    holds the unchanged session says that the override changed the session id.
 
     Raises:
         LockHeld: another ``zkadapt run`` holds this ``out_dir``.
@@ -193,6 +238,8 @@ def run_session(
             data_root=data_root,
             baselines=baselines,
             console=console,
+            overrides=overrides,
+            without_overrides=without_overrides,
         )
 
 
@@ -204,6 +251,8 @@ def _run_locked(
     data_root: Path,
     baselines: bool,
     console: Console,
+    overrides: Sequence[str],
+    without_overrides: SessionConfig | None,
 ) -> SessionReport:
     """:func:`run_session`'s body, run while the ``--out`` lock is held."""
     if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
@@ -211,7 +260,13 @@ def _run_locked(
             open_party_store(config, name, out_dir)
     learner_for(config, config.party_names[0], data_root=data_root)  # data errors fail fast, here
     config = ensure_keys(config, key_dir)
-    session_file = prepare_output(config, out_dir)
+    plain = ensure_keys(without_overrides, key_dir) if without_overrides and overrides else None
+    session_file = prepare_output(
+        config,
+        out_dir,
+        overrides=overrides,
+        id_without_overrides=plain.session_id if plain else None,
+    )
     console.print(
         f"session {config.session_id[:12]}: {len(config.parties)} parties, "
         f"{config.session.rounds} rounds -> {out_dir}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import spawn_party, zkadapt
+from tests.e2e.conftest import edit_session, spawn_party, zkadapt
 from zkadapt.channel import open_channel
 from zkadapt.config import load_config
 from zkadapt.keyfiles import keyring_of
@@ -118,3 +118,51 @@ def test_a_second_run_on_one_out_is_refused_and_the_first_finishes(
     history = _history(out, small_session)
     assert not [p for p in history.posted if isinstance(p.message, (RoundFailed, Rejected))]
     assert json.loads((out / "report.json").read_text())["completed"] is True
+
+
+def test_a_failed_round_is_explained_on_the_run_console(
+    small_session: Path, tmp_path: Path
+) -> None:
+    edit_session(small_session, training={"lr": 1e30}, session={"rounds": 1})
+
+    proc = zkadapt("run", str(small_session), "--out", "out", "--no-baselines", cwd=tmp_path,
+                   check=False)  # fmt: skip
+
+    assert proc.returncode != 0
+    assert "round 1 failed: only 0 of 3 updates accepted" in proc.stderr, proc.stderr
+    assert "alice: malformed object: non-finite values" in proc.stderr, proc.stderr
+
+
+def test_a_failed_round_is_explained_by_a_party_on_its_console(
+    small_session: Path, tmp_path: Path
+) -> None:
+    edit_session(small_session, training={"lr": 1e30}, session={"rounds": 1})
+    out = tmp_path / "out"
+    others = [spawn_party(small_session, n, out, tmp_path / f"{n}.log") for n in NAMES[1:]]
+
+    proc = zkadapt("party", str(small_session), "--party", "alice", "--out", str(out),
+                   cwd=tmp_path, check=False)  # fmt: skip
+
+    for other in others:
+        other.wait(timeout=120)
+    assert proc.returncode != 0
+    assert "round 1 failed: only 0 of 3 updates accepted" in proc.stderr, proc.stderr
+    assert "non-finite values" in proc.stderr
+
+
+@pytest.mark.parametrize("override", [["--rounds", "5"], ["--parties", "2"]])
+def test_an_override_on_an_existing_out_says_it_changed_the_session_id(
+    small_session: Path, tmp_path: Path, override: list[str]
+) -> None:
+    config = load_config(small_session)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "session.toml").write_text(config.to_toml())  # what an earlier run left there
+
+    proc = zkadapt("run", str(small_session), "--out", str(out), *override, cwd=tmp_path,
+                   check=False)  # fmt: skip
+
+    assert proc.returncode == 2
+    line = _one_line(proc.stderr)
+    assert f"already holds session {config.session_id[:12]}, but {override[0]} changed" in line
+    assert f"drop {override[0]} to resume" in line and "another --out" in line
