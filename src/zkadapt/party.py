@@ -16,10 +16,12 @@ from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
+from zkadapt.errors import ZkAdaptError
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 from zkadapt.round_failures import RoundFailureNotes
+from zkadapt.writable import local_write_failure
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
@@ -61,13 +63,21 @@ def run_party(
 
     Raises:
         LockHeld: another process already runs ``party`` with this ``out_dir``.
+        OutputError: the party cannot write its own files (lock, checkpoints, local store);
+            retrying cannot help, so it stops at once with the path and the reason.
     """
     identity = assembly.load_identity(config, party, key_path)
     what = f"party {party} of session {config.session_id[:12]}"
-    with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
-        return _run_locked(
-            config, party, identity, out_dir, data_root, on_event, on_round_failed, threads
-        )
+    try:
+        with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
+            return _run_locked(
+                config, party, identity, out_dir, data_root, on_event, on_round_failed, threads
+            )
+    except (OSError, ZkAdaptError) as exc:
+        failure = local_write_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _run_locked(

@@ -9,11 +9,8 @@ they would across machines (DESIGN.md section 2).
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +21,23 @@ from zkadapt.assembly import learner_for, open_party_store, open_session_channel
 from zkadapt.atomic_file import write_atomic
 from zkadapt.baselines import compute_baselines
 from zkadapt.config import SessionConfig, load_config
-from zkadapt.errors import ConfigError, ProtocolError
+from zkadapt.errors import ConfigError, ProtocolError, ZkAdaptError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
 from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
+from zkadapt.party_processes import (
+    DEFAULT_MAX_RESTARTS,
+    PartyRun,
+    PartySupervisor,
+    start_subprocess,
+)
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
 from zkadapt.round_failures import RoundFailureNotes
 from zkadapt.session_report import Baselines, SessionReport
 from zkadapt.summary import ReportFacts, build_report, split_metrics
+from zkadapt.writable import local_write_failure
 
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
 LOG_FILE = "party.log"
@@ -88,25 +92,15 @@ def _other_session(
     return f"{held}; choose another output directory"
 
 
-@dataclass
-class _PartyProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def _start_parties(
+def _party_runs(
     config: SessionConfig, session_file: Path, out_dir: Path, key_dir: Path, data_root: Path
-) -> list[_PartyProcess]:
-    started = []
+) -> list[PartyRun]:
+    """Each party's ``zkadapt party`` arguments and log file (its folder is created here)."""
+    runs = []
     for name in config.party_names:
         home = party_dir(out_dir, name)
         home.mkdir(parents=True, exist_ok=True)
-        log = home / LOG_FILE
-        cmd = [
-            sys.executable,
-            "-m",
-            "zkadapt",
+        args = [
             "party",
             str(session_file),
             "--party",
@@ -119,26 +113,18 @@ def _start_parties(
             str(data_root),
             "--quiet",
         ]
-        with log.open("ab") as sink:
-            proc = subprocess.Popen(
-                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        started.append(_PartyProcess(name, proc, log))
-    return started
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+        runs.append(PartyRun(name, args, home / LOG_FILE))
+    return runs
 
 
 def _watch(
-    config: SessionConfig, out_dir: Path, procs: list[_PartyProcess], console: Console
+    config: SessionConfig, out_dir: Path, supervisor: PartySupervisor, console: Console
 ) -> SessionHistory:
-    """Draw one progress bar per party from the channel until every process exits."""
+    """Draw one progress bar per party from the channel until every process has ended.
+
+    The bars refresh from this loop (no refresh thread), so the process stays
+    single-threaded and a party restarted by forking it is safe.
+    """
     history = SessionHistory(config.session_id, config.party_names)
     channel = open_session_channel(config, out_dir)
     rounds = config.session.rounds
@@ -150,16 +136,18 @@ def _watch(
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        auto_refresh=False,
     )
-    tasks = {p.name: progress.add_task("starting", total=rounds, party=p.name) for p in procs}
+    tasks = {n: progress.add_task("starting", total=rounds, party=n) for n in config.party_names}
     failures = RoundFailureNotes()
     try:
         with progress:
             while True:
-                running = [p for p in procs if p.process.poll() is None]
+                running = supervisor.poll()
                 for posted in history.extend(channel.wait(history.last_seq, 0.25)):
                     _show(progress, tasks, posted.sender, posted.message, console)
                     _tell_failure(failures.add(posted), console)
+                progress.refresh()
                 if not running:
                     for line in failures.add_all(history.extend(channel.history(history.last_seq))):
                         _tell_failure(line, console)
@@ -214,12 +202,17 @@ def run_session(
     console: Console | None = None,
     overrides: Sequence[str] = (),
     without_overrides: SessionConfig | None = None,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
 ) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
     The runner holds ``OUT/run.lock`` for the whole run (each party it starts takes its own
     party lock): a second ``zkadapt run`` on one ``--out`` used to post a second set of
     updates into the same session (issue 17), and is now refused at once.
+
+    A party that dies is reported at once and restarted up to ``max_restarts`` times
+    (:mod:`zkadapt.party_processes`); ``failed_parties`` in the report lists only the
+    parties that did not finish, and ``restarts`` how often each one was restarted.
 
     ``overrides`` names the command-line options that changed the session file and
     ``without_overrides`` is the file as written; with them, refusing an ``out_dir`` that
@@ -230,17 +223,24 @@ def run_session(
         ProtocolError: a party process failed and the session did not complete.
     """
     console = console or Console(stderr=True)
-    with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}"):
-        return _run_locked(
-            config,
-            out_dir=out_dir,
-            key_dir=key_dir,
-            data_root=data_root,
-            baselines=baselines,
-            console=console,
-            overrides=overrides,
-            without_overrides=without_overrides,
-        )
+    try:
+        with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}"):
+            return _run_locked(
+                config,
+                out_dir=out_dir,
+                key_dir=key_dir,
+                data_root=data_root,
+                baselines=baselines,
+                console=console,
+                overrides=overrides,
+                without_overrides=without_overrides,
+                max_restarts=max_restarts,
+            )
+    except (OSError, ZkAdaptError) as exc:
+        failure = local_write_failure(exc)  # the runner's own files: one line, not a traceback
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _run_locked(
@@ -253,6 +253,7 @@ def _run_locked(
     console: Console,
     overrides: Sequence[str],
     without_overrides: SessionConfig | None,
+    max_restarts: int,
 ) -> SessionReport:
     """:func:`run_session`'s body, run while the ``--out`` lock is held."""
     if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
@@ -272,17 +273,32 @@ def _run_locked(
         f"{config.session.rounds} rounds -> {out_dir}"
     )
     started = time.monotonic()
-    procs = _start_parties(config, session_file, out_dir, key_dir, data_root)
-    history = _watch(config, out_dir, procs, console)
+    supervisor = PartySupervisor(
+        _party_runs(config, session_file, out_dir, key_dir, data_root),
+        launch=start_subprocess,
+        console=console,
+        max_restarts=max_restarts,
+    )
+    supervisor.start_all()
+    try:
+        history = _watch(config, out_dir, supervisor, console)
+    finally:
+        if not supervisor.stopped and any(not run.done for run in supervisor.runs):
+            supervisor.stop_all("the runner stopped")
     wall = time.monotonic() - started
-    failed = {p.name: _last_line(p.log) for p in procs if p.process.returncode != 0}
+    failed = supervisor.failed()
     _publish_exports(config, out_dir)
     baseline = None
     if baselines and not failed:
         console.print("training baselines (each party alone, and all data pooled)...")
         baseline = Baselines.from_json(compute_baselines(config, data_root=data_root))
     report = build_report(
-        ReportFacts.of(config), history, baselines=baseline, wall_s=wall, failed_parties=failed
+        ReportFacts.of(config),
+        history,
+        baselines=baseline,
+        wall_s=wall,
+        failed_parties=failed,
+        restarts=supervisor.restarts(),
     )
     write_report(report, out_dir)
     if not report.completed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,36 @@ def test_an_override_on_an_existing_out_says_it_changed_the_session_id(
     line = _one_line(proc.stderr)
     assert f"already holds session {config.session_id[:12]}, but {override[0]} changed" in line
     assert f"drop {override[0]} to resume" in line and "another --out" in line
+
+
+def _holder_pid(lock: Path) -> int:
+    """The pid a party recorded in its lock file (0 while there is none)."""
+    try:
+        return int(json.loads(lock.read_text() or "{}").get("pid", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def test_a_party_killed_under_run_is_reported_restarted_and_the_session_completes(
+    small_session: Path, tmp_path: Path
+) -> None:
+    edit_session(small_session, session={"rounds": 3})
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    run = _spawn_run(small_session, out, log)
+    carol = out / "parties" / "carol"
+    _wait_for(_log_has(carol / "party.log", "carol round 2 "), "carol's round 2", limit=120)
+    pid = _holder_pid(carol / "party.lock")
+    assert pid > 0 and pid != run.pid
+
+    os.kill(pid, signal.SIGKILL)
+
+    assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "carol died (killed by SIGKILL): " in text
+    assert "restarting carol (1 of at most 2)" in text
+    report = json.loads((out / "report.json").read_text())
+    assert report["completed"] is True
+    assert report["failed_parties"] == {}
+    assert report["restarts"] == {"alice": 0, "bob": 0, "carol": 1}
+    assert report["final"]["model_sha256"] == _undisturbed_digest(small_session, tmp_path)
