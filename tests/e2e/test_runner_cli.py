@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,3 +201,49 @@ def test_a_party_killed_under_run_is_reported_restarted_and_the_session_complete
     assert report["failed_parties"] == {}
     assert report["restarts"] == {"alice": 0, "bob": 0, "carol": 1}
     assert report["final"]["model_sha256"] == _undisturbed_digest(small_session, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["run", "party"])
+def test_an_out_under_a_file_is_one_line(small_session: Path, tmp_path: Path, command: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "out"
+    extra = ["--party", "alice"] if command == "party" else []
+
+    proc = zkadapt(command, str(small_session), "--out", str(out), *extra, cwd=tmp_path,
+                   check=False, timeout=120)  # fmt: skip
+
+    assert proc.returncode == 2, proc.stderr
+    line = _one_line(proc.stderr)
+    assert line == f"error: --out {out} is under {blocker}, which is a file; give a directory"
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_party_that_cannot_write_mid_round_stops_the_run_at_once(
+    small_session: Path, tmp_path: Path
+) -> None:
+    """Alice's checkpoint folder turns into a file after round 1 (a file, not a read-only
+    folder: this test runs as root in CI, and root writes into read-only folders)."""
+    edit_session(small_session, session={"rounds": 6}, protocol={"submit_timeout_s": 120})
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    run = _spawn_run(small_session, out, log)
+    alice = out / "parties" / "alice"
+    _wait_for(_log_has(alice / "party.log", "alice round 2 train"), "round 2", limit=120)
+    shutil.rmtree(alice / "checkpoints")
+    (alice / "checkpoints").write_text("in the way")
+    broken = time.monotonic()
+
+    code = run.wait(timeout=300)
+
+    assert time.monotonic() - broken < 60, "the runner waited out a deadline"
+    text = log.read_text()
+    assert code == 1 and "Traceback" not in text, text
+    assert f"alice died (exit code 3): error: cannot write {alice / 'checkpoints'}" in text, text
+    assert "stopping bob, carol: a restart cannot fix alice's error" in text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    assert last.startswith("error: party alice: session did not complete; alice failed: ")
+    assert "Traceback" not in (alice / "party.log").read_text()
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["failed_parties"]) == {"alice", "bob", "carol"}
+    assert report["failed_parties"]["alice"].startswith("error: cannot write ")
