@@ -11,15 +11,21 @@ its own files), rather than letting them wait out their deadlines.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import multiprocessing.process
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
+
+from zkadapt.errors import UsageError
 
 #: Exit codes that a restart cannot fix: 2 (usage, configuration, data) and 3 (OutputError).
 FATAL_EXIT_CODES = frozenset({2, 3})
@@ -45,6 +51,10 @@ class PartyProcess(Protocol):
 
 #: Starts one party from its ``zkadapt`` arguments, writing its output to the log file.
 Launcher = Callable[[list[str], Path], PartyProcess]
+#: Environment switch for how ``zkadapt run`` starts parties: ``fork`` (default) or
+#: ``subprocess`` (a fresh interpreter per party, as before; bench/startup.py compares them).
+START_ENV = "ZKADAPT_PARTY_START"
+START_METHODS = ("fork", "subprocess")
 
 
 def start_subprocess(args: list[str], log: Path) -> PartyProcess:
@@ -56,6 +66,81 @@ def start_subprocess(args: list[str], log: Path) -> PartyProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def launcher_from_env(*, close_in_child: Sequence[int] = ()) -> Launcher:
+    """The launcher ``$ZKADAPT_PARTY_START`` names (``fork`` when unset or on a system without
+    ``fork``).
+
+    Args:
+        close_in_child: descriptors a forked party must not keep (the runner's ``--out``
+            lock: a party that outlives the runner must not keep ``--out`` locked).
+
+    Raises:
+        UsageError: the variable names no start method.
+    """
+    method = os.environ.get(START_ENV, "").strip() or "fork"
+    if method not in START_METHODS:
+        raise UsageError(f"{START_ENV}={method!r}: expected one of {', '.join(START_METHODS)}")
+    if method == "subprocess" or "fork" not in multiprocessing.get_all_start_methods():
+        return start_subprocess
+    return lambda args, log: _ForkedParty.start(args, log, tuple(close_in_child))
+
+
+class _ForkedParty:
+    """A party forked from the runner, which has already imported torch and the learner.
+
+    Start-up dominated a small session: each fresh interpreter spent seconds importing
+    torch before its first round (issue 17). The child is still its own OS process with
+    its own log, pid, locks and exit code; it runs exactly what ``zkadapt party`` runs.
+    """
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+        self.pid = process.pid or 0
+
+    @classmethod
+    def start(cls, args: list[str], log: Path, close: tuple[int, ...]) -> _ForkedParty:
+        context = multiprocessing.get_context("fork")
+        process = context.Process(target=_party_main, args=(args, str(log), close), daemon=False)
+        process.start()
+        return cls(process)
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        code = self._process.exitcode
+        if code is None:
+            raise subprocess.TimeoutExpired(f"party {self.pid}", timeout or 0.0)
+        return code
+
+
+def _party_main(args: list[str], log: str, close: tuple[int, ...]) -> None:
+    """The forked child: output to the party's log, then ``zkadapt ARGS`` as from a shell."""
+    for fd in close:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # the parent keeps its lock; only this copy goes
+    sink = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    os.close(sink)
+    os.close(null)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.argv = ["zkadapt", *args]
+    from zkadapt.cli import main
+
+    main(args)
 
 
 @dataclass

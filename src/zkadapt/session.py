@@ -27,9 +27,10 @@ from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
 from zkadapt.party_processes import (
     DEFAULT_MAX_RESTARTS,
+    Launcher,
     PartyRun,
     PartySupervisor,
-    start_subprocess,
+    launcher_from_env,
 )
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
@@ -224,7 +225,7 @@ def run_session(
     """
     console = console or Console(stderr=True)
     try:
-        with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}"):
+        with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}") as lock:
             return _run_locked(
                 config,
                 out_dir=out_dir,
@@ -235,6 +236,7 @@ def run_session(
                 overrides=overrides,
                 without_overrides=without_overrides,
                 max_restarts=max_restarts,
+                launch=launcher_from_env(close_in_child=[fd for fd in [lock.fileno()] if fd]),
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)  # the runner's own files: one line, not a traceback
@@ -254,6 +256,7 @@ def _run_locked(
     overrides: Sequence[str],
     without_overrides: SessionConfig | None,
     max_restarts: int,
+    launch: Launcher,
 ) -> SessionReport:
     """:func:`run_session`'s body, run while the ``--out`` lock is held."""
     if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
@@ -275,7 +278,7 @@ def _run_locked(
     started = time.monotonic()
     supervisor = PartySupervisor(
         _party_runs(config, session_file, out_dir, key_dir, data_root),
-        launch=start_subprocess,
+        launch=launch,
         console=console,
         max_restarts=max_restarts,
     )
