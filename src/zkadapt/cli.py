@@ -193,6 +193,7 @@ def run(
             overrides=flags,
             without_overrides=plain,
             max_restarts=max_restarts,
+            party_main=main,
         )
         click.echo(markdown_summary(report))
         click.echo(

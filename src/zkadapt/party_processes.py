@@ -68,11 +68,17 @@ def start_subprocess(args: list[str], log: Path) -> PartyProcess:
         )
 
 
-def launcher_from_env(*, close_in_child: Sequence[int] = ()) -> Launcher:
-    """The launcher ``$ZKADAPT_PARTY_START`` names (``fork`` when unset or on a system without
-    ``fork``).
+#: The ``zkadapt`` command's entry point (``zkadapt.cli.main``), which a forked party runs.
+Entry = Callable[[list[str]], None]
+
+
+def launcher_from_env(entry: Entry | None, *, close_in_child: Sequence[int] = ()) -> Launcher:
+    """The launcher ``$ZKADAPT_PARTY_START`` names (``fork`` when unset).
 
     Args:
+        entry: the CLI's entry point, run by a forked party as ``entry(["party", ...])``;
+            None (or a system without ``fork``) starts fresh interpreters instead. The CLI
+            passes it in, so this module never imports the CLI that imports it.
         close_in_child: descriptors a forked party must not keep (the runner's ``--out``
             lock: a party that outlives the runner must not keep ``--out`` locked).
 
@@ -82,9 +88,11 @@ def launcher_from_env(*, close_in_child: Sequence[int] = ()) -> Launcher:
     method = os.environ.get(START_ENV, "").strip() or "fork"
     if method not in START_METHODS:
         raise UsageError(f"{START_ENV}={method!r}: expected one of {', '.join(START_METHODS)}")
-    if method == "subprocess" or "fork" not in multiprocessing.get_all_start_methods():
+    if entry is None or method == "subprocess":
         return start_subprocess
-    return lambda args, log: _ForkedParty.start(args, log, tuple(close_in_child))
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return start_subprocess
+    return lambda args, log: _ForkedParty.start(entry, args, log, tuple(close_in_child))
 
 
 class _ForkedParty:
@@ -100,9 +108,13 @@ class _ForkedParty:
         self.pid = process.pid or 0
 
     @classmethod
-    def start(cls, args: list[str], log: Path, close: tuple[int, ...]) -> _ForkedParty:
+    def start(
+        cls, entry: Entry, args: list[str], log: Path, close: tuple[int, ...]
+    ) -> _ForkedParty:
         context = multiprocessing.get_context("fork")
-        process = context.Process(target=_party_main, args=(args, str(log), close), daemon=False)
+        process = context.Process(
+            target=_party_main, args=(entry, args, str(log), close), daemon=False
+        )
         process.start()
         return cls(process)
 
@@ -123,7 +135,7 @@ class _ForkedParty:
         return code
 
 
-def _party_main(args: list[str], log: str, close: tuple[int, ...]) -> None:
+def _party_main(entry: Entry, args: list[str], log: str, close: tuple[int, ...]) -> None:
     """The forked child: output to the party's log, then ``zkadapt ARGS`` as from a shell."""
     for fd in close:
         with contextlib.suppress(OSError):
@@ -138,9 +150,7 @@ def _party_main(args: list[str], log: str, close: tuple[int, ...]) -> None:
     sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
     sys.argv = ["zkadapt", *args]
-    from zkadapt.cli import main
-
-    main(args)
+    entry(args)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
 from zkadapt.party_processes import (
     DEFAULT_MAX_RESTARTS,
+    Entry,
     Launcher,
     PartyRun,
     PartySupervisor,
@@ -204,6 +205,7 @@ def run_session(
     overrides: Sequence[str] = (),
     without_overrides: SessionConfig | None = None,
     max_restarts: int = DEFAULT_MAX_RESTARTS,
+    party_main: Entry | None = None,
 ) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
@@ -214,6 +216,10 @@ def run_session(
     A party that dies is reported at once and restarted up to ``max_restarts`` times
     (:mod:`zkadapt.party_processes`); ``failed_parties`` in the report lists only the
     parties that did not finish, and ``restarts`` how often each one was restarted.
+
+    ``party_main`` is the ``zkadapt`` entry point: given, each party is forked from this
+    process (torch and the learner already imported), unless ``$ZKADAPT_PARTY_START`` is
+    ``subprocess``; without it every party is a fresh ``python -m zkadapt party``.
 
     ``overrides`` names the command-line options that changed the session file and
     ``without_overrides`` is the file as written; with them, refusing an ``out_dir`` that
@@ -236,7 +242,9 @@ def run_session(
                 overrides=overrides,
                 without_overrides=without_overrides,
                 max_restarts=max_restarts,
-                launch=launcher_from_env(close_in_child=[fd for fd in [lock.fileno()] if fd]),
+                launch=launcher_from_env(
+                    party_main, close_in_child=[fd for fd in [lock.fileno()] if fd]
+                ),
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)  # the runner's own files: one line, not a traceback
