@@ -16,6 +16,7 @@ import click
 
 from zkadapt import __version__
 from zkadapt.errors import ConfigError, UsageError, ZkAdaptError
+from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
 
 EXAMPLES = ("mnist", "qlora-smollm2")
 
@@ -144,6 +145,13 @@ def init(directory: str, example: str, parties: int | None, kgc: bool) -> None:
     "session file has no public keys].",
 )
 @click.option("--no-baselines", is_flag=True, help="Skip the local-only and centralized baselines.")
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(0, 100),
+    default=DEFAULT_MAX_RESTARTS,
+    show_default=True,
+    help="How often to restart a party that dies (it resumes from its checkpoint).",
+)
 def run(
     session: str,
     out: str,
@@ -151,13 +159,16 @@ def run(
     parties: int | None,
     keys: str | None,
     no_baselines: bool,
+    max_restarts: int,
 ) -> None:
     """Run every party of SESSION as its own process on this machine."""
     from zkadapt.config import load_config, with_overrides
 
     with _errors():
         path = _session_arg(session)
-        config = with_overrides(load_config(path), rounds=rounds, parties=parties)
+        plain = load_config(path)
+        config = with_overrides(plain, rounds=rounds, parties=parties)
+        flags = [f for f, v in (("--rounds", rounds), ("--parties", parties)) if v is not None]
         if config.external_dealer:
             raise UsageError(
                 "the key of this session is dealt by an external key-generation centre: start "
@@ -165,8 +176,9 @@ def run(
             )
         from zkadapt.report import markdown_summary  # heavy imports only after validation
         from zkadapt.session import run_session
+        from zkadapt.writable import ensure_out_dir
 
-        out_dir = Path(out).resolve()
+        out_dir = ensure_out_dir(Path(out).resolve())
         key_dir = (
             Path(keys).resolve()
             if keys
@@ -178,6 +190,10 @@ def run(
             key_dir=key_dir,
             data_root=path.parent,
             baselines=not no_baselines,
+            overrides=flags,
+            without_overrides=plain,
+            max_restarts=max_restarts,
+            party_main=main,
         )
         click.echo(markdown_summary(report))
         click.echo(
@@ -222,13 +238,20 @@ def party(
         from zkadapt.keyfiles import KEY_SUFFIX
         from zkadapt.party import run_party  # heavy imports only after validation
         from zkadapt.progress import party_progress
+        from zkadapt.writable import ensure_out_dir
 
-        out_dir = Path(out).resolve() if out else path.parent / "out"
+        out_dir = ensure_out_dir(Path(out).resolve() if out else path.parent / "out")
         key_path = Path(key).resolve() if key else path.parent / "keys" / f"{party}{KEY_SUFFIX}"
         root = Path(data_root).resolve() if data_root else path.parent
         with party_progress(party, config.session.rounds, quiet=quiet) as on_event:
             outcomes = run_party(
-                config, party, out_dir=out_dir, key_path=key_path, data_root=root, on_event=on_event
+                config,
+                party,
+                out_dir=out_dir,
+                key_path=key_path,
+                data_root=root,
+                on_event=on_event,
+                on_round_failed=lambda line: click.echo(line, err=True),
             )
         last = outcomes[-1] if outcomes else None
         digest = last.model_sha256 if last else "(already complete)"

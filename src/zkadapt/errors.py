@@ -74,3 +74,17 @@ class DataError(ZkAdaptError):
 
 class LearningError(ZkAdaptError):
     """Local training went wrong in a way no data or setting explains (a broken backend)."""
+
+
+class OutputError(ZkAdaptError):
+    """This process cannot write its own files (``--out``, a checkpoint, its log, a local store).
+
+    Exit code 3: restarting does not help, so ``zkadapt run`` stops the other parties at once
+    instead of letting them wait out every deadline (issue 17). ``path`` names the file.
+    """
+
+    exit_code = 3
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: {message}")

@@ -66,6 +66,10 @@ class ExclusiveLock:
         self._fd = fd
         return self
 
+    def fileno(self) -> int | None:
+        """The open lock file's descriptor while held (a forked child closes its copy)."""
+        return self._fd
+
     def release(self) -> None:
         """Drop the lock (the file stays; it says who held it last)."""
         if self._fd is not None:

@@ -8,14 +8,20 @@ share one code path (DESIGN.md section 2).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
 from zkadapt.config import SessionConfig
+from zkadapt.crypto.identity import IdentityKey
+from zkadapt.errors import ZkAdaptError
+from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
+from zkadapt.round_failures import RoundFailureNotes
+from zkadapt.writable import local_write_failure
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
@@ -34,9 +40,14 @@ def run_party(
     key_path: Path,
     data_root: Path,
     on_event: EventSink | None = None,
+    on_round_failed: Callable[[str], None] | None = None,
     threads: int | None = 1,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
+
+    The party holds ``OUT/parties/<name>/party.lock`` for the whole run: a second process
+    acting as the same party would overwrite its update objects and checkpoints (issue 17),
+    so it is refused at once with :class:`~zkadapt.locks.LockHeld` naming the holder.
 
     Args:
         config: the validated session (with public keys).
@@ -45,10 +56,41 @@ def run_party(
         key_path: this party's identity key file.
         data_root: directory that a relative ``data.path`` resolves against.
         on_event: progress callback ``(round, phase, detail)``.
+        on_round_failed: gets one line per failed round, with the rejections' reasons
+            (:mod:`zkadapt.round_failures`), when the party stops, whether or not it failed.
         threads: torch intra-op threads (1 keeps several local parties from oversubscribing
             the cores and keeps training bit-reproducible).
+
+    Raises:
+        LockHeld: another process already runs ``party`` with this ``out_dir``.
+        OutputError: the party cannot write its own files (lock, checkpoints, local store);
+            retrying cannot help, so it stops at once with the path and the reason.
     """
     identity = assembly.load_identity(config, party, key_path)
+    what = f"party {party} of session {config.session_id[:12]}"
+    try:
+        with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
+            return _run_locked(
+                config, party, identity, out_dir, data_root, on_event, on_round_failed, threads
+            )
+    except (OSError, ZkAdaptError) as exc:
+        failure = local_write_failure(exc)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _run_locked(
+    config: SessionConfig,
+    party: str,
+    identity: IdentityKey,
+    out_dir: Path,
+    data_root: Path,
+    on_event: EventSink | None,
+    on_round_failed: Callable[[str], None] | None,
+    threads: int | None,
+) -> list[RoundOutcome]:
+    """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
         import torch
 
@@ -87,6 +129,9 @@ def run_party(
         outcomes = protocol.run()
     finally:
         channel.close()
+        for line in RoundFailureNotes().add_all(protocol.history.posted):
+            if on_round_failed is not None:
+                on_round_failed(line)
     _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())
     export = getattr(learner, "export", None)  # adapter learners write a PEFT folder
     final = protocol.checkpoints.latest()

@@ -9,10 +9,8 @@ they would across machines (DESIGN.md section 2).
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +21,43 @@ from zkadapt.assembly import learner_for, open_party_store, open_session_channel
 from zkadapt.atomic_file import write_atomic
 from zkadapt.baselines import compute_baselines
 from zkadapt.config import SessionConfig, load_config
-from zkadapt.errors import ConfigError, ProtocolError
+from zkadapt.errors import ConfigError, ProtocolError, ZkAdaptError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
+from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
+from zkadapt.party_processes import (
+    DEFAULT_MAX_RESTARTS,
+    Entry,
+    Launcher,
+    PartyRun,
+    PartySupervisor,
+    launcher_from_env,
+)
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, Submitted
 from zkadapt.report import write_report
+from zkadapt.round_failures import RoundFailureNotes
 from zkadapt.session_report import Baselines, SessionReport
 from zkadapt.summary import ReportFacts, build_report, split_metrics
+from zkadapt.writable import local_write_failure
 
 #: Each party process's combined stdout/stderr, inside ``OUT/parties/<name>/``.
 LOG_FILE = "party.log"
 
 
-def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
+def prepare_output(
+    config: SessionConfig,
+    out_dir: Path,
+    *,
+    overrides: Sequence[str] = (),
+    id_without_overrides: str | None = None,
+) -> Path:
     """Write the resolved session file into ``out_dir``; refuse to mix two sessions.
+
+    Args:
+        overrides: the command-line options that changed the session file (``--rounds``).
+        id_without_overrides: the session id the file has without them; when it is the
+            one ``out_dir`` holds, the refusal says the override is what changed the id.
 
     Raises:
         ConfigError: ``out_dir`` already holds a different session.
@@ -45,37 +65,44 @@ def prepare_output(config: SessionConfig, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SESSION_FILE
     if path.exists():
-        existing = load_config(path)
-        if existing.session_id != config.session_id:
+        existing = load_config(path).session_id
+        if existing != config.session_id:
             raise ConfigError(
-                "--out",
-                f"{out_dir} already holds session {existing.session_id[:12]}; "
-                "choose another output directory",
+                "--out", _other_session(out_dir, existing, config, overrides, id_without_overrides)
             )
     else:
         write_atomic(path, config.to_toml().encode("utf-8"), mode=0o644)
     return path
 
 
-@dataclass
-class _PartyProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
+def _other_session(
+    out_dir: Path,
+    existing: str,
+    config: SessionConfig,
+    overrides: Sequence[str],
+    id_without_overrides: str | None,
+) -> str:
+    """Why ``out_dir`` is refused, naming the override that changed the id when there is one."""
+    held = f"{out_dir} already holds session {existing[:12]}"
+    if overrides and id_without_overrides == existing:
+        flags = " and ".join(overrides)
+        return (
+            f"{held}, but {flags} changed the session id to {config.session_id[:12]}: "
+            f"drop {flags} to resume session {existing[:12]}, or choose another --out "
+            "for the changed session"
+        )
+    return f"{held}; choose another output directory"
 
 
-def _start_parties(
+def _party_runs(
     config: SessionConfig, session_file: Path, out_dir: Path, key_dir: Path, data_root: Path
-) -> list[_PartyProcess]:
-    started = []
+) -> list[PartyRun]:
+    """Each party's ``zkadapt party`` arguments and log file (its folder is created here)."""
+    runs = []
     for name in config.party_names:
         home = party_dir(out_dir, name)
         home.mkdir(parents=True, exist_ok=True)
-        log = home / LOG_FILE
-        cmd = [
-            sys.executable,
-            "-m",
-            "zkadapt",
+        args = [
             "party",
             str(session_file),
             "--party",
@@ -88,26 +115,18 @@ def _start_parties(
             str(data_root),
             "--quiet",
         ]
-        with log.open("ab") as sink:
-            proc = subprocess.Popen(
-                cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        started.append(_PartyProcess(name, proc, log))
-    return started
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
+        runs.append(PartyRun(name, args, home / LOG_FILE))
+    return runs
 
 
 def _watch(
-    config: SessionConfig, out_dir: Path, procs: list[_PartyProcess], console: Console
+    config: SessionConfig, out_dir: Path, supervisor: PartySupervisor, console: Console
 ) -> SessionHistory:
-    """Draw one progress bar per party from the channel until every process exits."""
+    """Draw one progress bar per party from the channel until every process has ended.
+
+    The bars refresh from this loop (no refresh thread), so the process stays
+    single-threaded and a party restarted by forking it is safe.
+    """
     history = SessionHistory(config.session_id, config.party_names)
     channel = open_session_channel(config, out_dir)
     rounds = config.session.rounds
@@ -119,20 +138,31 @@ def _watch(
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        auto_refresh=False,
     )
-    tasks = {p.name: progress.add_task("starting", total=rounds, party=p.name) for p in procs}
+    tasks = {n: progress.add_task("starting", total=rounds, party=n) for n in config.party_names}
+    failures = RoundFailureNotes()
     try:
         with progress:
             while True:
-                running = [p for p in procs if p.process.poll() is None]
+                running = supervisor.poll()
                 for posted in history.extend(channel.wait(history.last_seq, 0.25)):
                     _show(progress, tasks, posted.sender, posted.message, console)
+                    _tell_failure(failures.add(posted), console)
+                progress.refresh()
                 if not running:
-                    history.extend(channel.history(history.last_seq))
+                    for line in failures.add_all(history.extend(channel.history(history.last_seq))):
+                        _tell_failure(line, console)
                     break
     finally:
         channel.close()
     return history
+
+
+def _tell_failure(line: str | None, console: Console) -> None:
+    """Print a failed round's reasons above the progress bars, as soon as it is posted."""
+    if line:
+        console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 def _show(
@@ -172,35 +202,114 @@ def run_session(
     data_root: Path,
     baselines: bool = True,
     console: Console | None = None,
+    overrides: Sequence[str] = (),
+    without_overrides: SessionConfig | None = None,
+    max_restarts: int = DEFAULT_MAX_RESTARTS,
+    party_main: Entry | None = None,
 ) -> SessionReport:
     """Run every party locally, then write ``report.json`` and plots into ``out_dir``.
 
+    The runner holds ``OUT/run.lock`` for the whole run (each party it starts takes its own
+    party lock): a second ``zkadapt run`` on one ``--out`` used to post a second set of
+    updates into the same session (issue 17), and is now refused at once.
+
+    A party that dies is reported at once and restarted up to ``max_restarts`` times
+    (:mod:`zkadapt.party_processes`); ``failed_parties`` in the report lists only the
+    parties that did not finish, and ``restarts`` how often each one was restarted.
+
+    ``party_main`` is the ``zkadapt`` entry point: given, each party is forked from this
+    process (torch and the learner already imported), unless ``$ZKADAPT_PARTY_START`` is
+    ``subprocess``; without it every party is a fresh ``python -m zkadapt party``.
+
+    ``overrides`` names the command-line options that changed the session file and
+    ``without_overrides`` is the file as written; with them, refusing an ``out_dir`` that
+    holds the unchanged session says that the override changed the session id.
+
     Raises:
+        LockHeld: another ``zkadapt run`` holds this ``out_dir``.
         ProtocolError: a party process failed and the session did not complete.
     """
     console = console or Console(stderr=True)
+    try:
+        with ExclusiveLock(out_dir / RUN_LOCK, f"zkadapt run on {out_dir}") as lock:
+            return _run_locked(
+                config,
+                out_dir=out_dir,
+                key_dir=key_dir,
+                data_root=data_root,
+                baselines=baselines,
+                console=console,
+                overrides=overrides,
+                without_overrides=without_overrides,
+                max_restarts=max_restarts,
+                launch=launcher_from_env(
+                    party_main, close_in_child=[fd for fd in [lock.fileno()] if fd]
+                ),
+            )
+    except (OSError, ZkAdaptError) as exc:
+        failure = local_write_failure(exc)  # the runner's own files: one line, not a traceback
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _run_locked(
+    config: SessionConfig,
+    *,
+    out_dir: Path,
+    key_dir: Path,
+    data_root: Path,
+    baselines: bool,
+    console: Console,
+    overrides: Sequence[str],
+    without_overrides: SessionConfig | None,
+    max_restarts: int,
+    launch: Launcher,
+) -> SessionReport:
+    """:func:`run_session`'s body, run while the ``--out`` lock is held."""
     if config.storage.backend != "local" or config.storage.encrypt:  # storage errors first
         for name in config.party_names:
             open_party_store(config, name, out_dir)
     learner_for(config, config.party_names[0], data_root=data_root)  # data errors fail fast, here
     config = ensure_keys(config, key_dir)
-    session_file = prepare_output(config, out_dir)
+    plain = ensure_keys(without_overrides, key_dir) if without_overrides and overrides else None
+    session_file = prepare_output(
+        config,
+        out_dir,
+        overrides=overrides,
+        id_without_overrides=plain.session_id if plain else None,
+    )
     console.print(
         f"session {config.session_id[:12]}: {len(config.parties)} parties, "
         f"{config.session.rounds} rounds -> {out_dir}"
     )
     started = time.monotonic()
-    procs = _start_parties(config, session_file, out_dir, key_dir, data_root)
-    history = _watch(config, out_dir, procs, console)
+    supervisor = PartySupervisor(
+        _party_runs(config, session_file, out_dir, key_dir, data_root),
+        launch=launch,
+        console=console,
+        max_restarts=max_restarts,
+    )
+    supervisor.start_all()
+    try:
+        history = _watch(config, out_dir, supervisor, console)
+    finally:
+        if not supervisor.stopped and any(not run.done for run in supervisor.runs):
+            supervisor.stop_all("the runner stopped")
     wall = time.monotonic() - started
-    failed = {p.name: _last_line(p.log) for p in procs if p.process.returncode != 0}
+    failed = supervisor.failed()
     _publish_exports(config, out_dir)
     baseline = None
     if baselines and not failed:
         console.print("training baselines (each party alone, and all data pooled)...")
         baseline = Baselines.from_json(compute_baselines(config, data_root=data_root))
     report = build_report(
-        ReportFacts.of(config), history, baselines=baseline, wall_s=wall, failed_parties=failed
+        ReportFacts.of(config),
+        history,
+        baselines=baseline,
+        wall_s=wall,
+        failed_parties=failed,
+        restarts=supervisor.restarts(),
     )
     write_report(report, out_dir)
     if not report.completed:

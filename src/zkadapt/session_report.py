@@ -231,7 +231,9 @@ class SessionReport:
 
     ``baselines`` and ``timing`` are None when they were not computed (written as ``{}``);
     ``failed_parties`` (party -> its last log line) is None when no local run watched the
-    parties (the key is then left out), ``{}`` when every party exited cleanly.
+    parties (the key is then left out), ``{}`` when every party finished (a party that
+    died and was restarted and then finished is not listed). ``restarts`` (party -> how
+    often the runner restarted it) is None, and its key left out, when no runner watched.
     """
 
     session_id: str
@@ -244,6 +246,7 @@ class SessionReport:
     baselines: Baselines | None = None
     timing: Timing | None = None
     failed_parties: Mapping[str, str] | None = None
+    restarts: Mapping[str, int] | None = None
 
     @property
     def primary_metric(self) -> str | None:
@@ -288,6 +291,8 @@ class SessionReport:
         }
         if self.failed_parties is not None:
             doc["failed_parties"] = dict(self.failed_parties)
+        if self.restarts is not None:
+            doc["restarts"] = dict(self.restarts)
         return doc
 
     @classmethod
@@ -305,6 +310,7 @@ class SessionReport:
         )
         rounds = tuple(sorted(rounds, key=lambda entry: entry.round))
         failed = doc.get("failed_parties")
+        restarts = doc.get("restarts")
         return cls(
             session_id=_str(doc.get("session_id", ""), "session_id"),
             zkadapt_version=_str(doc.get("zkadapt_version", ""), "zkadapt_version"),
@@ -319,6 +325,7 @@ class SessionReport:
             baselines=Baselines.from_json(doc.get("baseline"), "baseline"),
             timing=Timing.from_json(doc.get("timing"), "timing"),
             failed_parties=None if failed is None else _strings(failed, "failed_parties"),
+            restarts=None if restarts is None else _counts(restarts, "restarts"),
         )
 
 
@@ -382,3 +389,8 @@ def _per_party(value: Any, where: str) -> dict[str, dict[str, float]]:
 def _strings(value: Any, where: str) -> dict[str, str]:
     doc = _mapping(value, where)
     return {_str(k, where): _str(v, f"{where}.{k}") for k, v in doc.items()}
+
+
+def _counts(value: Any, where: str) -> dict[str, int]:
+    doc = _mapping(value, where)
+    return {_str(k, where): _count(v, f"{where}.{k}") for k, v in doc.items()}

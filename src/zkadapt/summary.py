@@ -70,6 +70,7 @@ def build_report(
     baselines: Baselines | None = None,
     wall_s: float | None = None,
     failed_parties: Mapping[str, str] | None = None,
+    restarts: Mapping[str, int] | None = None,
 ) -> SessionReport:
     """The session's report (its JSON form is README "Reading the report").
 
@@ -80,6 +81,7 @@ def build_report(
         wall_s: The runner's wall time; None when no run was timed (then ``timing`` is empty).
         failed_parties: Party -> last log line of each failed process, when a runner watched
             the processes; None otherwise.
+        restarts: Party -> how often the runner restarted it; None when no runner watched.
     """
     rounds = round_reports(facts.rounds_total, history)
     timing = None
@@ -96,6 +98,7 @@ def build_report(
         baselines=baselines,
         timing=timing,
         failed_parties=None if failed_parties is None else dict(failed_parties),
+        restarts=None if restarts is None else dict(restarts),
     )
 
 
