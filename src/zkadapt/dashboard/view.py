@@ -327,9 +327,12 @@ class SessionView:
         since the session goes on from it (G(r) = G(r-1))."""
         r = completed + 1
         failed_last = completed and self.history.failure(completed) is not None
-        if failed_last and not self.history.round_done(completed):
-            if self.history.last_round_started() < r:
-                r = completed
+        if (
+            failed_last
+            and not self.history.round_done(completed)
+            and self.history.last_round_started() < r
+        ):
+            r = completed
         if r > self.config.session.rounds or self.history.last_round_started() < r:
             return None
         failure = self.history.failure(r)
