@@ -12,9 +12,13 @@
   its proof, and t valid shares are combined;
 * the result: G(r) = outer_step(G(r-1), mean delta), replayed from G(0), must hash to the
   digest every party posted in ``RoundDone``, and those digests must agree;
-* completeness: every round the session file plans must have been completed (a failed or
-  missing round fails the audit unless ``partial``; a session with no completed round always
-  fails), and no signed entry may appear twice (a replayed row);
+* failed rounds: a round with ``RoundFailed`` (and no ``RoundDone``) is an outcome, re-checked
+  from the channel as the parties' machine decides it: fewer than q updates verify before the
+  cut, or fewer than t valid decryption shares precede the first ``RoundFailed``; G(r) =
+  G(r-1) is replayed through it, and failed rounds are listed with their reasons;
+* completeness: every round the session file plans must have a checked outcome, done or
+  failed (a missing round fails the audit unless ``partial``; a session with no outcome
+  always fails), and no signed entry may appear twice (a replayed row);
 * who was named: every party the others rejected, with the reasons, is listed.
 
 It reuses the parties' own verification code through a read-only :class:`RoundIO`, so the
@@ -53,6 +57,8 @@ class RoundVerdict:
     rejected: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     digest: str = ""
+    #: The ``RoundFailed`` reason when the round failed (G(r) = G(r-1)); None when done.
+    failure: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,8 +72,9 @@ class AuditReport:
 
     Attributes:
         planned_rounds: ``session.rounds`` of the session file.
-        completed: rounds with a ``RoundDone`` (a prefix of 1..planned_rounds).
-        incomplete: one line per planned round that did not complete (failed, or never run).
+        completed: rounds with an outcome, done or failed (a prefix of 1..planned_rounds).
+        incomplete: one line per planned round without an outcome (started, or never run).
+        failed: one line per failed round, with its reason.
         partial: incomplete rounds are reported but do not fail the audit (``--partial``).
         named: every party a ``Rejected`` entry named -> the reasons, in channel order.
     """
@@ -80,6 +87,7 @@ class AuditReport:
     incomplete: list[str] = field(default_factory=list)
     partial: bool = False
     named: dict[str, list[str]] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -164,11 +172,18 @@ def audit_session(
     io = _ObserverIO(ctx, codec, history, store)
     vector, momentum = codec.flatten(initial), None
     for r in range(1, config.session.rounds + 1):
-        if not history.round_done(r):
+        failure = None if history.round_done(r) else history.failure(r)
+        if not history.round_done(r) and failure is None:
             break
         verdict = RoundVerdict(r)
         try:
-            vector, momentum = _audit_round(r, verdict, io, scheme, strategy, vector, momentum)
+            if failure is not None:  # G(r) = G(r-1)
+                verdict.failure = failure.reason
+                verdict.digest = state_digest(codec.unflatten(vector))
+                _audit_failed_round(r, verdict, io, scheme)
+                report.failed.append(f"round {r} failed: {failure.reason}")
+            else:
+                vector, momentum = _audit_round(r, verdict, io, scheme, strategy, vector, momentum)
         except (ZkAdaptError, UpdateRejected, ValueError) as exc:
             verdict.problems.append(f"cannot recompute the round: {exc}")
         if only_round is None or only_round == r:
@@ -203,9 +218,10 @@ def replayed_entries(entries: list[Any]) -> list[str]:
 
 
 def _completed_rounds(history: SessionHistory, planned: int) -> int:
-    """How many rounds from 1 on have a ``RoundDone`` (the session's completed prefix)."""
+    """How many rounds from 1 on have an outcome, ``RoundDone`` or ``RoundFailed`` (the
+    session's completed prefix; the audit checks each outcome against the channel)."""
     done = 0
-    while done < planned and history.round_done(done + 1):
+    while done < planned and (history.round_done(done + 1) or history.failure(done + 1)):
         done += 1
     return done
 
@@ -214,14 +230,62 @@ def _incomplete_rounds(history: SessionHistory, completed: int, planned: int) ->
     """Why each planned round after the completed prefix is missing."""
     lines = []
     for r in range(completed + 1, planned + 1):
-        failure = history.failure(r)
-        if failure is not None:
-            lines.append(f"round {r} failed: {failure.reason}")
-        elif history.cut(r) is not None or history.submissions(r):
+        if history.cut(r) is not None or history.submissions(r):
             lines.append(f"round {r} started but never completed")
         else:
             lines.append(f"round {r} never ran")
     return lines
+
+
+def _audit_failed_round(
+    r: int, verdict: RoundVerdict, io: _ObserverIO, scheme: UpdateScheme
+) -> None:
+    """Re-check a ``RoundFailed`` from the channel, as the parties' machine decides it.
+
+    The round failed iff fewer than q updates verify among the submissions before the cut,
+    or fewer than t valid decryption shares precede the first ``RoundFailed`` in channel
+    order (``machine._decrypt``); anything else is a failure the channel does not back.
+    """
+    history = io.history
+    posted = history.failure_posted(r)
+    cut = history.cut(r)
+    if cut is None or posted is None:
+        verdict.problems.append("RoundFailed before any PhaseClosed of the submit phase")
+        return
+    quorum = io.ctx.quorum
+    candidates = history.submissions(r, before=cut)
+    if len(candidates) < quorum:  # below quorum whatever verifies (no key needed to see it)
+        return
+    scheme.prepare(r, io)
+    accepted: dict[str, Any] = {}
+    for name, sub in sorted(candidates.items()):
+        try:
+            accepted[name] = verify_submission(scheme, r, sub.message, io)  # type: ignore[arg-type]
+        except UpdateRejected as exc:
+            verdict.rejected[name] = exc.reason
+    verdict.accepted = sorted(accepted)
+    if len(accepted) < quorum:
+        return
+    needed = scheme.shares_needed
+    if needed == 0:
+        verdict.problems.append(
+            f"RoundFailed, but {len(accepted)} updates verify and the quorum is {quorum}"
+        )
+        return
+    scheme.sum(r, accepted, io)
+    valid = 0
+    for share in history.decryption_shares(r):
+        if share.seq > posted.seq:
+            break
+        try:
+            scheme.check_share(r, share.message, io)  # type: ignore[arg-type]
+            valid += 1
+        except UpdateRejected:
+            continue
+    if valid >= needed:
+        verdict.problems.append(
+            f"RoundFailed, but {valid} valid decryption shares (t = {needed}) precede it"
+        )
 
 
 def _audit_round(
@@ -288,15 +352,21 @@ def format_report(report: AuditReport) -> str:
     for v in report.rounds:
         rejected = "; ".join(f"{p}: {why}" for p, why in sorted(v.rejected.items()))
         details = "; ".join(v.problems) or (f"rejected {rejected}" if rejected else "")
+        if v.failure is not None and not v.problems:
+            details = f"round failed: {v.failure}" + (f"; {details}" if details else "")
         lines.append(
             f"{v.round:>5}  {'OK' if v.ok else 'FAILED':7}  {','.join(v.accepted):24}  "
             f"{v.digest[:12]:14}  {details}"
         )
     if report.planned_rounds:
+        failed = f" ({len(report.failed)} failed)" if report.failed else ""
         lines.append(
-            f"rounds: {report.completed} of {report.planned_rounds} planned completed"
+            f"rounds: {report.completed} of {report.planned_rounds} planned completed{failed}"
             + (" (partial audit)" if report.partial and report.incomplete else "")
         )
+    if report.failed:
+        lines.append("failed rounds (G(r) = G(r-1), checked against the channel):")
+        lines += [f"  - {line}" for line in report.failed]
     if report.incomplete:
         lines.append(f"INCOMPLETE: {report.completed} of {report.planned_rounds} rounds")
     lines += [f"  - {line}" for line in report.incomplete]

@@ -82,9 +82,12 @@ class RoundReport:
     global_metrics: Metrics
     per_party: Mapping[str, Metrics]
     model_sha256: str | None
+    #: Why the round failed (``RoundFailed``; ``model_sha256`` is then G(r-1)'s); None if done.
+    failure: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        failure = {} if self.failure is None else {"failure": self.failure}
+        return failure | {
             "round": self.round,
             "accepted": list(self.accepted),
             "rejected": [item.to_json() for item in self.rejected],

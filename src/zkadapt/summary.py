@@ -103,13 +103,37 @@ def build_report(
 
 
 def round_reports(rounds_total: int, history: SessionHistory) -> tuple[RoundReport, ...]:
-    """One report per completed round (a round is complete once any ``RoundDone`` exists)."""
-    rounds = []
+    """One report per round with an outcome: done once any ``RoundDone`` exists, or failed
+    (``RoundFailed``; the session went on from G(r) = G(r-1), so a failed round may sit in
+    the middle)."""
+    rounds: list[RoundReport] = []
     for r in range(1, rounds_total + 1):
         done = history.round_done(r)
-        if not done:
+        failure = None if done else history.failure(r)
+        if done:
+            rounds.append(_round_report(r, done, history))
+        elif failure is not None:
+            previous = next((x.model_sha256 for x in reversed(rounds) if x.model_sha256), None)
+            rounds.append(
+                RoundReport(
+                    round=r,
+                    accepted=(),
+                    rejected=tuple(
+                        Rejection(party=rej.party, reason=rej.reason, by=sender)
+                        for sender, rej in history.rejections(r)
+                    ),
+                    duration_s=None,
+                    bytes_uploaded=sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
+                    bytes_decryption_shares=None,
+                    timing_s={},
+                    global_metrics={},
+                    per_party={},
+                    model_sha256=previous,
+                    failure=failure.reason,
+                )
+            )
+        else:
             break
-        rounds.append(_round_report(r, done, history))
     return tuple(rounds)
 
 

@@ -322,8 +322,17 @@ class SessionView:
     # -- the round in progress -----------------------------------------------------------
 
     def _in_progress(self, completed: int) -> dict[str, Any] | None:
-        """The round after the last completed one, if the channel mentions it yet."""
+        """The round after the last completed one, if the channel mentions it yet; a failed
+        last round stays in view (with its reason) until the channel mentions the next one,
+        since the session goes on from it (G(r) = G(r-1))."""
         r = completed + 1
+        failed_last = completed and self.history.failure(completed) is not None
+        if (
+            failed_last
+            and not self.history.round_done(completed)
+            and self.history.last_round_started() < r
+        ):
+            r = completed
         if r > self.config.session.rounds or self.history.last_round_started() < r:
             return None
         failure = self.history.failure(r)

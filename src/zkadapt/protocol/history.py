@@ -123,6 +123,12 @@ class SessionHistory:
         failed = self._of(RoundFailed, round_)
         return failed[0].message if failed else None  # type: ignore[return-value]
 
+    def failure_posted(self, round_: int) -> Posted | None:
+        """The first ``RoundFailed`` for ``round_`` with its place in the channel (only the
+        decryption shares before it count, as in ``machine._decrypt``)."""
+        failed = self._of(RoundFailed, round_)
+        return failed[0] if failed else None
+
     def joined(self, before: int | None = None) -> dict[str, int]:
         """Declared training-set sizes: each party's first ``Joined`` (before ``before``)."""
         sizes: dict[str, int] = {}

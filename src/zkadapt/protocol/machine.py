@@ -19,24 +19,36 @@ The phases of round r, as decisions:
 ``KeygenStep``       (distributed keys) the next message round of the key generation, once
                      every party's previous one is on the channel
 ``OpenKey``          (key epochs) the source's ``KeyDealt`` is posted: open our share
-                     (``Wait(r, "key")`` in between; ``Halt`` when the key deadline passes
-                     and :func:`~zkadapt.protocol.key_rules.decide_key` gives up)
+                     (``Wait(r, "key")`` in between). When the key deadline passes and
+                     :func:`~zkadapt.protocol.key_rules.decide_key` gives up, the party
+                     goes without a key for round r: it submits nothing and lets the cut
+                     decide (:func:`lacks_key`); the next round tries the key again
 ``Prepare``          the privacy scheme's own preparation, once the round's key is open
 ``TrainAndSubmit``   unless the submit phase already closed or our ``Submitted`` is posted
 ``CloseSubmissions`` when every party submitted, or this party's deadline passed; only the
                      *first* ``PhaseClosed`` in channel order counts (the cut)
 ``Verify``           the submissions before the cut, then ``Reject`` each bad one once
-``FailRound``        fewer than q accepted: post ``RoundFailed`` (once) and stop
+``FailRound``        fewer than q accepted: post ``RoundFailed`` (once); round r failed,
+                     G(r) = G(r-1), and the party goes on with round r+1
 ``Sum``              the accepted updates (homomorphic sum for paillier)
 ``PostShare``        our decryption share of that sum (threshold schemes only)
 ``CheckShare``       the posted shares in channel order until t are valid
-``Combine``          exactly the first t valid shares (:func:`shares_to_combine`)
+``Combine``          exactly the first t valid shares (:func:`shares_to_combine`); at the
+                     share deadline without them, post ``RoundFailed`` and read it back:
+                     the round failed iff fewer than t valid shares precede the first
+                     ``RoundFailed`` in channel order (every party decides the same)
 ``Apply``            G(r) = outer_step(G(r-1), mean); evaluate; checkpoint
 ``Announce``         post ``RoundDone`` with our digest of G(r); then round r+1
 
+A failed round is an outcome the session goes on from, decided from the channel alone (the
+cut, or where the first ``RoundFailed`` sits among the decryption shares), so every party
+that decides round r decides the same: Done with one digest, or Failed. Local deadlines only
+decide *when* a party posts; a party's own key deadline never fails a round by itself.
+
 A party that crashes restarts with :func:`start` from its last checkpoint and replays the
 channel: a checkpointed round whose ``RoundDone`` never reached the channel is announced
-again, a posted submission is not redone, and a closed round is followed without training.
+again, a posted submission is not redone, a closed round is followed without training, and a
+failed round is decided failed again from the channel (failed rounds leave no checkpoint).
 """
 
 from __future__ import annotations
@@ -101,9 +113,16 @@ class RoundView:
     submitted: tuple[str, ...] = ()  # first Submitted per party, in channel order
     cut: tuple[str, ...] | None = None  # submitters before the first PhaseClosed(submit)
     my_rejections: frozenset[tuple[str, str]] = frozenset()  # (party, reason) we posted
-    failed: bool = False  # a RoundFailed is in the channel
+    #: Decryption shares before the first RoundFailed (None: no RoundFailed in the channel).
+    #: Only the shares before it count: a round with t valid ones there is decrypted anyway.
+    failed_at: int | None = None
     shares: tuple[str, ...] = ()  # first DecryptionShare per party, in channel order
     done: tuple[tuple[str, str], ...] = ()  # (party, digest): first RoundDone per party
+
+    @property
+    def failed(self) -> bool:
+        """A ``RoundFailed`` is in the channel."""
+        return self.failed_at is not None
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,7 @@ class PartyState:
     round: int  # the round in progress; rounds + 1 once all are done
     views: tuple[RoundView, ...]  # index r - 1
     digests: tuple[tuple[int, str], ...] = ()  # our digest of G(r) for finished rounds
+    failed_rounds: tuple[int, ...] = ()  # rounds this process decided failed
     pending_announce: tuple[int, str] | None = None  # checkpointed, RoundDone maybe unposted
     halted: str | None = None  # why the party stopped (disagreement, missing shares)
     # -- progress within ``round`` in this process (reset by a restart) --
@@ -223,10 +243,16 @@ class Reject(Action):
 
 @dataclass(frozen=True)
 class FailRound(Action):
-    """Fewer than q accepted: post ``RoundFailed`` (when ``post``) and stop."""
+    """Post ``RoundFailed`` (when ``post``); when ``decided``, round r failed: G(r) = G(r-1)
+    and the party goes on with round r+1.
+
+    ``decided`` is False only at our decryption-share deadline: our ``RoundFailed`` may land
+    after the t-th valid share, so the channel decides once we read it back.
+    """
 
     reason: str
     post: bool
+    decided: bool = True
 
 
 @dataclass(frozen=True)
@@ -272,7 +298,7 @@ class Announce(Action):
 
 @dataclass(frozen=True)
 class Halt(Action):
-    """Stop the session for this party (digests disagree, or too few valid shares)."""
+    """Stop the session for this party (digests disagree, or it cannot follow a round)."""
 
     reason: str
 
@@ -280,7 +306,8 @@ class Halt(Action):
 @dataclass(frozen=True)
 class Wait(Action):
     """Nothing to do until the channel moves or a deadline passes (``"key"``, ``"cut"``,
-    ``"shares"``)."""
+    ``"shares"``); ``"outcome"`` has no deadline: our ``RoundFailed`` is posted and not read
+    back yet."""
 
     deadline: str
 
@@ -381,7 +408,9 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
             return state
         view = evolve(view, my_rejections=view.my_rejections | {(message.party, message.reason)})
     elif isinstance(message, RoundFailed):
-        view = evolve(view, failed=True)
+        if view.failed_at is not None:
+            return state
+        view = evolve(view, failed_at=len(view.shares))
     elif isinstance(message, DecryptionShare):
         if sender in view.shares:
             return state
@@ -425,9 +454,17 @@ def _absorb_key(
 
 
 def _check_agreement(state: PartyState) -> PartyState:
-    """Halt when a posted digest of a round we finished differs from ours."""
+    """Halt when a posted digest of a round we finished differs from ours, or a round we
+    decided failed is announced done."""
     if state.halted:
         return state
+    for r in state.failed_rounds:
+        for party, digest in state.view(r).done:
+            reason = (
+                f"round {r} failed for us but {party} announced it done with {digest[:12]}; "
+                "stopping the session"
+            )
+            return evolve(state, halted=reason)
     for r, mine in state.digests:
         for party, digest in state.view(r).done:
             if digest != mine:
@@ -463,8 +500,11 @@ def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> 
             return evolve(state, verdicts=tuple(result))
         case Reject(party=party, reason=reason):
             return evolve(state, rejections_posted=state.rejections_posted | {(party, reason)})
-        case FailRound():
-            return evolve(state, failure_posted=True)
+        case FailRound(decided=decided):
+            if not decided:
+                return evolve(state, failure_posted=True)
+            failed = evolve(state, failed_rounds=(*state.failed_rounds, state.round))
+            return _check_agreement(_next_round(failed))
         case Sum():
             return evolve(state, summed=True)
         case PostShare():
@@ -488,6 +528,7 @@ def _next_round(state: PartyState) -> PartyState:
         round=state.round + 1,
         views=state.views,
         digests=state.digests,
+        failed_rounds=state.failed_rounds,
         halted=state.halted,
         joined=state.joined,
         dealt=state.dealt,
@@ -521,7 +562,10 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
     if r > spec.rounds:
         return Finish(spec.rounds)
     if spec.keys is not None and state.key_open != spec.keys.epoch_of(r):
-        return _key_action(spec, spec.keys, state)
+        missing = lacks_key(spec, state)
+        if missing is None:
+            return _key_action(spec, spec.keys, state)
+        return _without_key(spec, state, missing)
     if not state.prepared:
         return Prepare(r)
     view = state.view(r)
@@ -547,9 +591,64 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
     return Announce(r, state.applied, accepted)
 
 
+def lacks_key(spec: MachineSpec, state: PartyState) -> str | None:
+    """Why this party goes without a key for its round, or None while it may still get one.
+
+    A key deadline is this party's own, local decision, not something the channel shows,
+    so it must not fail the round for everyone: a party without a key submits nothing and
+    follows the round from the channel (:func:`_without_key`; the cut decides), and tries
+    the key again in the next round (a dealer that was down may deal then).
+    """
+    plan = spec.keys
+    if plan is None:
+        return None
+    r, me = state.round, spec.party
+    epoch = plan.epoch_of(r)
+    if state.key_open == epoch or me not in state.joined:
+        return None
+    step = decide_key(
+        plan,
+        epoch,
+        me,
+        joined=state.joined,
+        dealt=epoch in state.dealt,
+        deadline_passed=state.key_deadline_passed,
+    )
+    if isinstance(step, KeyFail):
+        return step.reason
+    if isinstance(step, KeyDeal) and plan.distributed and state.key_pending != epoch:
+        return _keygen_stuck(plan, state, me, epoch)
+    return None
+
+
+def _keygen_stuck(plan: KeyPlan, state: PartyState, me: str, epoch: int) -> str | None:
+    """Distributed keys: why our key generation of ``epoch`` cannot go on, if it cannot.
+
+    A key generation keeps its secrets in memory, so one that our own earlier process began
+    (our step 0 is on the channel, this process posted none) cannot go on; nor one whose
+    message round some party never posted by our key deadline.
+    """
+    if state.dkg is None or state.dkg[0] != epoch:
+        if (epoch, 0, me) in state.keygen:
+            return (
+                f"distributed key generation (epoch {epoch}) was cut off by a restart of {me}: "
+                "its secrets are gone; every party must stay online"
+            )
+        return None
+    sent = state.dkg[1]
+    missing = sorted(p for p in plan.names if (epoch, sent, p) not in state.keygen)
+    if missing and state.key_deadline_passed:
+        return (
+            f"distributed key generation (epoch {epoch}) stalled at step {sent}: no message "
+            f"from {', '.join(missing)}; every party must stay online"
+        )
+    return None
+
+
 def _key_action(spec: MachineSpec, plan: KeyPlan, state: PartyState) -> Action:
     """Key epochs (DESIGN.md section 4): join once, then what :func:`decide_key` says about
-    the round's epoch, on what the channel shows and our key deadline."""
+    the round's epoch, on what the channel shows and our key deadline (giving up is
+    :func:`lacks_key`'s, asked first)."""
     r, me = state.round, spec.party
     epoch = plan.epoch_of(r)
     if me not in state.joined:
@@ -565,46 +664,52 @@ def _key_action(spec: MachineSpec, plan: KeyPlan, state: PartyState) -> Action:
     match step:
         case KeyOpen():
             return OpenKey(r, epoch)
-        case KeyFail(reason=reason):
-            return Halt(r, reason)
         case KeyDeal() if state.key_pending == epoch:
             return Wait(r, "key")  # posted, not read back yet
         case KeyDeal() if plan.distributed:
-            return _keygen_action(plan, state, me, epoch)
+            return _keygen_action(plan, state, epoch)
         case KeyDeal():
             return DealKey(r, epoch)
         case KeyWait():
             return Wait(r, "key")
-    raise TypeError(f"unknown key step {step!r}")
+    raise TypeError(f"unexpected key step {step!r}")
 
 
-def _keygen_action(plan: KeyPlan, state: PartyState, me: str, epoch: int) -> Action:
-    """Distributed keys: the next message round once every party posted the previous one.
-
-    A key generation keeps its secrets in memory, so one that our own earlier process began
-    (our step 0 is on the channel, this process posted none) cannot go on: we stop with the
-    reason, as the others do at their key deadline.
-    """
+def _keygen_action(plan: KeyPlan, state: PartyState, epoch: int) -> Action:
+    """Distributed keys: the next message round once every party posted the previous one
+    (:func:`_keygen_stuck` has ruled out a generation that cannot go on)."""
     r = state.round
     if state.dkg is None or state.dkg[0] != epoch:
-        if (epoch, 0, me) in state.keygen:
-            return Halt(
-                r,
-                f"distributed key generation (epoch {epoch}) was cut off by a restart of {me}: "
-                "its secrets are gone; every party must stay online",
-            )
         return KeygenStep(r, epoch, 0)
     sent = state.dkg[1]
-    missing = sorted(p for p in plan.names if (epoch, sent, p) not in state.keygen)
-    if not missing:
+    if all((epoch, sent, p) in state.keygen for p in plan.names):
         return KeygenStep(r, epoch, sent + 1)
-    if state.key_deadline_passed:
-        return Halt(
-            r,
-            f"distributed key generation (epoch {epoch}) stalled at step {sent}: no message "
-            f"from {', '.join(missing)}; every party must stay online",
-        )
     return Wait(r, "key")
+
+
+def _without_key(spec: MachineSpec, state: PartyState, missing: str) -> Action:
+    """Follow round r without its key (``missing`` says why): submit nothing, close at our
+    deadline like everyone else, and let the cut decide.
+
+    Every submitter read the round's ``KeyDealt`` before it submitted, so a cut that we see
+    without the key holds no update we could check: below quorum the round fails for
+    everyone from the channel; a cut of q or more is one we cannot follow (we stop, posting
+    nothing, so nobody else's outcome depends on us).
+    """
+    r = state.round
+    view = state.view(r)
+    if view.cut is None:
+        if state.close_posted or not state.deadline_passed:
+            return Wait(r, "cut")
+        absent = sorted(p for p in spec.parties if p not in view.submitted)
+        return CloseSubmissions(r, f"deadline: missing {', '.join(absent)}")
+    if len(view.cut) < spec.quorum:
+        reason = (
+            f"only {len(view.cut)} of {len(spec.parties)} updates submitted, quorum is "
+            f"{spec.quorum} ({missing})"
+        )
+        return FailRound(r, reason, post=not (view.failed or state.failure_posted))
+    return Halt(r, f"{missing}; cannot follow round {r} without it")
 
 
 def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
@@ -622,6 +727,13 @@ def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action
 
 
 def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
+    """Decryption shares until t valid ones decrypt, or the round fails from the channel.
+
+    Only the shares before the first ``RoundFailed`` count (``RoundView.failed_at``): with
+    t valid ones there the round is decrypted, else it failed. Every party reads the same
+    order and checks shares the same way, so all decide the same; a party whose share
+    deadline passes posts ``RoundFailed`` and decides once it reads it back.
+    """
     r = state.round
     if spec.shares_needed == 0:
         return Combine(r, ())
@@ -630,21 +742,28 @@ def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
         and not state.share_posted
         and spec.party not in view.shares
         and not view.done  # someone already decrypted with t valid shares
+        and not view.failed  # the shares after a RoundFailed never count
     ):
         return PostShare(r)
     for party, reason in state.share_verdicts:
         if reason is not None and not _rejected(state, view, party, reason):
             return Reject(r, party, reason)
-    valid = tuple(p for p, reason in state.share_verdicts if reason is None)
+    counted = view.shares if view.failed_at is None else view.shares[: view.failed_at]
+    valid = tuple(p for p, reason in state.share_verdicts if reason is None and p in counted)
     chosen = shares_to_combine(valid, spec.shares_needed)
     if chosen is not None:
         return Combine(r, chosen)
     checked = {p for p, _ in state.share_verdicts}
-    for party in view.shares:
+    for party in counted:
         if party not in checked:
             return CheckShare(r, party)
+    reason = f"only {len(valid)} of {spec.shares_needed} valid decryption shares"
+    if view.failed:
+        return FailRound(r, reason, post=False)
+    if state.failure_posted:
+        return Wait(r, "outcome")
     if state.shares_deadline_passed:
-        return Halt(r, f"only {len(valid)} of {spec.shares_needed} valid decryption shares")
+        return FailRound(r, reason, post=True, decided=False)
     return Wait(r, "shares")
 
 

@@ -14,15 +14,17 @@ every interleaving of the actions of ``specs/RoundProtocol.tla``:
 States are hashed (a visited set prunes repeats); the first violation found is reached by
 a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla:
 
-* ``Agreement``        every party that finishes round r holds the same digest of G(r)
+* ``Agreement``        every party that decides round r decides the same: Done with one
+                       digest of G(r) for all, or Failed for all
 * ``ThresholdSafety``  no sum is decrypted from fewer than t valid shares, and decryption
                        shares exist only for sums of at least max(q, 2) updates (so no
                        individual update is ever decrypted)
 * ``QuorumSafety``     no round completes with fewer than q accepted updates
 * ``Progress``         with fair deadlines (a deadline passes only once every live party's
                        post has arrived) and at least q live honest parties, every terminal
-                       state has every live party done with every round (the graph is
-                       acyclic, so every maximal run ends in a terminal state)
+                       state has every live party past every round, each ended Done or
+                       Failed (the graph is acyclic, so every maximal run ends in a
+                       terminal state)
 
 States are counted up to a renaming of the parties with ``--symmetry`` (TLC's
 ``SYMMETRY``; :func:`canonical_key`), which the tests check against the full search.
@@ -167,7 +169,7 @@ class Node:
     state: PartyState | None
     delivered: int = 0  # channel entries folded into ``state``
     checkpoint: tuple[int, str] | None = None  # survives crashes
-    stopped: str | None = None  # FailRound / Halt: the process exited
+    stopped: str | None = None  # Halt: the process exited
     training: bool = False  # TrainAndSubmit decided; its Submitted not yet posted
 
 
@@ -182,6 +184,8 @@ class World:
     combines: frozenset[tuple[str, int, tuple[str, ...], bool]] = frozenset()
     # ghost: (party, round, digest, accepted) for every checkpointed round
     applied: frozenset[tuple[str, int, str, tuple[str, ...]]] = frozenset()
+    # ghost: (party, round) for every round a party decided failed
+    failed: frozenset[tuple[str, int]] = frozenset()
 
 
 @dataclass
@@ -403,14 +407,23 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
 def _key_deadline_may_pass(model: Model, world: World, i: int) -> bool:
     """Fair key deadlines: once nothing party i waits for is still to come — every live party
     has joined, the dealer (for the others) is down, stopped or silent, and with distributed
-    keys every party that has not posted the message round i waits for is down or stopped."""
+    keys every party that has not posted the message round i waits for is down, stopped,
+    without a key for the round (its key generation was cut off by a restart), or done with
+    the epoch."""
     if world.nodes[i].delivered < len(world.channel):
         return False
     joined = {e[1] for e in world.channel if e[0] == "joined"}
     state: PartyState = world.nodes[i].state  # type: ignore[assignment]
     awaited = model.plan.distributed and state.dkg is not None
+    r = state.round
     for p, other in zip(model.parties, world.nodes, strict=True):
-        gone = other.state is None or other.stopped is not None
+        # gone, or it gave up on this round's key: it posts nothing more for it
+        gone = (
+            other.state is None
+            or other.stopped is not None
+            or _without_key(model, world, p, r)
+            or _past_epoch(model, other.state, r)
+        )
         if p not in joined and not gone:
             return False
         dealer = not model.plan.distributed and p == model.dealer != model.parties[i]
@@ -450,16 +463,39 @@ def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
         return True
     if wait.deadline == "key":
         return _key_deadline_may_pass(model, world, i)
+    if wait.deadline == "outcome":
+        return False  # no deadline: our RoundFailed is read back with the channel
     node = world.nodes[i]
     if node.delivered < len(world.channel):
         return False
     view = node.state.view(wait.round)  # type: ignore[union-attr]
     posted = view.submitted if wait.deadline == "cut" else view.shares
     return all(
-        other.state is None or other.stopped is not None
+        other.state is None
+        or other.stopped is not None
+        or (wait.deadline == "cut" and _without_key(model, world, p, wait.round))
         for p, other in zip(model.parties, world.nodes, strict=True)
         if p not in posted
     )
+
+
+def _past_epoch(model: Model, state: PartyState, r: int) -> bool:
+    """Whether a party in ``state`` is done with round r's key epoch: past the last round,
+    or in a later round of another epoch (it posts nothing more for this one)."""
+    later = state.round > r and model.plan.epoch_of(state.round) != model.plan.epoch_of(r)
+    return state.round > model.rounds or later
+
+
+def _without_key(model: Model, world: World, party: str, r: int) -> bool:
+    """Whether ``party`` will submit nothing in round r for want of a key: it gave up on the
+    key (:func:`machine.lacks_key`), or it is the silent dealer (it never deals)."""
+    if model.keygen is None:
+        return False
+    state: PartyState = world.nodes[model.parties.index(party)].state  # type: ignore[assignment]
+    if state.round != r or state.key_open == model.plan.epoch_of(r):
+        return False
+    silent = model.dealer_silent and party == model.dealer
+    return silent or machine.lacks_key(model.spec(party), state) is not None
 
 
 def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
@@ -496,12 +532,11 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
             )
         case Reject(party=target, reason=reason):
             posts.append(("rejected", party, r, (target, reason)))
-        case FailRound(reason=reason, post=post):
+        case FailRound(post=post, decided=decided):
             if post:
                 posts.append(("failed", party, r, ()))
-            return _with_node(
-                world, i, evolve(node, stopped=reason), channel=(*world.channel, *posts)
-            )
+            if decided:  # G(r) = G(r-1): the party goes on with round r + 1
+                changes["failed"] = world.failed | {(party, r)}
         case Halt(reason=reason):
             return _with_node(world, i, evolve(node, stopped=reason))
         case Sum():
@@ -514,8 +549,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
             valid = all(_share_verdict(model, world, state, r, p) is None for p in parties)
             changes["combines"] = world.combines | {(party, r, parties, valid)}
         case Apply(accepted=accepted):
-            previous = dict(state.digests).get(r - 1, GENESIS)
-            result = _digest(previous, r, accepted)
+            result = _digest(_previous_digest(state, r), r, accepted)
             node = evolve(node, checkpoint=(r, result))
             changes["applied"] = world.applied | {(party, r, result, accepted)}
         case Announce(digest=digest, accepted=accepted):
@@ -525,6 +559,13 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
     state = machine.apply(spec, state, Done(action, result))
     channel = world.channel + tuple(e for e in posts if not _inert(world.channel, e))
     return _with_node(world, i, evolve(node, state=state), channel=channel, **changes)
+
+
+def _previous_digest(state: PartyState, r: int) -> str:
+    """Our digest of G(r-1): that of the last round before r that ended Done (a failed
+    round leaves G unchanged), or G0."""
+    done = [(k, d) for k, d in state.digests if k < r]
+    return max(done)[1] if done else GENESIS
 
 
 def _inert(channel: tuple[Entry, ...], entry: Entry) -> bool:
@@ -562,11 +603,14 @@ def _share_verdict(
 
 
 def agreement(model: Model, world: World) -> str | None:
-    """All parties that finish round r hold the same aggregate digest."""
+    """All parties that decide round r decide the same: one digest of G(r), or Failed."""
     seen: dict[int, str] = {}
     for party, r, digest, _ in sorted(world.applied):
         if seen.setdefault(r, digest) != digest:
             return f"Agreement: round {r} finished with digests {seen[r]} and {digest} ({party})"
+    for party, r in sorted(world.failed):
+        if r in seen:
+            return f"Agreement: round {r} failed for {party} and finished with {seen[r]}"
     return None
 
 
@@ -631,10 +675,16 @@ def state_key(model: Model, world: World) -> Hashable:
     """
     if model.lagging:  # a party's views are a function of the channel prefix it has read
         nodes = tuple(
-            evolve(n, state=_viewless(n.state)) if n.state is not None else n
-            for n in world.nodes
+            evolve(n, state=_viewless(n.state)) if n.state is not None else n for n in world.nodes
         )
-        return (world.channel, nodes, world.crashes_left, world.combines, world.applied)
+        return (
+            world.channel,
+            nodes,
+            world.crashes_left,
+            world.combines,
+            world.applied,
+            world.failed,
+        )
     rounds = []
     for r in range(1, model.rounds + 1):
         submitted: set[str] = set()
@@ -665,8 +715,9 @@ def state_key(model: Model, world: World) -> Hashable:
     )
     if model.keygen is not None:  # joins and dealt keys sit outside the rounds (round 0)
         keys = frozenset(e for e in world.channel if e[2] == 0)
-        return (tuple(rounds), keys, nodes, world.crashes_left, world.combines, world.applied)
-    return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied)
+        ghosts = (world.combines, world.applied, world.failed)
+        return (tuple(rounds), keys, nodes, world.crashes_left, *ghosts)
+    return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied, world.failed)
 
 
 _NO_KEY_VIEWS: dict[str, Any] = {"joined": frozenset(), "dealt": frozenset(), "keygen": frozenset()}
@@ -807,7 +858,8 @@ def _renamed(world: World, bare: tuple[Node, ...], renaming: Renaming) -> World:
         (new(p), r, _renamed_digest(d, new), _renamed_set(accepted, new))
         for p, r, d, accepted in world.applied
     )
-    return World(channel, nodes, world.crashes_left, combines, applied)
+    failed = frozenset((new(p), r) for p, r in world.failed)
+    return World(channel, nodes, world.crashes_left, combines, applied, failed)
 
 
 @cache

@@ -21,6 +21,11 @@ Each round r runs these phases::
     APPLY      G(r) = outer_step(G(r-1), mean delta); evaluate; checkpoint; post ``RoundDone``
                and check every other party's digest of G(r) against ours
 
+A round can fail instead (below quorum at the cut, or fewer than t valid decryption shares
+before the first ``RoundFailed``): the machine decides it from the channel, this driver
+posts ``RoundFailed`` where the machine says so and goes on with round r+1 from
+G(r) = G(r-1); a failed round leaves no checkpoint.
+
 Agreement comes from channel order, never from clocks: local deadlines only decide *when*
 a party posts ``PhaseClosed``; which updates count is decided by where the first such entry
 sits in the channel, so every honest party derives the same accepted set.
@@ -139,6 +144,8 @@ class RoundOutcome:
     duration_s: float
     trained: bool
     timing: dict[str, float] = field(default_factory=dict)
+    #: Why the round failed (G(r) = G(r-1), ``model_sha256`` its digest); None when done.
+    failure: str | None = None
 
 
 @dataclass
@@ -277,9 +284,11 @@ class RoundProtocol:
     def run(self) -> list[RoundOutcome]:
         """Run (or resume) every remaining round; returns this process's outcomes.
 
+        A failed round is an outcome like a done one (``RoundOutcome.failure``): the session
+        goes on from G(r) = G(r-1).
+
         Raises:
-            ProtocolError: a round fell below quorum, too few valid decryption shares came,
-                or parties disagree on G(r).
+            ProtocolError: parties disagree on G(r), or this party cannot follow a round.
         """
         self.sync()
         saved = self.checkpoints.latest()
@@ -299,6 +308,20 @@ class RoundProtocol:
                     state = machine.apply(self.spec, state, result)
                 continue
             state = self._feed(machine.apply(self.spec, state, Done(action, result)))
+            if isinstance(action, FailRound) and action.decided:
+                outcomes.append(
+                    RoundOutcome(
+                        action.round,
+                        (),
+                        dict(work.rejected),
+                        self._digest_of(g),
+                        {},
+                        work.timer.elapsed(),
+                        work.trained is not None,
+                        work.timer.phases,
+                        failure=action.reason,
+                    )
+                )
             if isinstance(action, Announce) and action.accepted:
                 outcomes.append(
                     RoundOutcome(
@@ -313,8 +336,15 @@ class RoundProtocol:
                     )
                 )
         self._await_final_agreement(state)
-        self.emit(self.ctx.rounds, Phase.DONE, g.digests.get(self.ctx.rounds, ""))
+        self.emit(self.ctx.rounds, Phase.DONE, self._digest_of(g))
         return outcomes
+
+    def _digest_of(self, g: _Global) -> str:
+        """Digest of the current global state: the last round done, or G0 (a failed round
+        leaves G as it was)."""
+        if g.digests:
+            return g.digests[max(g.digests)]
+        return state_digest(self.codec.unflatten(g.vector))
 
     def _resume(self, saved: SavedRound | None) -> _Global:
         if saved is None:
@@ -351,10 +381,11 @@ class RoundProtocol:
                     return self._verify_candidates(r, candidates, work)
             case Reject(party=party, reason=reason):
                 self.post(Rejected(self.ctx.session_id, r, party, reason))
-            case FailRound(reason=reason, post=post):
+            case FailRound(reason=reason, post=post, decided=decided):
                 if post:
                     self.post(RoundFailed(self.ctx.session_id, r, reason))
-                raise ProtocolError(reason, round=r)
+                if decided:  # G(r) = G(r-1): nothing to apply, round r+1 trains from it
+                    self.emit(r, Phase.DONE, f"round {r} failed: {reason}")
             case Halt(reason=reason):
                 raise ProtocolError(reason, round=r, party=self.ctx.party)
             case Sum(accepted=accepted):
@@ -400,7 +431,11 @@ class RoundProtocol:
         return None
 
     def _wait(self, r: int, kind: str, work: _RoundWork) -> machine.Event | None:
-        """Sync the channel until something arrives or our deadline for ``kind`` passes."""
+        """Sync the channel until something arrives or our deadline for ``kind`` passes
+        (``"outcome"`` has none: our ``RoundFailed`` is on its way back)."""
+        if kind == "outcome":
+            self.sync(wait=self.ctx.poll_interval_s)
+            return None
         if kind not in work.deadlines:
             timeout = self.ctx.submit_timeout_s
             if kind == "key" and self.key_epochs is not None:
