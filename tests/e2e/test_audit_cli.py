@@ -43,7 +43,7 @@ def test_tampered_update_object_fails_the_audit_and_names_it(
     finished: Path, tmp_path: Path
 ) -> None:
     out = _copy(finished, tmp_path)
-    victim = next((out / "store").rglob("round-1/update/bob.bin"))
+    victim = next((out / "store").rglob("round-1/update/bob.*.bin"))  # content-addressed
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
     victim.write_bytes(bytes(data))
