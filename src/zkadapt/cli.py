@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from zkadapt import __version__
-from zkadapt.errors import ConfigError, UsageError, ZkAdaptError
+from zkadapt.errors import ConfigError, RoundsFailed, UsageError, ZkAdaptError
 from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
 
 EXAMPLES = ("mnist", "qlora-smollm2")
@@ -259,6 +259,12 @@ def party(
             f"{party}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
             f"sha256 {digest}"
         )
+        failed = [o for o in outcomes if o.failure is not None]
+        if failed:  # the session went on past them; the exit code still says so
+            raise RoundsFailed(
+                f"{party}: {len(failed)} of the rounds this process ran failed "
+                f"(first: round {failed[0].round}: {failed[0].failure})"
+            )
 
 
 @cli.command()

@@ -88,3 +88,13 @@ class OutputError(ZkAdaptError):
     def __init__(self, path: str, message: str) -> None:
         self.path = path
         super().__init__(f"cannot write {path}: {message}")
+
+
+class RoundsFailed(ZkAdaptError):
+    """The session ran to its last round, but some rounds failed (G(r) = G(r-1) for each).
+
+    Exit code 4, apart from 1 (a party or the protocol could not go on): a failed round is an
+    outcome the session survives, and ``zkadapt run`` does not restart a party that ended so.
+    """
+
+    exit_code = 4

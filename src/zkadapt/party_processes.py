@@ -29,6 +29,8 @@ from zkadapt.errors import UsageError
 
 #: Exit codes that a restart cannot fix: 2 (usage, configuration, data) and 3 (OutputError).
 FATAL_EXIT_CODES = frozenset({2, 3})
+#: Exit codes of a party that reached the session's end: 0, or 4 (some rounds failed).
+FINISHED_EXIT_CODES = frozenset({0, 4})
 #: How often ``zkadapt run`` restarts one party by default (``--max-restarts``).
 DEFAULT_MAX_RESTARTS = 2
 #: Seconds a stopped party gets to exit after SIGTERM before it is killed.
@@ -229,7 +231,7 @@ class PartySupervisor:
             run.failure = run.failure or f"stopped by the runner: {why}"
 
     def _exited(self, run: PartyRun, code: int) -> None:
-        if code == 0:
+        if code in FINISHED_EXIT_CODES:  # done, possibly with failed rounds it went past
             run.done = True
             return
         line = last_line(run.log)

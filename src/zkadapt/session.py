@@ -21,7 +21,7 @@ from zkadapt.assembly import learner_for, open_party_store, open_session_channel
 from zkadapt.atomic_file import write_atomic
 from zkadapt.baselines import compute_baselines
 from zkadapt.config import SessionConfig, load_config
-from zkadapt.errors import ConfigError, ProtocolError, ZkAdaptError
+from zkadapt.errors import ConfigError, ProtocolError, RoundsFailed, ZkAdaptError
 from zkadapt.keyfiles import KEY_SUFFIX, SESSION_FILE, ensure_keys
 from zkadapt.locks import RUN_LOCK, ExclusiveLock
 from zkadapt.party import party_dir
@@ -319,5 +319,12 @@ def _run_locked(
         raise ProtocolError(
             f"session did not complete: {len(report.rounds)} of {config.session.rounds} rounds "
             f"are on the channel (see {out_dir / 'parties'}/*/{LOG_FILE})"
+        )
+    failed_rounds = [r for r in report.rounds if r.failure is not None]
+    if failed_rounds:  # the session went on past them, but the user must not read "success"
+        first = failed_rounds[0]
+        raise RoundsFailed(
+            f"session finished, but {len(failed_rounds)} of {config.session.rounds} rounds "
+            f"failed (first: round {first.round}: {first.failure}); report in {out_dir}"
         )
     return report
