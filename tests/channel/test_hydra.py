@@ -241,6 +241,7 @@ def test_close_and_fanout_end_the_head_and_posts_are_refused() -> None:
             post(channels["alice"], "alice", "too late")
         final = channels["carol"].fanout(timeout=10)
         assert sum(o["value"]["lovelace"] for o in final.values()) == 3 * 10_000_000
+        channels["alice"]._await(lambda v: v.status == "Idle", 5, "HeadIsFinalized")  # her feed
         assert channels["alice"].head_status == "Idle"
         assert len(channels["alice"].history()) == 1  # history survives the end of the head
         assert double.violations == []

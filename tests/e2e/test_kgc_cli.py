@@ -45,7 +45,7 @@ def test_external_kgc_deals_every_epoch_and_parties_finish(tmp_path: Path) -> No
     assert len(digests) == 1
     for epoch in (0, 1):
         shares = sorted((out / "store").rglob(f"keys/epoch-{epoch}/share/*.bin"))
-        assert [p.stem for p in shares] == list(NAMES)
+        assert [p.name.split(".")[0] for p in shares] == list(NAMES)  # <party>.<digest>.bin
         assert all(b"zkadapt" not in p.read_bytes() for p in shares)  # sealed
     audit = zkadapt("audit", str(session), "--out", str(out), cwd=tmp_path)
     assert "audit: PASSED" in audit.stdout and audit.stdout.count(" OK ") == 2

@@ -99,7 +99,7 @@ def test_wrong_credentials_are_one_line_naming_the_bucket_and_the_party(
     assert "Traceback" not in run.stderr and not (tmp_path / "out" / "parties").exists()
 
     edit_session(session, storage={"profile": "zkadapt-alice"})  # alice's keys, bob's bucket
-    (tmp_path / "out").mkdir()
+    (tmp_path / "out").mkdir(exist_ok=True)  # run made --out before it met the storage error
     party = zkadapt(
         "party", str(session), "--party", "bob", "--out", "out", cwd=tmp_path, check=False
     )
