@@ -136,9 +136,7 @@ def _near_valid() -> st.SearchStrategy[bytes]:
         _json_values,
     ).map(lambda d: json.dumps(d).encode())
     mutated = st.tuples(st.integers(0, 200), st.binary(max_size=8)).map(
-        lambda t: (lambda honest: honest[: t[0]] + t[1] + honest[t[0] :])(
-            _message(n_samples=5)
-        )
+        lambda t: (lambda honest: honest[: t[0]] + t[1] + honest[t[0] :])(_message(n_samples=5))
     )
     framed = objects.flatmap(lambda head: st.sampled_from(list(_framed(b"", head).values())))
     return st.binary(max_size=300) | objects | mutated | framed
