@@ -62,6 +62,13 @@ class ProtocolError(ZkAdaptError):
         super().__init__(prefix + message)
 
 
+class HistoryConflict(ProtocolError):
+    """The recorded session contradicts itself (an edited ledger): no rerun can fix it, so it
+    exits 2 like other bad input, and ``zkadapt run`` stops every party at once."""
+
+    exit_code = 2
+
+
 class CryptoError(ZkAdaptError):
     """A cryptographic check failed or a key is unusable."""
 

@@ -312,6 +312,9 @@ def _run_locked(
         restarts=supervisor.restarts(),
     )
     write_report(report, out_dir)
+    if failed and report.completed:  # the others finished, but a party did not: say so
+        name, line = next(iter(sorted(failed.items())))
+        raise ProtocolError(f"{name} did not finish: {line}", party=name)
     if not report.completed:
         if failed:
             name, line = next(iter(sorted(failed.items())))

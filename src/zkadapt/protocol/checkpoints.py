@@ -11,6 +11,7 @@ The round directory appears atomically, so a crash leaves the whole checkpoint o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,16 +75,22 @@ class RoundCheckpoints:
         found = (_ROUND_DIR.match(p.name) for p in self.directory.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def latest(self) -> SavedRound | None:
-        """The newest checkpoint of this session, or None."""
+    def latest(self, accept: Callable[[SavedRound], bool] | None = None) -> SavedRound | None:
+        """The newest checkpoint of this session (that ``accept`` admits), or None."""
         for round_ in reversed(self.rounds()):
-            state, meta = load_checkpoint(self.path(round_))
-            if meta.get("session_id") != self.session_id:
-                continue
-            momentum_path = self._momentum_path(round_)
-            momentum = load_file(str(momentum_path))["momentum"] if momentum_path.exists() else None
-            return SavedRound(round_, state, momentum, str(meta["model_sha256"]), meta)
+            saved = self.at(round_)
+            if saved is not None and (accept is None or accept(saved)):
+                return saved
         return None
+
+    def at(self, round_: int) -> SavedRound | None:
+        """Round ``round_``'s checkpoint of this session, or None."""
+        state, meta = load_checkpoint(self.path(round_))
+        if meta.get("session_id") != self.session_id:
+            return None
+        momentum_path = self._momentum_path(round_)
+        momentum = load_file(str(momentum_path))["momentum"] if momentum_path.exists() else None
+        return SavedRound(round_, state, momentum, str(meta["model_sha256"]), meta)
 
     def latest_digest(self) -> str:
         """Model digest of the newest checkpoint ("" when there is none)."""

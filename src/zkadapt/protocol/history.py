@@ -176,3 +176,42 @@ class SessionHistory:
     def last_round_started(self) -> int:
         """Highest round any message of this session mentions (0 when none)."""
         return max((p.message.round for p in self.posted), default=0)
+
+
+class ChannelContradiction(ValueError):
+    """The channel contradicts itself about a round (a ledger edited behind the parties)."""
+
+
+def checkpoint_standing(history: SessionHistory, round_: int, digest: str) -> str | None:
+    """Whether the channel backs a party's checkpoint of G(``round_``) = ``digest``.
+
+    A party resumes from its own checkpoint only where the channel shows that round (issue 17:
+    a rerun on a deleted or cut-off ledger re-posted RoundDone from local files, writing
+    orphan entries the audit then failed on). The channel backs a checkpoint when every round
+    up to it has its cut (or its failure) on the channel, and no party announced another
+    G(``round_``) without anyone announcing this one. A round whose RoundDone the party's
+    crash cut off has its cut but no RoundDone yet: backed (the party announces it again).
+
+    Returns:
+        None when backed, else why not (the party then resumes from an earlier checkpoint, or
+        from G(0), and follows the channel).
+
+    Raises:
+        ChannelContradiction: a ``RoundDone`` of ``round_`` names an accepted party with no
+            submission before the cut: the channel was edited.
+    """
+    for r in range(1, round_ + 1):
+        if history.cut(r) is None and history.failure(r) is None:
+            return f"the channel holds no round {r}"
+    done = history.round_done(round_)
+    if done and all(m.model_sha256 != digest for m in done.values()):
+        return f"the channel announces another G({round_})"
+    submitted = set(history.submissions(round_, before=history.cut(round_)))
+    for sender, message in sorted(done.items()):
+        missing = sorted(set(message.accepted) - submitted)
+        if missing:
+            raise ChannelContradiction(
+                f"round {round_}: {sender}'s RoundDone accepts {', '.join(missing)}, but the "
+                "channel holds no such submission before the cut (was the ledger edited?)"
+            )
+    return None

@@ -48,12 +48,12 @@ import numpy as np
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import Strategy
 from zkadapt.channel.base import Channel
-from zkadapt.errors import ProtocolError
+from zkadapt.errors import HistoryConflict, ProtocolError
 from zkadapt.learning.base import Learner
 from zkadapt.learning.checkpoint import state_digest
 from zkadapt.protocol import machine
 from zkadapt.protocol.checkpoints import RoundCheckpoints, SavedRound
-from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.history import ChannelContradiction, SessionHistory, checkpoint_standing
 from zkadapt.protocol.key_epochs import KeyEpochs
 from zkadapt.protocol.machine import (
     Announce,
@@ -291,7 +291,7 @@ class RoundProtocol:
             ProtocolError: parties disagree on G(r), or this party cannot follow a round.
         """
         self.sync()
-        saved = self.checkpoints.latest()
+        saved = self.checkpoints.latest(accept=self._backed_by_channel)
         g = self._resume(saved)
         state = self._feed(
             machine.start(self.spec, (saved.round, saved.model_sha256) if saved else None)
@@ -345,6 +345,20 @@ class RoundProtocol:
         if g.digests:
             return g.digests[max(g.digests)]
         return state_digest(self.codec.unflatten(g.vector))
+
+    def _backed_by_channel(self, saved: SavedRound) -> bool:
+        """Resume only from a checkpoint the channel backs (:func:`checkpoint_standing`).
+
+        Raises:
+            HistoryConflict: the channel contradicts itself about that round.
+        """
+        try:
+            why = checkpoint_standing(self.history, saved.round, saved.model_sha256)
+        except ChannelContradiction as exc:
+            raise HistoryConflict(str(exc), party=self.ctx.party) from None
+        if why is not None:
+            self.emit(saved.round, Phase.DONE, f"checkpoint of round {saved.round} ignored: {why}")
+        return why is None
 
     def _resume(self, saved: SavedRound | None) -> _Global:
         if saved is None:
