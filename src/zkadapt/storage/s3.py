@@ -40,7 +40,7 @@ from zkadapt.storage.integrity import (
 )
 from zkadapt.storage.location import BucketLocation, split_uri
 from zkadapt.storage.retry import RetryPolicy
-from zkadapt.storage.write_once import taken_by
+from zkadapt.storage.write_once import existing_or_refuse, taken_by
 
 SCHEME = "s3://"
 MIB = 1 << 20
@@ -190,7 +190,8 @@ class S3Store:
         A bytes object, or a seekable stream, is uploaded again from its start when the
         server drops the connection; a non-seekable stream only gets botocore's retries.
         Objects are write-once (:mod:`zkadapt.storage.write_once`): a taken key returns the
-        same bytes' reference or raises ObjectExists.
+        same bytes' reference or raises ObjectExists. A single-part object is written with
+        S3's conditional PUT (``If-None-Match: *``), atomically; a multipart one after a HEAD.
 
         Raises:
             ValueError: ``key`` is unsafe or ``data`` is neither bytes nor a stream.
@@ -199,6 +200,14 @@ class S3Store:
         loc = self._own("writing")
         name = loc.object_name(key)
         uri = loc.uri + key
+        if (
+            isinstance(data, (bytes, bytearray, memoryview))
+            and len(data) <= self.settings.part_size
+        ):
+            body = bytes(data)
+            ref = ObjectRef(uri, sha256_hex(body), len(body))
+            created = self._retrying(lambda: self._put_new(loc.bucket, name, body), uri, "writing")
+            return ref if created else existing_or_refuse(self, ref)  # write-once
         probe = lambda k: self._exists(k, retry=False)  # noqa: E731 - an outage: upload says
         if (existing := taken_by(self, key, uri, data, exists=probe)) is not None:
             return existing  # write-once: the same bytes are there already
@@ -359,6 +368,20 @@ class S3Store:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _put_new(self, bucket: str, name: str, body: bytes) -> bool:
+        """PUT with ``If-None-Match: *`` (S3's conditional write; AWS, SeaweedFS): False when
+        the key exists, so no second writer can replace an object, atomically."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_object(Bucket=bucket, Key=name, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            code, status = _code_and_status(exc)
+            if code == "PreconditionFailed" or status == 412:
+                return False
+            raise
+        return True
 
     def _upload(self, bucket: str, name: str, body: bytes) -> None:
         if len(body) <= self.settings.part_size:
