@@ -74,7 +74,6 @@ def masked_round(public: Any, shares: list[Any], m: int, n: int, t: int) -> dict
     rng = np.random.default_rng(0)
     weights = fedavg_weights([1] * n)
     steps: dict[str, float] = {}
-    uploads = []
 
     def seal(party: int) -> tuple[Any, bytes, Any]:
         delta = rng.normal(0, 0.01, m)
@@ -89,7 +88,7 @@ def masked_round(public: Any, shares: list[Any], m: int, n: int, t: int) -> dict
 
     (mine, steps["seal_s"]) = _timed(lambda: seal(0))
     others = [seal(i) for i in range(1, n)]
-    uploads = [len(mine[1]) + len(mine[2]) + len(mine[0]) * public.paillier.ciphertext_bytes]
+    uploaded = len(mine[1]) + len(mine[2]) + len(mine[0]) * public.paillier.ciphertext_bytes
 
     def verify() -> list[np.ndarray]:
         ys = []
@@ -142,7 +141,7 @@ def masked_round(public: Any, shares: list[Any], m: int, n: int, t: int) -> dict
         "steps": steps,
         "total_s": sum(steps.values()),
         "seed_ciphertexts": len(mine[0]),
-        "bytes_uploaded_per_value": uploads[0] / m,
+        "bytes_uploaded_per_value": uploaded / m,
         "p_bits": params.p_bits,
     }
 

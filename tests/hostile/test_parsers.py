@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from zkadapt.bounded_json import JsonLimitError, loads_bounded, nesting_depth
 from zkadapt.errors import CryptoError
 from zkadapt.protocol.ciphertexts import MAGIC, EncryptedUpdate, ShareBundle
+from zkadapt.protocol.masked import MaskedUpdate
 from zkadapt.protocol.messages import MalformedMessage, decode
 from zkadapt.protocol.update import PlainUpdate, UpdateRejected
 
@@ -45,6 +46,7 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], tuple[type[Exception], ...]]
     "plain update": (PlainUpdate.from_bytes, (UpdateRejected,)),
     "encrypted update": (EncryptedUpdate.from_bytes, (UpdateRejected,)),
     "share bundle": (ShareBundle.from_bytes, (UpdateRejected,)),
+    "masked update": (MaskedUpdate.from_bytes, (UpdateRejected,)),
     **{name: (parse, (CryptoError,)) for name, parse in _crypto_parsers().items()},
 }
 

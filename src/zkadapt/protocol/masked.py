@@ -42,7 +42,7 @@ from zkadapt.crypto.proofs import (
 )
 from zkadapt.crypto.threshold import ThresholdPublicKey, combine
 from zkadapt.errors import CryptoError, ProtocolError
-from zkadapt.protocol.ciphertexts import decode_object, encode_object
+from zkadapt.protocol.ciphertexts import _dict, _int, _str, decode_object, encode_object
 from zkadapt.protocol.messages import Submitted
 from zkadapt.protocol.paillier_ops import packing_doc
 from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES
@@ -131,34 +131,25 @@ class MaskedUpdate:
         """Parse; raises UpdateRejected (``malformed object``)."""
         header, values, tail = decode_object(data, MASKED_FORMAT)
         try:
-            fields = {
-                k: header[k] for k in ("session", "party", "key_id") if isinstance(header[k], str)
-            }
-            ints = {
-                k: header[k]
-                for k in ("round", "length", "n_samples", "p_bits", "proof_bytes")
-                if type(header[k]) is int and header[k] >= 0
-            }
-            if len(fields) != 3 or len(ints) != 5 or not isinstance(header["packing"], dict):
-                raise KeyError("types")
-        except KeyError:
+            cut = _int(header, "proof_bytes")
+            update = cls(
+                _str(header, "session"),
+                _int(header, "round"),
+                _str(header, "party"),
+                _str(header, "key_id"),
+                _dict(header, "packing"),
+                _int(header, "length"),
+                _int(header, "n_samples"),
+                _int(header, "p_bits"),
+                tuple(values),
+                tail[:cut],
+                tail[cut:],
+            )
+        except (KeyError, TypeError):
             raise UpdateRejected("malformed object: incomplete header") from None
-        cut = ints["proof_bytes"]
-        if cut > len(tail):
+        if not 0 <= cut <= len(tail):
             raise UpdateRejected("malformed object: proof longer than the object")
-        return cls(
-            fields["session"],
-            ints["round"],
-            fields["party"],
-            fields["key_id"],
-            header["packing"],
-            ints["length"],
-            ints["n_samples"],
-            ints["p_bits"],
-            tuple(values),
-            tail[:cut],
-            tail[cut:],
-        )
+        return update
 
 
 @dataclass
