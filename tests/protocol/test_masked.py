@@ -130,6 +130,18 @@ def test_seed_ciphertexts_not_its_own_are_rejected_by_the_proof(
 
 
 def test_the_proof_is_bound_to_the_masked_vector() -> None:
+    """A seed proof made for one y does not verify for another (docs/masking.md step 2)."""
+    from zkadapt.crypto.paillier import encrypt_many
+    from zkadapt.crypto.proofs import prove_plaintext_knowledge, verify_plaintext_knowledge
+    from zkadapt.crypto.threshold import deal_threshold_key
+    from zkadapt.errors import CryptoError
+
+    public, _ = deal_threshold_key(KEY_BITS, 2, 3)
     a = ProofContext(SESSION, 1, "alice", hashlib.sha256(b"y1").digest())
     b = ProofContext(SESSION, 1, "alice", hashlib.sha256(b"y2").digest())
-    assert a != b and ProofContext(SESSION, 1, "alice").bound == b""
+    cts, randomness = encrypt_many(public.paillier, [12345], 1)
+    proof = prove_plaintext_knowledge(public.paillier, a, cts, [12345], randomness)
+    verify_plaintext_knowledge(public.paillier, a, cts, proof)
+    with pytest.raises(CryptoError):
+        verify_plaintext_knowledge(public.paillier, b, cts, proof)
+    assert ProofContext(SESSION, 1, "alice").bound == b""  # unbound proofs are unchanged
