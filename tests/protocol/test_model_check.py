@@ -150,8 +150,16 @@ def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
     spec = Model().spec("alice")
     state = machine.start(spec, (1, "d1"))
     assert machine.next_action(spec, state) == machine.Announce(1, "d1", ())
-    done = machine.RoundDone("s", 1, "alice", "d1", ("alice", "bob"))
-    replayed = machine.apply(spec, state, machine.ChannelMessage("alice", done))
+    replayed = state
+    for sender, message in (
+        ("alice", machine.Submitted("s", 1, "alice", "u", "h", 1, 1)),
+        ("bob", machine.Submitted("s", 1, "bob", "u", "h", 1, 1)),
+        ("alice", machine.PhaseClosed("s", 1, machine.SUBMIT_PHASE, "all submitted")),
+        ("alice", machine.DecryptionShare("s", 1, "alice", "u", "h", 1, "k")),
+        ("bob", machine.DecryptionShare("s", 1, "bob", "u", "h", 1, "k")),
+        ("alice", machine.RoundDone("s", 1, "alice", "d1", ("alice", "bob"))),
+    ):
+        replayed = machine.apply(spec, replayed, machine.ChannelMessage(sender, message))
     assert replayed.pending_announce is None  # it did reach the channel: nothing to redo
     assert machine.next_action(spec, replayed) == machine.Prepare(2)
 

@@ -25,20 +25,29 @@ The phases of round r, as decisions:
                      decide (:func:`lacks_key`); the next round tries the key again
 ``Prepare``          the privacy scheme's own preparation, once the round's key is open
 ``TrainAndSubmit``   unless the submit phase already closed or our ``Submitted`` is posted
-``CloseSubmissions`` when every party submitted, or this party's deadline passed; only the
-                     *first* ``PhaseClosed`` in channel order counts (the cut)
+``CloseSubmissions`` when every party submitted, or this party's deadline passed: our
+                     vote; the submit phase closes at the entry where ``close_votes``
+                     distinct parties have voted (the cut), so no single party decides it
 ``Verify``           the submissions before the cut, then ``Reject`` each bad one once
-``FailRound``        fewer than q accepted: post ``RoundFailed`` (once); round r failed,
-                     G(r) = G(r-1), and the party goes on with round r+1
+``FailRound``        fewer than q accepted, or (encrypted) fewer than ``min_accepted``, or
+                     a decrypted aggregate no accepted set could have sent: post
+                     ``RoundFailed`` (once); round r failed, G(r) = G(r-1), and the party
+                     goes on with round r+1
 ``Sum``              the accepted updates (homomorphic sum for paillier)
 ``PostShare``        our decryption share of that sum (threshold schemes only)
 ``CheckShare``       the posted shares in channel order until t are valid
 ``Combine``          exactly the first t valid shares (:func:`shares_to_combine`); at the
-                     share deadline without them, post ``RoundFailed`` and read it back:
-                     the round failed iff fewer than t valid shares precede the first
+                     share deadline without them, post a ``RoundFailed`` vote: the round
+                     failed iff fewer than t valid shares precede the ``close_votes``-th
                      ``RoundFailed`` in channel order (every party decides the same)
 ``Apply``            G(r) = outer_step(G(r-1), mean); evaluate; checkpoint
 ``Announce``         post ``RoundDone`` with our digest of G(r); then round r+1
+
+A malicious party may post anything (THREATS.md): an entry that no honest party could post
+at its place (:func:`_impossible`) is recorded in the round's ``violations`` and changes
+nothing; a ``RoundDone`` whose digest contradicts ours names its sender (``Reject``, also
+for a past round: :func:`digest_faults`), and a party halts only when a quorum of others
+contradicts it.
 
 A failed round is an outcome the session goes on from, decided from the channel alone (the
 cut, or where the first ``RoundFailed`` sits among the decryption shares), so every party
@@ -53,6 +62,7 @@ failed round is decided failed again from the channel (failed rounds leave no ch
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -104,6 +114,11 @@ class MachineSpec:
     holds_share: bool = True
     #: The session's key epochs (DESIGN.md section 4); None when updates need no key.
     keys: KeyPlan | None = None
+    #: Distinct parties whose ``PhaseClosed`` (or ``RoundFailed``) votes close the submit
+    #: phase (or fail a round's decryption): no single party decides either (THREATS.md 2).
+    close_votes: int = 1
+    #: The smallest accepted set whose sum key holders decrypt (THREATS.md 2); 0: no floor.
+    min_accepted: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,18 +126,28 @@ class RoundView:
     """What the channel has said about one round, as far as this party has read it."""
 
     submitted: tuple[str, ...] = ()  # first Submitted per party, in channel order
-    cut: tuple[str, ...] | None = None  # submitters before the first PhaseClosed(submit)
+    closers: tuple[str, ...] = ()  # distinct PhaseClosed(submit) voters, in channel order
+    cut: tuple[str, ...] | None = None  # submitters before the close_votes-th vote
     my_rejections: frozenset[tuple[str, str]] = frozenset()  # (party, reason) we posted
-    #: Decryption shares before the first RoundFailed (None: no RoundFailed in the channel).
+    failers: tuple[str, ...] = ()  # distinct RoundFailed posters, in channel order
+    #: Decryption shares before the close_votes-th ``RoundFailed`` (None: fewer votes yet).
     #: Only the shares before it count: a round with t valid ones there is decrypted anyway.
     failed_at: int | None = None
     shares: tuple[str, ...] = ()  # first DecryptionShare per party, in channel order
     done: tuple[tuple[str, str], ...] = ()  # (party, digest): first RoundDone per party
+    #: ``(sender, what)``: entries impossible at their place, recorded and otherwise ignored.
+    violations: tuple[tuple[str, str], ...] = ()
 
     @property
     def failed(self) -> bool:
-        """A ``RoundFailed`` is in the channel."""
+        """Enough ``RoundFailed`` votes are in the channel to fail the decryption."""
         return self.failed_at is not None
+
+    def finished_by(self, party: str) -> bool:
+        """Whether the channel shows ``party`` done with this round: its ``RoundDone`` or
+        ``RoundFailed`` is there, or the round failed by votes (an honest party posts nothing
+        of the next round before one of these)."""
+        return self.failed or party in self.failers or any(p == party for p, _ in self.done)
 
 
 @dataclass(frozen=True)
@@ -135,6 +160,7 @@ class PartyState:
     failed_rounds: tuple[int, ...] = ()  # rounds this process decided failed
     pending_announce: tuple[int, str] | None = None  # checkpointed, RoundDone maybe unposted
     halted: str | None = None  # why the party stopped (disagreement, missing shares)
+    accused: frozenset[tuple[int, str, str]] = frozenset()  # (round, party, why) we posted
     # -- progress within ``round`` in this process (reset by a restart) --
     prepared: bool = False
     submit_posted: bool = False
@@ -148,6 +174,7 @@ class PartyState:
     share_verdicts: tuple[Verdict, ...] = ()
     shares_deadline_passed: bool = False
     combined: tuple[str, ...] | None = None
+    aggregate_failure: str | None = None  # the decrypted aggregate is out of range: why
     applied: str | None = None  # our digest of G(round) once checkpointed
     key_deadline_passed: bool = False  # our key deadline, since the last key step
     # -- key epochs, read off the channel (like ``views``; no round of their own) --
@@ -395,22 +422,33 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
     if not 1 <= r <= spec.rounds:
         return state
     view = state.view(r)
+    impossible = _impossible(spec, state, view, sender, message)
+    if impossible is not None:
+        if (sender, impossible) not in view.violations:
+            view = evolve(view, violations=(*view.violations, (sender, impossible)))
+        return _with_view(state, r, view)
     if isinstance(message, Submitted):
-        if sender in view.submitted or view.cut is not None:
+        if view.cut is not None:
             return state  # a late submission is not a candidate
         view = evolve(view, submitted=(*view.submitted, sender))
     elif isinstance(message, PhaseClosed):
-        if message.phase != SUBMIT_PHASE or view.cut is not None:
+        if message.phase != SUBMIT_PHASE or view.cut is not None or sender in view.closers:
             return state
-        view = evolve(view, cut=view.submitted)
+        closers = (*view.closers, sender)
+        cut = view.submitted if len(closers) >= spec.close_votes else None
+        view = evolve(view, closers=closers, cut=cut)
     elif isinstance(message, Rejected):
         if sender != spec.party:
             return state
         view = evolve(view, my_rejections=view.my_rejections | {(message.party, message.reason)})
     elif isinstance(message, RoundFailed):
-        if view.failed_at is not None:
+        if sender in view.failers:
             return state
-        view = evolve(view, failed_at=len(view.shares))
+        failers = (*view.failers, sender)
+        failed_at = view.failed_at
+        if failed_at is None and len(failers) >= spec.close_votes:
+            failed_at = len(view.shares)
+        view = evolve(view, failers=failers, failed_at=failed_at)
     elif isinstance(message, DecryptionShare):
         if sender in view.shares:
             return state
@@ -423,9 +461,47 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
             state = evolve(state, pending_announce=None)  # replayed: it did reach the channel
     else:
         return state
-    views = (*state.views[: r - 1], view, *state.views[r:])
-    state = evolve(state, views=views)
-    return _check_agreement(state)
+    return _check_agreement(spec, _with_view(state, r, view))
+
+
+def _with_view(state: PartyState, r: int, view: RoundView) -> PartyState:
+    return evolve(state, views=(*state.views[: r - 1], view, *state.views[r:]))
+
+
+def _impossible(
+    spec: MachineSpec, state: PartyState, view: RoundView, sender: str, message: Any
+) -> str | None:
+    """Why ``message`` from ``sender`` cannot come from an honest party at its place in the
+    channel, or None (THREATS.md section 2: such entries are recorded as violations by their
+    sender and change nothing).
+
+    An honest party posts nothing of round r before its ``RoundDone`` or ``RoundFailed`` of
+    round r - 1 (or r - 1 failed by votes), submits once, posts decryption shares, failures
+    and digests only after the cut, and a ``RoundDone`` only once t shares can decrypt.
+    """
+    if isinstance(message, Rejected):
+        return None  # only our own rejections count, and those are honest
+    kind, r = type(message).__name__, message.round
+    if r > 1 and not state.view(r - 1).finished_by(sender):
+        return f"{kind} for round {r} before its own outcome of round {r - 1}"
+    if isinstance(message, Submitted) and sender in view.submitted:
+        return f"a second Submitted for round {r}"
+    if isinstance(message, (DecryptionShare, RoundFailed, RoundDone)) and view.cut is None:
+        return f"{kind} for round {r} before its submit phase closed"
+    if isinstance(message, RoundDone) and len(view.shares) < spec.shares_needed:
+        return f"RoundDone for round {r} before {spec.shares_needed} decryption shares"
+    return None
+
+
+def observe(spec: MachineSpec, posted: Iterable[tuple[str, Any]]) -> PartyState:
+    """What the channel says, for someone who is no party (the audit, the dashboard): fold
+    ``(sender, message)`` entries, in channel order, into a fresh state of ``spec`` (whose
+    ``party`` should name no party). Its views hold each round's cut, votes, shares, digests
+    and violations by exactly the rules every party applies."""
+    state = start(spec)
+    for sender, message in posted:
+        state = _absorb(spec, state, sender, message)
+    return state
 
 
 def _absorb_key(
@@ -453,30 +529,54 @@ def _absorb_key(
     return evolve(state, keygen=state.keygen | {(message.epoch, message.step, sender)})
 
 
-def _check_agreement(state: PartyState) -> PartyState:
-    """Halt when a posted digest of a round we finished differs from ours, or a round we
-    decided failed is announced done."""
+def _outcomes(state: PartyState) -> list[tuple[int, str | None]]:
+    """Our outcome of each round we finished: the digest of G(r), or None (failed)."""
+    return sorted([*state.digests, *((r, None) for r in state.failed_rounds)])
+
+
+def digest_faults(spec: MachineSpec, state: PartyState) -> list[tuple[int, str, str]]:
+    """``(round, party, why)`` for each other party whose ``RoundDone`` contradicts our
+    outcome of a round we finished (THREATS.md section 3).
+
+    G(r) is a deterministic function of the channel and the stored objects, so an honest
+    party knows its own outcome is right: a different digest names its sender as faulty.
+    """
+    faults = []
+    for r, mine in _outcomes(state):
+        for party, digest in state.view(r).done:
+            if party == spec.party or digest == mine:
+                continue
+            if mine is None:
+                why = f"announced round {r} done ({digest[:12]}), but it failed"
+            else:
+                why = f"announced G({r}) digest {digest[:12]}, the channel gives {mine[:12]}"
+            faults.append((r, party, why))
+    return faults
+
+
+def _check_agreement(spec: MachineSpec, state: PartyState) -> PartyState:
+    """Halt only when a quorum of other parties contradicts our outcome of a round: then we
+    are the odd one out (THREATS.md section 3); fewer are named faulty and ignored."""
     if state.halted:
         return state
-    for r in state.failed_rounds:
-        for party, digest in state.view(r).done:
+    against: dict[int, list[str]] = {}
+    for r, party, _ in digest_faults(spec, state):
+        against.setdefault(r, []).append(party)
+    for r, parties in sorted(against.items()):
+        if len(parties) >= spec.quorum:
+            mine = dict(_outcomes(state))[r]
+            ours = "failed" if mine is None else f"digest {mine[:12]}"
             reason = (
-                f"round {r} failed for us but {party} announced it done with {digest[:12]}; "
-                "stopping the session"
+                f"round {r}: our outcome ({ours}) disagrees with {', '.join(sorted(parties))} "
+                f"(a quorum of {spec.quorum}); stopping the session"
             )
             return evolve(state, halted=reason)
-    for r, mine in state.digests:
-        for party, digest in state.view(r).done:
-            if digest != mine:
-                reason = (
-                    f"model digest {mine[:12]} of round {r} disagrees with {party}'s "
-                    f"{digest[:12]}; stopping the session"
-                )
-                return evolve(state, halted=reason)
     return state
 
 
 def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> PartyState:
+    if isinstance(action, Reject) and action.round != state.round:  # a past round's digest
+        return evolve(state, accused=state.accused | {(action.round, action.party, action.reason)})
     if action.round != state.round and not isinstance(action, Announce):
         return state
     match action:
@@ -504,7 +604,7 @@ def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> 
             if not decided:
                 return evolve(state, failure_posted=True)
             failed = evolve(state, failed_rounds=(*state.failed_rounds, state.round))
-            return _check_agreement(_next_round(failed))
+            return _check_agreement(spec, _next_round(failed))
         case Sum():
             return evolve(state, summed=True)
         case PostShare():
@@ -512,10 +612,10 @@ def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> 
         case CheckShare(party=party):
             return evolve(state, share_verdicts=(*state.share_verdicts, (party, result)))
         case Combine(parties=parties):
-            return evolve(state, combined=parties)
+            return evolve(state, combined=parties, aggregate_failure=result)
         case Apply():
             digests = (*state.digests, (state.round, str(result)))
-            return _check_agreement(evolve(state, applied=str(result), digests=digests))
+            return _check_agreement(spec, evolve(state, applied=str(result), digests=digests))
         case Announce(round=r):
             if state.pending_announce is not None and state.pending_announce[0] == r:
                 return evolve(state, pending_announce=None)
@@ -530,6 +630,7 @@ def _next_round(state: PartyState) -> PartyState:
         digests=state.digests,
         failed_rounds=state.failed_rounds,
         halted=state.halted,
+        accused=state.accused,
         joined=state.joined,
         dealt=state.dealt,
         keygen=state.keygen,
@@ -559,6 +660,10 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
         return Halt(r, state.halted)
     if state.pending_announce is not None:
         return Announce(*state.pending_announce, ())
+    for fault_round, party, why in digest_faults(spec, state):
+        posted = (party, why) in state.view(fault_round).my_rejections
+        if not posted and (fault_round, party, why) not in state.accused:
+            return Reject(fault_round, party, why)
     if r > spec.rounds:
         return Finish(spec.rounds)
     if spec.keys is not None and state.key_open != spec.keys.epoch_of(r):
@@ -581,11 +686,19 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
         reason = (
             f"only {len(accepted)} of {len(spec.parties)} updates accepted, quorum is {spec.quorum}"
         )
-        return FailRound(r, reason, post=not (view.failed or state.failure_posted))
+        return FailRound(r, reason, post=_may_post_failure(spec, state, view))
+    if spec.shares_needed and len(accepted) < spec.min_accepted:
+        reason = (
+            f"only {len(accepted)} updates accepted; privacy.min_accepted is {spec.min_accepted} "
+            "(decrypting a smaller sum would expose too few parties' updates)"
+        )
+        return FailRound(r, reason, post=_may_post_failure(spec, state, view))
     if not state.summed:
         return Sum(r, accepted)
     if state.combined is None:
         return _decrypt(spec, state, view)
+    if state.aggregate_failure is not None:
+        return FailRound(r, state.aggregate_failure, post=_may_post_failure(spec, state, view))
     if state.applied is None:
         return Apply(r, accepted)
     return Announce(r, state.applied, accepted)
@@ -699,7 +812,7 @@ def _without_key(spec: MachineSpec, state: PartyState, missing: str) -> Action:
     r = state.round
     view = state.view(r)
     if view.cut is None:
-        if state.close_posted or not state.deadline_passed:
+        if state.close_posted or spec.party in view.closers or not state.deadline_passed:
             return Wait(r, "cut")
         absent = sorted(p for p in spec.parties if p not in view.submitted)
         return CloseSubmissions(r, f"deadline: missing {', '.join(absent)}")
@@ -708,15 +821,20 @@ def _without_key(spec: MachineSpec, state: PartyState, missing: str) -> Action:
             f"only {len(view.cut)} of {len(spec.parties)} updates submitted, quorum is "
             f"{spec.quorum} ({missing})"
         )
-        return FailRound(r, reason, post=not (view.failed or state.failure_posted))
+        return FailRound(r, reason, post=_may_post_failure(spec, state, view))
     return Halt(r, f"{missing}; cannot follow round {r} without it")
+
+
+def _may_post_failure(spec: MachineSpec, state: PartyState, view: RoundView) -> bool:
+    """Post our ``RoundFailed`` unless it is posted or the round already failed by votes."""
+    return not (view.failed or state.failure_posted or spec.party in view.failers)
 
 
 def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
     r = state.round
     if spec.party not in view.submitted and not state.submit_posted:
         return TrainAndSubmit(r)
-    if state.close_posted:
+    if state.close_posted or spec.party in view.closers:
         return Wait(r, "cut")
     missing = [p for p in spec.parties if p not in view.submitted]
     if not missing:
@@ -729,22 +847,16 @@ def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action
 def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
     """Decryption shares until t valid ones decrypt, or the round fails from the channel.
 
-    Only the shares before the first ``RoundFailed`` count (``RoundView.failed_at``): with
-    t valid ones there the round is decrypted, else it failed. Every party reads the same
-    order and checks shares the same way, so all decide the same; a party whose share
-    deadline passes posts ``RoundFailed`` and decides once it reads it back.
+    Only the shares before the ``close_votes``-th ``RoundFailed`` count
+    (``RoundView.failed_at``): with t valid ones there the round is decrypted, else it
+    failed. Every party reads the same order and checks shares the same way, so all decide
+    the same; a party whose share deadline passes posts its ``RoundFailed`` vote and decides
+    once the channel does. A party skips its own share only when it has checked t valid
+    ones already (a ``RoundDone`` on the channel proves nothing: THREATS.md section 2).
     """
     r = state.round
     if spec.shares_needed == 0:
         return Combine(r, ())
-    if (
-        spec.holds_share
-        and not state.share_posted
-        and spec.party not in view.shares
-        and not view.done  # someone already decrypted with t valid shares
-        and not view.failed  # the shares after a RoundFailed never count
-    ):
-        return PostShare(r)
     for party, reason in state.share_verdicts:
         if reason is not None and not _rejected(state, view, party, reason):
             return Reject(r, party, reason)
@@ -754,13 +866,22 @@ def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
     if chosen is not None:
         return Combine(r, chosen)
     checked = {p for p, _ in state.share_verdicts}
-    for party in counted:
-        if party not in checked:
-            return CheckShare(r, party)
+    unchecked = [p for p in counted if p not in checked]
+    if len(counted) >= spec.shares_needed and unchecked:
+        return CheckShare(r, unchecked[0])  # enough posted to decrypt without ours
+    if (
+        spec.holds_share
+        and not state.share_posted
+        and spec.party not in view.shares
+        and not view.failed  # the shares after the failure votes never count
+    ):
+        return PostShare(r)
+    if unchecked:
+        return CheckShare(r, unchecked[0])
     reason = f"only {len(valid)} of {spec.shares_needed} valid decryption shares"
     if view.failed:
         return FailRound(r, reason, post=False)
-    if state.failure_posted:
+    if state.failure_posted or spec.party in view.failers:
         return Wait(r, "outcome")
     if state.shares_deadline_passed:
         return FailRound(r, reason, post=True, decided=False)
