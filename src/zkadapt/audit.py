@@ -4,22 +4,27 @@
 
 * the channel: every signature and the order (the local ledger's hash chain via
   ``verify_all``; a Hydra head's confirmed snapshots);
-* per round: the accepted set — the submissions before the first ``PhaseClosed``, each
-  re-fetched and re-verified (digest, binding, proofs) exactly as a party does it — equals
-  what the parties announced in ``RoundDone``;
+* per round: the accepted set — the submissions before the cut (the ``close_votes``-th
+  ``PhaseClosed`` vote, by the parties' own channel rules), each re-fetched and re-verified
+  (digest, binding, proofs) exactly as a party does it — equals what the parties announced
+  in ``RoundDone``;
 * the aggregate: recomputed from the accepted updates (the homomorphic sum of the accepted
   ciphertexts when encrypted); each posted decryption share is checked against that sum with
   its proof, and t valid shares are combined;
 * the result: G(r) = outer_step(G(r-1), mean delta), replayed from G(0), must hash to the
-  digest every party posted in ``RoundDone``, and those digests must agree;
+  digest the most parties posted in ``RoundDone``; a minority that posted another digest
+  is named (THREATS.md section 3: one wrong digest does not stop a session);
 * failed rounds: a round with ``RoundFailed`` (and no ``RoundDone``) is an outcome, re-checked
   from the channel as the parties' machine decides it: fewer than q updates verify before the
-  cut, or fewer than t valid decryption shares precede the first ``RoundFailed``; G(r) =
-  G(r-1) is replayed through it, and failed rounds are listed with their reasons;
+  cut (or, encrypted, fewer than ``min_accepted``), fewer than t valid decryption shares
+  precede the failing ``RoundFailed`` votes, or the decrypted aggregate is out of range;
+  G(r) = G(r-1) is replayed through it, and failed rounds are listed with their reasons;
 * completeness: every round the session file plans must have a checked outcome, done or
   failed (a missing round fails the audit unless ``partial``; a session with no outcome
   always fails), and no signed entry may appear twice (a replayed row);
-* who was named: every party the others rejected, with the reasons, is listed.
+* who was named: every party the others rejected, every entry the channel rules find
+  impossible (a protocol violation) and every digest the recomputation contradicts are
+  listed with the party and the reason.
 
 It reuses the parties' own verification code through a read-only :class:`RoundIO`, so the
 auditor and the parties cannot disagree about what "valid" means.
@@ -34,11 +39,12 @@ from typing import Any
 
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.config import SessionConfig
-from zkadapt.errors import ChannelError, ZkAdaptError
+from zkadapt.errors import ChannelError, CryptoError, ProtocolError, ZkAdaptError
 from zkadapt.learning.base import Learner
 from zkadapt.learning.checkpoint import state_digest
+from zkadapt.protocol import machine
 from zkadapt.protocol.history import SessionHistory
-from zkadapt.protocol.messages import Message, Rejected
+from zkadapt.protocol.messages import Message, Rejected, RoundFailed
 from zkadapt.protocol.round import PartyContext, verify_submission
 from zkadapt.protocol.schemes import UpdateScheme, mean_from_channel
 from zkadapt.protocol.update import UpdateRejected
@@ -59,6 +65,8 @@ class RoundVerdict:
     digest: str = ""
     #: The ``RoundFailed`` reason when the round failed (G(r) = G(r-1)); None when done.
     failure: str | None = None
+    #: ``(party, why)``: a party whose announcement the recomputation contradicts.
+    named: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -145,7 +153,7 @@ def audit_session(
     except ChannelError as exc:
         report.problems.append(f"channel: {exc}")
         return report
-    history = SessionHistory(config.session_id, config.party_names)
+    history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
     history.extend(entries)
     report.problems += [
         f"channel: seq {d.seq} from {d.sender}: {d.reason}" for d in history.dropped
@@ -157,6 +165,12 @@ def audit_session(
             report.named.setdefault(rejected.party, []).append(
                 f"round {rejected.round}, by {posted.sender}: {rejected.reason}"
             )
+    observed = history.observed
+    for r in range(1, config.session.rounds + 1):
+        for sender, why in observed.view(r).violations if observed else ():
+            report.named.setdefault(sender, []).append(
+                f"round {r}, by the channel rules: protocol violation: {why}"
+            )
     ctx = PartyContext(
         config.session_id,
         AUDITOR,
@@ -166,15 +180,18 @@ def audit_session(
         0.0,
         0.0,
         seed_id=config.seed_id,
+        close_votes=config.close_votes,
+        min_accepted=config.min_accepted,
     )
     initial = learner.initial_state(derive_seed(config.seed_id, "init"))
     codec = FlatCodec(initial)
     io = _ObserverIO(ctx, codec, history, store)
     vector, momentum = codec.flatten(initial), None
     for r in range(1, config.session.rounds + 1):
-        failure = None if history.round_done(r) else history.failure(r)
-        if not history.round_done(r) and failure is None:
+        outcome = _announced(history, r)
+        if outcome is None:
             break
+        failure = _failure_of(history, r, outcome)
         verdict = RoundVerdict(r)
         try:
             if failure is not None:  # G(r) = G(r-1)
@@ -186,6 +203,8 @@ def audit_session(
                 vector, momentum = _audit_round(r, verdict, io, scheme, strategy, vector, momentum)
         except (ZkAdaptError, UpdateRejected, ValueError) as exc:
             verdict.problems.append(f"cannot recompute the round: {exc}")
+        for party, why in verdict.named:
+            report.named.setdefault(party, []).append(f"round {r}, by the audit: {why}")
         if only_round is None or only_round == r:
             report.rounds.append(verdict)
         if verdict.problems and only_round is None:
@@ -217,11 +236,35 @@ def replayed_entries(entries: list[Any]) -> list[str]:
     return found
 
 
+def _announced(history: SessionHistory, r: int) -> tuple[str | None, tuple[str, ...]] | None:
+    """What the channel announces for round ``r`` by the parties' rules: the digest most
+    parties announced or a failure (:func:`machine.announced_outcome`); None: no outcome."""
+    if history.observed is not None:
+        return machine.announced_outcome(history.observed.view(r))
+    done = history.round_done(r)
+    if done:
+        return next(iter(done.values())).model_sha256, tuple(done)
+    failure = history.failure(r)
+    return (None, ()) if failure is not None else None
+
+
+def _failure_of(
+    history: SessionHistory, r: int, outcome: tuple[str | None, tuple[str, ...]]
+) -> RoundFailed | None:
+    """The announced failure of round ``r`` (the first ``RoundFailed`` of its announcers),
+    or None when the round is announced done."""
+    digest, who = outcome
+    if digest is not None:
+        return None
+    failures = history.failures(r)
+    return next((m for sender, m in failures if sender in who or not who), None)
+
+
 def _completed_rounds(history: SessionHistory, planned: int) -> int:
-    """How many rounds from 1 on have an outcome, ``RoundDone`` or ``RoundFailed`` (the
-    session's completed prefix; the audit checks each outcome against the channel)."""
+    """How many rounds from 1 on have an announced outcome, done or failed (the session's
+    completed prefix; the audit checks each outcome against the channel)."""
     done = 0
-    while done < planned and (history.round_done(done + 1) or history.failure(done + 1)):
+    while done < planned and _announced(history, done + 1) is not None:
         done += 1
     return done
 
@@ -247,13 +290,12 @@ def _audit_failed_round(
     order (``machine._decrypt``); anything else is a failure the channel does not back.
     """
     history = io.history
-    posted = history.failure_posted(r)
     cut = history.cut(r)
-    if cut is None or posted is None:
-        verdict.problems.append("RoundFailed before any PhaseClosed of the submit phase")
+    if cut is None:
+        verdict.problems.append("RoundFailed before the submit phase closed")
         return
     quorum = io.ctx.quorum
-    candidates = history.submissions(r, before=cut)
+    candidates = _candidates(history, r)
     if len(candidates) < quorum:  # below quorum whatever verifies (no key needed to see it)
         return
     scheme.prepare(r, io)
@@ -264,28 +306,34 @@ def _audit_failed_round(
         except UpdateRejected as exc:
             verdict.rejected[name] = exc.reason
     verdict.accepted = sorted(accepted)
-    if len(accepted) < quorum:
-        return
     needed = scheme.shares_needed
+    if len(accepted) < quorum or (needed and len(accepted) < io.ctx.min_accepted):
+        return
     if needed == 0:
         verdict.problems.append(
             f"RoundFailed, but {len(accepted)} updates verify and the quorum is {quorum}"
         )
         return
-    scheme.sum(r, accepted, io)
-    valid = 0
-    for share in history.decryption_shares(r):
-        if share.seq > posted.seq:
-            break
-        try:
-            scheme.check_share(r, share.message, io)  # type: ignore[arg-type]
-            valid += 1
-        except UpdateRejected:
-            continue
-    if valid >= needed:
-        verdict.problems.append(
-            f"RoundFailed, but {valid} valid decryption shares (t = {needed}) precede it"
-        )
+    try:
+        mean_from_channel(scheme, r, accepted, io)
+    except ProtocolError:
+        return  # fewer than t valid shares before the failing votes: the failure stands
+    except CryptoError:
+        return  # the decrypted aggregate is out of range: the failure stands
+    verdict.problems.append(
+        f"RoundFailed, but {needed} valid decryption shares (t = {needed}) decrypt an aggregate "
+        "in range"
+    )
+
+
+def _candidates(history: SessionHistory, r: int) -> dict[str, Any]:
+    """Each candidate's first ``Submitted`` of round ``r``: the submitters before the cut,
+    as the parties' rules read the channel."""
+    if history.observed is None:
+        return history.submissions(r, before=history.cut(r))
+    cut_parties = history.observed.view(r).cut or ()
+    every = history.submissions(r)
+    return {name: every[name] for name in cut_parties}
 
 
 def _audit_round(
@@ -304,13 +352,15 @@ def _audit_round(
         verdict.problems.append("no PhaseClosed for the submit phase")
         return vector, momentum
     accepted: dict[str, Any] = {}
-    for name, posted in sorted(history.submissions(r, before=cut).items()):
+    for name, posted in sorted(_candidates(history, r).items()):
         try:
             accepted[name] = verify_submission(scheme, r, posted.message, io)  # type: ignore[arg-type]
         except UpdateRejected as exc:
             verdict.rejected[name] = exc.reason
     verdict.accepted = sorted(accepted)
-    done = history.round_done(r)
+    announcers = (_announced(history, r) or (None, ()))[1]
+    everyone = history.round_done(r)
+    done = {p: m for p, m in everyone.items() if p in announcers}
     announced = sorted({tuple(m.accepted) for m in done.values()})
     if announced != [tuple(verdict.accepted)]:
         why = "; ".join(f"{p}: {reason}" for p, reason in sorted(verdict.rejected.items()))
@@ -337,6 +387,15 @@ def _audit_round(
             verdict.problems.append(
                 f"{party}'s G({r}) digest {message.model_sha256[:12]} differs from the "
                 f"recomputed {verdict.digest[:12]}"
+            )
+    for party, message in sorted(everyone.items()):
+        if party not in done and message.model_sha256 != verdict.digest:  # a minority's
+            verdict.named.append(
+                (
+                    party,
+                    f"announced G({r}) digest {message.model_sha256[:12]}, the audit "
+                    f"recomputes {verdict.digest[:12]}",
+                )
             )
     return vector, momentum
 

@@ -23,6 +23,7 @@ from zkadapt.channel.settings import ChannelConfig
 from zkadapt.errors import ConfigError
 from zkadapt.escrow.settings import EscrowConfig
 from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
+from zkadapt.protocol.machine import MachineSpec
 from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
 from zkadapt.sections import Section, canonical_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
@@ -133,6 +134,46 @@ class SessionConfig(Section):
         if self.privacy.keygen == "additive":
             return len(self.parties)
         return self.privacy.threshold or self.quorum
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether updates are sealed under the session's threshold key."""
+        return self.privacy.scheme in ENCRYPTED_SCHEMES
+
+    @property
+    def close_votes(self) -> int:
+        """Distinct ``PhaseClosed`` votes that close a submit phase (docs/threats.md section
+        2): the setting, else the decryption threshold t (encrypted) or a majority, never
+        more than the quorum (the parties that can finish a round can also close it)."""
+        if self.protocol.close_votes is not None:
+            return self.protocol.close_votes
+        default = self.threshold if self.encrypted else len(self.parties) // 2 + 1
+        return min(default, self.quorum)
+
+    @property
+    def min_accepted(self) -> int:
+        """The smallest accepted set whose sum key holders decrypt (encrypted schemes; 0
+        otherwise): the setting, else 3 with three or more parties, else 2."""
+        if not self.encrypted:
+            return 0
+        if self.privacy.min_accepted is not None:
+            return self.privacy.min_accepted
+        return 3 if len(self.parties) >= 3 else 2
+
+    def channel_rules(self, party: str = "") -> MachineSpec:
+        """The round rules every party applies to the channel (quorum, t, close votes,
+        ``min_accepted``), as the machine spec of ``party``; the default ``""`` is no party:
+        an observer (audit, report, dashboard) reading the channel by the same rules."""
+        return MachineSpec(
+            party,
+            tuple(self.party_names),
+            self.session.rounds,
+            self.quorum,
+            self.threshold if self.encrypted else 0,
+            holds_share=False,
+            close_votes=self.close_votes,
+            min_accepted=self.min_accepted,
+        )
 
     @property
     def dealer(self) -> str:
@@ -258,6 +299,12 @@ def _check_consistency(config: SessionConfig) -> None:
             "protocol.quorum",
             "with encrypted updates a quorum of 1 would decrypt a single party's update; use >= 2",
         )
+    for key, value in (
+        ("protocol.close_votes", config.protocol.close_votes),
+        ("privacy.min_accepted", privacy.min_accepted),
+    ):
+        if value is not None and value > len(names):
+            raise ConfigError(key, f"{value} exceeds the number of parties ({len(names)})")
     if privacy.keygen == "additive" and privacy.threshold not in (None, len(names)):
         raise ConfigError("privacy.threshold", "additive keys are n-of-n: leave it unset")
     if privacy.key_bits % 2:
@@ -437,8 +484,13 @@ def with_overrides(
         if quorum is not None and quorum > parties:
             raw["protocol"]["quorum"] = None
         privacy = raw["privacy"]
-        if privacy.get("threshold") is not None and privacy["threshold"] > parties:
-            privacy["threshold"] = None
+        for section, key in (
+            ("privacy", "threshold"),
+            ("privacy", "min_accepted"),
+            ("protocol", "close_votes"),
+        ):
+            if (raw[section].get(key) or 0) > parties:
+                raw[section][key] = None
         if privacy.get("dealer") not in (None, *(p["name"] for p in raw["parties"])):
             privacy["dealer"] = None
     return config_from_dict(raw)

@@ -111,6 +111,8 @@ def _run_locked(
         submit_timeout_s=config.protocol.submit_timeout_s,
         poll_interval_s=config.protocol.poll_interval_s,
         seed_id=config.seed_id,
+        close_votes=config.close_votes,
+        min_accepted=config.min_accepted,
     )
     protocol = RoundProtocol(
         ctx,

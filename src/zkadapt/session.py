@@ -127,7 +127,7 @@ def _watch(
     The bars refresh from this loop (no refresh thread), so the process stays
     single-threaded and a party restarted by forking it is safe.
     """
-    history = SessionHistory(config.session_id, config.party_names)
+    history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
     channel = open_session_channel(config, out_dir)
     rounds = config.session.rounds
     progress = Progress(

@@ -16,8 +16,9 @@ from typing import Any
 
 from zkadapt import __version__
 from zkadapt.config import SessionConfig
+from zkadapt.protocol import machine
 from zkadapt.protocol.history import SessionHistory
-from zkadapt.protocol.messages import RoundDone
+from zkadapt.protocol.messages import RoundDone, RoundFailed
 from zkadapt.session_report import (
     Baselines,
     FinalResult,
@@ -103,25 +104,42 @@ def build_report(
 
 
 def round_reports(rounds_total: int, history: SessionHistory) -> tuple[RoundReport, ...]:
-    """One report per round with an outcome: done once any ``RoundDone`` exists, or failed
-    (``RoundFailed``; the session went on from G(r) = G(r-1), so a failed round may sit in
-    the middle)."""
+    """One report per round with an outcome: done, or failed (the session went on from
+    G(r) = G(r-1), so a failed round may sit in the middle).
+
+    The outcome is what the most parties announced (:func:`machine.announced_outcome`, on
+    the history read by the parties' own channel rules; a history without rules takes every
+    party's first ``RoundDone`` or ``RoundFailed``): a malicious minority's digest does not
+    speak for the round. Entries the rules find impossible are listed as rejections of their
+    sender ``by`` ``"channel rules"`` (THREATS.md section 4: everyone named is listed).
+    """
+    observed = history.observed
     rounds: list[RoundReport] = []
     for r in range(1, rounds_total + 1):
         done = history.round_done(r)
-        failure = None if done else history.failure(r)
+        failure = history.failure(r)
+        violations: tuple[Rejection, ...] = ()
+        if observed is not None:
+            view = observed.view(r)
+            violations = tuple(
+                Rejection(party=sender, reason=f"protocol violation: {why}", by=CHANNEL_RULES)
+                for sender, why in view.violations
+            )
+            outcome = machine.announced_outcome(view)
+            if outcome is None:
+                break
+            digest, who = outcome
+            done = {p: m for p, m in done.items() if digest is not None and p in who}
+            failure = _first_failure(history, r, who) if digest is None else None
         if done:
-            rounds.append(_round_report(r, done, history))
+            rounds.append(_round_report(r, done, history, violations))
         elif failure is not None:
             previous = next((x.model_sha256 for x in reversed(rounds) if x.model_sha256), None)
             rounds.append(
                 RoundReport(
                     round=r,
                     accepted=(),
-                    rejected=tuple(
-                        Rejection(party=rej.party, reason=rej.reason, by=sender)
-                        for sender, rej in history.rejections(r)
-                    ),
+                    rejected=_rejections(history, r) + violations,
                     duration_s=None,
                     bytes_uploaded=sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
                     bytes_decryption_shares=None,
@@ -137,16 +155,34 @@ def round_reports(rounds_total: int, history: SessionHistory) -> tuple[RoundRepo
     return tuple(rounds)
 
 
-def _round_report(r: int, done: dict[str, RoundDone], history: SessionHistory) -> RoundReport:
+#: ``Rejection.by`` for an entry the channel rules find impossible (no party posted it).
+CHANNEL_RULES = "channel rules"
+
+
+def _first_failure(history: SessionHistory, r: int, who: tuple[str, ...]) -> RoundFailed | None:
+    """The first ``RoundFailed`` of round ``r`` by one of ``who``."""
+    for sender, message in history.failures(r):
+        if sender in who:
+            return message
+    return None
+
+
+def _rejections(history: SessionHistory, r: int) -> tuple[Rejection, ...]:
+    return tuple(
+        Rejection(party=rej.party, reason=rej.reason, by=sender)
+        for sender, rej in history.rejections(r)
+    )
+
+
+def _round_report(
+    r: int, done: dict[str, RoundDone], history: SessionHistory, violations: tuple[Rejection, ...]
+) -> RoundReport:
     """Round ``r`` as its first ``RoundDone`` (by sender name) and the channel tell it."""
     first = done[sorted(done)[0]]
     return RoundReport(
         round=r,
         accepted=tuple(first.accepted),
-        rejected=tuple(
-            Rejection(party=rej.party, reason=rej.reason, by=sender)
-            for sender, rej in history.rejections(r)
-        ),
+        rejected=_rejections(history, r) + violations,
         duration_s=max(d.duration_s for d in done.values()),
         bytes_uploaded=sum(p.message.size for p in history.submissions(r).values()),  # type: ignore[attr-defined]
         bytes_decryption_shares=sum(

@@ -79,7 +79,7 @@ def test_actions_follow_the_head_from_init_to_fanout(hydra: HydraScripted) -> No
         }
         assert _offered(dashboard) == ["close"]
         await asyncio.to_thread(hydra.play_round, 1)
-        await _until(dashboard, lambda d: d.snapshot.channel.entries == 7, "round 1")
+        await _until(dashboard, lambda d: d.snapshot.channel.entries == 8, "round 1")
 
         status, body = await _act(client, "close", dashboard.token)
         assert status == 200 and "closed at snapshot" in str(body["message"])
@@ -242,10 +242,10 @@ def test_the_escrow_table_equals_zkadapt_escrow_status(backend: str, tmp_path: P
         assert [r[1] for r in empty[1]] == ["no deposit yet"] * 3
         _escrow_story(scripted)
         deadline = time.monotonic() + 10
-        while watcher.snapshot().channel.entries < 12 and time.monotonic() < deadline:
+        while watcher.snapshot().channel.entries < 13 and time.monotonic() < deadline:
             watcher.poll()
             time.sleep(0.05)
-        assert watcher.snapshot().channel.entries == 12
+        assert watcher.snapshot().channel.entries == 13
         table = escrow_table(render_sections(watcher.snapshot())["escrow"])
         watcher.close()
         assert table == escrow_cli(scripted.session_file)

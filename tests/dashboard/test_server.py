@@ -105,7 +105,7 @@ def test_replay_steps_through_history_and_ends(scripted: ScriptedSession, monkey
                 break
             if "status" in data:
                 counts.append(int(data["status"].split(" channel entries")[0].split()[-1]))
-        assert counts == sorted(counts) and counts[-1] == 3 * 7 + 3
+        assert counts == sorted(counts) and counts[-1] == 3 * 8 + 3
         assert len(counts) > 10  # many steps, not one jump
 
     _run(scripted, scenario)
@@ -117,7 +117,7 @@ def test_snapshot_json_has_cards_rounds_and_channel(scripted: ScriptedSession) -
     async def scenario(client: TestClient) -> None:
         body = await (await client.get("/api/snapshot")).json()
         assert body["session_id"] == scripted.sid
-        assert body["channel"]["chain_ok"] and body["channel"]["entries"] == 10
+        assert body["channel"]["chain_ok"] and body["channel"]["entries"] == 11
         assert [c["name"] for c in body["cards"]] == ["alice", "bob", "carol"]
         assert body["rounds"][0]["rejected"][0]["party"] == "bob"
         assert body["escrow"]["status"] == "pending"

@@ -30,6 +30,8 @@ def test_cards_follow_each_party_through_a_round(scripted: ScriptedSession) -> N
 
     scripted.submit(1, "bob")
     scripted.close_phase(1, by="bob")
+    assert _cards(_snapshot(scripted))["alice"].phase == "Submitted"  # one vote of two
+    scripted.close_phase(1, by="alice")
     cards = _cards(_snapshot(scripted))
     assert cards["alice"].phase == "PhaseClosed"
     assert cards["carol"].phase == "not joined"
@@ -50,7 +52,8 @@ def test_cards_follow_each_party_through_a_round(scripted: ScriptedSession) -> N
 def test_a_party_that_missed_the_cut_is_shown_left_out(scripted: ScriptedSession) -> None:
     scripted.submit(1, "alice")
     scripted.submit(1, "bob")
-    scripted.close_phase(1)
+    scripted.close_phase(1, by="alice")
+    scripted.close_phase(1, by="bob")
     scripted.submit(1, "carol")  # after the cut
     card = _cards(_snapshot(scripted))["carol"]
     assert card.phase == "PhaseClosed" and "left out" in card.detail
@@ -129,7 +132,9 @@ def test_a_tampered_ledger_is_reported_not_raised(scripted: ScriptedSession) -> 
 def test_a_second_phase_closed_is_marked_as_without_effect(scripted: ScriptedSession) -> None:
     scripted.submit(1, "alice")
     first = scripted.close_phase(1, by="alice")
-    scripted.close_phase(1, by="bob")
+    cut = scripted.close_phase(1, by="bob")
+    scripted.close_phase(1, by="carol")
     rows = _snapshot(scripted).timeline
-    assert "no effect" not in rows[first - 1].summary
-    assert rows[-1].summary.endswith(f"already closed at seq {first}, no effect")
+    assert rows[first - 1].summary.endswith("vote 1 of 2 to close")
+    assert rows[cut - 1].summary.endswith("vote 2 of 2: the phase closes here")
+    assert rows[-1].summary.endswith(f"already closed at seq {cut}, no effect")

@@ -129,7 +129,7 @@ class SessionView:
     def __init__(self, config: SessionConfig, *, allow_actions: bool = False) -> None:
         self.config = config
         self.allow_actions = allow_actions
-        self.history = SessionHistory(config.session_id, config.party_names)
+        self.history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
         self.entries: list[Entry] = []
 
     @property
@@ -237,13 +237,26 @@ class SessionView:
         return rows
 
     def _describe(self, posted: Posted) -> str:
-        """:func:`describe`, noting a ``PhaseClosed`` that came after the cut (no effect)."""
+        """:func:`describe`, noting what a ``PhaseClosed`` vote did: counted toward the cut,
+        closed the phase, or came after the cut (no effect)."""
         text = describe(posted.message)
         message = posted.message
         if isinstance(message, PhaseClosed):
             cut = self.history.cut(message.round, message.phase)
-            if cut is not None and cut != posted.seq:
+            needed = self.config.close_votes
+            if cut is not None and cut < posted.seq:
                 text += f"; already closed at seq {cut}, no effect"
+            elif cut == posted.seq:
+                text += f"; vote {needed} of {needed}: the phase closes here"
+            else:
+                votes = {
+                    p.sender
+                    for p in self.history.posted
+                    if isinstance(p.message, PhaseClosed)
+                    and p.message.round == message.round
+                    and p.seq <= posted.seq
+                }
+                text += f"; vote {len(votes)} of {needed} to close"
         return text
 
     # -- party cards ---------------------------------------------------------------------
@@ -309,6 +322,11 @@ class SessionView:
             return round_, "Rejected", f"by {last.sender}: {message.reason}"
         if isinstance(message, DecryptionShare):
             return round_, "DecryptionShare", "posted its decryption share"
+        if isinstance(message, PhaseClosed) and cut is None:  # a vote, not the cut yet
+            needed = self.config.close_votes
+            if submitted:
+                return round_, "Submitted", f"update uploaded; the phase closes at {needed} votes"
+            return round_, "PhaseClosed", f"vote to close posted; the phase closes at {needed}"
         if isinstance(message, PhaseClosed):
             if not submitted:
                 return round_, "PhaseClosed", "left out: no update before the cut"

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from zkadapt.channel.base import Entry
+from zkadapt.protocol import machine
+from zkadapt.protocol.machine import MachineSpec, PartyState
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
     DecryptionShare,
@@ -54,14 +56,44 @@ class Dropped:
 
 
 class SessionHistory:
-    """Accumulates channel entries of one session and answers the protocol's questions."""
+    """Accumulates channel entries of one session and answers the protocol's questions.
 
-    def __init__(self, session_id: str, parties: Iterable[str]) -> None:
+    Given the session's ``rules`` (an observer's :class:`~zkadapt.protocol.machine.MachineSpec`,
+    ``SessionConfig.channel_rules()``), it also reads the channel the way every party's
+    machine does (:attr:`observed`): where each round's cut falls (the ``close_votes``-th
+    ``PhaseClosed`` vote), where its decryption failed by votes, and which entries were
+    impossible at their place (violations). Without rules (a reader that only lists
+    entries) the first ``PhaseClosed`` / ``RoundFailed`` stands in.
+    """
+
+    def __init__(
+        self, session_id: str, parties: Iterable[str], rules: MachineSpec | None = None
+    ) -> None:
         self.session_id = session_id
         self.parties = frozenset(parties)
         self.last_seq = 0
         self.posted: list[Posted] = []
         self.dropped: list[Dropped] = []
+        self.rules = rules
+        #: The channel as the parties' machines read it (None without ``rules``).
+        self.observed: PartyState | None = machine.start(rules) if rules is not None else None
+        self._cut_at: dict[int, int] = {}  # round -> seq of the vote that cut it
+        self._failed_at: dict[int, Posted] = {}  # round -> the vote that failed its decryption
+
+    def _observe(self, posted: Posted) -> None:
+        """Fold one entry into :attr:`observed`; note where a cut or a failure vote landed."""
+        if self.rules is None or self.observed is None:
+            return
+        r = getattr(posted.message, "round", 0)
+        before = self.observed.view(r)
+        self.observed = machine.observe_one(
+            self.rules, self.observed, posted.sender, posted.message
+        )
+        after = self.observed.view(r)
+        if before.cut is None and after.cut is not None:
+            self._cut_at[r] = posted.seq
+        if not before.failed and after.failed:
+            self._failed_at[r] = posted
 
     def extend(self, entries: Iterable[Entry]) -> list[Posted]:
         """Add entries (in channel order); returns the new messages of this session."""
@@ -85,6 +117,7 @@ class SessionHistory:
                 continue
             posted = Posted(entry.seq, sender, message, entry.timestamp)
             self.posted.append(posted)
+            self._observe(posted)
             new.append(posted)
         return new
 
@@ -92,7 +125,11 @@ class SessionHistory:
         return [p for p in self.posted if isinstance(p.message, kind) and p.message.round == round_]
 
     def cut(self, round_: int, phase: str = SUBMIT_PHASE) -> int | None:
-        """Sequence number of the first ``PhaseClosed`` for ``round_``/``phase``, if any."""
+        """Sequence number of the entry that closed ``round_``'s submit phase, if any: the
+        ``close_votes``-th distinct vote by the rules (without rules, the first
+        ``PhaseClosed``)."""
+        if self.rules is not None:
+            return self._cut_at.get(round_) if phase == SUBMIT_PHASE else None
         for p in self._of(PhaseClosed, round_):
             if p.message.phase == phase:  # type: ignore[attr-defined]
                 return p.seq
@@ -123,9 +160,16 @@ class SessionHistory:
         failed = self._of(RoundFailed, round_)
         return failed[0].message if failed else None  # type: ignore[return-value]
 
+    def failures(self, round_: int) -> list[tuple[str, RoundFailed]]:
+        """``(sender, RoundFailed)`` pairs for ``round_`` in channel order."""
+        return [(p.sender, p.message) for p in self._of(RoundFailed, round_)]  # type: ignore[misc]
+
     def failure_posted(self, round_: int) -> Posted | None:
-        """The first ``RoundFailed`` for ``round_`` with its place in the channel (only the
-        decryption shares before it count, as in ``machine._decrypt``)."""
+        """The ``RoundFailed`` vote that failed ``round_``'s decryption, with its place in the
+        channel (only the decryption shares before it count, as in ``machine._decrypt``);
+        without rules, the first ``RoundFailed``."""
+        if self.rules is not None:
+            return self._failed_at.get(round_)
         failed = self._of(RoundFailed, round_)
         return failed[0] if failed else None
 
@@ -172,6 +216,16 @@ class SessionHistory:
                 seen.add(p.sender)
                 first.append(p)
         return first
+
+    def counted_shares(self, round_: int) -> list[Posted]:
+        """The decryption shares of ``round_`` that count, in channel order: each party's
+        first, no violation, and before the failing ``RoundFailed`` votes (by the rules)."""
+        first = self.decryption_shares(round_)
+        if self.observed is None:
+            return first
+        view = self.observed.view(round_)
+        counted = view.shares if view.failed_at is None else view.shares[: view.failed_at]
+        return [p for p in first if p.sender in counted]
 
     def last_round_started(self) -> int:
         """Highest round any message of this session mentions (0 when none)."""

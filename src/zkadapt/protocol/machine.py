@@ -450,8 +450,6 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
             failed_at = len(view.shares)
         view = evolve(view, failers=failers, failed_at=failed_at)
     elif isinstance(message, DecryptionShare):
-        if sender in view.shares:
-            return state
         view = evolve(view, shares=(*view.shares, sender))
     elif isinstance(message, RoundDone):
         if any(p == sender for p, _ in view.done):
@@ -482,15 +480,33 @@ def _impossible(
     if isinstance(message, Rejected):
         return None  # only our own rejections count, and those are honest
     kind, r = type(message).__name__, message.round
+    if isinstance(message, (Submitted, DecryptionShare)) and (
+        sender in (view.submitted if isinstance(message, Submitted) else view.shares)
+        or any(p == sender and why.startswith(f"{kind} ") for p, why in view.violations)
+    ):
+        return f"{kind} again for round {r} (only a party's first one counts)"
     if r > 1 and not state.view(r - 1).finished_by(sender):
         return f"{kind} for round {r} before its own outcome of round {r - 1}"
-    if isinstance(message, Submitted) and sender in view.submitted:
-        return f"a second Submitted for round {r}"
     if isinstance(message, (DecryptionShare, RoundFailed, RoundDone)) and view.cut is None:
         return f"{kind} for round {r} before its submit phase closed"
     if isinstance(message, RoundDone) and len(view.shares) < spec.shares_needed:
         return f"RoundDone for round {r} before {spec.shares_needed} decryption shares"
     return None
+
+
+def announced_outcome(view: RoundView) -> tuple[str | None, tuple[str, ...]] | None:
+    """What the channel announces for a round, for readers that do not recompute it (the
+    report, the dashboard; the audit recomputes): ``(digest, announcers)`` of the digest the
+    most parties announced, ``(None, failers)`` when more parties posted ``RoundFailed``, or
+    None when the round has no outcome on the channel yet (ties go to the earlier digest,
+    and a digest over a failure). Honest parties agree, so a minority is the faulty one."""
+    by_digest: dict[str, list[str]] = {}
+    for party, digest in view.done:
+        by_digest.setdefault(digest, []).append(party)
+    best = max(by_digest.items(), key=lambda item: len(item[1]), default=None)
+    if best is not None and len(best[1]) >= len(view.failers):
+        return best[0], tuple(best[1])
+    return (None, view.failers) if view.failers else None
 
 
 def observe(spec: MachineSpec, posted: Iterable[tuple[str, Any]]) -> PartyState:
@@ -502,6 +518,11 @@ def observe(spec: MachineSpec, posted: Iterable[tuple[str, Any]]) -> PartyState:
     for sender, message in posted:
         state = _absorb(spec, state, sender, message)
     return state
+
+
+def observe_one(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> PartyState:
+    """:func:`observe`, one entry at a time (a reader that follows a live channel)."""
+    return _absorb(spec, state, sender, message)
 
 
 def _absorb_key(

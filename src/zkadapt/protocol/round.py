@@ -48,7 +48,7 @@ import numpy as np
 from zkadapt.aggregation.codec import FlatCodec
 from zkadapt.aggregation.strategy import Strategy
 from zkadapt.channel.base import Channel
-from zkadapt.errors import HistoryConflict, ProtocolError
+from zkadapt.errors import CryptoError, HistoryConflict, ProtocolError
 from zkadapt.learning.base import Learner
 from zkadapt.learning.checkpoint import state_digest
 from zkadapt.protocol import machine
@@ -110,6 +110,10 @@ class PartyContext:
     submit_timeout_s: float
     poll_interval_s: float = 0.1
     seed_id: str = ""
+    #: Distinct PhaseClosed / RoundFailed votes that cut a phase (THREATS.md section 2).
+    close_votes: int = 1
+    #: Smallest accepted set whose sum is decrypted (encrypted schemes; 0: no floor).
+    min_accepted: int = 0
 
     def __post_init__(self) -> None:
         if not self.seed_id:  # default: seed from the session id itself
@@ -178,6 +182,16 @@ class _PhaseTimer:
 
     def elapsed(self) -> float:
         return self._clock() - self.started
+
+
+def out_of_range(exc: CryptoError, accepted: tuple[str, ...]) -> str:
+    """The failure of a round whose decrypted aggregate no honest accepted set could sum to
+    (THREATS.md section 3): some accepted party sent values outside its range, and without
+    per-party range proofs nobody can say which (docs/crypto.md)."""
+    return (
+        f"aggregate out of range ({exc}): one of {', '.join(accepted)} sent values outside "
+        "the quantization range; without range proofs no culprit can be named"
+    )
 
 
 def _scores(metrics: dict[str, float]) -> dict[str, float]:
@@ -262,7 +276,6 @@ class RoundProtocol:
         self.emit: EventSink = on_event or (lambda r, phase, detail: None)
         self._clock = clock
         self.clock = clock  # RoundIO: the scheme's key deadlines run on the same clock
-        self.history = SessionHistory(ctx.session_id, ctx.parties)
         #: The scheme's key epochs, if its updates need a key (``UpdateScheme`` implementations
         #: without keys have no ``key_epochs``): the machine decides them, this driver runs them.
         self.key_epochs: KeyEpochs | None = getattr(self.scheme, "key_epochs", None)
@@ -273,7 +286,10 @@ class RoundProtocol:
             ctx.quorum,
             self.scheme.shares_needed,
             keys=self.key_epochs.plan if self.key_epochs is not None else None,
+            close_votes=ctx.close_votes,
+            min_accepted=ctx.min_accepted if self.scheme.shares_needed else 0,
         )
+        self.history = SessionHistory(ctx.session_id, ctx.parties, self.spec)
         self._fed = 0  # entries of self.history.posted folded into the machine
         initial = learner.initial_state(derive_seed(ctx.seed_id, "init"))
         self.codec = FlatCodec(initial)
@@ -299,7 +315,7 @@ class RoundProtocol:
         outcomes: list[RoundOutcome] = []
         work = _RoundWork(state.round, _PhaseTimer(self._clock))
         while not isinstance(action := machine.next_action(self.spec, state), Finish):
-            if action.round != work.round and not isinstance(action, Announce):
+            if action.round != work.round and not isinstance(action, (Announce, Reject)):
                 work = _RoundWork(action.round, _PhaseTimer(self._clock))
             result = self._execute(action, g, work)
             if isinstance(action, Wait):
@@ -413,7 +429,10 @@ class RoundProtocol:
                 return self._check_share(r, party)
             case Combine(parties=parties):
                 with timer("aggregate_s"):
-                    mean = self.scheme.combine(r, parties, self)
+                    try:
+                        mean = self.scheme.combine(r, parties, self)
+                    except CryptoError as exc:  # the same for every party: the round fails
+                        return out_of_range(exc, tuple(sorted(work.opened)))
                     timer.phases.update(self.scheme.timings)
                     g.vector, g.momentum = self.strategy.outer_step(g.vector, mean, g.momentum)
             case Apply(accepted=accepted):
@@ -500,7 +519,7 @@ class RoundProtocol:
         """Fetch and check each submission before the cut: ``(party, reason or None)``."""
         if work.trained is None:
             self.emit(r, Phase.COLLECT, "submit phase closed: verifying the submissions")
-        submissions = self.history.submissions(r, before=self.history.cut(r))
+        submissions = self.history.submissions(r)  # first per party, as the machine counts
         verdicts: list[machine.Verdict] = []
         for name in sorted(candidates):
             try:
@@ -576,6 +595,11 @@ class RoundProtocol:
                 break
             self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
         state = self._feed(state)
+        while isinstance(action := machine.next_action(self.spec, state), Reject):
+            self._execute(
+                action, _Global(self._initial), _RoundWork(last, _PhaseTimer(self._clock))
+            )
+            state = self._feed(machine.apply(self.spec, state, Done(action)))
         if state.halted:
             raise ProtocolError(state.halted, round=last, party=self.ctx.party)
 

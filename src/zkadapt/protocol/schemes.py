@@ -180,7 +180,7 @@ def mean_from_channel(
     scheme.sum(round_, accepted, io)
     valid: tuple[str, ...] = ()
     chosen = shares_to_combine(valid, scheme.shares_needed)
-    for posted in io.history.decryption_shares(round_):
+    for posted in io.history.counted_shares(round_):
         if chosen is not None:
             break
         try:

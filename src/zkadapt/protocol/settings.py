@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from zkadapt.sections import Section
+from zkadapt.sections import Section, added_later
 
 
 class PrivacyConfig(Section):
@@ -43,6 +43,14 @@ class PrivacyConfig(Section):
     refresh_every: int | None = Field(None, ge=1, description="Deal a fresh key every R rounds.")
     textbook: bool = Field(False, description="Textbook r^N encryption instead of DJN.")
     workers: int | None = Field(None, ge=1, description="Encryption processes; default all cores.")
+    min_accepted: int | None = added_later(
+        None,
+        ge=2,
+        description=(
+            "Smallest accepted set whose sum is decrypted; default 3 with n >= 3, else 2 "
+            "(docs/threats.md section 2)."
+        ),
+    )
 
     @field_validator("scheme")
     @classmethod
@@ -59,4 +67,12 @@ class ProtocolConfig(Section):
         None, ge=1, description="Accepted updates needed; default: a majority."
     )
     submit_timeout_s: float = Field(300.0, gt=0)
+    close_votes: int | None = added_later(
+        None,
+        ge=1,
+        description=(
+            "Distinct PhaseClosed votes that close the submit phase; default: the decryption "
+            "threshold (encrypted) or a majority, at most the quorum (docs/threats.md)."
+        ),
+    )
     poll_interval_s: float = Field(0.1, gt=0, le=10)
