@@ -155,9 +155,10 @@ def audit_session(
         return report
     history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
     history.extend(entries)
-    report.problems += [
-        f"channel: seq {d.seq} from {d.sender}: {d.reason}" for d in history.dropped
-    ]
+    for dropped in history.dropped:  # signed by its sender: that party's fault, not the log's
+        report.named.setdefault(dropped.sender, []).append(
+            f"seq {dropped.seq}, by the channel rules: entry ignored: {dropped.reason}"
+        )
     report.problems += replayed_entries(entries)
     for posted in history.posted:
         if isinstance(posted.message, Rejected):
@@ -430,7 +431,7 @@ def format_report(report: AuditReport) -> str:
         lines.append(f"INCOMPLETE: {report.completed} of {report.planned_rounds} rounds")
     lines += [f"  - {line}" for line in report.incomplete]
     if report.named:
-        lines.append("parties named by others:")
+        lines.append("parties named (by others, the channel rules or the audit):")
         for party, reasons in sorted(report.named.items()):
             lines += [f"  - {party}: {reason}" for reason in reasons]
     lines.append("audit: PASSED" if report.ok else "audit: FAILED")

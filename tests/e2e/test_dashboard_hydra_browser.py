@@ -102,7 +102,7 @@ def test_operator_actions_open_close_and_fan_out_the_head(tmp_path: Path, procs:
                     session.post_escrow(name, deposit)
                 session.play_round(1)
                 page.wait_for_function(
-                    "() => document.getElementById('entry-count').textContent === '9'",
+                    "() => document.getElementById('entry-count').textContent === '10'",
                     timeout=WAIT_MS,
                 )
                 assert page.locator("#timeline tr[data-kind='Submitted']").count() == 3

@@ -85,7 +85,7 @@ def test_misbehaving_party_process_is_rejected_by_honest_processes(
         data=SMALL,
         session={"rounds": 2},
         model={"hidden": [16]},
-        privacy={"scheme": "paillier", "key_bits": 512},
+        privacy={"scheme": "paillier", "key_bits": 512, "min_accepted": 2},
         protocol={"submit_timeout_s": 60},
     )
     out = tmp_path / "out"
@@ -119,7 +119,7 @@ def test_misbehaving_party_process_is_rejected_by_honest_processes(
     assert "audit: PASSED" in audit.stdout  # the honest parties' view is internally consistent
     line2 = next(ln for ln in audit.stdout.splitlines() if ln.strip().startswith("2 "))
     assert "alice,bob " in line2 and f"carol: {reasons[fault]}" in line2
-    named = audit.stdout.split("parties named by others:")[1]
+    named = audit.stdout.split("parties named (by others, the channel rules or the audit):")[1]
     assert "carol: round 2, by " in named and reasons[fault] in named
     digests = {
         json.loads((out / "parties" / n / "result.json").read_text())["final_model_sha256"]

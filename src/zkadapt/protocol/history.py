@@ -79,6 +79,8 @@ class SessionHistory:
         self.observed: PartyState | None = machine.start(rules) if rules is not None else None
         self._cut_at: dict[int, int] = {}  # round -> seq of the vote that cut it
         self._failed_at: dict[int, Posted] = {}  # round -> the vote that failed its decryption
+        #: Entries the rules find impossible at their place: no question below sees them.
+        self.violating: set[int] = set()
 
     def _observe(self, posted: Posted) -> None:
         """Fold one entry into :attr:`observed`; note where a cut or a failure vote landed."""
@@ -90,6 +92,8 @@ class SessionHistory:
             self.rules, self.observed, posted.sender, posted.message
         )
         after = self.observed.view(r)
+        if len(after.violations) > len(before.violations):
+            self.violating.add(posted.seq)
         if before.cut is None and after.cut is not None:
             self._cut_at[r] = posted.seq
         if not before.failed and after.failed:
@@ -122,7 +126,13 @@ class SessionHistory:
         return new
 
     def _of(self, kind: type[Message], round_: int) -> list[Posted]:
-        return [p for p in self.posted if isinstance(p.message, kind) and p.message.round == round_]
+        return [
+            p
+            for p in self.posted
+            if isinstance(p.message, kind)
+            and p.message.round == round_
+            and p.seq not in self.violating
+        ]
 
     def cut(self, round_: int, phase: str = SUBMIT_PHASE) -> int | None:
         """Sequence number of the entry that closed ``round_``'s submit phase, if any: the

@@ -424,8 +424,7 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
     view = state.view(r)
     impossible = _impossible(spec, state, view, sender, message)
     if impossible is not None:
-        if (sender, impossible) not in view.violations:
-            view = evolve(view, violations=(*view.violations, (sender, impossible)))
+        view = evolve(view, violations=(*view.violations, (sender, impossible)))
         return _with_view(state, r, view)
     if isinstance(message, Submitted):
         if view.cut is not None:

@@ -239,6 +239,7 @@ class _RoundWork:
     opened: dict[str, Any] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     deadlines: dict[str, RoundDeadline] = field(default_factory=dict)
+    expired: set[str] = field(default_factory=set)  # deadlines reported to the machine
 
 
 class RoundProtocol:
@@ -452,6 +453,7 @@ class RoundProtocol:
         if keys is None:
             raise ProtocolError(f"{type(action).__name__}: this scheme has no key epochs", round=r)
         work.deadlines.pop("key", None)
+        work.expired.discard("key")
         match action:
             case Join():
                 keys.join(self)
@@ -477,11 +479,12 @@ class RoundProtocol:
             if kind == "cut":
                 self.emit(r, Phase.COLLECT, "waiting for the other parties")
         deadline = work.deadlines[kind]
-        if deadline.expired():
+        if deadline.expired() and kind not in work.expired:
+            work.expired.add(kind)  # once: then wait for the others' votes like anyone
             return DeadlinePassed(r, kind)
         phase = {"cut": "collect_s", "key": "prepare_s"}.get(kind, "aggregate_s")
         with work.timer(phase):
-            self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
+            self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining() or float("inf")))
         return None
 
     # -- TRAIN and SUBMIT ----------------------------------------------------------------
