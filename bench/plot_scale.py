@@ -55,7 +55,7 @@ def _size_label(values: int) -> str:
 
 def _label_points(axes: Axes, xs: list[int], ys: list[float], color: str) -> None:
     for x, y in zip(xs, ys, strict=True):
-        text = f"{y:.0f} s" if y >= 10 else f"{y:.1f} s"
+        text = f"{y:,.0f} s" if y >= 10 else f"{y:.1f} s"
         axes.annotate(text, (x, y), textcoords="offset points", xytext=(6, -10), fontsize=8,
                       color=color)  # fmt: skip
 
@@ -101,6 +101,7 @@ def plot(doc: dict[str, Any], out: Path) -> None:
         f"{machine.get('cpus', '?')} cores",
         fontsize=10,
     )
+    axes.margins(x=0.1)
     axes.grid(True, which="major", alpha=0.3)
     figure.text(
         0.01,
