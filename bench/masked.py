@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,19 +245,28 @@ def paillier_round(public: Any, shares: list[Any], m: int, n: int, t: int) -> di
 
 
 def _last_json_line(cmd: list[str], timeout_s: float) -> tuple[dict[str, Any] | None, str]:
-    """Run ``cmd``; its last stdout line as JSON, or None and why it did not come."""
+    """Run ``cmd``; its last stdout line as JSON, or None and why it did not come.
+
+    The command runs in its own process group, which is killed on a timeout (Flower's Ray
+    processes with it, unless they left the group).
+    """
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return None, f"did not finish within {timeout_s:.0f} s"
     if proc.returncode != 0:
         killed = " (killed: out of memory?)" if proc.returncode in (-9, 137) else ""
-        return None, f"exited {proc.returncode}{killed}: {proc.stderr.strip()[-600:]}"
-    lines = proc.stdout.strip().splitlines()
+        return None, f"exited {proc.returncode}{killed}: {stderr.strip()[-600:]}"
+    lines = stdout.strip().splitlines()
     try:
         return json.loads(lines[-1]), ""
     except (IndexError, json.JSONDecodeError):
-        return None, f"no JSON result on stdout: {proc.stdout.strip()[-300:]}"
+        return None, f"no JSON result on stdout: {stdout.strip()[-300:]}"
 
 
 def masked_child(key_dir: Path, m: int, n: int, t: int) -> dict[str, Any]:
