@@ -256,11 +256,11 @@ class MaskedScheme(PaillierScheme):
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Multiply the seed ciphertexts (the Paillier sum) and add the masked vectors mod p."""
         super().sum(round_, {name: cts for name, (cts, _) in accepted.items()}, io)
-        p = np.uint64(1 << self.params.p_bits)
+        below_p = np.uint64((1 << self.params.p_bits) - 1)  # mod p, p a power of two
         names = tuple(sorted(accepted))
         total = np.zeros(len(accepted[names[0]][1]), dtype=np.uint64)
         for name in names:
-            total = (total + accepted[name][1]) % p
+            total = (total + accepted[name][1]) & below_p
         self._masked = _MaskedSum(round_, names, total)
 
     def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
