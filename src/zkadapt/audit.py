@@ -287,7 +287,7 @@ def _audit_failed_round(
     """Re-check a ``RoundFailed`` from the channel, as the parties' machine decides it.
 
     The round failed iff fewer than q updates verify among the submissions before the cut,
-    or fewer than t valid decryption shares precede the first ``RoundFailed`` in channel
+    or fewer than t valid decryption shares precede the failing ``RoundFailed`` vote in channel
     order (``machine._decrypt``); anything else is a failure the channel does not back.
     """
     history = io.history

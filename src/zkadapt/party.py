@@ -131,7 +131,7 @@ def _run_locked(
         outcomes = protocol.run()
     finally:
         channel.close()
-        for line in RoundFailureNotes().add_all(protocol.history.posted):
+        for line in RoundFailureNotes(config.close_votes).add_all(protocol.history.admitted):
             if on_round_failed is not None:
                 on_round_failed(line)
     _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())

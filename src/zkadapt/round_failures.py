@@ -18,17 +18,24 @@ from zkadapt.protocol.messages import Rejected, RoundFailed
 class RoundFailureNotes:
     """Collects rejections per round and describes each failed round once."""
 
-    def __init__(self) -> None:
+    def __init__(self, votes: int = 1) -> None:
+        self._votes = votes  # distinct RoundFailed posters that fail a round (close_votes)
         self._rejected: dict[int, dict[str, str]] = {}
+        self._voters: dict[int, set[str]] = {}
         self._told: set[int] = set()
 
     def add(self, posted: Posted) -> str | None:
-        """Take one channel message; returns a line when it is a round's first ``RoundFailed``."""
+        """Take one channel message; returns a line when it is the ``votes``-th distinct
+        ``RoundFailed`` of its round (one party's vote alone fails nothing)."""
         message = posted.message
         if isinstance(message, Rejected):
             self._rejected.setdefault(message.round, {}).setdefault(message.party, message.reason)
             return None
         if not isinstance(message, RoundFailed) or message.round in self._told:
+            return None
+        voters = self._voters.setdefault(message.round, set())
+        voters.add(posted.sender)
+        if len(voters) < self._votes:
             return None
         self._told.add(message.round)
         return self.describe(message.round, message.reason)

@@ -141,7 +141,7 @@ def _watch(
         auto_refresh=False,
     )
     tasks = {n: progress.add_task("starting", total=rounds, party=n) for n in config.party_names}
-    failures = RoundFailureNotes()
+    failures = RoundFailureNotes(config.close_votes)
     try:
         with progress:
             while True:

@@ -122,8 +122,14 @@ class SessionHistory:
             posted = Posted(entry.seq, sender, message, entry.timestamp)
             self.posted.append(posted)
             self._observe(posted)
-            new.append(posted)
+            if posted.seq not in self.violating:
+                new.append(posted)
         return new
+
+    @property
+    def admitted(self) -> list[Posted]:
+        """The decoded entries the rules do not find impossible, in channel order."""
+        return [p for p in self.posted if p.seq not in self.violating]
 
     def _of(self, kind: type[Message], round_: int) -> list[Posted]:
         return [

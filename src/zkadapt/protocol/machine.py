@@ -50,7 +50,7 @@ for a past round: :func:`digest_faults`), and a party halts only when a quorum o
 contradicts it.
 
 A failed round is an outcome the session goes on from, decided from the channel alone (the
-cut, or where the first ``RoundFailed`` sits among the decryption shares), so every party
+cut, or where the failing ``RoundFailed`` vote sits among the decryption shares), so every party
 that decides round r decides the same: Done with one digest, or Failed. Local deadlines only
 decide *when* a party posts; a party's own key deadline never fails a round by itself.
 

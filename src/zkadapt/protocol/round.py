@@ -12,23 +12,26 @@ Each round r runs these phases::
     TRAIN      start from G(r-1); train locally; delta = local - G(r-1)
     SUBMIT     seal the delta (plain safetensors, or packed ciphertexts with a proof), store
                it in the party's own prefix; post ``Submitted``
-    COLLECT    wait for the first ``PhaseClosed(r, submit)`` in channel order (post one when
-               everyone has submitted or this party's deadline passes); the submissions before
-               it are the candidates; verify each; post ``Rejected`` for bad ones
+    COLLECT    post our ``PhaseClosed(r, submit)`` vote when everyone has submitted or this
+               party's deadline passes, and wait for the entry where ``close_votes`` distinct
+               parties have voted (the cut); the submissions before it are the candidates;
+               verify each; post ``Rejected`` for bad ones
     AGGREGATE  the scheme's weighted mean of the accepted deltas, deterministic: plain FedAvg
                in party-name order, or homomorphic sum + threshold decryption
                (:mod:`zkadapt.protocol.secure_aggregation`)
     APPLY      G(r) = outer_step(G(r-1), mean delta); evaluate; checkpoint; post ``RoundDone``
                and check every other party's digest of G(r) against ours
 
-A round can fail instead (below quorum at the cut, or fewer than t valid decryption shares
-before the first ``RoundFailed``): the machine decides it from the channel, this driver
+A round can fail instead (below quorum at the cut, an encrypted accepted set below
+``min_accepted``, fewer than t valid decryption shares before the ``close_votes``-th
+``RoundFailed``, or an aggregate out of range): the machine decides it from the channel, this driver
 posts ``RoundFailed`` where the machine says so and goes on with round r+1 from
 G(r) = G(r-1); a failed round leaves no checkpoint.
 
 Agreement comes from channel order, never from clocks: local deadlines only decide *when*
-a party posts ``PhaseClosed``; which updates count is decided by where the first such entry
-sits in the channel, so every honest party derives the same accepted set.
+a party posts its ``PhaseClosed`` vote; which updates count is decided by where the
+``close_votes``-th vote sits in the channel, so every honest party derives the same accepted
+set and no single party decides it (THREATS.md section 2).
 
 A party that crashes restarts from its last checkpoint, replays the channel, and rejoins:
 a round whose submit phase already closed is followed without training (the same code path
