@@ -16,12 +16,12 @@ and every later fold depend on nothing else). On every reachable history:
   settlement: no later message changes status, depositors, slashed or payouts.
 
 Every distinct final settlement of two or more depositors is then run through the compiled
-on-chain validator, signed as :func:`slash_signers` (or everyone, for a claim) says.
+on-chain validator: a claim signed by everyone, or a slash carrying, for each slashed party,
+the kill votes :func:`slash_voters` counted, signed with the voters' payment keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Hashable
 
@@ -38,7 +38,7 @@ from zkadapt.escrow.rules import (
     Settlement,
     majority,
     settle,
-    slash_signers,
+    slash_voters,
 )
 
 MEMBERS = ("alice", "bob", "carol")
@@ -208,29 +208,25 @@ def test_kill_votes_all_round_slash_two_and_leave_the_third_to_pay() -> None:
     # carol's vote against bob comes after her fall and does not count
     assert result.slashed == ("alice", "carol")
     assert result.payouts == {"alice": 0, "bob": 3 * DEPOSIT, "carol": 0}
-    assert slash_signers(view, TERMS) == ("alice", "bob", "carol")
+    assert slash_voters(view, TERMS) == {"alice": ("bob", "carol"), "carol": ("alice", "bob")}
 
 
 def test_every_final_settlement_is_what_the_validator_accepts(explored) -> None:
     pytest.importorskip("uplc")
-    from zkadapt.escrow.onchain import EscrowScript, redeemer_for, settlement_context
+    from tests.escrow.pools import BEFORE, make_pool, run, vote
+    from zkadapt.escrow.onchain import redeemer_for, settlement_tx
 
-    script = EscrowScript()
     _, finals = explored
     for (members, lost), (view, result) in sorted(finals.items()):
-        keys = {n: hashlib.blake2b(n.encode(), digest_size=28).digest() for n in members}
-        signers = list(members) if not lost else list(slash_signers(view, TERMS))
-        context = settlement_context(
-            script,
-            session=bytes.fromhex(SESSION),
-            members=keys,
-            deposit=DEPOSIT,
-            redeemer=redeemer_for(result),
-            paid=result.payouts,
-            signers=signers,
+        pool = make_pool(members, rounds=TERMS.rounds)
+        counted = slash_voters(view, TERMS)
+        votes = [vote(v, t, round_=1) for t in lost for v in counted[t]]
+        signers = members if not lost else ()
+        tx = settlement_tx(
+            pool, redeemer_for(result, votes), result.payouts, signers=signers, validity=BEFORE
         )
-        outcome = script.evaluate(context)
-        assert outcome.accepted, (members, lost, result.payouts, signers, outcome.logs)
+        outcome = run(pool, tx)
+        assert outcome.accepted, (members, lost, result.payouts, outcome)
 
 
 @pytest.mark.slow

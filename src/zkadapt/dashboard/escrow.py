@@ -22,7 +22,10 @@ ESCROW_NOTES = {
         "escrow messages on the local ledger, settled by the same rules as on Hydra; "
         "no funds are locked without a layer 1"
     ),
-    "hydra": "escrow messages confirmed in the Hydra head; deposits lock lovelace in the escrow",
+    "hydra": (
+        "escrow messages confirmed in the Hydra head; deposits are announced there, "
+        "no funds are locked on layer 1 yet"
+    ),
 }
 
 

@@ -29,6 +29,8 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
   depositors, slashed, payouts): deposits and kill votes after it are ignored, so no one is
   paid by one settlement and then judged by another (a kill vote after a refund used to take
   that refund back on paper).
+* **refund** (layer 1): a pool nobody settled before the session's deadline returns every
+  depositor its own deposit (:func:`refunds`); slashing is possible only before the deadline.
 
 ``tests/escrow/test_settlement_properties.py`` checks these rules over every history of up
 to eight messages, ten in the slow run (the seed's escrow-balance spec, as properties): the
@@ -212,14 +214,15 @@ def slashed(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
     return tuple(_count_votes(view, terms))
 
 
-def slash_signers(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
-    """Who signs the ``Slash`` transaction: every voter whose vote counted, name order.
+def slash_voters(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:
+    """For each slashed depositor, the voters whose votes counted against it (name order).
 
-    The validator counts signatures as votes (``contract/escrow.py``: more than
-    ``(n - 1) / 2`` signers other than each target), so these signatures make the
-    settlement the rules computed acceptable on chain.
+    On layer 1 the ``Slash`` redeemer carries, for each slashed party, these voters' kill
+    votes signed with their payment keys (``contract/escrow.py`` checks each signature and
+    a strict majority of the other parties), so the settlement the rules computed is one
+    the validator accepts.
     """
-    return tuple(sorted({v for voters in _count_votes(view, terms).values() for v in voters}))
+    return _count_votes(view, terms)
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,15 @@ def payouts(members: tuple[str, ...], lost: tuple[str, ...], deposit: int) -> di
     for i, p in enumerate(honest):
         paid[p] = deposit + share + (1 if i < extra else 0)
     return dict(sorted(paid.items()))
+
+
+def refunds(members: tuple[str, ...], deposit: int) -> dict[str, int]:
+    """What the layer-1 refund after the deadline pays: every depositor its own deposit.
+
+    The refund needs no vote and no settlement; it is what is left when nobody settled the
+    pool before the deadline, and it is :func:`payouts` with nobody slashed.
+    """
+    return payouts(members, (), deposit)
 
 
 def settle(view: EscrowView, terms: EscrowTerms) -> Settlement:
