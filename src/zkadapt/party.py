@@ -127,11 +127,15 @@ def _run_locked(
         ),
         on_event=on_event,
     )
+    outcomes: list[RoundOutcome] = []
     try:
         outcomes = protocol.run()
     finally:
         channel.close()
-        for line in RoundFailureNotes(config.close_votes).add_all(protocol.history.admitted):
+        notes = RoundFailureNotes(config.close_votes)
+        lines = notes.add_all(protocol.history.admitted)
+        lines += [notes.decided(o.round, o.failure) or "" for o in outcomes if o.failure]
+        for line in filter(None, lines):
             if on_round_failed is not None:
                 on_round_failed(line)
     _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())

@@ -40,6 +40,14 @@ class RoundFailureNotes:
         self._told.add(message.round)
         return self.describe(message.round, message.reason)
 
+    def decided(self, round_: int, reason: str) -> str | None:
+        """The line of a round this party decided failed (its own outcome, which it knows
+        before the other votes arrive), unless that round was described already."""
+        if round_ in self._told:
+            return None
+        self._told.add(round_)
+        return self.describe(round_, reason)
+
     def add_all(self, posted: Iterable[Posted]) -> list[str]:
         """:meth:`add` for each message; the lines of every newly seen failed round."""
         return [line for line in map(self.add, posted) if line is not None]

@@ -61,7 +61,8 @@ def test_a_party_that_missed_the_cut_is_shown_left_out(scripted: ScriptedSession
 
 def test_round_failed_shows_on_cards_and_in_progress(scripted: ScriptedSession) -> None:
     scripted.submit(1, "alice")
-    scripted.close_phase(1)
+    scripted.close_phase(1, by="alice")
+    scripted.close_phase(1, by="bob")
     scripted.fail(1, "only 1 of 3 updates accepted, quorum is 2")
     snap = _snapshot(scripted)
     assert _cards(snap)["alice"].phase == "RoundFailed"
