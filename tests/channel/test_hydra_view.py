@@ -215,7 +215,7 @@ def test_deposit_progress_and_deadline_follow_the_node() -> None:
     stage = deposit_stage(deposit)
     assert until(view) == 1600.0 and stage(view).startswith("submitted on layer 1")
     view.apply(CommitRecorded("CommitRecorded", 3, 0.0, HEAD, deposit, "1970-01-01T02:00:00Z"))
-    assert view.deposit_deadline(deposit) == 7200.0
+    assert view.deposit_deadlines[deposit] == "1970-01-01T02:00:00Z"
     assert until(view) == 7800.0  # the deadline the node announced, plus the margin
     assert "becomes active after ~600 s" in stage(view)
     view.apply(DepositActivated("DepositActivated", 4, 0.0, HEAD, deposit))

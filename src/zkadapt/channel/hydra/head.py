@@ -119,22 +119,36 @@ class HeadLifecycle:
             ChannelError: no answer in time.
         """
         if self._inspect(lambda v: v.status) == "Closed":
-            until = (
-                after(timeout, time.time())
-                if timeout is not None
-                else contestation_over(time.time(), self.layer1_timeout_s)
+            self._contestation(timeout, progress)
+        try:
+            self._command(
+                "Fanout", "HeadIsFinalized", lambda v, m: v.finalized_at > m, timeout, progress
             )
-            self._await(
-                lambda v: v.status != "Closed",
-                until,
-                "ReadyToFanout",
-                stage=closed_stage,
-                progress=progress,
+        except HydraNodeError:
+            # Our view had not seen HeadIsClosed yet when we sent Fanout; the node's refusal
+            # comes after it on the same connection, so the view knows the head is closed now.
+            if self._inspect(lambda v: v.status) != "Closed":
+                raise
+            self._contestation(timeout, progress)
+            self._command(
+                "Fanout", "HeadIsFinalized", lambda v, m: v.finalized_at > m, timeout, progress
             )
-        self._command(
-            "Fanout", "HeadIsFinalized", lambda v, m: v.finalized_at > m, timeout, progress
-        )
         return self._inspect(lambda v: dict(v.finalized_utxo or {}))
+
+    def _contestation(self, timeout: float | None, progress: ProgressSink | None) -> None:
+        """Wait for ``ReadyToFanout``: the contestation deadline plus the layer-1 margin."""
+        until = (
+            after(timeout, time.time())
+            if timeout is not None
+            else contestation_over(time.time(), self.layer1_timeout_s)
+        )
+        self._await(
+            lambda v: v.status != "Closed",
+            until,
+            "ReadyToFanout",
+            stage=closed_stage,
+            progress=progress,
+        )
 
     def deposit(
         self,

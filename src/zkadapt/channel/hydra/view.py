@@ -46,7 +46,6 @@ from zkadapt.channel.hydra.wire import (
     TxEnvelope,
     TxInvalid,
     TxValid,
-    parse_time,
 )
 from zkadapt.crypto.identity import Keyring
 from zkadapt.errors import ChannelError
@@ -367,11 +366,6 @@ class HeadView:
                 continue
             return failure
         return None
-
-    def deposit_deadline(self, tx_id: str) -> float | None:
-        """When deposit ``tx_id`` must have entered the head (epoch seconds), once recorded."""
-        deadline = self.deposit_deadlines.get(tx_id)
-        return parse_time(deadline) if deadline is not None else None
 
 
 def _lovelace(txout: object) -> int:
