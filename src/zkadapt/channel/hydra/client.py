@@ -277,10 +277,9 @@ class HydraChannel(HeadLifecycle):
                     reported = now
                 remaining = deadline - now
                 if remaining <= 0:
-                    raise ChannelError(
-                        f"{self.api}: timed out after {deadline - started:,.4g} s waiting for "
-                        f"{what}"
-                    )
+                    budget = deadline - started
+                    shown = f"{budget:,.0f}" if budget >= 10 else f"{budget:.2g}"
+                    raise ChannelError(f"{self.api}: timed out after {shown} s waiting for {what}")
                 self._cond.wait(min(remaining, PROGRESS_INTERVAL_S) if progress else remaining)
 
     def _inspect(self, read: Callable[[HeadView], T]) -> T:

@@ -1,9 +1,10 @@
 """Head lifecycle from the client side: Init, deposit, Close, Fanout (hydra 2.x).
 
 Since hydra 2.0 a head opens directly on ``Init`` (no commit phase); funds enter an open head
-through deposits: ``POST /commit`` with ``{"utxoToCommit": UTxO}`` answers a draft deposit
-transaction, the owner signs it and submits it to layer 1 (here ``POST /cardano-transaction``
-on the same node), and the node announces ``CommitRecorded`` ... ``CommitFinalized``. At the
+through deposits: ``POST /commit`` with ``{"utxoToCommit": UTxO, "amount": N}`` answers a
+draft deposit transaction, the owner signs it and submits it to layer 1 through a
+:class:`~zkadapt.channel.hydra.layer1.Layer1` (by default ``POST /cardano-transaction`` on the
+same node), and the node announces ``CommitRecorded`` ... ``CommitFinalized``. At the
 end, ``Close`` starts the contestation period (``HeadIsClosed``), ``ReadyToFanout`` announces
 its end, and ``Fanout`` distributes the head's UTxO on layer 1 (``HeadIsFinalized``).
 (api.yaml channels ``/``, ``/commit``, ``/cardano-transaction``; hydra docs "API behavior".)
