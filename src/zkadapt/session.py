@@ -181,6 +181,28 @@ def _show(
         )
 
 
+def _fund_head(config: SessionConfig, key_dir: Path, console: Console) -> None:
+    """Deposit into a Hydra head for every party that has nothing there to post with.
+
+    A hydra 2.x head opens empty; ``channel.hydra.deposit_lovelace`` says how much each
+    such party deposits (docs/hydra.md). Nothing happens on any other channel.
+    """
+    if config.channel.backend != "hydra" or config.channel.hydra.deposit_lovelace == 0:
+        return
+    from zkadapt.assembly import load_identity
+    from zkadapt.operator.funding import fund_parties
+    from zkadapt.progress import wait_progress
+
+    identities = {
+        name: load_identity(config, name, key_dir / f"{name}{KEY_SUFFIX}")
+        for name in config.party_names
+    }
+    with wait_progress(console) as sink_for:
+        lines = fund_parties(config, identities, sink_for=sink_for)
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 def _publish_exports(config: SessionConfig, out_dir: Path) -> None:
     """Copy the global model's export (e.g. the PEFT adapter) from the first party to ``out_dir``.
 
@@ -283,6 +305,7 @@ def _run_locked(
         f"session {config.session_id[:12]}: {len(config.parties)} parties, "
         f"{config.session.rounds} rounds -> {out_dir}"
     )
+    _fund_head(config, key_dir, console)
     started = time.monotonic()
     supervisor = PartySupervisor(
         _party_runs(config, session_file, out_dir, key_dir, data_root),

@@ -269,7 +269,8 @@ def test_a_second_close_or_fanout_is_refused_and_the_lifecycle_is_recorded() -> 
             "CommandFailed",
         ]
         assert "30,000,000 lovelace back on layer 1" in events[3].detail
-        assert events[4].detail == "the node refused Fanout (head is Idle)"
+        assert events[4].detail == "the node refused Fanout (CommandFailed: head is Idle)"
+        assert events[4].failure and not any(e.failure for e in events[:4])
 
 
 def test_commands_in_the_wrong_state_are_refused() -> None:

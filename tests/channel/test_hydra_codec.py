@@ -8,7 +8,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
-from tests.hydra_double.schema import hydra_data
+from tests.hydra_double.schema import api_schema, hydra_data
 from zkadapt.channel.base import SignedEnvelope
 from zkadapt.channel.hydra.cbor import MalformedCbor, blake2b_256, encode_array, split_array
 from zkadapt.channel.hydra.metadata import (
@@ -29,9 +29,17 @@ from zkadapt.channel.hydra.tx import (
 )
 from zkadapt.channel.hydra.txread import MalformedTransaction, decode_tx, tx_id_of
 from zkadapt.channel.hydra.wire import (
+    CommandFailed,
+    DepositExpired,
+    Greetings,
     HeadIsClosed,
     HydraProtocolError,
+    InvalidInput,
+    NodeEnvironment,
+    NodeFailure,
     OtherOutput,
+    PostTxOnChainFailed,
+    RejectedInputBecauseUnsynced,
     SnapshotConfirmed,
     TxEnvelope,
     TxInvalid,
@@ -39,6 +47,7 @@ from zkadapt.channel.hydra.wire import (
     parse_output,
     parse_time,
     parse_utxo,
+    post_tx_reason,
 )
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ChannelError
@@ -224,6 +233,132 @@ def test_snapshot_and_tx_invalid_fields() -> None:
     closed = parse_output(json.dumps(golden("ServerOutput", "HeadIsClosed")))
     assert isinstance(closed, HeadIsClosed) and closed.snapshot_number == 6
     assert isinstance(parse_output('{"tag":"PeerConnected","peer":{}}'), OtherOutput)
+
+
+HEAD_ID = "01" * 16
+PARAMETERS = {"contestationPeriod": 60, "depositPeriod": 60, "parties": []}
+
+
+def _failures() -> list[tuple[dict, type[NodeFailure], str | None, str, str | None]]:
+    """(output, class, command, reason, tx_id) for every error output of api.yaml's ``/``."""
+    new_tx = golden("ClientInput", "NewTx")
+    tx_id = tx_id_of(bytes.fromhex(new_tx["transaction"]["cborHex"]))
+    idle = {"tag": "Idle", "contents": {"chainState": {}}}
+    close_tx = {
+        "tag": "CloseTx",
+        "headId": HEAD_ID,
+        "headParameters": PARAMETERS,
+        "openVersion": 0,
+        "closingSnapshot": {"tag": "InitialSnapshot", "headId": HEAD_ID, "initialUTxO": {}},
+    }
+    increment = {
+        "tag": "IncrementTx",
+        "headId": HEAD_ID,
+        "headSeed": "02" * 16,
+        "headParameters": PARAMETERS,
+        "incrementingSnapshot": {"tag": "InitialSnapshot", "headId": HEAD_ID},
+        "depositTxId": "cd" * 32,
+    }
+    expired = golden("ServerOutput", "DepositExpired")
+    return [
+        (
+            {"tag": "CommandFailed", "clientInput": new_tx, "state": idle},
+            CommandFailed,
+            "NewTx",
+            "head is Idle",
+            tx_id,
+        ),
+        (
+            {"tag": "RejectedInputBecauseUnsynced", "clientInput": {"tag": "Close"}, "drift": 42},
+            RejectedInputBecauseUnsynced,
+            "Close",
+            "the node is out of sync with layer 1 (42 s behind)",
+            None,
+        ),
+        (
+            {"tag": "InvalidInput", "reason": "Error in $:\n bad", "input": '{"tag":"Init"}'},
+            InvalidInput,
+            "Init",
+            "Error in $: bad",
+            None,
+        ),
+        (
+            {"tag": "InvalidInput", "reason": "not JSON", "input": "{"},
+            InvalidInput,
+            None,
+            "not JSON",
+            None,
+        ),
+        (
+            {
+                "tag": "PostTxOnChainFailed",
+                "postChainTx": close_tx,
+                "postTxError": {"tag": "NotEnoughFuel", "failingTx": new_tx["transaction"]},
+            },
+            PostTxOnChainFailed,
+            "Close",
+            "CloseTx: NotEnoughFuel",
+            None,
+        ),
+        (
+            {
+                "tag": "PostTxOnChainFailed",
+                "postChainTx": increment,
+                "postTxError": {"tag": "FailedToConstructIncrementTx", "failureReason": "x y"},
+            },
+            PostTxOnChainFailed,
+            "Deposit",
+            "IncrementTx: FailedToConstructIncrementTx: x y",
+            "cd" * 32,
+        ),
+        (
+            {**expired, "seq": 3, "timestamp": "2026-01-01T00:00:00Z"},
+            DepositExpired,
+            "Deposit",
+            f"deposit {expired['depositTxId']} expired at {expired['deadline']} before the "
+            "head took it in",
+            expired["depositTxId"],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", _failures(), ids=lambda c: f"{c[0]['tag']}-{c[2]}")
+def test_node_failures_say_what_they_answer_and_why(case) -> None:
+    message, kind, command, reason, tx_id = case
+    assert api_schema().output_errors(message) == []  # the case itself follows api.yaml
+    failure = parse_output(json.dumps(message))
+    assert type(failure) is kind and isinstance(failure, NodeFailure)
+    assert (failure.command, failure.reason, failure.tx_id) == (command, reason, tx_id)
+
+
+def test_post_tx_errors_read_as_one_line() -> None:
+    assert post_tx_reason({"tag": "DepositTooLow", "minimumValue": 5, "providedValue": 1}) == (
+        "DepositTooLow: minimumValue=5, providedValue=1"
+    )
+    assert post_tx_reason({"tag": "NoSeedInput"}) == "NoSeedInput"
+    long = post_tx_reason({"tag": "FailedToPostTx", "failureReason": "x\n" * 400})
+    assert "\n" not in long and len(long) <= len("FailedToPostTx: ") + 300
+
+
+def test_greetings_carry_the_nodes_periods() -> None:
+    env = {
+        "party": {"vkey": "00"},
+        "otherParties": [],
+        "participants": [],
+        "contestationPeriod": 43200,
+        "depositPeriod": 3600,
+        "depositActivation": 600,
+        "unsyncedPeriod": 21600,
+        "configuredPeers": "",
+    }
+    text = json.dumps({"tag": "Greetings", "me": {"vkey": "00"}, "headStatus": "Idle", "env": env})
+    greeted = parse_output(text)
+    assert isinstance(greeted, Greetings)
+    assert greeted.env == NodeEnvironment(43200.0, 3600.0, 600.0, 21600.0)
+    older = parse_output(
+        json.dumps({"tag": "Greetings", "me": {"vkey": "00"}, "headStatus": "Idle"})
+    )
+    assert isinstance(older, Greetings) and older.env is None
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,19 @@ from zkadapt.channel.base import SignedEnvelope
 from zkadapt.channel.hydra.metadata import METADATA_LABEL
 from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx
 from zkadapt.channel.hydra.view import HeadView
+from zkadapt.channel.hydra.waits import contestation_over, deposit_in_head, deposit_stage
 from zkadapt.channel.hydra.wire import (
     CommandFailed,
+    CommitFinalized,
+    CommitRecorded,
+    DepositActivated,
     Greetings,
     HeadIsClosed,
     HeadIsFinalized,
     HeadIsOpen,
+    InvalidInput,
+    NodeEnvironment,
+    PostTxOnChainFailed,
     ReadyToFanout,
     SnapshotConfirmed,
     TxEnvelope,
@@ -44,8 +51,11 @@ def snapshot(number: int, *txs: TxEnvelope, head: str = HEAD, stamp: float = 1.0
     return SnapshotConfirmed("SnapshotConfirmed", number, stamp, head, number, tuple(txs))
 
 
+ENV = NodeEnvironment(43_200.0, 3_600.0, 600.0, 21_600.0)
+
+
 def greetings(head: str | None = HEAD, status: str = "Open") -> Greetings:
-    return Greetings("Greetings", None, None, status, head, "2.3.0", "00")
+    return Greetings("Greetings", None, None, status, head, "2.3.0", "00", ENV)
 
 
 def opened_view() -> HeadView:
@@ -172,13 +182,61 @@ def test_lifecycle_events_are_recorded_once_even_when_the_history_is_replayed() 
     assert events[1].detail.startswith("closed at snapshot 1")
 
 
-def test_tx_invalid_and_command_failed_are_remembered_with_their_event() -> None:
+def test_tx_invalid_and_node_failures_are_remembered_with_their_event() -> None:
     view = opened_view()
     bad = tx("alice", b"a", ref=1)
     mark = view.events
     view.apply(TxInvalid("TxInvalid", 9, 0.0, HEAD, bad, "BadInputsUTxO"))
-    view.apply(CommandFailed("CommandFailed", None, None, "Init", "Open"))
+    view.apply(CommandFailed("CommandFailed", None, None, "Init", "head is Open"))
     assert view.invalid_after(bad.tx_id or "", mark) == "BadInputsUTxO"
     assert view.invalid_after(bad.tx_id or "", view.events) is None
-    assert view.command_failed_after("Init", mark) == "Open"
-    assert view.command_failed_after("Close", mark) is None
+    failure = view.failure_after("Init", mark)
+    assert failure is not None and failure.reason == "head is Open"
+    assert view.failure_after("Close", mark) is None
+    assert view.failure_after("Init", view.events) is None  # only answers after the input
+    assert view.lifecycle[-1].failure and "refused Init (CommandFailed" in view.lifecycle[-1].detail
+
+
+def test_a_failure_about_another_transaction_does_not_end_a_wait() -> None:
+    view = opened_view()
+    mark = view.events
+    view.apply(CommandFailed("CommandFailed", None, None, "NewTx", "head is Closed", "aa" * 32))
+    assert view.failure_after("NewTx", mark, "bb" * 32) is None
+    assert view.failure_after("NewTx", mark, "aa" * 32) is not None
+    view.apply(InvalidInput("InvalidInput", None, None, None, "not a ClientInput"))
+    undecodable = view.failure_after("NewTx", mark, "bb" * 32)  # names no input: any wait
+    assert undecodable is not None and undecodable.tag == "InvalidInput"
+
+
+def test_deposit_progress_and_deadline_follow_the_node() -> None:
+    view = opened_view()
+    deposit = "cd" * 32
+    until = deposit_in_head(deposit, started=1000.0, margin_s=600.0)
+    stage = deposit_stage(deposit)
+    assert until(view) == 1600.0 and stage(view).startswith("submitted on layer 1")
+    view.apply(CommitRecorded("CommitRecorded", 3, 0.0, HEAD, deposit, "1970-01-01T02:00:00Z"))
+    assert view.deposit_deadlines[deposit] == "1970-01-01T02:00:00Z"
+    assert until(view) == 7800.0  # the deadline the node announced, plus the margin
+    assert "becomes active after ~600 s" in stage(view)
+    view.apply(DepositActivated("DepositActivated", 4, 0.0, HEAD, deposit))
+    assert stage(view).startswith("active")
+    view.apply(CommitFinalized("CommitFinalized", 5, 0.0, HEAD, deposit))
+    assert stage(view) == "in the head" and deposit in view.deposits
+    other = "ef" * 32
+    view.apply(CommitRecorded("CommitRecorded", 6, 0.0, HEAD, other, "not a time"))
+    assert deposit_in_head(other, 1000.0, 600.0)(view) == 1000.0 + 2 * 3_600.0 + 600.0
+    mark = view.events
+    failed = PostTxOnChainFailed(
+        "PostTxOnChainFailed", None, None, "Deposit", "IncrementTx: NotEnoughFuel", other
+    )
+    view.apply(failed)
+    assert view.failure_after("Deposit", mark, other) == failed
+    assert view.failure_after("Deposit", mark, deposit) is None
+
+
+def test_the_contestation_wait_is_the_deadline_or_the_nodes_period() -> None:
+    view = opened_view()
+    until = contestation_over(started=1000.0, margin_s=600.0)
+    assert until(view) == 1000.0 + 43_200.0 + 600.0  # no deadline yet: the node's period
+    view.apply(HeadIsClosed("HeadIsClosed", 3, 0.0, HEAD, 0, "1970-01-01T01:00:00Z"))
+    assert until(view) == 3600.0 + 600.0

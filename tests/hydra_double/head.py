@@ -9,6 +9,13 @@ every node, transactions in arrival order); deposits go ``CommitRecorded`` ->
 ``CommitFinalized``; ``Close`` -> ``HeadIsClosed`` -> (contestation period) ``ReadyToFanout``;
 ``Fanout`` -> ``HeadIsFinalized``. A command in the wrong state gets ``CommandFailed``.
 
+A deposit request may name an ``amount`` (api.yaml ``SimpleCommitRequest``): only that much
+of the output is deposited, under the output's own ``TxIn`` in the head, and the rest goes
+back to the owner's address as change (hydra's "commit funds to an open head" guide).
+
+Faults (:class:`Fault`, armed with :meth:`Head.arm`) make the node answer the next matching
+request with one of its error outputs, each built as api.yaml describes it.
+
 Methods return :class:`Out` records (which nodes, which message); the server adds ``seq`` and
 ``timestamp``, validates them against api.yaml and sends them.
 """
@@ -20,6 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -40,6 +48,24 @@ from zkadapt.channel.hydra.cbor import blake2b_256
 
 #: The (fake) deposit validator the double's deposit transactions pay to.
 DEPOSIT_SCRIPT = ScriptHash(bytes.fromhex("d0" * 28))
+#: How far behind the chain an unsynced double says it is, in seconds.
+UNSYNCED_DRIFT_S = 4242.0
+#: The head status in which each command makes the node post a layer-1 transaction.
+POSTS = {"Init": "Idle", "Close": "Open", "Fanout": "FanoutPossible"}
+
+
+class Fault(Enum):
+    """An error output the double gives instead of doing the next matching thing."""
+
+    #: The next client input gets ``RejectedInputBecauseUnsynced`` (node behind the chain).
+    UNSYNCED = "RejectedInputBecauseUnsynced"
+    #: The next client input gets ``InvalidInput`` (as if the node could not decode it).
+    INVALID_INPUT = "InvalidInput"
+    #: The next layer-1 transaction (``Init``, ``Close``, ``Fanout`` or a deposit's
+    #: increment) cannot be posted: ``PostTxOnChainFailed``.
+    POST_TX_FAILS = "PostTxOnChainFailed"
+    #: The next deposit is recorded but expires before it is activated: ``DepositExpired``.
+    DEPOSIT_EXPIRES = "DepositExpired"
 
 
 def utc(offset_s: float = 0.0) -> str:
@@ -83,6 +109,7 @@ class Head:
         initial_utxo: dict[str, Any] | None = None,
         l1_utxo: dict[str, Any] | None = None,
         contestation_s: float = 0.1,
+        deposit_period_s: float = 60.0,
     ) -> None:
         self.parties = list(parties)
         self.params = params
@@ -90,6 +117,8 @@ class Head:
         self.initial_utxo = copy.deepcopy(initial_utxo or {})
         self.l1 = Ledger(params, l1_utxo)
         self.contestation_s = contestation_s
+        self.deposit_period_s = deposit_period_s
+        self.faults: list[Fault] = []
         self.status = "Idle"
         self.head_id: str | None = None
         self.head_seed = secrets.token_hex(16)
@@ -104,9 +133,29 @@ class Head:
 
     # ---- client inputs ----------------------------------------------------------------
 
+    def arm(self, fault: Fault) -> None:
+        """Answer the next request that ``fault`` concerns with its error output."""
+        self.faults.append(fault)
+
+    def _take(self, fault: Fault) -> bool:
+        if fault in self.faults:
+            self.faults.remove(fault)
+            return True
+        return False
+
     def on_input(self, party: str, message: dict[str, Any]) -> list[Out]:
         """Handle one (schema-valid) client input from ``party``'s node."""
         tag = message["tag"]
+        if self._take(Fault.UNSYNCED):
+            body = {
+                "tag": "RejectedInputBecauseUnsynced",
+                "clientInput": message,
+                "drift": UNSYNCED_DRIFT_S,
+            }
+            return [Out(body, to=party, timed=False)]
+        if POSTS.get(tag) == self.status and self._take(Fault.POST_TX_FAILS):
+            error = {"tag": "NotEnoughFuel", "failingTx": self._failing_tx()}
+            return [self._post_failed(party, self._post_chain_tx(tag), error)]
         handler = {
             "Init": self._init,
             "NewTx": self._new_tx,
@@ -116,6 +165,53 @@ class Head:
         if handler is None:
             return [self._failed(party, message)]
         return handler(party, message)
+
+    def _post_failed(self, party: str, posted: dict[str, Any], error: dict[str, Any]) -> Out:
+        body = {"tag": "PostTxOnChainFailed", "postChainTx": posted, "postTxError": error}
+        return Out(body, to=party, timed=False)
+
+    def _post_chain_tx(self, tag: str, deposit_tx_id: str | None = None) -> dict[str, Any]:
+        """api.yaml ``PostChainTx`` of the layer-1 transaction for ``tag`` (or a deposit)."""
+        parameters = self.parameters()
+        if tag == "Init":
+            participants = [self.keys[p].on_chain_id for p in self.parties]
+            return {"tag": "InitTx", "participants": participants, "headParameters": parameters}
+        if tag == "Close":
+            return {
+                "tag": "CloseTx",
+                "headId": self.head_id,
+                "headParameters": parameters,
+                "openVersion": self.version,
+                "closingSnapshot": self.confirmed_snapshot(),
+            }
+        if tag == "Fanout":
+            return {
+                "tag": "FanoutTx",
+                "utxo": self.confirmed.utxo,
+                "utxoForProof": self.confirmed.utxo,
+                "headSeed": self.head_seed,
+                "contestationDeadline": self.deadline or utc(),
+            }
+        return {
+            "tag": "IncrementTx",
+            "headId": self.head_id,
+            "headSeed": self.head_seed,
+            "headParameters": parameters,
+            "incrementingSnapshot": self.confirmed_snapshot(),
+            "depositTxId": deposit_tx_id,
+        }
+
+    @staticmethod
+    def _failing_tx() -> dict[str, Any]:
+        """A transaction envelope for ``PostTxError.failingTx`` (an unbalanced empty body)."""
+        body = TransactionBody(inputs=[], outputs=[])
+        cbor = Transaction(body, TransactionWitnessSet()).to_cbor()
+        return {
+            "type": "Tx ConwayEra",
+            "description": "",
+            "cborHex": cbor.hex(),
+            "txId": blake2b_256(body.to_cbor()).hex(),
+        }
 
     def _failed(self, party: str, message: dict[str, Any]) -> Out:
         body = {"tag": "CommandFailed", "clientInput": message, "state": self.head_state()}
@@ -219,11 +315,17 @@ class Head:
 
     # ---- deposits (POST /commit, POST /cardano-transaction) ---------------------------
 
-    def draft_deposit(self, utxo_to_commit: dict[str, Any]) -> dict[str, Any]:
+    def draft_deposit(
+        self, utxo_to_commit: dict[str, Any], amount: int | None = None
+    ) -> dict[str, Any]:
         """A deposit transaction spending ``utxo_to_commit`` on layer 1 (unsigned).
 
+        With ``amount``, only that much lovelace is deposited (one output to commit): the
+        rest is paid back to the output's address as change.
+
         Raises:
-            LedgerError: the head is not open, or an output is not unspent on layer 1.
+            LedgerError: the head is not open, an output is not unspent on layer 1, or
+                ``amount`` is more than the output holds.
         """
         if self.status != "Open":
             raise LedgerError("head is not open")
@@ -235,11 +337,23 @@ class Head:
             for r in sorted(utxo_to_commit)
         ]
         total = sum(int(o["value"]["lovelace"]) for o in utxo_to_commit.values())
-        script = Address(DEPOSIT_SCRIPT, network=Network.TESTNET)
-        body = TransactionBody(inputs=inputs, outputs=[TransactionOutput(script, Value(total))])
+        committed = copy.deepcopy(utxo_to_commit)
+        outputs = [
+            TransactionOutput(Address(DEPOSIT_SCRIPT, network=Network.TESTNET), Value(total))
+        ]
+        if amount is not None:
+            if len(utxo_to_commit) != 1 or not 0 < amount <= total:
+                raise LedgerError(f"cannot deposit {amount} lovelace of {total}")
+            ((ref, out),) = committed.items()
+            out["value"] = {"lovelace": amount}
+            outputs[0].amount = Value(amount)
+            if amount < total:
+                owner = Address.from_primitive(out["address"])
+                outputs.append(TransactionOutput(owner, Value(total - amount)))
+        body = TransactionBody(inputs=inputs, outputs=outputs)
         tx = Transaction(body, TransactionWitnessSet())
         tx_id = blake2b_256(body.to_cbor()).hex()
-        self.drafts[tx_id] = copy.deepcopy(utxo_to_commit)
+        self.drafts[tx_id] = committed
         return {
             "type": "Tx ConwayEra",
             "description": "Hydra deposit transaction",
@@ -257,19 +371,39 @@ class Head:
         return tx_id, self.drafts.pop(tx_id, None)
 
     def deposit_steps(self, tx_id: str, utxo: dict[str, Any]) -> list[Callable[[], list[Out]]]:
-        """The outputs of an observed deposit, step by step (the server spaces them in time)."""
+        """The outputs of an observed deposit, step by step (the server spaces them in time).
+
+        The deposit's deadline is two deposit periods away (a deposit expires one period
+        before its deadline). An armed fault ends the steps early with its error output.
+        """
+        deadline = utc(2 * self.deposit_period_s)
         recorded = {
             "tag": "CommitRecorded",
             "headId": self.head_id,
             "utxoToCommit": utxo,
             "pendingDeposit": tx_id,
-            "deadline": utc(60),
+            "deadline": deadline,
         }
+        if self._take(Fault.DEPOSIT_EXPIRES):
+            expired = {
+                "tag": "DepositExpired",
+                "headId": self.head_id,
+                "depositTxId": tx_id,
+                "deadline": deadline,
+                "chainTime": utc(),
+            }
+            return [lambda: [Out(recorded)], lambda: [Out(expired)]]
+        if self._take(Fault.POST_TX_FAILS):
+            error = {"tag": "FailedToConstructIncrementTx", "failureReason": "fault injected"}
+            posted = self._post_chain_tx("Deposit", tx_id)
+            body = {"tag": "PostTxOnChainFailed", "postChainTx": posted, "postTxError": error}
+            failed = Out(body, timed=False)  # every node tries to take the deposit in
+            return [lambda: [Out(recorded)], lambda: [failed]]
         activated = {
             "tag": "DepositActivated",
             "headId": self.head_id,
             "depositTxId": tx_id,
-            "deadline": utc(60),
+            "deadline": deadline,
             "chainTime": utc(),
         }
         approved = {"tag": "CommitApproved", "headId": self.head_id, "utxoToCommit": utxo}
@@ -283,21 +417,26 @@ class Head:
 
     # ---- state views --------------------------------------------------------------------
 
+    def parameters(self) -> dict[str, Any]:
+        """api.yaml ``HeadParameters`` (periods in whole seconds, at least 1)."""
+        return {
+            "contestationPeriod": max(1, round(self.contestation_s)),
+            "depositPeriod": max(1, round(self.deposit_period_s)),
+            "parties": [{"vkey": self.keys[p].vkey} for p in self.parties],
+        }
+
+    def confirmed_snapshot(self) -> dict[str, Any]:
+        """api.yaml ``ConfirmedSnapshot``: the last one, or the initial snapshot."""
+        if self.last_snapshot is not None:
+            return {**self.last_snapshot, "tag": "ConfirmedSnapshot"}
+        return {"tag": "InitialSnapshot", "headId": self.head_id, "initialUTxO": self.initial_utxo}
+
     def head_state(self) -> dict[str, Any]:
         """api.yaml ``HeadState`` for ``CommandFailed``."""
         if self.status == "Idle" or self.head_id is None:
             return {"tag": "Idle", "contents": {"chainState": {}}}
-        parameters = {
-            "contestationPeriod": max(1, round(self.contestation_s)),
-            "depositPeriod": 60,
-            "parties": [{"vkey": self.keys[p].vkey} for p in self.parties],
-        }
-        confirmed = self.last_snapshot and {**self.last_snapshot, "tag": "ConfirmedSnapshot"}
-        confirmed = confirmed or {
-            "tag": "InitialSnapshot",
-            "headId": self.head_id,
-            "initialUTxO": self.initial_utxo,
-        }
+        parameters = self.parameters()
+        confirmed = self.confirmed_snapshot()
         common = {
             "parameters": parameters,
             "chainState": {},

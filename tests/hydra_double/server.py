@@ -9,7 +9,9 @@ is validated against api.yaml, and so is every output before it is sent; violati
 in :attr:`HydraDouble.violations` for the tests to assert on.
 
 Faults for tests: :meth:`HydraDouble.drop` closes a node's WebSocket connections;
-:meth:`HydraDouble.pause_snapshots` holds confirmations back.
+:meth:`HydraDouble.pause_snapshots` holds confirmations back; :meth:`HydraDouble.arm` makes
+the node answer the next matching request with one of its error outputs
+(:class:`~tests.hydra_double.head.Fault`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.hydra_double.head import Head, Out, utc
+from tests.hydra_double.head import Fault, Head, Out, utc
 from tests.hydra_double.ledger import LedgerError
 from tests.hydra_double.schema import api_schema, hydra_data
 
@@ -60,6 +62,7 @@ class HydraDouble:
         l1_utxo: layer-1 UTxO available for deposits (``POST /commit``).
         snapshot_delay_s: how long the leader collects transactions before a snapshot.
         contestation_s: contestation period after ``Close``.
+        deposit_period_s: the node's deposit period (a deposit's deadline is two away).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class HydraDouble:
         l1_utxo: dict[str, Any] | None = None,
         snapshot_delay_s: float = 0.02,
         contestation_s: float = 0.1,
+        deposit_period_s: float = 60.0,
         data: Path | None = None,
     ) -> None:
         root = data or hydra_data()
@@ -81,6 +85,7 @@ class HydraDouble:
             initial_utxo=initial_utxo,
             l1_utxo=l1_utxo,
             contestation_s=contestation_s,
+            deposit_period_s=deposit_period_s,
         )
         self.nodes = {p: Node(p) for p in parties}
         self.snapshot_delay_s = snapshot_delay_s
@@ -133,6 +138,14 @@ class HydraDouble:
                 self._schedule_snapshot()
 
         self._loop.call_soon_threadsafe(flip)
+
+    def arm(self, fault: Fault) -> None:
+        """Answer the next request ``fault`` concerns with that error output."""
+
+        async def arm() -> None:
+            self.head.arm(fault)
+
+        self._call(arm())
 
     def submit(self, party: str, message: dict[str, Any]) -> None:
         """Inject a client input at ``party``'s node, as a second client would."""
@@ -214,6 +227,13 @@ class HydraDouble:
             errors = [f"not JSON: {exc}"]
         else:
             errors = self.schema.input_errors(message)
+        if not errors and Fault.INVALID_INPUT in self.head.faults:
+            self.head.faults.remove(Fault.INVALID_INPUT)
+            errors = ['Error in $: parsing ClientInput failed (fault: "InvalidInput")']
+            reply = {"tag": "InvalidInput", "reason": errors[0], "input": text}
+            self._check(reply)
+            node.clients[ws].queue.put_nowait(reply)
+            return
         if errors:
             self.violations.append(f"client input to {node.party}: {errors[:3]}")
             reply = {"tag": "InvalidInput", "reason": "; ".join(errors[:3]), "input": text}
@@ -294,7 +314,7 @@ class HydraDouble:
                 "otherParties": others,
                 "participants": [keys[p].on_chain_id for p in self.nodes],
                 "contestationPeriod": max(1, round(self.head.contestation_s)),
-                "depositPeriod": 60,
+                "depositPeriod": max(1, round(self.head.deposit_period_s)),
                 "depositActivation": 0,
                 "unsyncedPeriod": 21600,
                 "configuredPeers": ",".join(f"127.0.0.1:{n.port}" for n in self.nodes.values()),
@@ -334,6 +354,11 @@ class HydraDouble:
             return web.json_response({"tag": "NoHeadOpen"}, status=404)
         return self._json(self.head.confirmed.utxo, request, "/components/schemas/UTxO")
 
+    def _check_error(self, error: dict[str, Any]) -> None:
+        errors = self.schema.errors("/components/schemas/PostTxError", error)
+        if errors:
+            self.violations.append(f"HTTP error body {error.get('tag')}: {errors[:3]}")
+
     async def _body(self, request: web.Request, pointer: str) -> Any:
         body = await request.json()
         errors = self.schema.errors(pointer, body)
@@ -346,12 +371,15 @@ class HydraDouble:
         utxo = body.get("utxoToCommit") if isinstance(body, dict) else None
         if not isinstance(utxo, dict) or self.schema.errors("/components/schemas/UTxO", utxo):
             return web.json_response({"tag": "InvalidRequest"}, status=400)
+        amount = body.get("amount")
+        if self.head.status != "Open":
+            return web.json_response({"tag": "FailedToDraftTxNotInitializing"}, status=400)
         try:
-            draft = self.head.draft_deposit(utxo)
+            draft = self.head.draft_deposit(utxo, amount if isinstance(amount, int) else None)
         except LedgerError as exc:
-            return web.json_response(
-                {"tag": "FailedToDraftTxNotInitializing", "reason": exc.reason}, status=400
-            )
+            error = {"tag": "FailedToConstructDepositTx", "failureReason": exc.reason}
+            self._check_error(error)
+            return web.json_response(error, status=400)
         return self._json(draft, request, "/components/schemas/Transaction")
 
     async def _l1_submit(self, request: web.Request) -> web.Response:
@@ -359,9 +387,9 @@ class HydraDouble:
         try:
             tx_id, deposit = self.head.submit_l1(tx)
         except LedgerError as exc:
-            return web.json_response(
-                {"tag": "FailedToPostTx", "failureReason": exc.reason}, status=400
-            )
+            error = {"tag": "FailedToPostTx", "failureReason": exc.reason, "failingTx": tx}
+            self._check_error(error)
+            return web.json_response(error, status=400)
         if deposit is not None:
             task = asyncio.ensure_future(self._deposit(tx_id, deposit))
             self._tasks.add(task)

@@ -76,6 +76,7 @@ def _open_hydra(
         network=settings.network,
         connect_timeout_s=settings.connect_timeout_s,
         confirm_timeout_s=settings.confirm_timeout_s,
+        layer1_timeout_s=settings.layer1_timeout_s,
     )
 
 

@@ -176,8 +176,8 @@ async def _action(request: web.Request) -> web.Response:
         return _action_reply(409, None, "another action is still waiting for the hydra-node")
     async with dashboard.acting:
         loop = asyncio.get_running_loop()
-        timeout = dashboard.watcher.target.config.channel.hydra.confirm_timeout_s
-        record = await loop.run_in_executor(None, dashboard.watcher.perform, name, timeout)
+        # waits as long as the node's parameters allow, showing its progress in the log
+        record = await loop.run_in_executor(None, dashboard.watcher.perform, name)
     await dashboard.tick()  # the page shows the answer and the head's new state at once
     return _action_reply(200 if record.ok else 502, record.ok, record.message)
 

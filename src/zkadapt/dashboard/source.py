@@ -32,6 +32,7 @@ from zkadapt.session_report import Baselines
 
 if TYPE_CHECKING:
     from zkadapt.channel.hydra import HydraChannel
+    from zkadapt.channel.hydra.waits import WaitProgress
 
 #: The report a finished ``zkadapt run`` writes (its baselines are drawn as reference lines).
 REPORT_FILE = "report.json"
@@ -187,29 +188,47 @@ class LedgerWatcher:
                 self.channel_state(), baselines=self._baselines, actions=tuple(self._actions)
             )
 
-    def perform(self, name: str, timeout: float) -> ActionRecord:
+    def perform(self, name: str, timeout: float | None = None) -> ActionRecord:
         """Run operator action ``name`` on the head and record the node's answer.
 
-        Blocks until the node answers (run it off the event loop). The answer is kept for
-        the page: a refusal or a timeout is one line, never an exception.
+        Blocks until the node answers (run it off the event loop); ``timeout`` None waits as
+        long as the node's parameters allow (:mod:`zkadapt.channel.hydra.waits`). While it
+        waits, the record says what the node reported so far; the answer is kept for the
+        page: a refusal or a timeout is one line, never an exception.
         """
         from zkadapt.operator.head import NO_HEAD, perform_action
 
-        started = ActionRecord(time.time(), name, None, f"{name}: sent; waiting for the node")
+        record = ActionRecord(time.time(), name, None, f"{name}: sent; waiting for the node")
         with self._lock:
             head = self._head
-            self._log(started)
+            self._log(record)
+
+        def update(new: ActionRecord) -> None:
+            nonlocal record
+            with self._lock:
+                if record in self._actions:
+                    self._actions[self._actions.index(record)] = new
+                record = new
+
+        def progress(state: WaitProgress) -> None:
+            stage = f": {state.stage}" if state.stage else ""
+            line = (
+                f"{name}: waiting for {state.what}{stage} ({state.elapsed_s:,.0f} of at most "
+                f"{state.total_s:,.0f} s)"
+            )
+            update(ActionRecord(record.at, name, None, line))
+
         try:
             if head is None:
                 raise ChannelError(NO_HEAD if not self.target.hydra else self._not_connected())
-            message, ok = perform_action(head, name, timeout=timeout), True
+            message = perform_action(head, name, timeout=timeout, progress=progress)
+            ok = True
         except ZkAdaptError as exc:
             message, ok = f"{name} failed: {exc}", False
         except ValueError as exc:
             message, ok = str(exc), False
         done = ActionRecord(time.time(), name, ok, message)
-        with self._lock:
-            self._actions[self._actions.index(started)] = done
+        update(done)
         return done
 
     def _log(self, record: ActionRecord) -> None:

@@ -38,8 +38,8 @@ from zkadapt.summary import ReportFacts, build_report, split_metrics
 
 #: Verification status of a timeline row.
 VERIFIED, DROPPED, FOREIGN, FAILED = "verified", "dropped", "other session", "failed"
-#: Status of a Hydra head event in the timeline (the node announced it; ``REFUSED``: a
-#: command it refused with ``CommandFailed``).
+#: Status of a Hydra head event in the timeline (the node announced it; ``REFUSED``: the
+#: node refused or failed a command: ``CommandFailed``, ``PostTxOnChainFailed`` ...).
 HEAD_EVENT, REFUSED = "head event", "refused"
 #: Who a head event's timeline row names as its sender.
 HYDRA_NODE = "hydra-node"
@@ -379,7 +379,7 @@ def _with_head_events(rows: list[TimelineRow], head: HeadState | None) -> list[T
         return rows
     keyed = [((row.seq or 0, 0, i), row) for i, row in enumerate(rows)]
     for i, event in enumerate(head.events):
-        status = REFUSED if event.tag == "CommandFailed" else HEAD_EVENT
+        status = REFUSED if event.failure else HEAD_EVENT
         row = TimelineRow(
             None,
             event.timestamp,

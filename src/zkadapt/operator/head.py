@@ -16,8 +16,12 @@ status                  action      what happens
 
 A closed head offers nothing until ``ReadyToFanout``; a finalized head is over (its session's
 channel is that head: a new head would be a new channel). Whatever a caller offers, the node
-decides: an input in the wrong state comes back as the node's ``CommandFailed``, raised as a
-one-line :class:`~zkadapt.errors.ChannelError`.
+decides: an input in the wrong state comes back as the node's ``CommandFailed`` (and a layer-1
+transaction it could not post as ``PostTxOnChainFailed``, an input it will not take while out
+of sync as ``RejectedInputBecauseUnsynced``), raised at once as a one-line
+:class:`~zkadapt.channel.hydra.wire.HydraNodeError`. How long each action waits comes from the
+node's parameters (:mod:`zkadapt.channel.hydra.waits`) unless the caller gives a timeout.
+Deposits are :mod:`zkadapt.operator.funding`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from zkadapt.errors import ChannelError, ConfigError
 
 if TYPE_CHECKING:
     from zkadapt.channel.hydra import HydraChannel
+    from zkadapt.channel.hydra.waits import ProgressSink
     from zkadapt.config import SessionConfig
+    from zkadapt.crypto.identity import IdentityKey
 
 #: Why a session on the local ledger has no operator actions.
 NO_HEAD = "this session uses the local ledger: there is no Hydra head to operate"
@@ -85,8 +91,13 @@ HEAD_ACTIONS: dict[str, HeadAction] = {
 }
 
 
-def open_head(config: SessionConfig, party: str | None = None) -> HydraChannel:
-    """A read-only client of ``party``'s hydra-node (default: the first party's, as observers).
+def open_head(
+    config: SessionConfig, party: str | None = None, *, identity: IdentityKey | None = None
+) -> HydraChannel:
+    """A client of ``party``'s hydra-node (default: the first party's, as observers).
+
+    Read-only unless ``identity`` (``party``'s key) is given: the head commands need none,
+    since the node signs the head's layer-1 transactions with its own keys.
 
     Raises:
         ConfigError: the session's channel is not ``hydra``, or ``party`` is not in it.
@@ -105,10 +116,12 @@ def open_head(config: SessionConfig, party: str | None = None) -> HydraChannel:
     return HydraChannel(
         keyring_of(config),
         api=settings.api_for(party or config.party_names[0]),
+        identity=identity,
         head_id=settings.head_id,
         network=settings.network,
         connect_timeout_s=settings.connect_timeout_s,
         confirm_timeout_s=settings.confirm_timeout_s,
+        layer1_timeout_s=settings.layer1_timeout_s,
     )
 
 
@@ -149,35 +162,44 @@ def offered_actions(status: str, head_id: str | None) -> tuple[HeadAction, ...]:
     )
 
 
-def perform_action(channel: HydraChannel, name: str, *, timeout: float = 60.0) -> str:
+def perform_action(
+    channel: HydraChannel,
+    name: str,
+    *,
+    timeout: float | None = None,
+    progress: ProgressSink | None = None,
+) -> str:
     """Run action ``name`` through ``channel`` and wait for the node; returns one line.
 
     Args:
         channel: a client of one party's hydra-node (read-only is enough: the node signs
             the head's layer-1 transactions with its own keys).
         name: ``init``, ``close`` or ``fanout``.
-        timeout: seconds to wait for the node's answer (``fanout`` of a closed head also
-            waits this long for the end of the contestation period).
+        timeout: seconds to wait for each answer of the node (``fanout`` of a closed head
+            also waits this long for the end of the contestation period); None derives it
+            from the node's parameters and ``channel.hydra.layer1_timeout_s``.
+        progress: gets the wait's progress about once a second.
 
     Raises:
         ValueError: ``name`` is not an action.
-        ChannelError: the node refused (``CommandFailed``), did not answer in time, or has
-            not said yet in which state its head is.
+        HydraNodeError: the node refused or failed the action (one line, its reason).
+        ChannelError: no answer in time, or the node has not said yet in which state its
+            head is.
     """
     action = head_action(name)
     if channel.head_status == "Unknown":
         raise ChannelError(f"{channel.api}: the node has not reported its head status yet")
     if action.name == "init":
-        head = channel.init_head(timeout)
+        head = channel.init_head(timeout, progress)
         return f"Init: head {head} is open"
     if action.name == "close":
-        number = channel.close_head(timeout)
+        number = channel.close_head(timeout, progress)
         deadline = channel.contestation_deadline or "?"
         return (
             f"Close: head {_short(channel.head_id)} closed at snapshot {number}; "
             f"contestation until {deadline}, then fanout"
         )
-    utxo = channel.fanout(timeout)
+    utxo = channel.fanout(timeout, progress)
     lovelace = sum(
         int(o.get("value", {}).get("lovelace", 0)) for o in utxo.values() if isinstance(o, dict)
     )

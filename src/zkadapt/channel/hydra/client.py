@@ -3,7 +3,9 @@
 DESIGN.md section 6. Posting builds a Conway transaction with PyCardano that spends one of
 the sender's outputs in the head back to the sender and carries the envelope in its metadata
 (:mod:`zkadapt.channel.hydra.tx`), submits it with ``NewTx`` over the node's WebSocket and
-waits until a ``SnapshotConfirmed`` includes it (``TxInvalid`` fails the post). Reading
+waits until a ``SnapshotConfirmed`` includes it (``TxInvalid``, or the node refusing the
+``NewTx`` with ``CommandFailed``, ``RejectedInputBecauseUnsynced`` or ``InvalidInput``, fails
+the post at once with the node's reason). Reading
 folds the node's server outputs into a :class:`~zkadapt.channel.hydra.view.HeadView`: entries
 are decoded from confirmed snapshots in snapshot order and verified (keyring signature and
 the sender's transaction witness). A dropped WebSocket is reopened with ``history=yes`` and
@@ -18,14 +20,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
 from zkadapt.channel.hydra.feed import HeadFeed, HydraHttp, endpoints
 from zkadapt.channel.hydra.head import HeadLifecycle
+from zkadapt.channel.hydra.layer1 import NodeLayer1
 from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx, owned_by
 from zkadapt.channel.hydra.view import OPEN, HeadEvent, HeadView, Rejection
-from zkadapt.channel.hydra.wire import ServerOutput, TxEnvelope, UtxoOut, new_tx, parse_utxo
+from zkadapt.channel.hydra.waits import (
+    PROGRESS_INTERVAL_S,
+    ProgressSink,
+    Until,
+    WaitProgress,
+    after,
+)
+from zkadapt.channel.hydra.wire import (
+    HydraNodeError,
+    ServerOutput,
+    TxEnvelope,
+    UtxoOut,
+    new_tx,
+    parse_utxo,
+)
 from zkadapt.crypto.identity import IdentityKey, Keyring
 from zkadapt.errors import ChannelError
 
@@ -48,6 +66,9 @@ class HydraChannel(HeadLifecycle):
         network: ``"testnet"`` or ``"mainnet"``, for the party's address (CIP-19).
         connect_timeout_s: how long the constructor waits for the history replay.
         confirm_timeout_s: how long a post waits for its snapshot confirmation.
+        layer1_timeout_s: how long a layer-1 round trip may take (a head command's
+            transaction posted and observed; the margin after a deposit's or the
+            contestation deadline), see :mod:`zkadapt.channel.hydra.waits`.
         reconnect_delay_s: first delay before reconnecting after a drop (then doubled).
 
     Raises:
@@ -64,12 +85,14 @@ class HydraChannel(HeadLifecycle):
         network: str = "testnet",
         connect_timeout_s: float = 30.0,
         confirm_timeout_s: float = 60.0,
+        layer1_timeout_s: float = 600.0,
         reconnect_delay_s: float = 0.1,
     ) -> None:
         self.keyring = keyring
         self.api = api
         self.network = network
         self.confirm_timeout_s = confirm_timeout_s
+        self.layer1_timeout_s = layer1_timeout_s
         self._identity = identity
         self.party = _name_of(keyring, identity) if identity is not None else None
         self.address = address_of(identity.public, network) if identity is not None else None
@@ -93,6 +116,8 @@ class HydraChannel(HeadLifecycle):
         """Submit ``envelope`` as a transaction and return its place once confirmed.
 
         Raises:
+            HydraNodeError: the node refused the ``NewTx`` (``CommandFailed``: the head is
+                not open; ``RejectedInputBecauseUnsynced``; ``InvalidInput``).
             ChannelError: read-only channel, sender is not this party, bad signature, head
                 not open, no UTxO of ours in the head, the head refused the transaction
                 (``TxInvalid``), or no confirmation within ``confirm_timeout_s``.
@@ -194,6 +219,10 @@ class HydraChannel(HeadLifecycle):
         """How many times the WebSocket was reopened after the first connection."""
         return max(self._feed.connections - 1, 0)
 
+    def node_layer1(self, utxo_file: Path | None = None) -> NodeLayer1:
+        """Layer 1 through this node (submission), with outputs from ``utxo_file``."""
+        return NodeLayer1(self._http, utxo_file)
+
     def drop_connection(self) -> None:
         """Close the WebSocket as a network fault would (the feed reconnects)."""
         self._feed.drop()
@@ -209,24 +238,49 @@ class HydraChannel(HeadLifecycle):
         log = self._view.log
         return log is not None and (len(log.entries) > since or log.gap is not None)
 
-    def _await(self, ready: Callable[[HeadView], T], timeout: float, what: str) -> T:
+    def _await(
+        self,
+        ready: Callable[[HeadView], T],
+        timeout: float | Until,
+        what: str,
+        *,
+        stage: Callable[[HeadView], str] | None = None,
+        progress: ProgressSink | None = None,
+    ) -> T:
         """Wait until ``ready(view)`` is truthy; return it.
 
+        Args:
+            ready: the condition, read under the view's lock after every server output.
+            timeout: seconds from now, or a function of the view giving the wall-clock time
+                to wait until (re-read as outputs arrive: a deposit's deadline, say).
+            what: what is awaited, for the timeout message and progress reports.
+            stage: what the node reported so far, one line, for progress reports.
+            progress: gets a :class:`~zkadapt.channel.hydra.waits.WaitProgress` about once
+                a second while waiting.
+
         Raises:
-            ChannelError: ``timeout`` seconds passed first.
+            ChannelError: the time ran out first.
         """
-        deadline = time.monotonic() + timeout
+        started = time.time()
+        until = timeout if callable(timeout) else after(timeout, started)
+        reported = started  # the first report after an interval: quick answers print none
         with self._cond:
             while True:
                 result = ready(self._view)
                 if result:
                     return result
-                remaining = deadline - time.monotonic()
+                now = time.time()
+                deadline = until(self._view)
+                if progress is not None and now - reported >= PROGRESS_INTERVAL_S:
+                    line = stage(self._view) if stage is not None else ""
+                    progress(WaitProgress(what, line, now - started, deadline - started))
+                    reported = now
+                remaining = deadline - now
                 if remaining <= 0:
-                    raise ChannelError(
-                        f"{self.api}: timed out after {timeout:g} s waiting for {what}"
-                    )
-                self._cond.wait(remaining)
+                    budget = deadline - started
+                    shown = f"{budget:,.0f}" if budget >= 10 else f"{budget:.2g}"
+                    raise ChannelError(f"{self.api}: timed out after {shown} s waiting for {what}")
+                self._cond.wait(min(remaining, PROGRESS_INTERVAL_S) if progress else remaining)
 
     def _inspect(self, read: Callable[[HeadView], T]) -> T:
         """``read(view)`` under the view's lock."""
@@ -274,7 +328,8 @@ class HydraChannel(HeadLifecycle):
         if not mine:
             raise ChannelError(
                 f"{self.api}: no UTxO of {self.party!r} ({self.address}) in the head; "
-                "deposit funds first (POST /commit)"
+                f"deposit funds first (`zkadapt head deposit SESSION --party {self.party} "
+                "--lovelace N`)"
             )
         return build_message_tx(identity, mine[0], envelope, self._fee_rule())
 
@@ -300,6 +355,7 @@ class HydraChannel(HeadLifecycle):
                     view.confirmed(tx_id)
                     or (view.invalid_after(tx_id, mark) is not None and not acknowledged)
                     or (self._feed.connections != connection and not acknowledged)
+                    or view.failure_after("NewTx", mark, tx_id) is not None
                 )
 
             remaining = deadline - time.monotonic()
@@ -307,7 +363,11 @@ class HydraChannel(HeadLifecycle):
             with self._cond:
                 if self._view.confirmed(tx_id):
                     return self._outcome(tx_id)
+                refused = self._view.failure_after("NewTx", mark, tx_id)
                 reason = self._view.invalid_after(tx_id, mark)
+            if refused is not None:
+                where = f"{self.api}: message from {self.party!r} not posted"
+                raise HydraNodeError(where, "NewTx", refused.tag, refused.reason)
             if reason is not None and not self._inspect(lambda v: tx_id in v.valid):
                 return None, f"TxInvalid: {reason}"
             # reconnected and the node never acknowledged it: send it again

@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from zkadapt.channel.hydra.wire import Greetings, HydraProtocolError, ServerOutput, parse_output
+from zkadapt.channel.hydra.wire import (
+    Greetings,
+    HydraNodeError,
+    HydraProtocolError,
+    ServerOutput,
+    error_reason,
+    one_line,
+    parse_output,
+)
 from zkadapt.errors import ChannelError
 
 log = logging.getLogger(__name__)
@@ -83,14 +91,31 @@ class HydraHttp:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500].decode("utf-8", "replace")
-            raise ChannelError(f"{what}: HTTP {exc.code}: {detail}") from None
+            raise _refusal(self.base, request, exc.code, exc.read()[:4000]) from None
         except (urllib.error.URLError, OSError) as exc:
             raise ChannelError(f"{what}: hydra-node unreachable ({exc})") from None
         try:
             return json.loads(raw) if raw else None
         except json.JSONDecodeError:
             raise ChannelError(f"{what}: answer is not JSON") from None
+
+
+def _refusal(base: str, request: urllib.request.Request, status: int, body: bytes) -> ChannelError:
+    """An HTTP error answer as one line: the node's error tag and reason when it sent one.
+
+    The node answers a refused request with a JSON body tagged like api.yaml ``PostTxError``
+    (``FailedToPostTx``, ``DepositTooLow`` ...); anything else is quoted as text.
+    """
+    command = f"{request.get_method()} {urlsplit(request.full_url).path}"
+    try:
+        detail = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        detail = None
+    if isinstance(detail, dict) and isinstance(detail.get("tag"), str):
+        reason = error_reason(detail) or "no reason given"
+        return HydraNodeError(base, command, detail["tag"], f"{reason} (HTTP {status})")
+    text = one_line(body.decode("utf-8", "replace")) or "no reason given"
+    return ChannelError(f"{base}: {command}: HTTP {status}: {text}")
 
 
 class HeadFeed:

@@ -15,6 +15,12 @@ gets no ``seq``: a peer's forgery is data, not a crash, and all honest clients s
 
 The view deduplicates by snapshot number, so replaying the node's history after a reconnect
 (``?history=yes``) neither loses nor repeats an entry.
+
+It also keeps what a waiting client needs to stop at the right time: the node's
+:class:`~zkadapt.channel.hydra.wire.NodeEnvironment` (its contestation and deposit periods,
+from ``Greetings``), each deposit's deadline (``CommitRecorded``), and every refusal or failure
+the node announced (:class:`~zkadapt.channel.hydra.wire.NodeFailure`), numbered by event so a
+wait only takes the answers that came after its own input.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from dataclasses import dataclass, field
 from zkadapt.channel.base import Entry
 from zkadapt.channel.hydra.txread import MalformedTransaction, decode_tx
 from zkadapt.channel.hydra.wire import (
-    CommandFailed,
     CommitFinalized,
+    CommitRecorded,
+    DepositActivated,
     Greetings,
     HeadIsClosed,
     HeadIsFinalized,
     HeadIsOpen,
+    NodeEnvironment,
+    NodeFailure,
     ReadyToFanout,
     ServerOutput,
     SnapshotConfirmed,
@@ -50,18 +59,21 @@ class HeadEvent:
     """A change of the head's life the node announced (or a command it refused).
 
     Attributes:
-        tag: ``HeadIsOpen``, ``HeadIsClosed``, ``ReadyToFanout``, ``HeadIsFinalized``,
-            ``CommitFinalized`` or ``CommandFailed``.
+        tag: ``HeadIsOpen``, ``HeadIsClosed``, ``ReadyToFanout``, ``HeadIsFinalized``, a
+            deposit's ``CommitRecorded``/``DepositActivated``/``CommitFinalized``, or a
+            refusal or failure (``CommandFailed``, ``PostTxOnChainFailed`` ...).
         detail: one line about it (the head, the closing snapshot, the refused input ...).
         timestamp: the node's time for timed outputs, else when the client saw it.
         after_seq: how many channel entries the bound head had then (places it in a
             timeline of entries).
+        failure: the node refused or failed something (a :class:`NodeFailure`).
     """
 
     tag: str
     detail: str
     timestamp: float
     after_seq: int
+    failure: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,10 @@ class HeadView:
         self.invalid: dict[str, TxOutcome] = {}
         self.valid: set[str] = set()
         self.deposits: set[str] = set()
-        self.failed_commands: list[tuple[int, str, str]] = []
+        self.deposit_deadlines: dict[str, str] = {}
+        self.activated: set[str] = set()
+        self.failures: list[tuple[int, NodeFailure]] = []
+        self.env: NodeEnvironment | None = None
         self.finalized_utxo: dict[str, object] | None = None
         self.closed_snapshot: int | None = None
         self.contestation_deadline: str | None = None
@@ -139,13 +154,26 @@ class HeadView:
             self.valid.add(output.tx_id)
         elif isinstance(output, TxInvalid):
             self._tx_invalid(output)
-        elif isinstance(output, CommitFinalized):
-            self.deposits.add(output.deposit_tx_id)
-            self._record(output, f"deposit {output.deposit_tx_id[:12]} is in the head")
-        elif isinstance(output, CommandFailed):
-            self.failed_commands.append((self.events, output.input_tag, output.state_tag))
-            state = output.state_tag or "unknown state"
-            self._record(output, f"the node refused {output.input_tag} (head is {state})", None)
+        elif isinstance(output, (CommitRecorded, DepositActivated, CommitFinalized)):
+            self._deposit(output)
+        elif isinstance(output, NodeFailure):
+            self.failures.append((self.events, output))
+            what = output.command or "an input"
+            detail = f"the node refused {what} ({output.tag}: {output.reason})"
+            self._record(output, detail, None, failure=True)
+
+    def _deposit(self, output: CommitRecorded | DepositActivated | CommitFinalized) -> None:
+        tx = output.deposit_tx_id
+        if isinstance(output, CommitRecorded):
+            self.deposit_deadlines[tx] = output.deadline
+            detail = f"deposit {tx[:12]} seen on layer 1; must enter the head by {output.deadline}"
+        elif isinstance(output, DepositActivated):
+            self.activated.add(tx)
+            detail = f"deposit {tx[:12]} is active: the next snapshot takes it in"
+        else:
+            self.deposits.add(tx)
+            detail = f"deposit {tx[:12]} is in the head"
+        self._record(output, detail)
 
     def _lifecycle(self, output: ServerOutput) -> None:
         if isinstance(output, HeadIsOpen):
@@ -185,11 +213,13 @@ class HeadView:
         """Whether an output about ``head_id`` concerns the followed head (or none is bound)."""
         return self.bound_head is None or head_id == self.bound_head
 
-    def _record(self, output: ServerOutput, detail: str, head_id: str | None = "") -> None:
+    def _record(
+        self, output: ServerOutput, detail: str, head_id: str | None = "", *, failure: bool = False
+    ) -> None:
         """Remember a lifecycle event once (a replayed history repeats the node's ``seq``).
 
         ``head_id`` defaults to the output's own ``head_id``; None means "whatever head"
-        (``CommandFailed`` names none).
+        (a refusal names none).
         """
         if output.seq is not None:
             key = (output.tag, output.seq)
@@ -199,12 +229,14 @@ class HeadView:
         head = getattr(output, "head_id", None) if head_id == "" else head_id
         log = self.logs.get(head) if head is not None else self.log
         stamp = output.timestamp if output.timestamp is not None else time.time()
-        event = HeadEvent(output.tag, detail, stamp, len(log.entries) if log is not None else 0)
+        after = len(log.entries) if log is not None else 0
+        event = HeadEvent(output.tag, detail, stamp, after, failure)
         self._lifecycle_log.append((head, event))
 
     def _greet(self, output: Greetings) -> None:
         self.greetings += 1
         self.status = output.head_status
+        self.env = output.env or self.env
         if self.bound_head is None and output.head_id is not None:
             self.bound_head = output.head_id
         if output.head_id is not None:
@@ -318,11 +350,21 @@ class HeadView:
         outcome = self.invalid.get(tx_id)
         return outcome.reason if outcome is not None and outcome.event > event else None
 
-    def command_failed_after(self, tag: str, event: int) -> str | None:
-        """The head state in which input ``tag`` failed after ``event``, if it did."""
-        for at, input_tag, state in self.failed_commands:
-            if at > event and input_tag == tag:
-                return state or "unknown state"
+    def failure_after(
+        self, command: str, event: int, tx_id: str | None = None
+    ) -> NodeFailure | None:
+        """The node's first refusal or failure of ``command`` after view event ``event``.
+
+        A failure that does not say what it answers (an input the node could not decode)
+        counts for any command. With ``tx_id``, a failure about another transaction does not
+        count (another client of the same node may have sent it).
+        """
+        for at, failure in self.failures:
+            if at <= event or failure.command not in (command, None):
+                continue
+            if tx_id is not None and failure.tx_id not in (tx_id, None):
+                continue
+            return failure
         return None
 
 

@@ -1,0 +1,159 @@
+"""Funding a session's Hydra head: ``zkadapt head deposit`` and ``zkadapt run``'s deposits.
+
+A hydra 2.x head opens empty; a party can post only once it holds an output in the head
+(docs/hydra.md). A deposit asks the party's node to draft the deposit transaction
+(``POST /commit``), signs it with the party's payment key (its identity key), submits it on
+layer 1 through :class:`~zkadapt.channel.hydra.layer1.NodeLayer1` and waits for the node's
+``CommitFinalized`` (:meth:`~zkadapt.channel.hydra.HydraChannel.fund`), reporting progress.
+The party's layer-1 outputs come from a ``cardano-cli query utxo --output-json`` file
+(``--utxo-file``, or ``channel.hydra.layer1_utxo``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zkadapt.channel.hydra.view import OPEN
+from zkadapt.errors import ChannelError, ConfigError
+from zkadapt.operator.head import open_head
+
+if TYPE_CHECKING:
+    from zkadapt.channel.hydra import HydraChannel
+    from zkadapt.channel.hydra.waits import ProgressSink
+    from zkadapt.config import SessionConfig
+    from zkadapt.crypto.identity import IdentityKey
+
+#: A progress sink for each party's deposit (``zkadapt.progress.wait_progress``).
+SinkFor = Callable[[str], "ProgressSink | None"]
+
+
+def deposit_funds(
+    config: SessionConfig,
+    party: str,
+    identity: IdentityKey,
+    *,
+    lovelace: int,
+    utxo_file: Path | None,
+    timeout: float | None = None,
+    progress: ProgressSink | None = None,
+) -> str:
+    """Deposit ``lovelace`` of ``party``'s layer-1 funds into the session's open head.
+
+    Args:
+        config: a session whose channel is ``hydra``.
+        party: whose node to ask and whose funds to move.
+        identity: ``party``'s key (its payment key: it signs the deposit).
+        lovelace: how much to deposit (the node returns the rest of the output as change).
+        utxo_file: ``party``'s layer-1 outputs (cardano-cli's UTxO JSON); None: the
+            session's ``channel.hydra.layer1_utxo``.
+        timeout: seconds to wait for ``CommitFinalized``; None derives it from the deposit's
+            deadline (docs/hydra.md).
+        progress: gets the wait's progress about once a second.
+
+    Returns:
+        One line: the deposit and what ``party`` now holds in the head.
+
+    Raises:
+        ConfigError: not a hydra session, or ``party`` is not in it.
+        HydraNodeError: the node refused the draft, the submission or the deposit.
+        ChannelError: the head is not open, no output holds ``lovelace``, or no answer in
+            time.
+    """
+    if utxo_file is None:
+        configured = config.channel.hydra.utxo_file_for(party)
+        utxo_file = Path(configured) if configured else None
+    with open_head(config, party, identity=identity) as channel:
+        _require_open(channel)
+        tx_id = channel.fund(
+            lovelace, channel.node_layer1(utxo_file), timeout=timeout, progress=progress
+        )
+        held = channel.funds_in_head()
+    return (
+        f"Deposit: {lovelace:,} lovelace of {party} are in the head (deposit {tx_id}); "
+        f"{party} holds {held:,} lovelace there"
+    )
+
+
+def fund_parties(
+    config: SessionConfig,
+    identities: dict[str, IdentityKey],
+    *,
+    sink_for: SinkFor | None = None,
+) -> list[str]:
+    """Deposit ``channel.hydra.deposit_lovelace`` for every party with nothing in the head.
+
+    What ``zkadapt run`` does before it starts the parties. Nothing happens for a session
+    on another channel, with ``deposit_lovelace = 0``, or whose head is not open (the
+    parties then say so themselves). The deposits run side by side, one per party.
+
+    Args:
+        config: the session.
+        identities: every party's key.
+        sink_for: a progress sink for a party's deposit, by party name.
+
+    Returns:
+        One line per deposit made.
+
+    Raises:
+        ConfigError: a party must deposit but ``channel.hydra.layer1_utxo`` is not set.
+        ChannelError: a deposit failed (the first failure, by party order).
+    """
+    settings = config.channel.hydra
+    if config.channel.backend != "hydra" or settings.deposit_lovelace == 0:
+        return []
+    with ExitStack() as stack:
+        channels = {
+            name: stack.enter_context(open_head(config, name, identity=identities[name]))
+            for name in config.party_names
+        }
+        if next(iter(channels.values())).head_status != OPEN:
+            return []
+        needy = [name for name, channel in channels.items() if channel.funds_in_head() == 0]
+        if not needy:
+            return []
+        unknown = [name for name in needy if settings.utxo_file_for(name) is None]
+        if unknown:
+            raise ConfigError(
+                "channel.hydra.layer1_utxo",
+                f"no funds in the head to post with ({', '.join(unknown)}) and no layer-1 "
+                "outputs to deposit from: set it to each party's `cardano-cli query utxo "
+                "--output-json` file ({party} in the path), or deposit first with "
+                "`zkadapt head deposit SESSION --party NAME --lovelace N`",
+            )
+        return _deposit_all(channels, needy, settings.deposit_lovelace, config, sink_for)
+
+
+def _deposit_all(
+    channels: dict[str, HydraChannel],
+    needy: list[str],
+    lovelace: int,
+    config: SessionConfig,
+    sink_for: SinkFor | None,
+) -> list[str]:
+    """One deposit per party in ``needy``, side by side; the first failure is raised."""
+
+    def deposit(name: str) -> str:
+        channel = channels[name]
+        layer1 = channel.node_layer1(Path(config.channel.hydra.utxo_file_for(name) or ""))
+        progress = sink_for(name) if sink_for is not None else None
+        tx_id = channel.fund(lovelace, layer1, progress=progress)
+        return f"{name}: deposited {lovelace:,} lovelace into the head (deposit {tx_id[:12]})"
+
+    with ThreadPoolExecutor(len(needy), thread_name_prefix="deposit") as pool:
+        futures = {name: pool.submit(deposit, name) for name in needy}
+    lines = []
+    for name in needy:
+        lines.append(futures[name].result())  # raises the deposit's own error
+    return lines
+
+
+def _require_open(channel: HydraChannel) -> None:
+    if channel.head_status != OPEN:
+        raise ChannelError(
+            f"{channel.api}: the head is {channel.head_status}, not Open; a deposit goes into "
+            "an open head (`zkadapt head init` opens one)"
+        )
