@@ -172,6 +172,39 @@ def test_a_crash_between_checkpoint_and_round_done_is_announced_again() -> None:
     assert machine.next_action(spec, replayed) == machine.Prepare(2)
 
 
+def test_machine_posts_a_digest_fault_of_the_round_it_just_applied_once() -> None:
+    """A ``RoundDone`` with a wrong digest is on the channel when we apply the round: our
+    ``Reject`` of its sender is posted once, even before we read it back (found by the
+    malicious model on lagging views, where the party posted it again at every step)."""
+    spec = Model(malicious="carol").spec("alice")
+    state = machine.start(spec)
+    for sender, message in (
+        ("alice", machine.Submitted("s", 1, "alice", "u", "h", 1, 1)),
+        ("bob", machine.Submitted("s", 1, "bob", "u", "h", 1, 1)),
+        ("alice", machine.PhaseClosed("s", 1, machine.SUBMIT_PHASE, "deadline")),
+        ("bob", machine.PhaseClosed("s", 1, machine.SUBMIT_PHASE, "deadline")),
+        ("alice", machine.DecryptionShare("s", 1, "alice", "u", "h", 1, "k")),
+        ("bob", machine.DecryptionShare("s", 1, "bob", "u", "h", 1, "k")),
+        ("carol", machine.RoundDone("s", 1, "carol", "evil", ())),
+    ):
+        state = machine.apply(spec, state, machine.ChannelMessage(sender, message))
+    for action, result in (
+        (machine.Prepare(1), None),
+        (machine.Verify(1, ("alice", "bob")), (("alice", None), ("bob", None))),
+        (machine.Sum(1, ("alice", "bob")), None),
+        (machine.CheckShare(1, "alice"), None),
+        (machine.CheckShare(1, "bob"), None),
+        (machine.Combine(1, ("alice", "bob")), None),
+        (machine.Apply(1, ("alice", "bob")), "d1"),
+    ):
+        assert machine.next_action(spec, state) == action
+        state = machine.apply(spec, state, machine.Done(action, result))
+    reject = machine.next_action(spec, state)
+    assert reject == machine.Reject(1, "carol", "announced G(1) digest evil, the channel gives d1")
+    state = machine.apply(spec, state, machine.Done(reject))  # not read back yet
+    assert machine.next_action(spec, state) == machine.Announce(1, "d1", ("alice", "bob"))
+
+
 def _full_search(model: Model) -> tuple[int, set[int]]:
     """Search ``model`` without symmetry: the states, and the orbits (symmetric fingerprints)."""
     symmetric = dataclasses.replace(model, symmetry=True)

@@ -575,8 +575,12 @@ def _check_agreement(spec: MachineSpec, state: PartyState) -> PartyState:
 
 
 def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> PartyState:
-    if isinstance(action, Reject) and action.round != state.round:  # a past round's digest
-        return evolve(state, accused=state.accused | {(action.round, action.party, action.reason)})
+    if isinstance(action, Reject):
+        fault = (action.round, action.party, action.reason)
+        if action.round != state.round or fault in digest_faults(spec, state):
+            # a digest fault, of a past round or of the round we just applied: remembered
+            # whether or not our Rejected has been read back (else we would post it again)
+            return evolve(state, accused=state.accused | {fault})
     if action.round != state.round and not isinstance(action, Announce):
         return state
     match action:
