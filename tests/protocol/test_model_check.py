@@ -205,6 +205,39 @@ def test_machine_posts_a_digest_fault_of_the_round_it_just_applied_once() -> Non
     assert machine.next_action(spec, state) == machine.Announce(1, "d1", ("alice", "bob"))
 
 
+def test_machine_with_a_quorum_of_one_halts_only_when_two_others_contradict_it() -> None:
+    """Updates in the clear, q = 1: one party's wrong ``RoundDone`` names it faulty and the
+    session goes on; a second party's makes us the odd one out (found by the malicious
+    model with q = 1: carol's ``RoundDone(1, "evil")`` alone stopped alice and bob)."""
+    spec = machine.MachineSpec("alice", ("alice", "bob", "carol"), 2, 1, close_votes=2)
+    state = machine.start(spec)
+    for sender, message in (
+        ("alice", machine.Submitted("s", 1, "alice", "u", "h", 1, 1)),
+        ("bob", machine.Submitted("s", 1, "bob", "u", "h", 1, 1)),
+        ("alice", machine.PhaseClosed("s", 1, machine.SUBMIT_PHASE, "deadline")),
+        ("bob", machine.PhaseClosed("s", 1, machine.SUBMIT_PHASE, "deadline")),
+    ):
+        state = machine.apply(spec, state, machine.ChannelMessage(sender, message))
+    for action, result in (
+        (machine.Prepare(1), None),
+        (machine.Verify(1, ("alice", "bob")), (("alice", None), ("bob", None))),
+        (machine.Sum(1, ("alice", "bob")), None),
+        (machine.Combine(1, ()), None),
+        (machine.Apply(1, ("alice", "bob")), "d1"),
+    ):
+        assert machine.next_action(spec, state) == action
+        state = machine.apply(spec, state, machine.Done(action, result))
+    carol = machine.RoundDone("s", 1, "carol", "evil", ())
+    state = machine.apply(spec, state, machine.ChannelMessage("carol", carol))
+    assert state.halted is None
+    assert machine.next_action(spec, state) == machine.Reject(
+        1, "carol", "announced G(1) digest evil, the channel gives d1"
+    )
+    bob = machine.RoundDone("s", 1, "bob", "evil", ())
+    state = machine.apply(spec, state, machine.ChannelMessage("bob", bob))
+    assert state.halted is not None and "disagrees with bob, carol (at least 2" in state.halted
+
+
 def _full_search(model: Model) -> tuple[int, set[int]]:
     """Search ``model`` without symmetry: the states, and the orbits (symmetric fingerprints)."""
     symmetric = dataclasses.replace(model, symmetry=True)
