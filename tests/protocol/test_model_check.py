@@ -479,3 +479,209 @@ def test_a_party_that_loses_its_distributed_keygen_secrets_cannot_follow_the_rou
     assert "was cut off by a restart" in result.violation
     assert "cannot follow round 1 without it" in result.violation
     assert explore(model, check_progress=False).violation is None
+
+
+# -- a malicious party (THREATS.md sections 2 and 3; issue 16) ------------------------------
+
+
+def _malicious(**changes: object) -> Model:
+    """n = 3, t = q = close_votes = 2, carol malicious: alice and bob alone can submit,
+    close, decrypt and fail a decryption, so Progress may not rely on carol."""
+    fields: dict[str, object] = {"malicious": "carol", "crashes": 0, "fair_deadlines": True}
+    return Model(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+MALICIOUS_MODELS = {
+    # any message for any round, two that change a view; safety and Progress
+    "1-round-fair": (_malicious(rounds=1), 3_992),
+    # every deadline may pass at any time (safety)
+    "1-round-every-deadline-unfair": (
+        _malicious(rounds=1, fair_deadlines=False, unfair_shares=True),
+        10_208,
+    ),
+    # the floor: a round whose accepted set is smaller than 3 fails instead of decrypting
+    "1-round-min-accepted-3": (_malicious(rounds=1, malicious_posts=3, min_accepted=3), 5_938),
+    # one vote closes a phase: carol decides the cut alone, yet nothing unsafe follows
+    "1-round-one-close-vote": (_malicious(rounds=1, close_votes=1), 8_271),
+    # in the clear with q = 1: carol's wrong RoundDone alone used to stop alice and bob
+    "1-round-clear-quorum-1": (_malicious(rounds=1, threshold=0, quorum=1), 1_260),
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "states"), MALICIOUS_MODELS.values(), ids=MALICIOUS_MODELS.keys()
+)
+def test_a_malicious_party_breaks_no_invariant_of_the_honest_ones(
+    model: Model, states: int
+) -> None:
+    """Agreement, ThresholdSafety, QuorumSafety, MinAcceptedSafety and HonestBlameless hold
+    for alice and bob whatever carol posts, and with fair deadlines Progress: carol can
+    neither stall them nor make either stop."""
+    assert _explored(model) == states
+
+
+def test_a_malicious_party_is_seen_doing_what_the_model_lets_it_do() -> None:
+    """The model is not vacuous: carol's posts reach the honest machines, which record the
+    impossible ones, name her for a wrong digest, reject her bad update and share, fail a
+    round whose aggregate she took out of range, and still finish rounds with her."""
+    model = _malicious(rounds=1, malicious_posts=2)
+    worlds = _reachable(model)
+    steps = [(label, after) for world in worlds for label, after in successors(model, world)]
+    labels = {label for label, _ in steps}
+    assert any(
+        label.startswith("Malicious(carol") and ("carol", what) in view.violations
+        for label, after in steps
+        for view in after.observer.views  # type: ignore[union-attr]
+        for what in ("DecryptionShare for round 1 before its submit phase closed",)
+    )
+    assert any(
+        "carol" in {party for _, party, _ in n.state.accused}
+        for w in worlds
+        for n in w.nodes
+        if n.state is not None
+    )
+    assert any("party=carol, reason=invalid update" in label for label in labels)
+    assert any("party=carol, reason=decryption share: proof failed" in label for label in labels)
+    assert any("FailRound r1 reason=decrypted aggregate out of range" in label for label in labels)
+    assert any(
+        accepted == ("alice", "bob", "carol") and p != "carol"
+        for w in worlds
+        for p, _, _, accepted in w.applied
+    )
+
+
+def test_with_honest_parties_able_to_finish_alone_a_malicious_party_fails_no_round() -> None:
+    """min_accepted = 2 and carol's updates verify or not (no overflow: without range proofs
+    an out-of-range update fails its round, THREATS.md 3): every round ends Done for alice
+    and bob whatever carol posts, with Progress demanding Done (``all_done``)."""
+    model = _malicious(rounds=1, min_accepted=2, malicious_updates=("good", "bad"), all_done=True)
+    assert _explored(model) == 3_600
+
+
+def test_one_close_vote_lets_a_malicious_party_fail_every_round() -> None:
+    """The broken variant of close_votes: with one vote carol closes round 1 before anyone
+    submitted, and it fails for alice and bob (3 steps); with t = 2 votes it cannot."""
+    model = _malicious(
+        rounds=1, close_votes=1, malicious_updates=("good", "bad"), min_accepted=2, all_done=True
+    )
+    result = explore(model)
+    assert result.violation == "Progress: round 1 failed for alice (all rounds must be Done)"
+    trace = format_trace(result, model)
+    print(trace)
+    assert result.trace[0][0] == "Malicious(carol: closed r1)"
+    assert len(result.trace) == 3
+
+
+def test_without_the_min_accepted_floor_a_malicious_cut_exposes_one_honest_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MinAcceptedSafety is not vacuous. With one close vote and machines that ignore
+    min_accepted = 3, carol submits and cuts right after alice's submission; alice posts a
+    decryption share of the sum of {alice, carol}, which carol's own share decrypts: alice's
+    update, for carol (5 steps). With close_votes = t = 2 the early cut needs an honest vote
+    (here alice's deadline with bob's update in), and the floor stops that round too; the
+    real machines hold the floor in both (MALICIOUS_MODELS)."""
+    original = machine.next_action
+
+    def no_floor(spec: machine.MachineSpec, state: machine.PartyState) -> machine.Action:
+        return original(dataclasses.replace(spec, min_accepted=0), state)
+
+    monkeypatch.setattr(machine, "next_action", no_floor)
+    one_vote = _malicious(rounds=1, min_accepted=3, close_votes=1, malicious_posts=3)
+    result = explore(one_vote)
+    print(format_trace(result, one_vote))
+    assert result.violation == (
+        "MinAcceptedSafety: alice posted a decryption share of round 1's sum of "
+        "['alice', 'carol'], min_accepted = 3"
+    )
+    assert [label for label, _ in result.trace] == [
+        "Act(alice: TrainAndSubmit r1)",
+        "Act(alice: Submitted r1)",
+        "Malicious(carol: submitted r1 good)",
+        "Malicious(carol: closed r1)",
+        "Act(alice: PostShare r1)",
+    ]
+    two_votes = _malicious(rounds=1, min_accepted=3, malicious_posts=3)
+    result = explore(two_votes)
+    assert result.violation is not None and result.violation.startswith("MinAcceptedSafety")
+    assert "['alice', 'bob']" in result.violation
+    assert any(label.startswith("Timeout(alice, cut") for label, _ in result.trace)
+
+
+def test_honest_blameless_names_an_honest_party_whose_entry_is_impossible() -> None:
+    """HonestBlameless is not vacuous: a RoundDone of alice's before the cut is a violation
+    by an honest party; the same entry from the malicious party is not."""
+    model = _malicious(rounds=1)
+    world = initial(model)
+    for sender in ("carol", "alice"):
+        entry = ("done", sender, 1, ("evil", ()))
+        world = dataclasses.replace(world, **model_check._post(model, world, (entry,)))
+        blamed = model_check.honest_blameless(model, world)
+        if sender == "carol":
+            assert blamed is None
+    assert blamed == (
+        "HonestBlameless: alice's entry is a violation (round 1): "
+        "RoundDone for round 1 before its submit phase closed"
+    )
+
+
+def test_the_command_line_runs_a_malicious_party(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rounds", "1", "--crashes", "0", "--malicious", "carol"]) == 0
+    out = capsys.readouterr().out
+    assert "k=2 malicious=carol (<=2 posts)" in out and "3992 distinct states" in out, out
+    argv = ["--rounds", "1", "--crashes", "0", "--malicious", "carol", "--close-votes", "1"]
+    argv += ["--malicious-updates", "good,bad", "--all-done"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "counterexample (3 steps): Progress: round 1 failed for alice" in out, out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--close-votes", "4"], "--close-votes 4 is out of range (1..3 with 3 parties)"),
+        (["--min-accepted", "-1"], "--min-accepted -1 is out of range (0..3 with 3 parties)"),
+        (["--malicious", "dave"], "--malicious dave is not one of alice, bob, carol"),
+        (["--malicious", "bob", "--symmetry"], "--symmetry needs a model that names no party"),
+        (["--malicious-posts", "-1"], "--malicious-posts -1 is out of range (at least 0)"),
+        (["--malicious-updates", "good,evil"], "--malicious-updates good,evil: each one of"),
+    ],
+)
+def test_the_command_line_refuses_a_malicious_model_it_cannot_build(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    test_the_command_line_refuses_a_model_it_cannot_build(argv, message, capsys)
+
+
+SLOW_MALICIOUS_MODELS = {
+    "1-round-3-posts-fair": _malicious(rounds=1, malicious_posts=3),
+    "1-round-3-posts-all-done": _malicious(
+        rounds=1,
+        malicious_posts=3,
+        min_accepted=2,
+        malicious_updates=("good", "bad"),
+        all_done=True,
+    ),
+    "2-rounds-fair": _malicious(rounds=2, malicious_posts=3),
+    "2-rounds-crash-fair": _malicious(rounds=2, crashes=1),
+    "1-round-crash-every-deadline-unfair": _malicious(
+        rounds=1, crashes=1, fair_deadlines=False, unfair_shares=True
+    ),
+    "2-rounds-min-accepted-3-every-deadline-unfair": _malicious(
+        rounds=2, malicious_posts=3, fair_deadlines=False, unfair_shares=True, min_accepted=3
+    ),
+    "4-parties-t-3-min-accepted-3": _malicious(
+        parties=("alice", "bob", "carol", "dave"),
+        threshold=3,
+        quorum=3,
+        min_accepted=3,
+        rounds=1,
+        malicious="dave",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", SLOW_MALICIOUS_MODELS.values(), ids=SLOW_MALICIOUS_MODELS.keys())
+def test_a_malicious_party_breaks_no_invariant_in_bigger_models(model: Model) -> None:
+    assert _explored(model) > 20_000

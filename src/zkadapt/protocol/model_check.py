@@ -10,9 +10,19 @@ every interleaving of the actions of ``specs/RoundProtocol.tla``:
 ``Timeout(p)``  p's local deadline (submissions, or decryption shares) passes
 ``Crash(p)``    p dies, losing everything but its checkpoints (bounded by ``crashes``)
 ``Restart(p)``  p starts again from its last checkpoint and replays the whole channel
+``Malicious(p)`` with ``Model.malicious = p``: p runs no machine and posts any message the
+                channel accepts, for any round, at any time (:func:`_malicious_moves`:
+                submissions that verify or not, early and duplicate ``PhaseClosed`` and
+                ``RoundFailed`` votes, shares that verify or not, ``RoundDone`` with a right
+                or a wrong digest), up to ``Model.malicious_posts`` that change a view
+
+The machines' rules: the cut falls at the ``close_votes``-th distinct ``PhaseClosed``
+(``Model.close_votes``, default t), a decryption fails at the ``close_votes``-th
+``RoundFailed``, key holders decrypt only accepted sets of ``min_accepted`` or more.
 
 States are hashed (a visited set prunes repeats); the first violation found is reached by
-a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla:
+a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla; with a
+malicious party they are about the honest parties (what it posts or decides is its own):
 
 * ``Agreement``        every party that decides round r decides the same: Done with one
                        digest of G(r) for all, or Failed for all
@@ -20,16 +30,23 @@ a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .
                        shares exist only for sums of at least max(q, 2) updates (so no
                        individual update is ever decrypted)
 * ``QuorumSafety``     no round completes with fewer than q accepted updates
-* ``Progress``         with fair deadlines (a deadline passes only once every live party's
-                       post has arrived) and at least q live honest parties, every terminal
-                       state has every live party past every round, each ended Done or
-                       Failed (the graph is acyclic, so every maximal run ends in a
-                       terminal state)
+* ``MinAcceptedSafety`` no honest party posts a decryption share of, or decrypts, a sum of
+                       fewer than ``min_accepted`` accepted updates
+* ``HonestBlameless``  no honest party's entry is impossible at its place (a recorded
+                       violation), and no honest party names another faulty for its digest
+* ``Progress``         with fair deadlines (a deadline passes only once every live honest
+                       party's post has arrived; the malicious party is never waited for)
+                       and at least max(q, close_votes) live honest parties, every terminal
+                       state (no honest step left; the malicious party owes none) has every
+                       live honest party past every round, each ended Done or Failed (Done,
+                       with ``Model.all_done``); the graph is acyclic, so every maximal run
+                       ends in a terminal state
 
 States are counted up to a renaming of the parties with ``--symmetry`` (TLC's
 ``SYMMETRY``; :func:`canonical_key`), which the tests check against the full search.
 
-Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``.
+Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``;
+with a malicious party: ``--malicious carol --malicious-posts 2`` (``--help``).
 """
 
 from __future__ import annotations
@@ -1373,21 +1390,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="count states up to a renaming of the parties (TLC's SYMMETRY; ~n! fewer)",
     )
     parser.add_argument("--share-slack", type=int, default=0, help="broken variant: t - slack")
+    parser.add_argument(
+        "--close-votes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="distinct PhaseClosed (RoundFailed) votes that close a submit phase (fail a "
+        "decryption), 1-N [t; a majority when t = 0]",
+    )
+    parser.add_argument(
+        "--min-accepted",
+        type=int,
+        default=0,
+        metavar="M",
+        help="key holders decrypt only sums of at least M accepted updates, 0-N [0: no floor]",
+    )
+    parser.add_argument(
+        "--malicious",
+        metavar="PARTY",
+        help="this party runs no machine and posts any message for any round (one of the "
+        "--parties names: alice, bob, ...) [none]",
+    )
+    parser.add_argument(
+        "--malicious-posts",
+        type=int,
+        default=2,
+        metavar="M",
+        help="the malicious party's posts that change a view, at least 0 [2]",
+    )
+    parser.add_argument(
+        "--malicious-updates",
+        default=",".join(MALICIOUS_UPDATES),
+        metavar="KINDS",
+        help="what its Submitted may carry, comma-separated among "
+        f"{', '.join(MALICIOUS_UPDATES)} [all]",
+    )
+    parser.add_argument(
+        "--all-done",
+        action="store_true",
+        help="Progress demands every round Done for every live honest party (none Failed)",
+    )
     args = parser.parse_args(argv)
     if args.unfair_shares and not args.unfair:
         parser.error("--unfair-shares needs --unfair")
     n = args.parties
+    names = PARTY_NAMES[:n]
     for flag, value, low, high, bounds in (
         ("--t", args.t, 0, n, f"0..{n} with {n} parties"),
         ("--q", args.q, 1, n, f"1..{n} with {n} parties"),
         ("--rounds", args.rounds, 1, None, "at least 1"),
         ("--crashes", args.crashes, 0, None, "at least 0"),
         ("--share-slack", args.share_slack, 0, args.t, f"0..{args.t}, at most t"),
+        ("--close-votes", args.close_votes, 1, n, f"1..{n} with {n} parties"),
+        ("--min-accepted", args.min_accepted, 0, n, f"0..{n} with {n} parties"),
+        ("--malicious-posts", args.malicious_posts, 0, None, "at least 0"),
     ):
-        if value < low or (high is not None and value > high):
+        if value is not None and (value < low or (high is not None and value > high)):
             parser.error(f"{flag} {value} is out of range ({bounds})")
+    if args.malicious is not None and args.malicious not in names:
+        parser.error(f"--malicious {args.malicious} is not one of {', '.join(names)}")
+    if args.malicious is not None and args.symmetry:
+        parser.error("--symmetry needs a model that names no party (no --malicious)")
+    updates = tuple(kind for kind in args.malicious_updates.split(",") if kind)
+    if not set(updates) <= set(MALICIOUS_UPDATES):
+        parser.error(
+            f"--malicious-updates {args.malicious_updates}: each one of "
+            f"{', '.join(MALICIOUS_UPDATES)}"
+        )
     model = Model(
-        PARTY_NAMES[: args.parties],
+        names,
         args.t,
         args.q,
         args.rounds,
@@ -1397,14 +1468,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         unfair_shares=args.unfair_shares,
         lagging=args.lagging,
         symmetry=args.symmetry,
+        close_votes=args.close_votes,
+        min_accepted=args.min_accepted,
+        malicious=args.malicious,
+        malicious_posts=args.malicious_posts,
+        malicious_updates=updates,
+        all_done=args.all_done,
     )
     result = explore(model)
     checked = "safety" if args.unfair else "safety and Progress"
     deadlines = (
         "fair" if not args.unfair else "unfair" + (" (shares too)" if args.unfair_shares else "")
     )
+    rules = f"k={model.votes}" + (f" min_accepted={args.min_accepted}" if args.min_accepted else "")
+    if args.malicious is not None:
+        rules += f" malicious={args.malicious} (<={args.malicious_posts} posts)"
+    if args.all_done:
+        rules += " all-done"
     print(
-        f"n={args.parties} t={args.t} q={args.q} rounds={args.rounds} crashes<={args.crashes} "
+        f"n={args.parties} t={args.t} q={args.q} {rules} rounds={args.rounds} "
+        f"crashes<={args.crashes} "
         f"{deadlines} deadlines{', lagging views' if args.lagging else ''} ({checked}): "
         f"{result.states} distinct states{' up to symmetry' if args.symmetry else ''}, "
         f"{result.transitions} transitions, {result.terminal} terminal, "
