@@ -111,8 +111,15 @@ MALICIOUS_UPDATES = ("good", "bad", "overflow")
 #: The digest a malicious ``RoundDone`` carries when it is not one an honest party computed.
 EVIL = "evil"
 #: The actions and invariants of specs/RoundProtocol.tla (tests keep the two in step).
-ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart")
-INVARIANTS = ("Agreement", "ThresholdSafety", "QuorumSafety", "Progress")
+ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart", "Malicious")
+INVARIANTS = (
+    "Agreement",
+    "ThresholdSafety",
+    "QuorumSafety",
+    "MinAcceptedSafety",
+    "HonestBlameless",
+    "Progress",
+)
 
 
 @dataclass(frozen=True)
