@@ -691,4 +691,4 @@ SLOW_MALICIOUS_MODELS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("model", SLOW_MALICIOUS_MODELS.values(), ids=SLOW_MALICIOUS_MODELS.keys())
 def test_a_malicious_party_breaks_no_invariant_in_bigger_models(model: Model) -> None:
-    assert _explored(model) > 20_000
+    assert _explored(model) > 10_000  # 12,516 to 241,574 states (specs/README.md)
