@@ -219,11 +219,6 @@ class Model:
         """``close_votes`` as the machines use it (the default resolved)."""
         return self._votes  # type: ignore[attr-defined,no-any-return]
 
-    @property
-    def honest(self) -> tuple[str, ...]:
-        """The parties that run the machine."""
-        return tuple(p for p in self.parties if p != self.malicious)
-
     def spec(self, party: str) -> MachineSpec:
         """The machine spec of ``party`` (``""``: the observer's, :attr:`World.observer`)."""
         return self._specs[party]  # type: ignore[attr-defined,no-any-return]
