@@ -18,6 +18,7 @@ SPECS = Path(__file__).resolve().parents[2] / "specs"
 TLA = SPECS / "RoundProtocol.tla"
 CFG = SPECS / "RoundProtocol.cfg"
 BROKEN_CFG = SPECS / "RoundProtocolBroken.cfg"
+MALICIOUS_CFG = SPECS / "RoundProtocolMalicious.cfg"
 
 #: Machine actions that are no step of their own: ``Wait`` is what ``Timeout`` ends
 #: (``WaitCut``/``WaitShares`` in the spec), ``Finish`` is ``AllDone``.
@@ -102,12 +103,17 @@ def test_the_cfg_checks_every_invariant_and_progress() -> None:
     assert _section(cfg, "SPECIFICATION") == {"Spec"}
 
 
+def _names(value: str) -> tuple[str, ...]:
+    """The model values of a .cfg set (``{alice, bob}``), in their order."""
+    names = re.fullmatch(r"\{(.*)\}", value)
+    assert names is not None, value
+    return tuple(p.strip() for p in names.group(1).split(",") if p.strip())
+
+
 def test_the_cfg_constants_are_the_python_models_defaults(tla: str) -> None:
     model = model_check.Model()
     constants = _constants(_cfg(CFG))
-    parties = re.fullmatch(r"\{(.*)\}", constants["Parties"])
-    assert parties is not None
-    assert tuple(p.strip() for p in parties.group(1).split(",")) == model.parties
+    assert _names(constants["Parties"]) == model.parties
     assert int(constants["T"]) == model.threshold
     assert int(constants["Q"]) == model.quorum
     assert int(constants["Rounds"]) == model.rounds
@@ -121,6 +127,10 @@ def test_the_cfg_constants_are_the_python_models_defaults(tla: str) -> None:
     assert int(constants["RefreshEvery"]) == (model.refresh_every or 0)
     assert int(constants["DkgRounds"]) == model.dkg_rounds
     assert constants["DealerSilent"] == str(model.dealer_silent).upper()
+    assert int(constants["CloseVotes"]) == model.votes  # the default: t
+    assert int(constants["MinAccepted"]) == model.min_accepted
+    assert constants["MaliciousParties"] == "{}" and model.malicious is None
+    assert int(constants["MaliciousPosts"]) == 0
     declared = re.search(r"^CONSTANTS(.*?)^ASSUME", tla, flags=re.M | re.S)
     assert declared is not None
     assert set(re.findall(r"\b([A-Z]\w*)\b", declared.group(1))) == set(constants)
@@ -131,3 +141,25 @@ def test_the_broken_variant_combines_fewer_than_t_shares(tla: str) -> None:
     assert int(constants["ShareSlack"]) == 1 and int(constants["T"]) >= 1
     assert "ThresholdSafety" in _section(_cfg(BROKEN_CFG), "INVARIANTS")
     assert re.search(r"^Needed\s*==\s*T\s*-\s*ShareSlack\s*$", tla, flags=re.M)
+
+
+def test_the_malicious_cfg_is_the_python_malicious_model() -> None:
+    """RoundProtocolMalicious.cfg checks the constants of the default-run malicious model
+    (``MALICIOUS_MODELS["1-round-fair"]`` in tests/protocol/test_model_check.py), every
+    invariant and Progress."""
+    model = model_check.Model(malicious="carol", rounds=1, crashes=0, fair_deadlines=True)
+    cfg = _cfg(MALICIOUS_CFG)
+    constants = _constants(cfg)
+    assert _names(constants["Parties"]) == model.parties
+    assert _names(constants["MaliciousParties"]) == (model.malicious,)
+    assert int(constants["MaliciousPosts"]) == model.malicious_posts
+    assert int(constants["CloseVotes"]) == model.votes
+    assert int(constants["MinAccepted"]) == model.min_accepted
+    for name, value in (("T", model.threshold), ("Q", model.quorum), ("Rounds", model.rounds)):
+        assert int(constants[name]) == value, name
+    assert int(constants["MaxCrashes"]) == model.crashes
+    assert constants["FairDeadlines"] == str(model.fair_deadlines).upper()
+    assert constants.keys() == _constants(_cfg(CFG)).keys()
+    safety = set(model_check.INVARIANTS) - {"Progress"}
+    assert _section(cfg, "INVARIANTS") == {"TypeOK", *safety}
+    assert _section(cfg, "PROPERTIES") == {"Progress"}

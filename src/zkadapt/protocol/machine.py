@@ -46,8 +46,8 @@ The phases of round r, as decisions:
 A malicious party may post anything (THREATS.md): an entry that no honest party could post
 at its place (:func:`_impossible`) is recorded in the round's ``violations`` and changes
 nothing; a ``RoundDone`` whose digest contradicts ours names its sender (``Reject``, also
-for a past round: :func:`digest_faults`), and a party halts only when a quorum of others
-contradicts it.
+for a past round: :func:`digest_faults`), and a party halts only when a quorum of others,
+and at least two, contradicts it.
 
 A failed round is an outcome the session goes on from, decided from the channel alone (the
 cut, or where the failing ``RoundFailed`` vote sits among the decryption shares), so every party
@@ -575,28 +575,34 @@ def digest_faults(spec: MachineSpec, state: PartyState) -> list[tuple[int, str, 
 
 
 def _check_agreement(spec: MachineSpec, state: PartyState) -> PartyState:
-    """Halt only when a quorum of other parties contradicts our outcome of a round: then we
-    are the odd one out (THREATS.md section 3); fewer are named faulty and ignored."""
+    """Halt only when a quorum of other parties, and never a single one, contradicts our
+    outcome of a round: then we are the odd one out (THREATS.md section 3: no single party
+    stops the session, also with a quorum of 1); fewer are named faulty and ignored."""
     if state.halted:
         return state
     against: dict[int, list[str]] = {}
     for r, party, _ in digest_faults(spec, state):
         against.setdefault(r, []).append(party)
+    needed = max(spec.quorum, 2)
     for r, parties in sorted(against.items()):
-        if len(parties) >= spec.quorum:
+        if len(parties) >= needed:
             mine = dict(_outcomes(state))[r]
             ours = "failed" if mine is None else f"digest {mine[:12]}"
             reason = (
                 f"round {r}: our outcome ({ours}) disagrees with {', '.join(sorted(parties))} "
-                f"(a quorum of {spec.quorum}); stopping the session"
+                f"(at least {needed}: a quorum of others, never one alone); stopping the session"
             )
             return evolve(state, halted=reason)
     return state
 
 
 def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> PartyState:
-    if isinstance(action, Reject) and action.round != state.round:  # a past round's digest
-        return evolve(state, accused=state.accused | {(action.round, action.party, action.reason)})
+    if isinstance(action, Reject):
+        fault = (action.round, action.party, action.reason)
+        if action.round != state.round or fault in digest_faults(spec, state):
+            # a digest fault, of a past round or of the round we just applied: remembered
+            # whether or not our Rejected has been read back (else we would post it again)
+            return evolve(state, accused=state.accused | {fault})
     if action.round != state.round and not isinstance(action, Announce):
         return state
     match action:

@@ -10,9 +10,19 @@ every interleaving of the actions of ``specs/RoundProtocol.tla``:
 ``Timeout(p)``  p's local deadline (submissions, or decryption shares) passes
 ``Crash(p)``    p dies, losing everything but its checkpoints (bounded by ``crashes``)
 ``Restart(p)``  p starts again from its last checkpoint and replays the whole channel
+``Malicious(p)`` with ``Model.malicious = p``: p runs no machine and posts any message the
+                channel accepts, for any round, at any time (:func:`_malicious_moves`:
+                submissions that verify or not, early and duplicate ``PhaseClosed`` and
+                ``RoundFailed`` votes, shares that verify or not, ``RoundDone`` with a right
+                or a wrong digest), up to ``Model.malicious_posts`` that change a view
+
+The machines' rules: the cut falls at the ``close_votes``-th distinct ``PhaseClosed``
+(``Model.close_votes``, default t), a decryption fails at the ``close_votes``-th
+``RoundFailed``, key holders decrypt only accepted sets of ``min_accepted`` or more.
 
 States are hashed (a visited set prunes repeats); the first violation found is reached by
-a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla:
+a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .tla; with a
+malicious party they are about the honest parties (what it posts or decides is its own):
 
 * ``Agreement``        every party that decides round r decides the same: Done with one
                        digest of G(r) for all, or Failed for all
@@ -20,16 +30,23 @@ a shortest trace, printed by :func:`format_trace`. Invariants, named as in the .
                        shares exist only for sums of at least max(q, 2) updates (so no
                        individual update is ever decrypted)
 * ``QuorumSafety``     no round completes with fewer than q accepted updates
-* ``Progress``         with fair deadlines (a deadline passes only once every live party's
-                       post has arrived) and at least q live honest parties, every terminal
-                       state has every live party past every round, each ended Done or
-                       Failed (the graph is acyclic, so every maximal run ends in a
-                       terminal state)
+* ``MinAcceptedSafety`` no honest party posts a decryption share of, or decrypts, a sum of
+                       fewer than ``min_accepted`` accepted updates
+* ``HonestBlameless``  no honest party's entry is impossible at its place (a recorded
+                       violation), and no honest party names another faulty for its digest
+* ``Progress``         with fair deadlines (a deadline passes only once every live honest
+                       party's post has arrived; the malicious party is never waited for)
+                       and at least max(q, close_votes) live honest parties, every terminal
+                       state (no honest step left; the malicious party owes none) has every
+                       live honest party past every round, each ended Done or Failed (Done,
+                       with ``Model.all_done``); the graph is acyclic, so every maximal run
+                       ends in a terminal state
 
 States are counted up to a renaming of the parties with ``--symmetry`` (TLC's
 ``SYMMETRY``; :func:`canonical_key`), which the tests check against the full search.
 
-Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``.
+Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``;
+with a malicious party: ``--malicious carol --malicious-posts 2`` (``--help``).
 """
 
 from __future__ import annotations
@@ -89,9 +106,20 @@ from zkadapt.protocol.messages import (
 
 SESSION = "model"
 GENESIS = "G0"
+#: What a malicious ``Submitted`` may carry (``Model.malicious_updates``).
+MALICIOUS_UPDATES = ("good", "bad", "overflow")
+#: The digest a malicious ``RoundDone`` carries when it is not one an honest party computed.
+EVIL = "evil"
 #: The actions and invariants of specs/RoundProtocol.tla (tests keep the two in step).
-ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart")
-INVARIANTS = ("Agreement", "ThresholdSafety", "QuorumSafety", "Progress")
+ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart", "Malicious")
+INVARIANTS = (
+    "Agreement",
+    "ThresholdSafety",
+    "QuorumSafety",
+    "MinAcceptedSafety",
+    "HonestBlameless",
+    "Progress",
+)
 
 
 @dataclass(frozen=True)
@@ -130,20 +158,54 @@ class Model:
     #: Message rounds of a distributed key generation (the real one's count depends on
     #: the key; the model fixes it).
     dkg_rounds: int = 2
+    #: Distinct ``PhaseClosed`` votes that close the submit phase, and ``RoundFailed`` votes
+    #: that fail a decryption (``MachineSpec.close_votes``, THREATS.md 2). None: the
+    #: product's default, t for encrypted sessions (a majority of the parties when t = 0).
+    close_votes: int | None = None
+    #: Key holders decrypt only sums of at least this many accepted updates
+    #: (``MachineSpec.min_accepted``); 0: no floor (the product's default is 3 for n >= 3).
+    min_accepted: int = 0
+    #: A malicious party (THREATS.md): it runs no machine; at any step it may post any
+    #: message for any round (:func:`_malicious_moves`), up to ``malicious_posts`` that
+    #: change what the channel says (posts that every machine ignores or records as a
+    #: violation are free: they cannot change a run, only show that they do not).
+    malicious: str | None = None
+    malicious_posts: int = 2
+    #: What the malicious party's ``Submitted`` may carry: an update that verifies
+    #: (``"good"``), one that fails verification (``"bad"``), or one that verifies but
+    #: takes the decrypted aggregate out of range (``"overflow"``: no range proofs yet).
+    malicious_updates: tuple[str, ...] = ("good", "bad", "overflow")
+    #: Progress demands more: every live honest party ended every round *Done*, none
+    #: Failed (for models where the honest parties alone can finish every round).
+    all_done: bool = False
 
     def __post_init__(self) -> None:
         if self.keygen is not None and self.symmetry:
             raise ValueError("symmetry needs a model that names no party (the dealer is named)")
-        if self.symmetry and (self.bad_updates or self.bad_shares):
-            raise ValueError("symmetry needs a model that names no party (no bad updates/shares)")
+        if self.symmetry and (self.bad_updates or self.bad_shares or self.malicious):
+            raise ValueError(
+                "symmetry needs a model that names no party (no bad updates/shares, no "
+                "malicious party)"
+            )
+        if self.malicious is not None and self.malicious not in self.parties:
+            raise ValueError(f"the malicious party {self.malicious!r} is not a party")
+        if self.malicious is not None and self.keygen is not None:
+            raise ValueError("a malicious party is modelled with keys abstracted (keygen=None)")
+        if not set(self.malicious_updates) <= set(MALICIOUS_UPDATES):
+            raise ValueError(f"malicious_updates must be among {MALICIOUS_UPDATES}")
         needed = self.threshold - self.share_slack
         keygen = self.keygen or "dealer"
         plan = KeyPlan(self.parties, keygen, self.dealer, self.threshold, 0, self.refresh_every)
         object.__setattr__(self, "_plan", plan)
         keys = plan if self.keygen is not None else None
+        votes = self.close_votes
+        if votes is None:
+            votes = self.threshold if self.threshold else len(self.parties) // 2 + 1
+        object.__setattr__(self, "_votes", votes)
+        rules = {"close_votes": votes, "min_accepted": self.min_accepted}
         specs = {
-            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed, keys=keys)
-            for p in self.parties
+            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed, keys=keys, **rules)
+            for p in (*self.parties, "")  # "": the observer, who is no party
         }
         object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
 
@@ -152,13 +214,20 @@ class Model:
         """The key settings the machines decide with (when ``keygen`` is set)."""
         return self._plan  # type: ignore[attr-defined,no-any-return]
 
+    @property
+    def votes(self) -> int:
+        """``close_votes`` as the machines use it (the default resolved)."""
+        return self._votes  # type: ignore[attr-defined,no-any-return]
+
     def spec(self, party: str) -> MachineSpec:
+        """The machine spec of ``party`` (``""``: the observer's, :attr:`World.observer`)."""
         return self._specs[party]  # type: ignore[attr-defined,no-any-return]
 
 
 # A channel entry: (kind, sender, round, payload) — hashable, turned into a real message on
 # delivery. Payloads: submitted/closed/failed: (); rejected: (party, reason);
-# share: accepted parties of the sum; done: (digest, accepted).
+# share: accepted parties of the sum; done: (digest, accepted). The malicious party's:
+# submitted: one of MALICIOUS_UPDATES; share: "valid" or "invalid"; done: (digest, ()).
 Entry = tuple[str, str, int, Any]
 
 
@@ -180,12 +249,22 @@ class World:
     channel: tuple[Entry, ...]
     nodes: tuple[Node, ...]
     crashes_left: int
-    # ghost: (party, round, parties whose shares were combined, all of them valid?)
-    combines: frozenset[tuple[str, int, tuple[str, ...], bool]] = frozenset()
+    # ghost: (party, round, parties whose shares were combined, all of them valid?,
+    # the accepted set whose sum was decrypted)
+    combines: frozenset[tuple[str, int, tuple[str, ...], bool, tuple[str, ...]]] = frozenset()
     # ghost: (party, round, digest, accepted) for every checkpointed round
     applied: frozenset[tuple[str, int, str, tuple[str, ...]]] = frozenset()
     # ghost: (party, round) for every round a party decided failed
     failed: frozenset[tuple[str, int]] = frozenset()
+    #: The whole channel folded by a machine that is no party (``Model.spec("")``): what
+    #: every party's views say once it has read everything (the views depend on the
+    #: reader only through its own ``Rejected`` entries). A function of ``channel``.
+    observer: PartyState | None = None
+    #: What is left of the malicious party's budget of posts that change a view.
+    malicious_left: int = 0
+    #: ``(kind, round, payload)`` of the malicious party's ``Submitted`` and
+    #: ``DecryptionShare`` that count (the first of each that no machine finds impossible).
+    malicious_counted: frozenset[tuple[str, int, str]] = frozenset()
 
 
 @dataclass
@@ -253,10 +332,21 @@ def _digest(previous: str, r: int, accepted: Sequence[str]) -> str:
 # -- transitions --------------------------------------------------------------------------
 
 
+#: ``Node.stopped`` of the malicious party: it runs no machine (:func:`_malicious_moves`).
+MALICIOUS = "malicious: runs no machine"
+
+
 def initial(model: Model) -> World:
     """Every party at round 1 with an empty channel (settled: prepared, about to train)."""
-    nodes = tuple(Node(machine.start(model.spec(p))) for p in model.parties)
-    world = World((), nodes, model.crashes)
+    nodes = tuple(
+        Node(None, stopped=MALICIOUS)
+        if p == model.malicious
+        else Node(machine.start(model.spec(p)))
+        for p in model.parties
+    )
+    budget = model.malicious_posts if model.malicious is not None else 0
+    observer = machine.start(model.spec(""))
+    world = World((), nodes, model.crashes, observer=observer, malicious_left=budget)
     for i in range(len(model.parties)):
         world = _settle(model, world, i)
     return _read_everywhere(model, world)
@@ -358,6 +448,52 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
                 f"Crash({party})",
                 _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
             )
+    if model.malicious is not None and world.malicious_left > 0:
+        yield from _malicious_moves(model, world)
+
+
+def _malicious_moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
+    """``Malicious(p)``: the malicious party posts any message for any round, at any time.
+
+    For each round: ``Submitted`` with each of ``Model.malicious_updates``, a
+    ``PhaseClosed`` vote, a ``RoundFailed`` vote, a ``DecryptionShare`` that verifies or
+    one that does not, and a ``RoundDone`` with a digest some honest party computed for the
+    round or a wrong one (``EVIL``) — early, late, twice, for a future round. Its
+    ``Rejected`` entries are not generated: a party reads only its own
+    (``machine._absorb``), so every machine ignores them (they are inert).
+
+    A post that every machine ignores (a duplicate) is left out; one that machines record
+    only as a violation (``machine._impossible``) is posted without spending the budget
+    (the parties read it, and the state key, which holds no malicious violations, shows
+    whether it changed anything); every other post spends one of ``malicious_posts``.
+    """
+    bad = model.malicious
+    assert bad is not None and world.observer is not None
+    for r in range(1, model.rounds + 1):
+        right = sorted({d for _, k, d, _ in world.applied if k == r})
+        options: list[tuple[str, Any]] = [
+            *(("submitted", quality) for quality in model.malicious_updates),
+            ("closed", ()),
+            ("failed", ()),
+            ("share", "valid"),
+            ("share", "invalid"),
+            *(("done", (digest, ())) for digest in (EVIL, *right)),
+        ]
+        before = world.observer.view(r)
+        for kind, payload in options:
+            entry: Entry = (kind, bad, r, payload)
+            observer = _observe(model, world.observer, entry)
+            view = observer.view(r)
+            if view == before:
+                continue  # every machine ignores it
+            changes: dict[str, Any] = {"channel": (*world.channel, entry), "observer": observer}
+            if evolve(view, violations=()) != evolve(before, violations=()):
+                changes["malicious_left"] = world.malicious_left - 1
+                counted = view.submitted if kind == "submitted" else view.shares
+                if kind in ("submitted", "share") and bad in counted:
+                    changes["malicious_counted"] = world.malicious_counted | {(kind, r, payload)}
+            label = f"Malicious({bad}: {kind} r{r}" + (f" {payload})" if payload else ")")
+            yield label, evolve(world, **changes)
 
 
 def _lagging_steps(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
@@ -395,6 +531,8 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
         if node.state.key_deadline_passed:
             return
     if isinstance(action, Wait):
+        if _deadline_passed(node.state, action):
+            return  # it passed: nothing but the channel moves this party now
         if _deadline_may_pass(model, world, i, action):
             after = machine.apply(spec, node.state, DeadlinePassed(action.round, action.deadline))
             timed_out = _with_node(world, i, evolve(node, state=after))
@@ -402,6 +540,18 @@ def _step(model: Model, world: World, i: int) -> Iterator[tuple[str, World]]:
             yield label, _settle(model, timed_out, i)
     elif not isinstance(action, Finish):
         yield f"Act({party}: {_describe(action)})", _settle(model, _act(model, world, i, action), i)
+
+
+def _deadline_passed(state: PartyState, wait: Wait) -> bool:
+    """Whether the deadline ``wait`` names has passed already (another ``Timeout`` would
+    change nothing: a step to the same state, which would hide a stuck state from
+    :func:`progress`)."""
+    passed = {
+        "cut": state.deadline_passed,
+        "shares": state.shares_deadline_passed,
+        "key": state.key_deadline_passed,
+    }
+    return passed.get(wait.deadline, False)
 
 
 def _key_deadline_may_pass(model: Model, world: World, i: int) -> bool:
@@ -440,8 +590,8 @@ def _submit(model: Model, world: World, i: int) -> World:
     state: PartyState = node.state  # type: ignore[assignment]
     entry: Entry = ("submitted", model.parties[i], state.round, ())
     after = machine.apply(model.spec(model.parties[i]), state, Done(TrainAndSubmit(state.round)))
-    channel = world.channel if _inert(world.channel, entry) else (*world.channel, entry)
-    return _with_node(world, i, evolve(node, state=after, training=False), channel=channel)
+    posted = _post(model, world, (entry,))
+    return _with_node(world, i, evolve(node, state=after, training=False), **posted)
 
 
 def _describe(action: machine.Action) -> str:
@@ -526,10 +676,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
         case CloseSubmissions():
             posts.append(("closed", party, r, ()))
         case Verify(candidates=candidates):
-            result = tuple(
-                (c, "invalid update" if (c, r) in model.bad_updates else None)
-                for c in sorted(candidates)
-            )
+            result = tuple((c, _update_verdict(model, world, c, r)) for c in sorted(candidates))
         case Reject(party=target, reason=reason):
             posts.append(("rejected", party, r, (target, reason)))
         case FailRound(post=post, decided=decided):
@@ -547,7 +694,10 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
             result = _share_verdict(model, world, state, r, sender)
         case Combine(parties=parties):
             valid = all(_share_verdict(model, world, state, r, p) is None for p in parties)
-            changes["combines"] = world.combines | {(party, r, parties, valid)}
+            changes["combines"] = world.combines | {(party, r, parties, valid, state.accepted)}
+            overflow = ("submitted", r, "overflow") in world.malicious_counted
+            if overflow and model.malicious in state.accepted:
+                result = "decrypted aggregate out of range: no accepted set could have sent it"
         case Apply(accepted=accepted):
             result = _digest(_previous_digest(state, r), r, accepted)
             node = evolve(node, checkpoint=(r, result))
@@ -557,8 +707,7 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
         case _:
             raise TypeError(f"the model has no effect for {action!r}")
     state = machine.apply(spec, state, Done(action, result))
-    channel = world.channel + tuple(e for e in posts if not _inert(world.channel, e))
-    return _with_node(world, i, evolve(node, state=state), channel=channel, **changes)
+    return _with_node(world, i, evolve(node, state=state), **_post(model, world, posts), **changes)
 
 
 def _previous_digest(state: PartyState, r: int) -> str:
@@ -568,31 +717,62 @@ def _previous_digest(state: PartyState, r: int) -> str:
     return max(done)[1] if done else GENESIS
 
 
-def _inert(channel: tuple[Entry, ...], entry: Entry) -> bool:
-    """Whether every party, whatever its state, ignores ``entry`` after ``channel``.
+def _observe(model: Model, observer: PartyState, entry: Entry) -> PartyState:
+    """The observer (:attr:`World.observer`) after reading ``entry``."""
+    return machine.apply(model.spec(""), observer, ChannelMessage(entry[1], _message(entry)))
 
-    Parties read the channel in order, so a second ``PhaseClosed`` of a round, a
-    ``Submitted`` after the cut, and a party's second submission, share or ``RoundDone`` of a
-    round never change a machine (see ``machine._absorb``). Leaving them out of the model's
-    channel merges states that differ only by such entries.
+
+def _post(model: Model, world: World, entries: Sequence[Entry]) -> dict[str, Any]:
+    """``channel`` and ``observer`` after posting ``entries``, leaving out inert ones."""
+    channel, observer = world.channel, world.observer
+    assert observer is not None
+    for entry in entries:
+        after = _observe(model, observer, entry)
+        if not _inert(model, observer, after, entry):
+            channel, observer = (*channel, entry), after
+    return {"channel": channel, "observer": observer}
+
+
+def _inert(model: Model, before: PartyState, after: PartyState, entry: Entry) -> bool:
+    """Whether every party, whatever its state, ignores ``entry`` (the observer read it:
+    ``before`` -> ``after``).
+
+    Parties read the channel in order and fold it into views by the same rules
+    (``machine._absorb``), which depend on the reader only through its own ``Rejected``
+    entries and its pending announce (cleared by the first of its ``RoundDone``). So an
+    entry that leaves the observer's views as they were — a ``PhaseClosed`` after the cut
+    or a second one of a party, a ``Submitted`` after the cut, a party's second share,
+    ``RoundFailed`` or ``RoundDone`` of a round — never changes a machine, and leaving it out
+    of the model's channel merges states that differ only by such entries. A ``Rejected``
+    counts only for its poster, so the malicious party's are inert; key-epoch entries
+    (round 0) never are. An entry that a machine records as a violation is *not* inert.
     """
     kind, sender, r, _ = entry
-    for other in channel:
-        if other[2] != r:
-            continue
-        if kind in ("closed", "submitted") and other[0] == "closed":
-            return True
-        if kind in ("submitted", "share", "done") and other[:2] == (kind, sender):
-            return True
-    return False
+    if kind == "rejected":
+        return sender == model.malicious
+    return r != 0 and after.views == before.views
+
+
+def _update_verdict(model: Model, world: World, party: str, r: int) -> str | None:
+    """An update verifies unless it is one of ``bad_updates`` or the malicious party's
+    counted ``Submitted`` carries a ``"bad"`` one."""
+    if party == model.malicious:
+        bad = ("submitted", r, "bad") in world.malicious_counted
+    else:
+        bad = (party, r) in model.bad_updates
+    return "invalid update" if bad else None
 
 
 def _share_verdict(
     model: Model, world: World, state: PartyState, r: int, sender: str
 ) -> str | None:
-    """A share verifies iff its sender is honest and it is a share of *our* sum."""
+    """A share verifies iff its sender is honest and it is a share of *our* sum; the
+    malicious party's counted share verifies iff it posted a ``"valid"`` one."""
     if sender in model.bad_shares:
         return "decryption share: proof failed"
+    if sender == model.malicious:
+        valid = ("share", r, "valid") in world.malicious_counted
+        return None if valid else "decryption share: proof failed"
     for kind, who, round_, accepted in world.channel:
         if kind == "share" and who == sender and round_ == r:
             return None if accepted == state.accepted else "decryption share: proof failed"
@@ -615,16 +795,57 @@ def agreement(model: Model, world: World) -> str | None:
 
 
 def threshold_safety(model: Model, world: World) -> str | None:
-    """No decryption from fewer than t valid shares; shares only of sums of >= max(q, 2)."""
-    for party, r, parties, valid in sorted(world.combines):
+    """No decryption from fewer than t valid shares; honest shares only of sums of
+    >= max(q, 2) (what the malicious party posts is its own business)."""
+    for party, r, parties, valid, _ in sorted(world.combines):
         if len(set(parties)) < model.threshold or not valid:
             return (
                 f"ThresholdSafety: {party} decrypted round {r} from shares of "
                 f"{list(parties)} ({'valid' if valid else 'not all valid'}), t = {model.threshold}"
             )
     for kind, sender, _, accepted in world.channel:
-        if kind == "share" and len(accepted) < max(model.quorum, 2):
+        if kind == "share" and sender != model.malicious and len(accepted) < max(model.quorum, 2):
             return f"ThresholdSafety: {sender} posted a decryption share of {list(accepted)}"
+    return None
+
+
+def min_accepted_safety(model: Model, world: World) -> str | None:
+    """No honest party posts a decryption share of, or decrypts, the sum of fewer than
+    ``min_accepted`` accepted updates (THREATS.md 2: a coalition that learns the sum of
+    the others' updates learns one update when only one other is in it)."""
+    if not model.min_accepted or not model.threshold:
+        return None  # no floor, or updates in the clear (nothing is decrypted)
+    for kind, sender, r, accepted in world.channel:
+        if kind == "share" and sender != model.malicious and len(accepted) < model.min_accepted:
+            return (
+                f"MinAcceptedSafety: {sender} posted a decryption share of round {r}'s sum of "
+                f"{list(accepted)}, min_accepted = {model.min_accepted}"
+            )
+    for party, r, _, _, accepted in sorted(world.combines):
+        if len(accepted) < model.min_accepted:
+            return (
+                f"MinAcceptedSafety: {party} decrypted round {r}'s sum of {list(accepted)}, "
+                f"min_accepted = {model.min_accepted}"
+            )
+    return None
+
+
+def honest_blameless(model: Model, world: World) -> str | None:
+    """No honest party is named faulty by an honest one: no entry an honest party posts is
+    impossible at its place (``machine._impossible``: the views record it as a violation),
+    and no honest party finds another's ``RoundDone`` contradicting its outcome
+    (``machine.digest_faults``, which it would post as a ``Rejected``)."""
+    assert world.observer is not None
+    for r, view in enumerate(world.observer.views, 1):
+        for sender, what in view.violations:
+            if sender != model.malicious:
+                return f"HonestBlameless: {sender}'s entry is a violation (round {r}): {what}"
+    for party, node in zip(model.parties, world.nodes, strict=True):
+        if node.state is None:
+            continue
+        for r, accused, why in machine.digest_faults(model.spec(party), node.state):
+            if accused != model.malicious:
+                return f"HonestBlameless: {party} names {accused} faulty (round {r}): {why}"
     return None
 
 
@@ -636,18 +857,36 @@ def quorum_safety(model: Model, world: World) -> str | None:
     return None
 
 
+#: Steps that are no honest party's: a state with only these left is terminal (the
+#: malicious party owes nobody a step, so Progress may not rely on its posts).
+NOT_HONEST_STEPS = ("Restart", "Crash", "Malicious")
+
+
+def terminal(successors_: list[tuple[str, World]]) -> bool:
+    """Whether no honest party can take a step (only crashes, restarts, malicious posts)."""
+    return all(label.startswith(NOT_HONEST_STEPS) for label, _ in successors_)
+
+
 def progress(model: Model, world: World, successors_: list[tuple[str, World]]) -> str | None:
-    """In a terminal state (nothing left but restarts), every live party is done."""
-    if any(not label.startswith(("Restart", "Crash")) for label, _ in successors_):
+    """In a terminal state (:func:`terminal`), every live honest party is done — with
+    ``Model.all_done``, every round of it ended Done.
+
+    The premise: at least max(q, close_votes) live honest parties (fewer cannot close a
+    submit phase, or fail a decryption, without the malicious party's votes).
+    """
+    if not terminal(successors_):
         return None
     live = [(p, n) for p, n in zip(model.parties, world.nodes, strict=True) if n.state is not None]
-    if len(live) < model.quorum:
+    if len(live) < max(model.quorum, model.votes):
         return None  # the property's premise does not hold
     for party, node in live:
         if node.stopped is not None:
             return f"Progress: {party} stopped: {node.stopped}"
         if node.state.round <= model.rounds:  # type: ignore[union-attr]
             return f"Progress: {party} is stuck in round {node.state.round}"  # type: ignore[union-attr]
+        failed = sorted(r for p, r in world.failed if p == party)
+        if model.all_done and failed:
+            return f"Progress: round {failed[0]} failed for {party} (all rounds must be Done)"
     return None
 
 
@@ -655,6 +894,8 @@ SAFETY: tuple[Callable[[Model, World], str | None], ...] = (
     agreement,
     threshold_safety,
     quorum_safety,
+    min_accepted_safety,
+    honest_blameless,
 )
 
 
@@ -664,14 +905,20 @@ SAFETY: tuple[Callable[[Model, World], str | None], ...] = (
 def state_key(model: Model, world: World) -> Hashable:
     """What of a world decides its future: worlds with equal keys have the same runs.
 
-    * The channel per round, because a machine's view of round r depends only on round-r
-      entries in their own order (``machine._absorb``); within a round, only the order of
-      decryption shares matters (the first t valid ones decrypt) and only until every party
-      is past the round — submissions count as the set before the cut, and ``RoundDone``,
-      ``Rejected`` and ``RoundFailed`` entries as sets (views keep them as sets in effect).
+    * The channel as every party's views fold it (:attr:`World.observer`), per round:
+      before the cut the submitters and the ``PhaseClosed`` voters as sets, after it the cut
+      as a set; the ``RoundFailed`` voters as a set and where the ``close_votes``-th fell
+      among the decryption shares (``failed_at``); the shares in channel order (the first t
+      valid ones decrypt) until every party is past the round; the first ``RoundDone`` of
+      each party and the honest ``Rejected`` entries as sets. ``machine._absorb`` and
+      ``machine._impossible`` read nothing else of a view (membership, counts, the cut,
+      ``failed_at``, the share order, whether a sender finished round r - 1), so a later
+      entry does the same after two channels with the same summary. Violations change no
+      decision: only honest senders' are kept (for ``HonestBlameless``).
     * Each party without its views: an idle live party has read the whole channel (the
       normal form), so its views are a function of the channel; a training party reads it
       all before it acts again; a crashed one replays it.
+    * The malicious party's budget and its counted posts' payloads.
     """
     if model.lagging:  # a party's views are a function of the channel prefix it has read
         nodes = tuple(
@@ -684,26 +931,31 @@ def state_key(model: Model, world: World) -> Hashable:
             world.combines,
             world.applied,
             world.failed,
+            world.malicious_left,
+            world.malicious_counted,
         )
+    assert world.observer is not None
     rounds = []
-    for r in range(1, model.rounds + 1):
-        submitted: set[str] = set()
-        closed = False
-        shares: list[tuple[str, Any]] = []
-        others: set[Entry] = set()
-        for entry in world.channel:
-            if entry[2] != r:
-                continue
-            if entry[0] == "submitted":
-                submitted.add(entry[1])
-            elif entry[0] == "closed":
-                closed = True
-            elif entry[0] == "share":
-                shares.append((entry[1], entry[3]))
-            else:
-                others.add(entry)
-        ordered: Hashable = frozenset(shares) if _past(model, world, r) else tuple(shares)
-        rounds.append((frozenset(submitted), closed, ordered, frozenset(others)))
+    for r, view in enumerate(world.observer.views, 1):
+        # before the cut: who submitted and who voted; after it, only the cut counts
+        phase: Hashable = (
+            (frozenset(view.submitted), frozenset(view.closers))
+            if view.cut is None
+            else frozenset(view.cut)
+        )
+        payloads: dict[str, Any] = {}  # the malicious party's: Model.malicious_counted
+        rejected: set[tuple[str, Any]] = set()
+        for kind, sender, round_, payload in world.channel:
+            if round_ == r and kind == "share" and sender != model.malicious:
+                payloads.setdefault(sender, payload)
+            elif round_ == r and kind == "rejected":
+                rejected.add((sender, payload))
+        shares = tuple((p, payloads.get(p)) for p in view.shares)
+        ordered: Hashable = frozenset(shares) if _past(model, world, r) else shares
+        failers = frozenset(view.failers)
+        rounds.append(
+            (phase, failers, view.failed_at, ordered, frozenset(view.done), frozenset(rejected))
+        )
     nodes = tuple(
         (
             None if n.state is None or n.stopped else _viewless(n.state),
@@ -713,11 +965,24 @@ def state_key(model: Model, world: World) -> Hashable:
         )
         for n in world.nodes
     )
+    ghosts = (world.combines, world.applied, world.failed, _blamed(model, world))
+    malicious = (world.malicious_left, world.malicious_counted)
     if model.keygen is not None:  # joins and dealt keys sit outside the rounds (round 0)
         keys = frozenset(e for e in world.channel if e[2] == 0)
-        ghosts = (world.combines, world.applied, world.failed)
-        return (tuple(rounds), keys, nodes, world.crashes_left, *ghosts)
-    return (tuple(rounds), nodes, world.crashes_left, world.combines, world.applied, world.failed)
+        return (tuple(rounds), keys, nodes, world.crashes_left, *ghosts, *malicious)
+    return (tuple(rounds), nodes, world.crashes_left, *ghosts, *malicious)
+
+
+def _blamed(model: Model, world: World) -> frozenset[tuple[int, str, str]]:
+    """``(round, sender, what)`` of the violations by honest senders (``HonestBlameless``;
+    the malicious party's change nothing, so the key leaves them out)."""
+    assert world.observer is not None
+    return frozenset(
+        (r, sender, what)
+        for r, view in enumerate(world.observer.views, 1)
+        for sender, what in view.violations
+        if sender != model.malicious
+    )
 
 
 _NO_KEY_VIEWS: dict[str, Any] = {"joined": frozenset(), "dealt": frozenset(), "keygen": frozenset()}
@@ -852,14 +1117,47 @@ def _renamed(world: World, bare: tuple[Node, ...], renaming: Renaming) -> World:
     channel = tuple(_renamed_entry(entry, new) for entry in world.channel)
     nodes = tuple(_renamed_node(bare[old], new) for old in renaming.order)
     combines = frozenset(
-        (new(p), r, tuple(new(x) for x in shares), valid) for p, r, shares, valid in world.combines
+        (new(p), r, tuple(new(x) for x in shares), valid, _renamed_set(accepted, new))
+        for p, r, shares, valid, accepted in world.combines
     )
     applied = frozenset(
         (new(p), r, _renamed_digest(d, new), _renamed_set(accepted, new))
         for p, r, d, accepted in world.applied
     )
     failed = frozenset((new(p), r) for p, r in world.failed)
-    return World(channel, nodes, world.crashes_left, combines, applied, failed)
+    observer = world.observer
+    if observer is not None:
+        observer = evolve(observer, views=tuple(_renamed_view(v, new) for v in observer.views))
+    return evolve(
+        world,
+        channel=channel,
+        nodes=nodes,
+        combines=combines,
+        applied=applied,
+        failed=failed,
+        observer=observer,
+    )
+
+
+@lru_cache(maxsize=1 << 16)
+def _renamed_view(view: machine.RoundView, renaming: Renaming) -> machine.RoundView:
+    """The observer's view of a round in the renamed run (entries keep their order)."""
+    new = renaming
+
+    def names(parties: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(map(new, parties))
+
+    return evolve(
+        view,
+        submitted=names(view.submitted),
+        closers=names(view.closers),
+        cut=None if view.cut is None else names(view.cut),
+        my_rejections=frozenset((new(p), why) for p, why in view.my_rejections),
+        failers=names(view.failers),
+        shares=names(view.shares),
+        done=tuple((new(p), _renamed_digest(d, new)) for p, d in view.done),
+        violations=tuple((new(p), what) for p, what in view.violations),
+    )
 
 
 @cache
@@ -912,6 +1210,7 @@ def _renamed_node(node: Node, renaming: Renaming) -> Node:
         digests=tuple((r, _renamed_digest(d, new)) for r, d in s.digests),
         pending_announce=pending and (pending[0], _renamed_digest(pending[1], new)),
         halted=_renamed_text(s.halted, new),
+        accused=frozenset((r, new(p), _renamed_text(why, new)) for r, p, why in s.accused),
         verdicts=None
         if s.verdicts is None
         else tuple(sorted(((new(p), why) for p, why in s.verdicts), key=lambda v: v[0])),
@@ -956,13 +1255,13 @@ def explore(
     first_key = fingerprint(model, first)
     parent: dict[int, tuple[int, str] | None] = {first_key: None}
     queue: deque[tuple[int, World]] = deque([(first_key, first)])
-    transitions = terminal = 0
+    transitions = terminals = 0
     while queue:
         key, world = queue.popleft()
         nexts = list(successors(model, world))
         violation = _violation(model, world, nexts, check_progress)
-        if all(label.startswith(("Restart", "Crash")) for label, _ in nexts):
-            terminal += 1
+        if terminal(nexts):
+            terminals += 1
         if violation is not None:
             trace = _trace(model, parent, key)
             if trace and model.symmetry:  # the replay may end in a renaming of ``world``
@@ -970,7 +1269,7 @@ def explore(
                 nexts = list(successors(model, last))
                 violation = _violation(model, last, nexts, check_progress) or violation
             seconds = time.perf_counter() - started
-            return Result(len(parent), transitions, seconds, violation, trace, terminal, hashes)
+            return Result(len(parent), transitions, seconds, violation, trace, terminals, hashes)
         for label, after in nexts:
             transitions += 1
             after_key = fingerprint(model, after)
@@ -985,7 +1284,7 @@ def explore(
         len(parent),
         transitions,
         seconds,
-        terminal=terminal,
+        terminal=terminals,
         hashes_per_state=hashes,
         visited=visited,
     )
@@ -1093,21 +1392,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="count states up to a renaming of the parties (TLC's SYMMETRY; ~n! fewer)",
     )
     parser.add_argument("--share-slack", type=int, default=0, help="broken variant: t - slack")
+    parser.add_argument(
+        "--close-votes",
+        type=int,
+        default=None,
+        metavar="K",
+        help="distinct PhaseClosed (RoundFailed) votes that close a submit phase (fail a "
+        "decryption), 1-N [t; a majority when t = 0]",
+    )
+    parser.add_argument(
+        "--min-accepted",
+        type=int,
+        default=0,
+        metavar="M",
+        help="key holders decrypt only sums of at least M accepted updates, 0-N [0: no floor]",
+    )
+    parser.add_argument(
+        "--malicious",
+        metavar="PARTY",
+        help="this party runs no machine and posts any message for any round (one of the "
+        "--parties names: alice, bob, ...) [none]",
+    )
+    parser.add_argument(
+        "--malicious-posts",
+        type=int,
+        default=2,
+        metavar="M",
+        help="the malicious party's posts that change a view, at least 0 [2]",
+    )
+    parser.add_argument(
+        "--malicious-updates",
+        default=",".join(MALICIOUS_UPDATES),
+        metavar="KINDS",
+        help="what its Submitted may carry, comma-separated among "
+        f"{', '.join(MALICIOUS_UPDATES)} [all]",
+    )
+    parser.add_argument(
+        "--all-done",
+        action="store_true",
+        help="Progress demands every round Done for every live honest party (none Failed)",
+    )
     args = parser.parse_args(argv)
     if args.unfair_shares and not args.unfair:
         parser.error("--unfair-shares needs --unfair")
     n = args.parties
+    names = PARTY_NAMES[:n]
     for flag, value, low, high, bounds in (
         ("--t", args.t, 0, n, f"0..{n} with {n} parties"),
         ("--q", args.q, 1, n, f"1..{n} with {n} parties"),
         ("--rounds", args.rounds, 1, None, "at least 1"),
         ("--crashes", args.crashes, 0, None, "at least 0"),
         ("--share-slack", args.share_slack, 0, args.t, f"0..{args.t}, at most t"),
+        ("--close-votes", args.close_votes, 1, n, f"1..{n} with {n} parties"),
+        ("--min-accepted", args.min_accepted, 0, n, f"0..{n} with {n} parties"),
+        ("--malicious-posts", args.malicious_posts, 0, None, "at least 0"),
     ):
-        if value < low or (high is not None and value > high):
+        if value is not None and (value < low or (high is not None and value > high)):
             parser.error(f"{flag} {value} is out of range ({bounds})")
+    if args.malicious is not None and args.malicious not in names:
+        parser.error(f"--malicious {args.malicious} is not one of {', '.join(names)}")
+    if args.malicious is not None and args.symmetry:
+        parser.error("--symmetry needs a model that names no party (no --malicious)")
+    updates = tuple(kind for kind in args.malicious_updates.split(",") if kind)
+    if not set(updates) <= set(MALICIOUS_UPDATES):
+        parser.error(
+            f"--malicious-updates {args.malicious_updates}: each one of "
+            f"{', '.join(MALICIOUS_UPDATES)}"
+        )
     model = Model(
-        PARTY_NAMES[: args.parties],
+        names,
         args.t,
         args.q,
         args.rounds,
@@ -1117,14 +1470,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         unfair_shares=args.unfair_shares,
         lagging=args.lagging,
         symmetry=args.symmetry,
+        close_votes=args.close_votes,
+        min_accepted=args.min_accepted,
+        malicious=args.malicious,
+        malicious_posts=args.malicious_posts,
+        malicious_updates=updates,
+        all_done=args.all_done,
     )
     result = explore(model)
     checked = "safety" if args.unfair else "safety and Progress"
     deadlines = (
         "fair" if not args.unfair else "unfair" + (" (shares too)" if args.unfair_shares else "")
     )
+    rules = f"k={model.votes}" + (f" min_accepted={args.min_accepted}" if args.min_accepted else "")
+    if args.malicious is not None:
+        rules += f" malicious={args.malicious} (<={args.malicious_posts} posts)"
+    if args.all_done:
+        rules += " all-done"
     print(
-        f"n={args.parties} t={args.t} q={args.q} rounds={args.rounds} crashes<={args.crashes} "
+        f"n={args.parties} t={args.t} q={args.q} {rules} rounds={args.rounds} "
+        f"crashes<={args.crashes} "
         f"{deadlines} deadlines{', lagging views' if args.lagging else ''} ({checked}): "
         f"{result.states} distinct states{' up to symmetry' if args.symmetry else ''}, "
         f"{result.transitions} transitions, {result.terminal} terminal, "
