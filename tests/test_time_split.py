@@ -164,3 +164,15 @@ def test_step_timings_add_up_per_round_and_count_a_nested_step_once() -> None:
     with steps.step(2, "verify_s"):
         clock.now += 0.25
     assert steps.seconds == {"verify_s": 0.25}
+
+
+def test_the_dashboard_shows_the_split_and_falls_back_to_the_slowest_phases() -> None:
+    from zkadapt.dashboard.page import _time_text
+
+    timed = SessionReport.from_json(_with_splits(make_report(n_rounds=1))).rounds[0]
+    assert _time_text(timed) == (
+        "train 51.0 s, evaluate 20.0 s, private aggregation 2.50 s (2.5 %), other 26.5 s"
+    )
+    doc = make_report(n_rounds=1)
+    doc["rounds"][0]["timing_s"] = {"train_s": 40.0, "collect_s": 2.0}
+    assert _time_text(SessionReport.from_json(doc).rounds[0]) == "train 40.0 s, collect 2.00 s"
