@@ -65,12 +65,12 @@ class RoundIO(Protocol):
     def emit(self, round_: int, phase: Any, detail: str) -> None: ...
 
 
-#: The steps a scheme times itself (:class:`StepTimings`), work only, never a wait for others:
-#: ``verify_s`` (open every submission: parse, binding, proofs), ``sum_s`` (add the accepted
-#: updates), ``share_s`` (make, prove and store this party's decryption shares),
-#: ``check_share_s`` (verify others' shares), ``combine_s`` (combine shares, unmask, decode
-#: the mean). Sealing is timed by the round itself (``seal_s``). ``decrypt_s`` is a span, not
-#: work: from the sum to the combined mean, waiting for the others' shares included.
+#: The steps a scheme times itself (:class:`StepTimings`), work only, never a wait for others
+#: and never a transfer: ``verify_s`` (open every submission: parse, binding, proofs),
+#: ``sum_s`` (add the accepted updates), ``share_s`` (make and prove this party's decryption
+#: shares), ``check_share_s`` (verify others' shares), ``combine_s`` (combine shares, unmask,
+#: decode the mean). Sealing is timed by the round itself (``seal_s``). ``decrypt_s`` is a
+#: span, not work: from the sum to the combined mean, waiting for the others' shares included.
 SCHEME_STEPS = ("verify_s", "sum_s", "share_s", "check_share_s", "combine_s")
 
 
