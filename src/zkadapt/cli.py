@@ -18,7 +18,7 @@ from zkadapt import __version__
 from zkadapt.errors import ConfigError, RoundsFailed, UsageError, ZkAdaptError
 from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
 
-EXAMPLES = ("mnist", "qlora-smollm2")
+EXAMPLES = ("mnist", "qlora-smollm2", "qlora-smollm2-private")
 
 
 @contextlib.contextmanager
@@ -174,7 +174,8 @@ def run(
                 "the key of this session is dealt by an external key-generation centre: start "
                 "each party with `zkadapt party` and the centre with `zkadapt keygen`"
             )
-        from zkadapt.report import markdown_summary  # heavy imports only after validation
+        # heavy imports only after validation
+        from zkadapt.report import markdown_summary, markdown_time_split
         from zkadapt.session import run_session
         from zkadapt.writable import ensure_out_dir
 
@@ -196,6 +197,8 @@ def run(
             party_main=main,
         )
         click.echo(markdown_summary(report))
+        if split := markdown_time_split(report):
+            click.echo(split)
         click.echo(
             f"report: {out_dir / 'report.json'}  plots: {out_dir / 'metrics.png'}, "
             f"{out_dir / 'report.html'}"

@@ -15,6 +15,7 @@ Rules:
 * **Bytes** (:func:`size`): binary units, ``B`` without decimals, then one decimal.
 * **Durations** (:func:`duration`): seconds with two decimals under 10 s, one decimal up to
   120 s, minutes above.
+* **Shares of a whole** (:func:`share`): a percentage with one decimal.
 * A value that is absent is :data:`MISSING`; a byte count or a duration that cannot be (a
   negative or non-finite one) raises ValueError rather than printing something plausible.
 """
@@ -140,6 +141,16 @@ def duration(value: float | None) -> str:
     if v >= _MINUTES_FROM_S:
         return f"{v / 60:.1f} min"
     return f"{v:.2f} s" if v < 10 else f"{v:.1f} s"
+
+
+def share(value: float | None) -> str:
+    """A fraction of a whole as a percentage: ``0.0312`` -> ``3.1 %``.
+
+    >>> share(0.0312), share(None)
+    ('3.1 %', '—')
+    """
+    v = finite(value)
+    return MISSING if v is None else f"{v * 100:.1f} %"
 
 
 def clock(timestamp: float | None) -> str:

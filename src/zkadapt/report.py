@@ -30,7 +30,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from zkadapt import formatting as fmt
 from zkadapt.atomic_file import write_atomic
-from zkadapt.session_report import Metrics, Rejection, RoundReport, SessionReport
+from zkadapt.session_report import Metrics, Rejection, RoundReport, RoundSplit, SessionReport
 
 REPORT_JSON = "report.json"
 METRICS_PNG = "metrics.png"
@@ -104,6 +104,26 @@ def markdown_summary(report: ReportLike) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_time_split(report: ReportLike) -> str:
+    """Return a compact markdown table of where each round's time went, or ``""``.
+
+    One row per timed round (:class:`~zkadapt.session_report.RoundSplit`, the party whose
+    private aggregation took the largest share of its round): the round, training,
+    evaluation, private aggregation (the privacy scheme's own work), the rest (uploads,
+    waiting for the others, key set-up, checkpoints) and aggregation's share of the round.
+    Empty when no round was timed that way (a report from before the split existed).
+
+    Args:
+        report: The session report.
+    """
+    rows = _split_rows(as_report(report))
+    if not rows:
+        return ""
+    lines = [_md_row(list(_SPLIT_HEAD)), _md_row(["---:", "---"] + ["---:"] * 6)]
+    lines += [_md_row(_split_cells(r, split)) for r, split in rows]
+    return "\n".join(lines) + "\n"
+
+
 def primary_metric(report: ReportLike) -> str | None:
     """The report's headline metric (:func:`zkadapt.formatting.primary_metric`), or None.
 
@@ -138,6 +158,35 @@ def _comparison_rows(report: SessionReport) -> list[tuple[str, Metrics]]:
         if local:
             rows.append((f"Local-only ({name})", local))
     return rows
+
+
+#: Columns of the time-split table (Markdown and HTML).
+_SPLIT_HEAD = (
+    "Round",
+    "Party",
+    "Round time",
+    "Train",
+    "Evaluate",
+    "Private aggregation",
+    "Other",
+    "Aggregation share",
+)
+
+
+def _split_rows(report: SessionReport) -> list[tuple[int, RoundSplit]]:
+    """(round, split) of every round that has a time split."""
+    return [(entry.round, entry.split) for entry in report.rounds if entry.split is not None]
+
+
+def _split_cells(round_: int, split: RoundSplit) -> list[str]:
+    """The cells of one time-split row, formatted."""
+    seconds = (split.round_s, split.train_s, split.evaluate_s, split.aggregation_s, split.other_s)
+    return [
+        str(round_),
+        split.party,
+        *(fmt.duration(value) for value in seconds),
+        fmt.share(split.aggregation_share),
+    ]
 
 
 def _md_row(cells: Sequence[str]) -> str:
@@ -359,6 +408,7 @@ def render_html(report: ReportLike, png: bytes) -> str:
         f'<img alt="Metrics per round" src="data:image/png;base64,{image}">',
         "<h2>Rounds</h2>",
         _html_rounds_table(typed),
+        _html_time_split(typed),
         "<h2>Final model vs baselines</h2>",
         _html_comparison_table(typed),
         "</body></html>",
@@ -409,6 +459,25 @@ def _html_rounds_table(report: SessionReport) -> str:
     if not rows:
         return '<p class="muted">No round completed.</p>'
     return _html_table("rounds", head, rows)
+
+
+def _html_time_split(report: SessionReport) -> str:
+    """The time-split table (:func:`markdown_time_split`), or nothing when no round has one."""
+    rows = [
+        "<tr>"
+        + "".join(_td(cell, numeric=i != 1) for i, cell in enumerate(_split_cells(round_, split)))
+        + "</tr>"
+        for round_, split in _split_rows(report)
+    ]
+    if not rows:
+        return ""
+    note = (
+        '<p class="muted">Per round, the party whose private aggregation (the privacy '
+        "scheme's own work: seal, verify the others' updates, sum, make and check decryption "
+        "shares, combine and unmask) took the largest share of its round. Other: uploads, "
+        "downloads, waiting for the other parties, key set-up, checkpoints.</p>"
+    )
+    return "<h2>Time per round</h2>\n" + _html_table("time-split", _SPLIT_HEAD, rows) + note
 
 
 def _html_rejections(rejected: Sequence[Rejection]) -> str:

@@ -69,6 +69,57 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class RoundSplit:
+    """Where one party's round went (:func:`zkadapt.summary.round_split` picks the party).
+
+    ``round_s`` is the party's whole round (``RoundDone.duration_s``); ``train_s`` its local
+    training, ``evaluate_s`` its evaluation of G(r) (own and pooled held-out data),
+    ``aggregation_s`` the privacy scheme's own work (:data:`zkadapt.summary.AGGREGATION_PHASES`:
+    seal, verify the others' updates, sum, make and check decryption shares, combine and
+    unmask), and ``other_s`` the rest: uploads and downloads, waiting for the other parties,
+    key set-up, checkpointing.
+    """
+
+    party: str
+    round_s: float
+    train_s: float
+    evaluate_s: float
+    aggregation_s: float
+    other_s: float
+
+    @property
+    def aggregation_share(self) -> float | None:
+        """``aggregation_s`` as a fraction of the round; None for a zero-length round."""
+        return self.aggregation_s / self.round_s if self.round_s > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "party": self.party,
+            "round_s": self.round_s,
+            "train_s": self.train_s,
+            "evaluate_s": self.evaluate_s,
+            "aggregation_s": self.aggregation_s,
+            "other_s": self.other_s,
+            "aggregation_share": self.aggregation_share,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str = "split") -> RoundSplit | None:
+        """The split of ``doc``; None for an absent or empty one (``aggregation_share`` is
+        derived, so it is not read back)."""
+        doc = _mapping(doc or {}, where)
+        if not doc:
+            return None
+        return cls(
+            party=_str(doc.get("party", ""), f"{where}.party"),
+            **{
+                key: _seconds(doc.get(key, 0.0), f"{where}.{key}")
+                for key in ("round_s", "train_s", "evaluate_s", "aggregation_s", "other_s")
+            },
+        )
+
+
+@dataclass(frozen=True)
 class RoundReport:
     """One completed round, as the parties posted it (the first ``RoundDone`` speaks for all)."""
 
@@ -84,10 +135,16 @@ class RoundReport:
     model_sha256: str | None
     #: Why the round failed (``RoundFailed``; ``model_sha256`` is then G(r-1)'s); None if done.
     failure: str | None = None
+    #: Train / evaluate / private aggregation / other of one party; None when not timed.
+    split: RoundSplit | None = None
 
     def to_json(self) -> dict[str, Any]:
-        failure = {} if self.failure is None else {"failure": self.failure}
-        return failure | {
+        optional: dict[str, Any] = {}
+        if self.failure is not None:
+            optional["failure"] = self.failure
+        if self.split is not None:
+            optional["split"] = self.split.to_json()
+        return optional | {
             "round": self.round,
             "accepted": list(self.accepted),
             "rejected": [item.to_json() for item in self.rejected],
@@ -125,6 +182,7 @@ class RoundReport:
             global_metrics=_metrics(metrics.get("global"), f"{where}.metrics.global"),
             per_party=_per_party(metrics.get("per_party"), f"{where}.metrics.per_party"),
             model_sha256=_optional(doc.get("model_sha256"), _str, f"{where}.model_sha256"),
+            split=RoundSplit.from_json(doc.get("split"), f"{where}.split"),
         )
 
 

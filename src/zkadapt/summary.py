@@ -19,17 +19,26 @@ from zkadapt.config import SessionConfig
 from zkadapt.protocol import machine
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import RoundDone, RoundFailed
+from zkadapt.protocol.schemes import SCHEME_STEPS
 from zkadapt.session_report import (
     Baselines,
     FinalResult,
     PartyInfo,
     Rejection,
     RoundReport,
+    RoundSplit,
     SessionReport,
     Timing,
 )
 
 _GLOBAL = "global_"
+
+#: The ``RoundDone.timing`` phases that make up private aggregation, the privacy scheme's own
+#: work: ``seal_s`` (quantize, mask or encrypt, prove), ``verify_s`` (open and verify every
+#: submission), ``sum_s``, ``share_s`` (make and prove decryption shares), ``check_share_s``
+#: (verify others' shares), ``combine_s`` (combine shares, unmask, decode the mean). Waiting
+#: for the other parties, uploads and downloads are not in it (they are ``other_s``).
+AGGREGATION_PHASES = ("seal_s", *SCHEME_STEPS)
 
 
 @dataclass(frozen=True)
@@ -193,7 +202,35 @@ def _round_report(
         global_metrics=split_metrics(first.metrics)[0],
         per_party={name: split_metrics(d.metrics)[1] for name, d in sorted(done.items())},
         model_sha256=first.model_sha256,
+        split=round_split(done),
     )
+
+
+def phase_split(party: str, round_s: float, timing: Mapping[str, float]) -> RoundSplit:
+    """One party's round as train / evaluate / private aggregation / other (pure).
+
+    ``other_s`` is what the three named parts leave of ``round_s`` (never below 0: phases
+    timed with another clock may add up to a little more than the round).
+    """
+    train = timing.get("train_s", 0.0)
+    evaluate = timing.get("evaluate_s", 0.0)
+    aggregation = sum(timing.get(phase, 0.0) for phase in AGGREGATION_PHASES)
+    other = max(0.0, round_s - train - evaluate - aggregation)
+    return RoundSplit(party, round_s, train, evaluate, aggregation, other)
+
+
+def round_split(done: Mapping[str, RoundDone]) -> RoundSplit | None:
+    """The split of the party whose private aggregation took the largest share of its round.
+
+    None when no party timed its evaluation (``evaluate_s``): such a ``RoundDone`` was
+    written before the split existed, and its evaluation would hide in ``other_s``.
+    """
+    splits = [
+        phase_split(name, message.duration_s, message.timing)
+        for name, message in sorted(done.items())
+        if "evaluate_s" in message.timing and message.duration_s > 0
+    ]
+    return max(splits, key=lambda split: split.aggregation_share or 0.0, default=None)
 
 
 def _slowest_phases(done: dict[str, RoundDone]) -> dict[str, float]:

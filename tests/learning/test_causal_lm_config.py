@@ -45,6 +45,19 @@ def test_the_bundled_example_loads_both_ways() -> None:
     assert set(from_file.data.parties or {}) == set(from_file.party_names)
 
 
+def test_the_private_example_is_the_plain_one_with_masked_aggregation() -> None:
+    """Same experiment (same G(0), data split and training seeds: the same seed id), so its
+    perplexity compares one to one with the plain session's (docs/qlora.md)."""
+    private = load_config(EXAMPLE.with_name("qlora-smollm2-private.toml"))
+    plain = load_config(EXAMPLE)
+    assert private == example_config("qlora-smollm2-private")
+    assert private.privacy.scheme == "masked" and plain.privacy.scheme == "none"
+    assert private.seed_id == plain.seed_id and private.session_id != plain.session_id
+    raw, plain_raw = private.model_dump(mode="json"), plain.model_dump(mode="json")
+    assert {key for key in raw if raw[key] != plain_raw[key]} == {"session", "privacy"}
+    assert raw["session"] | {"name": plain.session.name} == plain_raw["session"]
+
+
 @pytest.mark.parametrize(
     ("doc", "message"),
     [

@@ -14,8 +14,10 @@ from tests.protocol.harness import NAMES, SESSION, Session, digests
 from tests.protocol.test_secure_aggregation import KEY_BITS, SAMPLES, _final_state
 from zkadapt.crypto.proofs import ProofContext
 from zkadapt.protocol.masked import MaskedScheme, MaskedUpdate
-from zkadapt.protocol.messages import Rejected, decode
+from zkadapt.protocol.messages import Rejected, RoundDone, decode
+from zkadapt.protocol.schemes import SCHEME_STEPS
 from zkadapt.storage.base import ObjectRef
+from zkadapt.summary import round_split
 
 
 class Attack:
@@ -108,6 +110,27 @@ def test_seeds_are_never_reused(tmp_path: Path) -> None:
         seen_cts.add(update.seed_ciphertexts)
         seen_y.add(hashlib.sha256(update.masked).hexdigest())
     assert len(seen_cts) == len(seen_y) == 6
+
+
+def test_round_done_times_the_schemes_own_work_and_the_evaluation(tmp_path: Path) -> None:
+    """Every party posts the masked scheme's steps (work only) and ``evaluate_s``; the
+    report's split of the round counts them as private aggregation (issue 18)."""
+    session = masked_session(tmp_path, rounds=1)
+    session.run()
+    done = {}
+    for entry in session.entries():
+        message = decode(entry.envelope.payload)
+        if isinstance(message, RoundDone):
+            done[message.party] = message
+    assert sorted(done) == list(NAMES)
+    for message in done.values():
+        steps = {"seal_s", "evaluate_s", *SCHEME_STEPS}
+        assert steps <= set(message.timing), message.timing
+        assert all(message.timing[k] > 0 for k in steps)
+        # the span from the sum to the mean holds the share work and the waiting for shares
+        assert message.timing["decrypt_s"] >= message.timing["share_s"]
+    split = round_split(done)
+    assert split is not None and 0 < split.aggregation_s < split.round_s
 
 
 @pytest.mark.parametrize("attack", [Attack.COPY_SEEDS, Attack.RERANDOMIZE, Attack.INVERSE])

@@ -203,7 +203,7 @@ def render_rounds(snap: Snapshot) -> str:
         rows.append(_progress_row(snap.in_progress, len(snap.parties), shares=shares))
     head = ["round", "accepted", "rejected", "uploaded"]
     head += ["decryption shares"] if shares else []
-    head += ["duration", "slowest phases"]
+    head += ["duration", "where the time went"]
     table = (
         _table(head, rows, numeric=(3, 4, 5) if shares else (3, 4))
         if rows
@@ -235,11 +235,24 @@ def _rejected_text(rejected: Sequence[Rejection]) -> str:
     return "; ".join(f"{p}: {why} (by {', '.join(s)})" for (p, why), s in by.items()) or "none"
 
 
-def _round_row(r: RoundReport, *, shares: bool) -> str:
-    phases = ", ".join(
+def _time_text(r: RoundReport) -> str:
+    """Train / evaluate / private aggregation (share of the round) when the round has its
+    split (``RoundReport.split``), else the four slowest phases."""
+    if r.split is not None:
+        s = r.split
+        return (
+            f"train {fmt.duration(s.train_s)}, evaluate {fmt.duration(s.evaluate_s)}, "
+            f"private aggregation {fmt.duration(s.aggregation_s)} "
+            f"({fmt.share(s.aggregation_share)}), other {fmt.duration(s.other_s)}"
+        )
+    return ", ".join(
         f"{k.removesuffix('_s')} {fmt.duration(v)}"
         for k, v in sorted(r.timing_s.items(), key=lambda kv: -kv[1])[:4]
     )
+
+
+def _round_row(r: RoundReport, *, shares: bool) -> str:
+    phases = _time_text(r)
     cls = ' class="rejected"' if r.rejected else ""
     return (
         f'<tr{cls} data-round="{_e(r.round)}">{_td(r.round)}'

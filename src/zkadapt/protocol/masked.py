@@ -47,7 +47,7 @@ from zkadapt.protocol.messages import Submitted
 from zkadapt.protocol.paillier_ops import packing_doc
 from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES
 from zkadapt.protocol.schemes import RoundIO
-from zkadapt.protocol.secure_aggregation import PaillierScheme
+from zkadapt.protocol.secure_aggregation import PaillierScheme, _RoundSum
 from zkadapt.protocol.update import UpdateRejected
 
 MASKED_FORMAT = "zkadapt-update/masked-v1"
@@ -219,6 +219,12 @@ class MaskedScheme(PaillierScheme):
         self, round_: int, sub: Submitted, data: bytes, io: RoundIO
     ) -> tuple[list[Ciphertext], np.ndarray]:
         """Check binding, parameters and the seed proof bound to y; (seed cts, y)."""
+        with self.steps.step(round_, "verify_s"):
+            return self._open(round_, sub, data, io)
+
+    def _open(
+        self, round_: int, sub: Submitted, data: bytes, io: RoundIO
+    ) -> tuple[list[Ciphertext], np.ndarray]:
         public, _ = self.epochs.of_round(round_)
         update = MaskedUpdate.from_bytes(data)
         _check_binding(update, public, io.ctx.session_id, round_, sub.party)
@@ -255,13 +261,14 @@ class MaskedScheme(PaillierScheme):
 
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Multiply the seed ciphertexts (the Paillier sum) and add the masked vectors mod p."""
-        super().sum(round_, {name: cts for name, (cts, _) in accepted.items()}, io)
-        below_p = np.uint64((1 << self.params.p_bits) - 1)  # mod p, p a power of two
-        names = tuple(sorted(accepted))
-        total = np.zeros(len(accepted[names[0]][1]), dtype=np.uint64)
-        for name in names:
-            total = (total + accepted[name][1]) & below_p
-        self._masked = _MaskedSum(round_, names, total)
+        with self.steps.step(round_, "sum_s"):
+            super().sum(round_, {name: cts for name, (cts, _) in accepted.items()}, io)
+            below_p = np.uint64((1 << self.params.p_bits) - 1)  # mod p, p a power of two
+            names = tuple(sorted(accepted))
+            total = np.zeros(len(accepted[names[0]][1]), dtype=np.uint64)
+            for name in names:
+                total = (total + accepted[name][1]) & below_p
+            self._masked = _MaskedSum(round_, names, total)
 
     def combine(self, round_: int, parties: tuple[str, ...], io: RoundIO) -> np.ndarray:
         """Decrypt the seed sum from t parties' shares, unmask, decode the weighted mean.
@@ -280,6 +287,16 @@ class MaskedScheme(PaillierScheme):
                 f"{len(parties)} decryption shares cannot decrypt; {self.threshold} needed",
                 round=round_,
             )
+        with self.steps.step(round_, "combine_s"):
+            mean = self._unmask_mean(rs, held, parties, io)
+        self.steps.record(round_, "decrypt_s", time.monotonic() - rs.summed_at)
+        self._sum, self._masked = None, None
+        return mean
+
+    def _unmask_mean(
+        self, rs: _RoundSum, held: _MaskedSum, parties: tuple[str, ...], io: RoundIO
+    ) -> np.ndarray:
+        """Combine the chosen shares into the seed sum, unmask the masked sum, decode."""
         shares = {self.index_of(p): rs.valid[p] for p in parties}
         plaintexts = [
             combine(rs.public, {i: s[j] for i, s in shares.items()}) for j in range(len(rs.total))
@@ -295,10 +312,7 @@ class MaskedScheme(PaillierScheme):
             )
         weight = sum(self.weights[n] for n in held.names)
         q_sum = sums - n_accepted * self.spec.offset
-        mean = (q_sum.astype(np.float64) * (self.spec.step / weight)).astype(np.float32)
-        self.timings["decrypt_s"] = time.monotonic() - rs.summed_at
-        self._sum, self._masked = None, None
-        return mean
+        return (q_sum.astype(np.float64) * (self.spec.step / weight)).astype(np.float32)
 
 
 def _check_binding(

@@ -557,10 +557,10 @@ class RoundProtocol:
         tensors = self.codec.unflatten(g.vector)
         digest = state_digest(tensors)
         metrics = dict(work.trained or {})
-        metrics.update(_scores(self.learner.evaluate(tensors, "local")))
-        metrics.update(
-            {f"global_{k}": v for k, v in _scores(self.learner.evaluate(tensors, "global")).items()}
-        )
+        with work.timer("evaluate_s"):
+            metrics.update(_scores(self.learner.evaluate(tensors, "local")))
+            scores = _scores(self.learner.evaluate(tensors, "global"))
+        metrics.update({f"global_{k}": v for k, v in scores.items()})
         with work.timer("checkpoint_s"):
             self.checkpoints.save(
                 SavedRound(r, tensors, g.momentum, digest, {"accepted": list(accepted)})

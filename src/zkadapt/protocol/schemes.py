@@ -17,7 +17,9 @@ the same accepted set: that is what lets ``RoundDone`` digests agree (DESIGN.md 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -63,12 +65,62 @@ class RoundIO(Protocol):
     def emit(self, round_: int, phase: Any, detail: str) -> None: ...
 
 
+#: The steps a scheme times itself (:class:`StepTimings`), work only, never a wait for others
+#: and never a transfer: ``verify_s`` (open every submission: parse, binding, proofs),
+#: ``sum_s`` (add the accepted updates), ``share_s`` (make and prove this party's decryption
+#: shares), ``check_share_s`` (verify others' shares), ``combine_s`` (combine shares, unmask,
+#: decode the mean). Sealing is timed by the round itself (``seal_s``). ``decrypt_s`` is a
+#: span, not work: from the sum to the combined mean, waiting for the others' shares included.
+SCHEME_STEPS = ("verify_s", "sum_s", "share_s", "check_share_s", "combine_s")
+
+
+class StepTimings:
+    """Seconds a scheme spent in each of its own steps of one round (``UpdateScheme.timings``).
+
+    A step of a later round starts a fresh record, so one round's figures never carry
+    another's. A step inside another (an override calling its base) counts once, in the
+    outer step.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._round: int | None = None
+        self._depth = 0
+        self.seconds: dict[str, float] = {}
+
+    def _of_round(self, round_: int) -> dict[str, float]:
+        if round_ != self._round:
+            self._round, self.seconds = round_, {}
+        return self.seconds
+
+    @contextlib.contextmanager
+    def step(self, round_: int, name: str) -> Iterator[None]:
+        """Add the time the ``with`` body takes to ``name`` of ``round_``."""
+        seconds = self._of_round(round_)
+        start = self._clock()
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                seconds[name] = seconds.get(name, 0.0) + self._clock() - start
+
+    def record(self, round_: int, name: str, seconds: float) -> None:
+        """Set ``name`` of ``round_`` to a span measured elsewhere (``decrypt_s``)."""
+        self._of_round(round_)[name] = seconds
+
+
 class UpdateScheme(Protocol):
     """Seal, open and average updates (one implementation per ``privacy.scheme``)."""
 
     name: str
-    #: Seconds spent in scheme-specific steps of the last sum and combine (e.g. decryption).
-    timings: dict[str, float]
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds of the scheme's own steps (:data:`SCHEME_STEPS`) in its latest round; the
+        round reads them after ``combine`` into ``RoundDone.timing``."""
+        ...
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Get ready for ``round_`` (key dealing, joining); called before training."""
@@ -114,8 +166,13 @@ class PlainScheme:
     ) -> None:
         self.strategy = strategy
         self.weighting, self.max_share = weighting, max_share
-        self.timings: dict[str, float] = {}
+        self.steps = StepTimings()
         self._accepted: tuple[int, dict[str, Any]] = (0, {})
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds of :data:`SCHEME_STEPS` in the latest round."""
+        return self.steps.seconds
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Nothing to set up."""
@@ -130,21 +187,23 @@ class PlainScheme:
 
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> PlainUpdate:
         """Parse and check the binding (replay, copy, shape, finite values)."""
-        update = PlainUpdate.from_bytes(data)
-        update.check_binding(
-            session=io.ctx.session_id,
-            round_=round_,
-            party=sub.party,
-            n_samples=sub.n_samples,
-            length=io.codec.size,
-        )
+        with self.steps.step(round_, "verify_s"):
+            update = PlainUpdate.from_bytes(data)
+            update.check_binding(
+                session=io.ctx.session_id,
+                round_=round_,
+                party=sub.party,
+                n_samples=sub.n_samples,
+                length=io.codec.size,
+            )
         return update
 
     shares_needed = 0
 
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Keep the accepted updates; the mean is taken in :meth:`combine`."""
-        self._accepted = (round_, dict(accepted))
+        with self.steps.step(round_, "sum_s"):
+            self._accepted = (round_, dict(accepted))
 
     def post_share(self, round_: int, io: RoundIO) -> None:
         raise ProtocolError("updates in the clear have no decryption shares", round=round_)
@@ -159,10 +218,11 @@ class PlainScheme:
         held, accepted = self._accepted
         if held != round_:
             raise ProtocolError("no accepted updates for this round yet", round=round_)
-        names = sorted(accepted)
-        counts = [float(accepted[n].n_samples) for n in names]
-        shares = bounded_shares(counts, weighting=self.weighting, max_share=self.max_share)
-        return self.strategy.mean_delta([accepted[n].delta for n in names], shares or counts)
+        with self.steps.step(round_, "combine_s"):
+            names = sorted(accepted)
+            counts = [float(accepted[n].n_samples) for n in names]
+            shares = bounded_shares(counts, weighting=self.weighting, max_share=self.max_share)
+            return self.strategy.mean_delta([accepted[n].delta for n in names], shares or counts)
 
 
 def mean_from_channel(

@@ -43,7 +43,7 @@ from zkadapt.protocol.key_epochs import EpochKey, KeyEpochs, KeyPlan
 from zkadapt.protocol.messages import DecryptionShare, Submitted
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES, fetch_checked, publish
-from zkadapt.protocol.schemes import RoundIO
+from zkadapt.protocol.schemes import RoundIO, StepTimings
 from zkadapt.protocol.update import UpdateRejected
 from zkadapt.storage.base import ObjectRef, is_key_of, object_key
 
@@ -99,8 +99,14 @@ class PaillierScheme:
         self.epochs = KeyEpochs(
             plan, keyring, timeout_s, n_samples, weighting=weighting, max_share=max_share
         )
-        self.timings: dict[str, float] = {}
+        self.steps = StepTimings()
         self._sum: _RoundSum | None = None
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds of the scheme's own steps (``SCHEME_STEPS``, ``decrypt_s``) in its latest
+        round."""
+        return self.steps.seconds
 
     # -- KEYS (the round machine decides; key_epochs.py carries out and holds them) --------
 
@@ -169,15 +175,16 @@ class PaillierScheme:
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> list[Ciphertext]:
         """Check binding, parameters, ranges and the proof of plaintext knowledge."""
         public, _ = self.epochs.of_round(round_)
-        return ops.open_update(
-            public,
-            self.spec,
-            ProofContext(io.ctx.session_id, round_, sub.party),
-            data,
-            declared=self.declared.get(sub.party),
-            claimed_samples=sub.n_samples,
-            length=io.codec.size,
-        )
+        with self.steps.step(round_, "verify_s"):
+            return ops.open_update(
+                public,
+                self.spec,
+                ProofContext(io.ctx.session_id, round_, sub.party),
+                data,
+                declared=self.declared.get(sub.party),
+                claimed_samples=sub.n_samples,
+                length=io.codec.size,
+            )
 
     # -- SUM and DECRYPT (the round machine decides when; see protocol/machine.py) ------
 
@@ -188,12 +195,11 @@ class PaillierScheme:
 
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Multiply the accepted ciphertexts in party-name order (the same in every party)."""
-        started = time.monotonic()
-        public, share = self.epochs.of_round(round_)
-        total = ops.sum_updates(public, accepted)
-        names = tuple(sorted(accepted))
-        self._sum = _RoundSum(round_, public, share, names, total, time.monotonic())
-        self.timings = {"sum_s": self._sum.summed_at - started}
+        with self.steps.step(round_, "sum_s"):
+            public, share = self.epochs.of_round(round_)
+            total = ops.sum_updates(public, accepted)
+            names = tuple(sorted(accepted))
+            self._sum = _RoundSum(round_, public, share, names, total, time.monotonic())
 
     def _sum_of(self, round_: int) -> _RoundSum:
         if self._sum is None or self._sum.round != round_:
@@ -208,7 +214,8 @@ class PaillierScheme:
         io.emit(round_, Phase.DECRYPT, f"decryption shares of {len(rs.total)} ciphertexts")
         session, me = io.ctx.session_id, io.ctx.party
         ctx = ProofContext(session, round_, me)
-        data = ops.share_bundle(rs.public, rs.share, ctx, rs.total, workers=self.workers)
+        with self.steps.step(round_, "share_s"):
+            data = ops.share_bundle(rs.public, rs.share, ctx, rs.total, workers=self.workers)
         key = object_key(session, round_, "share", me)
 
         def announce(refs: dict[str, ObjectRef]) -> DecryptionShare:
@@ -235,10 +242,15 @@ class PaillierScheme:
                 raise UpdateRejected("object outside the party's own prefix")  # threats.md
             ctx = ProofContext(io.ctx.session_id, round_, msg.party)
             index = self.index_of(msg.party)
+
+            def check(data: bytes) -> list[int]:
+                with self.steps.step(round_, "check_share_s"):
+                    return ops.check_bundle(rs.public, ctx, index, rs.total, data)
+
             rs.valid[msg.party] = fetch_checked(
                 io.store,
                 ObjectRef(msg.uri, msg.sha256, msg.size),
-                lambda data: ops.check_bundle(rs.public, ctx, index, rs.total, data),
+                check,
                 max_size=ops.max_bundle_bytes(rs.public, rs.total),
             )
         except UpdateRejected as exc:
@@ -252,14 +264,15 @@ class PaillierScheme:
                 f"{len(parties)} decryption shares cannot decrypt; {self.threshold} needed",
                 round=round_,
             )
-        mean = ops.combine_mean(
-            rs.public,
-            self.spec,
-            {self.index_of(p): rs.valid[p] for p in parties},
-            n_accepted=len(rs.names),
-            weight=sum(self.weights[n] for n in rs.names),
-            length=io.codec.size,
-        )
-        self.timings["decrypt_s"] = time.monotonic() - rs.summed_at
+        with self.steps.step(round_, "combine_s"):
+            mean = ops.combine_mean(
+                rs.public,
+                self.spec,
+                {self.index_of(p): rs.valid[p] for p in parties},
+                n_accepted=len(rs.names),
+                weight=sum(self.weights[n] for n in rs.names),
+                length=io.codec.size,
+            )
+        self.steps.record(round_, "decrypt_s", time.monotonic() - rs.summed_at)
         self._sum = None
         return mean
