@@ -602,9 +602,7 @@ class RoundProtocol:
             self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining()))
         state = self._feed(state)
         while isinstance(action := machine.next_action(self.spec, state), Reject):
-            self._execute(
-                action, _Global(self._initial), _RoundWork(last, _PhaseTimer(self._clock))
-            )
+            self.post(Rejected(self.ctx.session_id, action.round, action.party, action.reason))
             state = self._feed(machine.apply(self.spec, state, Done(action)))
         if state.halted:
             raise ProtocolError(state.halted, round=last, party=self.ctx.party)
