@@ -1,81 +1,20 @@
-"""The ``zkadapt`` command: parse, validate, call session/party. No protocol logic here.
+"""The session commands: ``init``, ``run``, ``party``, ``keygen``, ``audit``, ``dashboard``.
 
-Every :class:`~zkadapt.errors.ZkAdaptError` becomes one line on stderr and its exit code
-(2 for configuration and usage mistakes), never a traceback (STYLE rule 9).
+Parse, validate, call session/party; no protocol logic here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
-from zkadapt import __version__
-from zkadapt.errors import ConfigError, RoundsFailed, UsageError, ZkAdaptError
+from zkadapt.cli.common import cli, data_root, errors, main, session_arg, shared_out
+from zkadapt.errors import ConfigError, RoundsFailed, UsageError
 from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
 
 EXAMPLES = ("mnist", "qlora-smollm2", "qlora-smollm2-private")
-
-
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """Map library errors to one-line messages with their exit codes."""
-    try:
-        yield
-    except ZkAdaptError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-
-
-#: ``--out`` of the commands that join a running session (``party``, ``keygen``).
-_shared_out = click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Shared directory for the local store and ledger [default: SESSION_DIR/out].",
-)
-
-_data_root = click.option(
-    "--data-root",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Where a relative data.path resolves [default: SESSION_DIR].",
-)
-
-
-def _session_arg(path: str) -> Path:
-    return Path(path).expanduser().resolve()
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="zkadapt")
-def cli() -> None:
-    """ZK-ADAPT: decentralized, private federated fine-tuning."""
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: click's usage errors become one ``error:`` line and exit code 2."""
-    try:
-        cli.main(args=argv, prog_name="zkadapt", standalone_mode=False)
-    except click.UsageError as exc:
-        sub = f" {exc.ctx.info_name}" if exc.ctx and exc.ctx.parent else ""
-        hint = f" (see `zkadapt{sub} --help`)"
-        click.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
 
 
 @cli.command()
@@ -99,7 +38,7 @@ def init(directory: str, example: str, parties: int | None, kgc: bool) -> None:
     from zkadapt.config import example_config, with_overrides
     from zkadapt.keyfiles import SESSION_FILE, ensure_keys, ensure_kgc_key
 
-    with _errors():
+    with errors():
         target = Path(directory)
         session_file = target / SESSION_FILE
         if session_file.exists():
@@ -164,8 +103,8 @@ def run(
     """Run every party of SESSION as its own process on this machine."""
     from zkadapt.config import load_config, with_overrides
 
-    with _errors():
-        path = _session_arg(session)
+    with errors():
+        path = session_arg(session)
         plain = load_config(path)
         config = with_overrides(plain, rounds=rounds, parties=parties)
         flags = [f for f, v in (("--rounds", rounds), ("--parties", parties)) if v is not None]
@@ -208,7 +147,7 @@ def run(
 @cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option("--party", "party", required=True, help="This party's name in the session file.")
-@_shared_out
+@shared_out
 @click.option(
     "--key",
     "key",
@@ -216,7 +155,7 @@ def run(
     default=None,
     help="This party's identity key [default: SESSION_DIR/keys/PARTY.skey].",
 )
-@_data_root
+@data_root
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 def party(
     session: str, party: str, out: str | None, key: str | None, data_root: str | None, quiet: bool
@@ -224,8 +163,8 @@ def party(
     """Run one party of SESSION (start once per party, on any machine, in any order)."""
     from zkadapt.config import load_config
 
-    with _errors():
-        path = _session_arg(session)
+    with errors():
+        path = session_arg(session)
         config = load_config(path)
         if not config.has_keys:
             raise ConfigError(
@@ -279,7 +218,7 @@ def party(
     default=None,
     help="The centre's identity key [default: SESSION_DIR/keys/kgc.skey].",
 )
-@_shared_out
+@shared_out
 @click.option(
     "--wait",
     "wait",
@@ -295,8 +234,8 @@ def keygen(session: str, key: str | None, out: str | None, wait: float | None) -
     """
     from zkadapt.config import load_config
 
-    with _errors():
-        path = _session_arg(session)
+    with errors():
+        path = session_arg(session)
         config = load_config(path)
         from zkadapt.keyfiles import KGC_KEY_FILE
         from zkadapt.kgc import check_kgc_session, run_kgc
@@ -340,15 +279,15 @@ def keygen(session: str, key: str | None, out: str | None, wait: float | None) -
     help="Pass an unfinished session on the rounds it completed (failed or missing rounds "
     "are still listed); without it, every planned round must be complete.",
 )
-@_data_root
+@data_root
 def audit(
     session: str, out: str | None, round_: int | None, partial: bool, data_root: str | None
 ) -> None:
     """Check a session from its channel and stored objects alone, without any secret."""
     from zkadapt.config import load_config
 
-    with _errors():
-        path = _session_arg(session)
+    with errors():
+        path = session_arg(session)
         config = load_config(path)
         if not config.has_keys:
             raise ConfigError("parties", "an audit needs every party's public_key")
@@ -402,10 +341,10 @@ def audit(
 )
 def dashboard(session: str, out: str | None, host: str, port: int, allow_actions: bool) -> None:
     """Serve a live dashboard of SESSION in the browser (follows the channel as it grows)."""
-    with _errors():
+    with errors():
         from zkadapt.dashboard import locate_session, serve_dashboard
 
-        target = locate_session(_session_arg(session), Path(out).resolve() if out else None)
+        target = locate_session(session_arg(session), Path(out).resolve() if out else None)
         serve_dashboard(
             target,
             host=host,
@@ -414,172 +353,3 @@ def dashboard(session: str, out: str | None, host: str, port: int, allow_actions
             announce=lambda line: click.echo(line, err=line.startswith("warning:")),
         )
         click.echo("dashboard stopped")
-
-
-@cli.group()
-def escrow() -> None:
-    """Escrow of a session: deposits, kill votes and settlement (docs/escrow.md)."""
-
-
-@escrow.command("status")
-@click.argument("session", type=click.Path(dir_okay=False))
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Output directory holding a local ledger [default: SESSION_DIR].",
-)
-def escrow_status(session: str, out: str | None) -> None:
-    """Show deposits, signals, kill votes and the settlement each party gets."""
-    from zkadapt.config import load_config
-
-    with _errors():
-        path = _session_arg(session)
-        config = load_config(path)
-        from zkadapt.assembly import open_session_channel
-        from zkadapt.escrow.status import status_lines
-        from zkadapt.operator.escrow import terms_of
-
-        terms = terms_of(config)
-        channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
-        try:
-            click.echo("\n".join(status_lines(channel.history(0), terms)))
-        finally:
-            channel.close()
-
-
-@cli.group()
-def head() -> None:
-    """The session's Hydra head: status, init, deposit, close, fanout (docs/hydra.md)."""
-
-
-def _head_options(command: Callable[..., None]) -> Callable[..., None]:
-    command = click.option(
-        "--party",
-        "party",
-        default=None,
-        help="Whose hydra-node to send to [default: the first party's].",
-    )(command)
-    command = click.argument("session", type=click.Path(dir_okay=False))(command)
-    return command
-
-
-_wait_timeout = click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 30 * 86_400),
-    default=None,
-    help="Seconds to wait for the node [default: from the node's contestation and deposit "
-    "periods, plus channel.hydra.layer1_timeout_s].",
-)
-
-
-def _head_command(
-    session: str, party: str | None, action: str | None, timeout: float | None
-) -> None:
-    """Show the head (``action`` None) or run ``action``, then show the head again."""
-    from zkadapt.config import load_config
-
-    with _errors():
-        config = load_config(_session_arg(session))
-        from zkadapt.operator.head import head_summary, open_head, perform_action
-        from zkadapt.progress import wait_progress
-
-        channel = open_head(config, party)
-        try:
-            if action is not None:
-                with wait_progress() as sink_for:
-                    line = perform_action(
-                        channel, action, timeout=timeout, progress=sink_for(action)
-                    )
-                click.echo(line)
-            click.echo(head_summary(channel))
-        finally:
-            channel.close()
-
-
-@head.command("status")
-@_head_options
-def head_status(session: str, party: str | None) -> None:
-    """Show the head's status and which actions are possible now."""
-    _head_command(session, party, None, None)
-
-
-def _head_action_command(name: str, doc: str) -> None:
-    @head.command(name, help=doc)
-    @_head_options
-    @_wait_timeout
-    def command(session: str, party: str | None, timeout: float | None) -> None:
-        _head_command(session, party, name, timeout)
-
-
-_head_action_command("init", "Open a new head with every party (Init; hydra 2.x opens at once).")
-_head_action_command("close", "Close the open head (Close); fanout after the contestation period.")
-_head_action_command("fanout", "Fan out a closed head's UTxO to layer 1 (waits for ReadyToFanout).")
-
-
-@head.command("deposit")
-@click.argument("session", type=click.Path(dir_okay=False))
-@click.option("--party", "party", required=True, help="Whose funds, key and hydra-node.")
-@click.option(
-    "--lovelace",
-    type=click.IntRange(1, None),
-    required=True,
-    help="How much to move into the head (the rest of the output comes back as change).",
-)
-@click.option(
-    "--utxo-file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="The party's layer-1 outputs, from `cardano-cli query utxo --address ADDR "
-    "--output-json` [default: channel.hydra.layer1_utxo].",
-)
-@click.option(
-    "--key",
-    "key",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="The party's identity (= payment) key [default: SESSION_DIR/keys/PARTY.skey].",
-)
-@_wait_timeout
-def head_deposit(
-    session: str,
-    party: str,
-    lovelace: int,
-    utxo_file: str | None,
-    key: str | None,
-    timeout: float | None,
-) -> None:
-    """Move a party's layer-1 funds into the open head, so that it can post.
-
-    Asks the party's node for the deposit transaction (POST /commit), signs it with the
-    party's key, submits it on layer 1 through the node and waits for CommitFinalized.
-    """
-    from zkadapt.config import load_config
-
-    with _errors():
-        path = _session_arg(session)
-        config = load_config(path)
-        from zkadapt.assembly import load_identity
-        from zkadapt.keyfiles import KEY_SUFFIX
-        from zkadapt.operator.funding import deposit_funds
-        from zkadapt.progress import wait_progress
-
-        key_path = Path(key).resolve() if key else path.parent / "keys" / f"{party}{KEY_SUFFIX}"
-        identity = load_identity(config, party, key_path)
-        with wait_progress() as sink_for:
-            line = deposit_funds(
-                config,
-                party,
-                identity,
-                lovelace=lovelace,
-                utxo_file=Path(utxo_file).resolve() if utxo_file else None,
-                timeout=timeout,
-                progress=sink_for(party),
-            )
-        click.echo(line)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
