@@ -359,6 +359,12 @@ def _check_membership(config: SessionConfig) -> None:
         raise ConfigError(
             "membership.max_parties", f"{section.max_parties} is below the {listed} listed parties"
         )
+    if section.admission != "fixed" and config.external_dealer:
+        raise ConfigError(
+            "membership.admission",
+            "an external key-generation centre deals every key epoch at once, before anyone "
+            "joins: admit newcomers with a dealing party or distributed keys",
+        )
     if section.admission == "vote" and section.votes > listed:
         raise ConfigError(
             "membership.votes",
