@@ -841,8 +841,9 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
     r = state.round
     if state.halted:
         return Halt(r, state.halted)
-    if state.pending_announce is not None:
-        return Announce(*state.pending_announce, ())
+    pending = state.pending_announce
+    if pending is not None and is_member(spec, state, pending[0]):
+        return Announce(*pending, ())  # (a round we only followed is never announced)
     for fault_round, party, why in digest_faults(spec, state):
         posted = (party, why) in state.view(fault_round).my_rejections
         member = is_member(spec, state, fault_round)
