@@ -21,6 +21,7 @@ from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ConfigError, CryptoError
 from zkadapt.keyfiles import channel_keyring_of, keyring_of
 from zkadapt.learning.base import Learner
+from zkadapt.out_dirs import party_dir
 from zkadapt.protocol.scheme_registry import SchemeInputs, build_scheme
 from zkadapt.protocol.schemes import UpdateScheme
 from zkadapt.seeds import derive_seed
@@ -131,7 +132,6 @@ def channel_copies(out_dir: Path, party: str | None = None, *, record: bool = Fa
     ``OUT/hydra-channel.jsonl``; a reader tries the runner's copy, then every party's.
     """
     from zkadapt.channel.hydra.record import COPY_FILE
-    from zkadapt.party import party_dir
 
     runner = out_dir / COPY_FILE
     own = party_dir(out_dir, party) / COPY_FILE if party is not None else runner
