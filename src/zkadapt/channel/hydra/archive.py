@@ -177,8 +177,12 @@ def open_hydra_reader(
         ChannelError: the node cannot be reached and there is no copy to read.
     """
     found, problems = read_copies(copies, head_id)
-    if not found:
-        return open_live(head_id)  # nothing persisted: the node is all there is
+    if not found:  # nothing persisted: the node is all there is
+        try:
+            return open_live(head_id)
+        except ChannelError as exc:
+            where = f" ({', '.join(str(p) for p in copies[:1])} ...)" if copies else ""
+            raise ChannelError(f"{exc}; and no persisted copy of the channel{where}") from None
     longest = found[0]
     problems += disagreements(longest, found[1:])
     try:

@@ -217,7 +217,7 @@ class HydraChannel(HeadLifecycle):
             log = self._view.log
         if head is None:
             return (
-                f"the hydra-node {self.api}, which follows no head (status {status}) and no "
+                f"the hydra-node {self.api} (status {status}, following no head); no "
                 "persisted copy of the channel was found"
             )
         seen = log.last_snapshot if log is not None else 0

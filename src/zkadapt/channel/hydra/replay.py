@@ -111,15 +111,18 @@ def check_copy(
     head = view.log
     if head is not None:
         result.entries, result.rejected = list(head.entries), list(head.rejected)
+    closed = f", closed at {copy.closed_snapshot}" if copy.closed_snapshot is not None else ""
     result.checked = [
         f"{sum(len(s.confirmed) for s in copy.snapshots)} transactions in "
-        f"{len(copy.snapshots)} snapshots: ids, metadata hashes and witnesses recomputed",
+        f"{len(copy.snapshots)} snapshots: ids, metadata hashes and key witnesses recomputed",
         f"{len(result.entries)} entries: each sender's signature and witness verified",
-        "snapshot numbers consecutive"
-        + (f", closed at {copy.closed_snapshot}" if copy.closed_snapshot is not None else ""),
-        "head ledger replayed; final UTxO "
-        + (f"equals the fanout UTxO from {fanout_source}" if fanout is not None else "not checked")
-        + ("" if fanout is not None else " (no fanout seen)"),
+        f"snapshot numbers 1 to {copy.last_snapshot} without gaps{closed}",
+        "head ledger replayed "
+        + (
+            f"against the fanout UTxO from {fanout_source}"
+            if fanout is not None
+            else "without a fanout UTxO (none seen: what it ends with is not checked)"
+        ),
     ]
     result.problems = result.problems[:MAX_PROBLEMS]
     return result
