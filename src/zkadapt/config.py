@@ -25,7 +25,7 @@ from zkadapt.escrow.settings import EscrowConfig
 from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
 from zkadapt.protocol.machine import MachineSpec
 from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
-from zkadapt.sections import Section, canonical_dump, is_changed
+from zkadapt.sections import Section, canonical_dump, identity_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
 from zkadapt.storage.settings import StorageConfig
 
@@ -193,8 +193,12 @@ class SessionConfig(Section):
         return all(p.public_key for p in self.parties)
 
     def canonical_json(self) -> bytes:
-        """Canonical JSON of the whole configuration (sorted keys, no whitespace)."""
-        return json.dumps(canonical_dump(self), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON of what the session is (sorted keys, no whitespace).
+
+        Keys that only say where it runs (:func:`~zkadapt.sections.locator`, such as
+        ``channel.hydra.head_id``) are left out: they never change the session id.
+        """
+        return json.dumps(identity_dump(self), sort_keys=True, separators=(",", ":")).encode()
 
     @property
     def seed_id(self) -> str:
@@ -205,7 +209,7 @@ class SessionConfig(Section):
         and data split whatever the privacy scheme, storage, channel or keys. That is what
         makes "paillier vs none" or "s3 vs local" comparisons exact (DESIGN.md section 3).
         """
-        full = canonical_dump(self)
+        full = identity_dump(self)
         doc = {k: full[k] for k in ("model", "data", "training", "aggregation")}
         doc["seed"] = self.session.seed
         doc["parties"] = self.party_names
