@@ -57,7 +57,7 @@ KEYS, _ = make_keys([*MEMBERS, OUTSIDER])
 TERMS = EscrowTerms(
     SESSION, MEMBERS, DEPOSIT, rounds=1, quorum=2, payment_keys=payment_keys(MEMBERS)
 )
-DEPTH = 8  # distinct escrow states: 1,850 at 7, 5,818 at 8, 16,340 at 9, 35,648 at 10
+DEPTH = 8  # distinct escrow states: 1,822 at 7, 5,850 at 8, 16,400 at 9, 35,712 at 10
 
 
 def _signed(sender: str, body: EscrowMessage | dict[str, object]) -> SignedEnvelope:
