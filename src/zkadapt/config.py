@@ -95,6 +95,12 @@ class PartyConfig(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
+    payment_key_hash: str | None = added_later(
+        None,
+        pattern=r"^[0-9a-f]{56}$",
+        description="The party's layer-1 payment key hash (hex), when its payment key is not "
+        "its identity key (cardano.payment_keys); the escrow's lock datum names it.",
+    )
 
 
 class SessionConfig(Section):
@@ -322,6 +328,7 @@ def _check_consistency(config: SessionConfig) -> None:
         )
     _check_storage(config)
     _check_cardano(config)
+    _check_escrow(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
         missing = ", ".join(p.name for p in config.parties if p.public_key is None)
@@ -445,6 +452,22 @@ def _check_cardano(config: SessionConfig) -> None:
             "cardano.network",
             f"{cardano.network!r} does not match channel.hydra.network = {hydra.network!r}",
         )
+
+
+def _check_escrow(config: SessionConfig) -> None:
+    """A layer-1 escrow (``escrow.deadline``) needs ``[cardano]`` and every payment key hash."""
+    if config.escrow.deadline is None:
+        return
+    if config.cardano is None:
+        raise ConfigError("escrow.deadline", "a layer-1 escrow needs a [cardano] section")
+    if config.cardano.payment_keys is not None:
+        missing = [p.name for p in config.parties if p.payment_key_hash is None]
+        if missing:
+            raise ConfigError(
+                "parties.payment_key_hash",
+                "cardano.payment_keys names separate payment keys, so the escrow needs each "
+                f"party's payment_key_hash; missing for {', '.join(missing)}",
+            )
 
 
 def _check_storage(config: SessionConfig) -> None:

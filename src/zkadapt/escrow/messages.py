@@ -34,6 +34,8 @@ KILL_REASONS = ("silent", "closed-early")
 #: Protocol messages that count as a party's progress signal.
 SIGNAL_TYPES = ("Submitted", "RoundDone")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: Longest ``EscrowDeposit.ref`` (a layer-1 out-ref is 64 hex, ``#`` and an index).
+MAX_REF_CHARS = 80
 _HEX128 = re.compile(r"^[0-9a-f]{128}$")
 
 
@@ -78,6 +80,8 @@ class EscrowDeposit(EscrowMessage):
         super().validate()
         if not isinstance(self.amount, int) or isinstance(self.amount, bool) or self.amount < 1:
             raise MalformedEscrowMessage("amount must be a positive integer (lovelace)")
+        if not isinstance(self.ref, str) or len(self.ref) > MAX_REF_CHARS:
+            raise MalformedEscrowMessage(f"ref must be text of at most {MAX_REF_CHARS} characters")
 
 
 @dataclass(frozen=True)

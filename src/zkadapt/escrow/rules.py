@@ -119,6 +119,8 @@ class EscrowView:
     """The escrow-relevant facts of one session's history, in channel order."""
 
     deposits: dict[str, int] = field(default_factory=dict)
+    #: party -> the out-ref of its layer-1 lock its first deposit names (may be empty).
+    refs: dict[str, str] = field(default_factory=dict)
     last_signal: dict[str, int] = field(default_factory=dict)
     done: dict[int, set[str]] = field(default_factory=dict)
     #: (voter, target) in channel order, first vote per pair: the order decides slashing.
@@ -167,7 +169,9 @@ class EscrowView:
         elif isinstance(item, EscrowDeposit | KillVote) and self.fixed is not None:
             self.ignored.append((entry.seq, f"{item.TYPE} after the first claim: settled"))
         elif isinstance(item, EscrowDeposit):
-            self.deposits.setdefault(sender, item.amount)
+            if sender not in self.deposits:
+                self.deposits[sender] = item.amount
+                self.refs[sender] = item.ref
         elif isinstance(item, KillVote):
             members = depositors(self, terms)
             if sender not in members or item.target not in members:
