@@ -41,22 +41,23 @@ HOUR_MS = 3_600_000
 class World:
     """A ledger double with three funded parties and the session's lock terms."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...] = NAMES) -> None:
+        self.names = names
         self.ledger = Ledger("preprod")
         self.ledger.set_slot(self.ledger.slot)  # time stands still unless a test moves it
         self.context = LedgerContext(self.ledger)
         now_ms = self.ledger.slot_to_posix_ms(self.ledger.slot)
         self.locks = SessionLocks(
             SESSION_ID,
-            {n: key_hash(n) for n in NAMES},
+            {n: key_hash(n) for n in names},
             DEPOSIT,
             3,
             now_ms + HOUR_MS,
             self.ledger.network,
         )
-        for name in NAMES:
+        for name in names:
             self.ledger.fund(self.address(name), FUNDS)
-        self.fees = dict.fromkeys(NAMES, 0)
+        self.fees = dict.fromkeys(names, 0)
         self.refs: dict[str, object] = {}
 
     def address(self, name: str) -> Address:
@@ -222,3 +223,30 @@ def test_the_lock_output_is_what_a_node_would_accept() -> None:
     ref = w.lock("alice")
     output: TransactionOutput = w.ledger.utxos_at(w.locks.address)[ref]
     assert output.datum is not None and output.datum_hash is None  # inline
+
+
+def test_five_parties_two_slashed_settle_in_two_transactions() -> None:
+    """Five locks with two slashed need ~15 M memory units, over one transaction's 14 M:
+    the builder says so, and two transactions settle them; balances equal the rules'."""
+    from zkadapt.escrow.txs import TooManyLocks
+
+    five = ("alice", "bob", "carol", "dave", "erin")
+    world = World(five)
+    for name in five:
+        world.lock(name)
+    lost = ("dave", "erin")
+    paid = payouts(five, lost, DEPOSIT)
+    settlement = Settlement(SLASHED, five, lost, paid, (), DEPOSIT)
+    kills = [vote(v, t) for t in lost for v in ("alice", "bob", "carol")]
+    remaining = ("alice", "bob", "carol")
+    releases = [release_vote(v, t) for t in remaining for v in remaining if v != t]
+    spends = _spends(world, settlement, kills, releases)
+    payer, key = world.address("bob"), PAYMENT_KEYS["bob"]
+    with pytest.raises(TooManyLocks):
+        build_settlement(world.context, world.locks, spends, payer, key)
+    for batch in (spends[:3], spends[3:]):
+        world.submit(build_settlement(world.context, world.locks, batch, payer, key), "bob")
+    assert world.ledger.balance(world.locks.address) == 0
+    for name in five:
+        assert world.balance(name) == FUNDS - DEPOSIT + paid[name] - world.fees[name], name
+    assert paid["alice"] == DEPOSIT + 2 * 3_333_334  # the remainder lovelace of each lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -79,7 +80,7 @@ class _Layer1:
         assert self.config.cardano is not None  # layer1_terms checked it
         self.context = chain_context(self.config.cardano, party)
 
-    def channel(self, out: str | None, *, post: bool):
+    def channel(self, out: str | None, *, post: bool) -> Any:
         """The session's channel: as the party (its identity key signs) or read-only."""
         from zkadapt.assembly import load_identity, open_session_channel
 
@@ -91,7 +92,7 @@ class _Layer1:
         self.identity = identity
         return open_session_channel(self.config, out_dir, party=self.party, identity=identity)
 
-    def post(self, channel, message) -> None:
+    def post(self, channel: Any, message: Any) -> None:
         from zkadapt.channel.base import SignedEnvelope
 
         payload = message.to_bytes()
@@ -237,12 +238,12 @@ def escrow_settle(session: str, party: str, payment_key: str | None, out: str | 
         if not plan.spends:
             click.echo("nothing left to settle")
             return
-        tx_id = settle_locks(run.config, run.context, plan.spends, run.key)
+        tx_ids = settle_locks(run.config, run.context, plan.spends, run.key)
         for spend in plan.spends:
             kind = "slashed" if spend.is_slash else "released"
             paid = ", ".join(f"{p} {v}" for p, v in sorted(spend.payouts.items()))
             click.echo(f"{spend.owner}'s lock {kind}: {paid}")
-        click.echo(f"settled in {tx_id}")
+        click.echo(f"settled in {', '.join(tx_ids)}")
 
 
 @escrow.command("refund")

@@ -60,6 +60,10 @@ class SettlementRefused(EscrowError):
     """The validator would reject the settlement built (its reason), or it cannot be built."""
 
 
+class TooManyLocks(SettlementRefused):
+    """The locks' scripts need more execution units than one transaction may use."""
+
+
 @dataclass(frozen=True)
 class SessionLocks:
     """What every lock of one session shares: the terms the datum fixes.
@@ -360,7 +364,7 @@ def _spend(
         sum(m for m, _ in units.values()) > MAX_TX_MEMORY
         or sum(c for _, c in units.values()) > MAX_TX_STEPS
     ):
-        raise SettlementRefused(
+        raise TooManyLocks(
             f"{len(spends)} locks exceed one transaction's execution units; settle fewer at once"
         )
     return _assemble(context, locks, spends, payer, signing_key, validity, units)

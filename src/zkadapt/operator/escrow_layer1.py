@@ -319,12 +319,23 @@ def submit_and_wait(config: SessionConfig, context: Any, tx: Any) -> str:
 
 def settle_locks(
     config: SessionConfig, context: Any, spends: Sequence[Spend], key: PaymentKey
-) -> str:
-    """Spend ``spends`` in one transaction paid by ``key``; returns the transaction id."""
-    from zkadapt.escrow.txs import build_settlement
+) -> list[str]:
+    """Spend ``spends`` paid by ``key``: in one transaction, or in halves (recursively) when
+    their scripts need more than one transaction's execution units (five parties with two
+    slashed need about 15 M memory units, the limit is 14 M); returns the transaction ids.
+    """
+    from zkadapt.escrow.txs import TooManyLocks, build_settlement
 
-    tx = build_settlement(context, session_locks(config), spends, key.address, key.signing_key)
-    return submit_and_wait(config, context, tx)
+    locks = session_locks(config)
+    try:
+        tx = build_settlement(context, locks, spends, key.address, key.signing_key)
+    except TooManyLocks:
+        if len(spends) < 2:
+            raise
+        half = len(spends) // 2
+        first = settle_locks(config, context, spends[:half], key)
+        return first + settle_locks(config, context, spends[half:], key)
+    return [submit_and_wait(config, context, tx)]
 
 
 def refundable_locks(config: SessionConfig, context: Any) -> dict[str, Any]:
