@@ -18,6 +18,7 @@ import tomli_w
 from pydantic import BaseModel, Field, ValidationError
 
 from zkadapt.aggregation.settings import AggregationConfig
+from zkadapt.cardano.settings import CardanoConfig
 from zkadapt.channel.hydra.settings import HydraChannelConfig
 from zkadapt.channel.settings import ChannelConfig
 from zkadapt.errors import ConfigError
@@ -25,7 +26,7 @@ from zkadapt.escrow.settings import EscrowConfig
 from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
 from zkadapt.protocol.machine import MachineSpec
 from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
-from zkadapt.sections import Section, canonical_dump, identity_dump, is_changed
+from zkadapt.sections import Section, added_later, canonical_dump, identity_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
 from zkadapt.storage.settings import StorageConfig
 
@@ -36,6 +37,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [  # each section's model lives beside its backend; re-exported here
     "AggregationConfig",
+    "CardanoConfig",
     "ChannelConfig",
     "DataConfig",
     "EscrowConfig",
@@ -93,6 +95,12 @@ class PartyConfig(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
+    payment_key_hash: str | None = added_later(
+        None,
+        pattern=r"^[0-9a-f]{56}$",
+        description="The party's layer-1 payment key hash (hex), when its payment key is not "
+        "its identity key (cardano.payment_keys); the escrow's lock datum names it.",
+    )
 
 
 class SessionConfig(Section):
@@ -108,6 +116,8 @@ class SessionConfig(Section):
     storage: StorageConfig = StorageConfig()
     channel: ChannelConfig = ChannelConfig()
     escrow: EscrowConfig = EscrowConfig()
+    #: Layer-1 access (optional; absent: no chain context, and the session id of before).
+    cardano: CardanoConfig | None = added_later(None)
     parties: tuple[PartyConfig, ...] = Field(min_length=1)
 
     @property
@@ -321,6 +331,8 @@ def _check_consistency(config: SessionConfig) -> None:
             f"{needed} parties (one BGW multiplication), got {len(names)}; lower privacy.threshold",
         )
     _check_storage(config)
+    _check_cardano(config)
+    _check_escrow(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
         missing = ", ".join(p.name for p in config.parties if p.public_key is None)
@@ -428,6 +440,38 @@ def _check_text_parties(config: SessionConfig) -> None:
         raise ConfigError(f"data.parties.{missing[0]}", "every party needs its own text source")
     if data.eval is not None and not (data.eval and all(data.eval)):
         raise ConfigError("data.eval", "needs at least one non-empty path")
+
+
+def _check_cardano(config: SessionConfig) -> None:
+    """The ``[cardano]`` section's own rules, and its network against the hydra channel's."""
+    cardano = config.cardano
+    if cardano is None:
+        return
+    cardano.check()
+    hydra = config.channel.hydra
+    if config.channel.backend == "hydra" and (hydra.network == "mainnet") != (
+        cardano.network == "mainnet"
+    ):
+        raise ConfigError(
+            "cardano.network",
+            f"{cardano.network!r} does not match channel.hydra.network = {hydra.network!r}",
+        )
+
+
+def _check_escrow(config: SessionConfig) -> None:
+    """A layer-1 escrow (``escrow.deadline``) needs ``[cardano]`` and every payment key hash."""
+    if config.escrow.deadline is None:
+        return
+    if config.cardano is None:
+        raise ConfigError("escrow.deadline", "a layer-1 escrow needs a [cardano] section")
+    if config.cardano.payment_keys is not None:
+        missing = [p.name for p in config.parties if p.payment_key_hash is None]
+        if missing:
+            raise ConfigError(
+                "parties.payment_key_hash",
+                "cardano.payment_keys names separate payment keys, so the escrow needs each "
+                f"party's payment_key_hash; missing for {', '.join(missing)}",
+            )
 
 
 def _check_storage(config: SessionConfig) -> None:
