@@ -531,6 +531,26 @@ def test_a_dealer_outside_the_parties_needs_a_kgc_key(raw: dict[str, Any]) -> No
     assert err.key == "privacy.dealer" and "privacy.kgc_public_key" in str(err)
 
 
+def test_a_layer1_escrow_needs_cardano_and_every_payment_key_hash(raw: dict[str, Any]) -> None:
+    """``escrow.deadline`` puts the escrow on layer 1; the keys leave old session ids alone."""
+    before = config_from_dict(copy.deepcopy(raw)).session_id
+    on_l1 = copy.deepcopy(raw)
+    on_l1["escrow"] = {"deadline": 1_767_225_600}
+    assert config_error(on_l1).key == "escrow.deadline"
+    on_l1["cardano"] = {"network": "preprod"}
+    config = config_from_dict(copy.deepcopy(on_l1))
+    assert config.escrow.deadline_ms == 1_767_225_600_000 and config.session_id != before
+    on_l1["cardano"]["payment_keys"] = "payment/{party}.skey"
+    assert config_error(on_l1).key == "parties.payment_key_hash"
+    for party in on_l1["parties"]:
+        party["payment_key_hash"] = "ab" * 28
+    assert config_from_dict(on_l1).parties[0].payment_key_hash == "ab" * 28
+    bad = copy.deepcopy(on_l1)
+    bad["parties"][0]["payment_key_hash"] = "AB" * 28
+    assert config_error(bad).key.startswith("parties")
+    assert config_from_dict(copy.deepcopy(raw)).session_id == before
+
+
 # -- [membership] (docs/membership.md) ---------------------------------------------------------
 
 

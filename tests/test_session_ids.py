@@ -83,3 +83,24 @@ def test_to_toml_round_trips_to_the_same_session(name: str) -> None:
     from zkadapt.config import config_from_toml
 
     assert config_from_toml(config.to_toml()).session_id == config.session_id
+
+
+def _with_head(head_id: str) -> SessionConfig:
+    raw = {**PAILLIER_S3_HYDRA, "channel": {**PAILLIER_S3_HYDRA["channel"]}}
+    raw["channel"]["hydra"] = {**raw["channel"]["hydra"], "head_id": head_id}  # type: ignore[index]
+    return config_from_dict(raw)
+
+
+def test_a_head_id_leaves_the_session_and_seed_ids_unchanged() -> None:
+    """A head id is where a session runs, not what it is (issue 19): naming the head of a
+    finished session, or another one, must not turn it into another session."""
+    plain = config_from_dict(PAILLIER_S3_HYDRA)
+    first, second = _with_head("ab" * 16), _with_head("cd" * 16)
+    assert first.channel.hydra.head_id == "ab" * 16  # the key is really set
+    assert first.session_id == second.session_id == plain.session_id
+    assert first.seed_id == plain.seed_id
+    from zkadapt.config import config_from_toml
+
+    again = config_from_toml(first.to_toml())  # written to the session file all the same
+    assert again.channel.hydra.head_id == "ab" * 16
+    assert again.session_id == plain.session_id

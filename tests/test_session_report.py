@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,14 @@ def test_a_malformed_report_is_refused_with_its_path(
     target[path[-1]] = value
     with pytest.raises(ValueError, match=match):
         SessionReport.from_json(doc)
+
+
+def test_a_failed_round_keeps_its_reason_through_json(
+    session: tuple[ReportFacts, SessionHistory],
+) -> None:
+    report = _run_report(*session)
+    failed = replace(report.rounds[0], failure="only 1 of 3 updates accepted, quorum is 2")
+    report = replace(report, rounds=(failed, *report.rounds[1:]))
+    back = SessionReport.from_json(json.loads(json.dumps(report.to_json())))
+    assert back.rounds[0].failure == "only 1 of 3 updates accepted, quorum is 2"
+    assert back == report

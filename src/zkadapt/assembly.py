@@ -14,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from zkadapt.aggregation.strategy import Strategy, strategy_from_settings
-from zkadapt.channel import CHANNEL_BACKENDS, open_channel
+from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, open_channel
 from zkadapt.channel.base import Channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ConfigError, CryptoError
 from zkadapt.keyfiles import channel_keyring_of, keyring_of
 from zkadapt.learning.base import Learner
+from zkadapt.out_dirs import party_dir
 from zkadapt.protocol.scheme_registry import SchemeInputs, build_scheme
 from zkadapt.protocol.schemes import UpdateScheme
 from zkadapt.seeds import derive_seed
@@ -30,6 +31,7 @@ from zkadapt.storage.base import ObjectStore
 from zkadapt.storage.location import BucketLocation
 
 __all__ = [
+    "channel_copies",
     "channel_keyring_of",
     "keyring_of",
     "learner_for",
@@ -99,6 +101,7 @@ def open_session_channel(
     *,
     party: str | None = None,
     identity: IdentityKey | None = None,
+    record: bool | None = None,
 ) -> Channel:
     """The session's channel; read-only without ``identity`` (runner, audit, dashboard).
 
@@ -108,8 +111,32 @@ def open_session_channel(
         party: whose node to talk to (hydra: each party has its own hydra-node API);
             observers without one read through the first party's node.
         identity: the party's key, which signs what it posts (hydra: the tx witness).
+        record: keep a copy of the channel under ``out_dir`` (hydra: a head's history is
+            gone after fanout; :func:`channel_copies`). By default a party with its key
+            keeps one; ``zkadapt run`` asks for one as an observer.
     """
-    return open_channel_at(config, out_dir / config.channel.path, party=party, identity=identity)
+    return open_channel_at(
+        config,
+        out_dir / config.channel.path,
+        party=party,
+        identity=identity,
+        out_dir=out_dir,
+        record=record,
+    )
+
+
+def channel_copies(out_dir: Path, party: str | None = None, *, record: bool = False) -> CopyPlaces:
+    """Where copies of a channel live under ``out_dir`` (docs/hydra.md).
+
+    Each party keeps ``OUT/parties/<name>/hydra-channel.jsonl`` and ``zkadapt run`` keeps
+    ``OUT/hydra-channel.jsonl``; a reader tries the runner's copy, then every party's.
+    """
+    from zkadapt.channel.hydra.record import COPY_FILE
+
+    runner = out_dir / COPY_FILE
+    own = party_dir(out_dir, party) / COPY_FILE if party is not None else runner
+    parties = sorted((out_dir / "parties").glob(f"*/{COPY_FILE}"))
+    return CopyPlaces(own if record else None, (runner, *parties))
 
 
 def open_channel_at(
@@ -118,17 +145,29 @@ def open_channel_at(
     *,
     party: str | None = None,
     identity: IdentityKey | None = None,
+    out_dir: Path | None = None,
+    record: bool | None = None,
 ) -> Channel:
-    """The session's channel with its ledger file at ``path`` (a dashboard's own path)."""
+    """The session's channel with its ledger file at ``path`` (a dashboard's own path).
+
+    ``out_dir`` (default: the folder of ``path``) holds the copies a backend like ``hydra``
+    keeps and falls back to (:func:`channel_copies`); ``record`` as in
+    :func:`open_session_channel`.
+    """
     backend = config.channel.backend
-    section = CHANNEL_BACKENDS.get(backend).section
+    entry = CHANNEL_BACKENDS.get(backend)
+    extra: dict[str, object] = {}
+    if entry.keeps_copies:
+        keep = record if record is not None else (identity is not None and party is not None)
+        extra["copies"] = channel_copies(out_dir or path.parent, party, record=keep)
     return open_channel(
         backend,
         keyring=channel_keyring_of(config),
         path=path,
         party=party or config.party_names[0],  # observers read through the first node
         identity=identity,
-        settings=getattr(config.channel, section) if section else None,
+        settings=getattr(config.channel, entry.section) if entry.section else None,
+        **extra,
     )
 
 

@@ -84,10 +84,13 @@ class AuditReport:
         incomplete: one line per planned round without an outcome (started, or never run).
         failed: one line per failed round, with its reason.
         partial: incomplete rounds are reported but do not fail the audit (``--partial``).
+        source: where the channel was read from, when the backend says (a Hydra head's
+            node, or a persisted copy of a finished head and what was checked).
         named: every party a ``Rejected`` entry named -> the reasons, in channel order.
     """
 
     ledger_entries: int = 0
+    source: str = ""
     problems: list[str] = field(default_factory=list)
     rounds: list[RoundVerdict] = field(default_factory=list)
     planned_rounds: int = 0
@@ -146,12 +149,20 @@ def audit_session(
         partial: an unfinished session may pass on the rounds it completed.
     """
     report = AuditReport(planned_rounds=config.session.rounds, partial=partial)
+    report.source = str(getattr(channel, "provenance", "") or "")
     try:
         entries = channel.history(0)  # every backend verifies signatures and order on read
         verify_all = getattr(channel, "verify_all", None)  # the local ledger's hash chain
         report.ledger_entries = verify_all() if verify_all else len(entries)
     except ChannelError as exc:
         report.problems.append(f"channel: {exc}")
+        return report
+    if not entries:  # nothing read is nothing verified: never a pass
+        report.problems.append(
+            "channel: no entries to audit (nothing was read from "
+            + (report.source or "the channel")
+            + ")"
+        )
         return report
     history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
     history.extend(entries)
@@ -403,10 +414,11 @@ def _audit_round(
 
 def format_report(report: AuditReport) -> str:
     """A per-round verdict table (plain text) and the channel findings."""
-    lines = [
+    lines = [f"source: {report.source}"] if report.source else []
+    lines.append(
         f"channel: {report.ledger_entries} entries, signatures and hash chain "
         + ("OK" if not report.problems else "FAILED")
-    ]
+    )
     lines += [f"  - {p}" for p in report.problems]
     lines.append(f"{'round':>5}  {'verdict':7}  {'accepted':24}  {'G(r) sha256':14}  details")
     for v in report.rounds:

@@ -18,6 +18,7 @@ import tomli_w
 from pydantic import BaseModel, Field, ValidationError
 
 from zkadapt.aggregation.settings import AggregationConfig
+from zkadapt.cardano.settings import CardanoConfig
 from zkadapt.channel.hydra.settings import HydraChannelConfig
 from zkadapt.channel.settings import ChannelConfig
 from zkadapt.errors import ConfigError
@@ -26,7 +27,7 @@ from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, c
 from zkadapt.protocol.machine import MachineSpec
 from zkadapt.protocol.membership import MembershipRules
 from zkadapt.protocol.settings import MembershipConfig, PrivacyConfig, ProtocolConfig
-from zkadapt.sections import Section, added_later, canonical_dump, is_changed
+from zkadapt.sections import Section, added_later, canonical_dump, identity_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
 from zkadapt.storage.settings import StorageConfig
 
@@ -37,6 +38,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 __all__ = [  # each section's model lives beside its backend; re-exported here
     "AggregationConfig",
+    "CardanoConfig",
     "ChannelConfig",
     "DataConfig",
     "EscrowConfig",
@@ -95,6 +97,12 @@ class PartyConfig(Section):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     public_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     bucket: str | None = Field(None, description="This party's bucket (overrides storage.bucket).")
+    payment_key_hash: str | None = added_later(
+        None,
+        pattern=r"^[0-9a-f]{56}$",
+        description="The party's layer-1 payment key hash (hex), when its payment key is not "
+        "its identity key (cardano.payment_keys); the escrow's lock datum names it.",
+    )
 
 
 class SessionConfig(Section):
@@ -110,6 +118,8 @@ class SessionConfig(Section):
     storage: StorageConfig = StorageConfig()
     channel: ChannelConfig = ChannelConfig()
     escrow: EscrowConfig = EscrowConfig()
+    #: Layer-1 access (optional; absent: no chain context, and the session id of before).
+    cardano: CardanoConfig | None = added_later(None)
     #: Absent (None) in sessions recorded before it existed: their ids stay as they were.
     membership: MembershipConfig | None = added_later(None)
     parties: tuple[PartyConfig, ...] = Field(min_length=1)
@@ -216,8 +226,12 @@ class SessionConfig(Section):
         return all(p.public_key for p in self.parties)
 
     def canonical_json(self) -> bytes:
-        """Canonical JSON of the whole configuration (sorted keys, no whitespace)."""
-        return json.dumps(canonical_dump(self), sort_keys=True, separators=(",", ":")).encode()
+        """Canonical JSON of what the session is (sorted keys, no whitespace).
+
+        Keys that only say where it runs (:func:`~zkadapt.sections.locator`, such as
+        ``channel.hydra.head_id``) are left out: they never change the session id.
+        """
+        return json.dumps(identity_dump(self), sort_keys=True, separators=(",", ":")).encode()
 
     @property
     def seed_id(self) -> str:
@@ -228,7 +242,7 @@ class SessionConfig(Section):
         and data split whatever the privacy scheme, storage, channel or keys. That is what
         makes "paillier vs none" or "s3 vs local" comparisons exact (DESIGN.md section 3).
         """
-        full = canonical_dump(self)
+        full = identity_dump(self)
         doc = {k: full[k] for k in ("model", "data", "training", "aggregation")}
         doc["seed"] = self.session.seed
         doc["parties"] = self.party_names
@@ -340,6 +354,8 @@ def _check_consistency(config: SessionConfig) -> None:
             f"{needed} parties (one BGW multiplication), got {len(names)}; lower privacy.threshold",
         )
     _check_storage(config)
+    _check_cardano(config)
+    _check_escrow(config)
     _check_membership(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
@@ -471,6 +487,38 @@ def _check_text_parties(config: SessionConfig) -> None:
         raise ConfigError(f"data.parties.{missing[0]}", "every party needs its own text source")
     if data.eval is not None and not (data.eval and all(data.eval)):
         raise ConfigError("data.eval", "needs at least one non-empty path")
+
+
+def _check_cardano(config: SessionConfig) -> None:
+    """The ``[cardano]`` section's own rules, and its network against the hydra channel's."""
+    cardano = config.cardano
+    if cardano is None:
+        return
+    cardano.check()
+    hydra = config.channel.hydra
+    if config.channel.backend == "hydra" and (hydra.network == "mainnet") != (
+        cardano.network == "mainnet"
+    ):
+        raise ConfigError(
+            "cardano.network",
+            f"{cardano.network!r} does not match channel.hydra.network = {hydra.network!r}",
+        )
+
+
+def _check_escrow(config: SessionConfig) -> None:
+    """A layer-1 escrow (``escrow.deadline``) needs ``[cardano]`` and every payment key hash."""
+    if config.escrow.deadline is None:
+        return
+    if config.cardano is None:
+        raise ConfigError("escrow.deadline", "a layer-1 escrow needs a [cardano] section")
+    if config.cardano.payment_keys is not None:
+        missing = [p.name for p in config.parties if p.payment_key_hash is None]
+        if missing:
+            raise ConfigError(
+                "parties.payment_key_hash",
+                "cardano.payment_keys names separate payment keys, so the escrow needs each "
+                f"party's payment_key_hash; missing for {', '.join(missing)}",
+            )
 
 
 def _check_storage(config: SessionConfig) -> None:

@@ -18,6 +18,7 @@ from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ZkAdaptError
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
+from zkadapt.out_dirs import party_dir
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 from zkadapt.round_failures import RoundFailureNotes
@@ -25,11 +26,6 @@ from zkadapt.writable import local_write_failure
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
-
-
-def party_dir(out_dir: Path, party: str) -> Path:
-    """Where a party keeps its checkpoints, log and result."""
-    return out_dir / "parties" / party
 
 
 def run_party(

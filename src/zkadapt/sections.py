@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Marks a key added after sessions were first recorded (see :func:`added_later`).
 ADDED_LATER = "zkadapt_added_later"
+#: Marks a key that says where a session runs, not what it is (see :func:`locator`).
+LOCATOR = "zkadapt_locator"
 
 
 class Section(BaseModel):
@@ -51,22 +53,55 @@ def added_later(default: Any, **constraints: Any) -> Any:
     return Field(default, json_schema_extra={ADDED_LATER: True}, **constraints)
 
 
+def locator(default: Any, **constraints: Any) -> Any:
+    """A field that says *where* a session runs, not *what* it is: never part of its id.
+
+    A Hydra head id is the example (``channel.hydra.head_id``): the same session may be
+    read from a head that has since been fanned out, or its head named only after it ran
+    (docs/hydra.md, "Reading a finished session"). Such a key is written to the session
+    file like any other (:func:`canonical_dump`) but left out of the session id and the
+    seed id (:func:`identity_dump` puts its default there, as sessions recorded before it
+    was set have it), so setting or changing it never changes either. The default must be
+    JSON-plain (None, a number or a string).
+    """
+    return Field(default, json_schema_extra={LOCATOR: True}, **constraints)
+
+
 def canonical_dump(model: BaseModel) -> dict[str, Any]:
     """``model.model_dump(mode="json")`` without ``added_later`` keys at their defaults."""
     dumped = model.model_dump(mode="json")
-    _prune(model, dumped)
+    _prune(model, dumped, identity=False)
     return dumped
 
 
-def _prune(model: BaseModel, dumped: dict[str, Any]) -> None:
+def identity_dump(model: BaseModel) -> dict[str, Any]:
+    """:func:`canonical_dump` with every :func:`locator` key at its default: what a session
+    id hashes."""
+    dumped = model.model_dump(mode="json")
+    _prune(model, dumped, identity=True)
+    return dumped
+
+
+def _dropped(field: Any, value: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(ADDED_LATER)) and value == field.default
+
+
+def _is_locator(field: Any) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get(LOCATOR))
+
+
+def _prune(model: BaseModel, dumped: dict[str, Any], *, identity: bool) -> None:
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
-        extra = field.json_schema_extra
-        if isinstance(extra, dict) and extra.get(ADDED_LATER) and value == field.default:
+        if _dropped(field, value):
             dumped.pop(name, None)
+        elif identity and _is_locator(field) and name in dumped:
+            dumped[name] = field.default  # as recorded before it was set: ids unchanged
         elif isinstance(value, BaseModel) and isinstance(dumped.get(name), dict):
-            _prune(value, dumped[name])
+            _prune(value, dumped[name], identity=identity)
         elif isinstance(value, tuple) and isinstance(dumped.get(name), list):
             for item, sub in zip(value, dumped[name], strict=False):
                 if isinstance(item, BaseModel) and isinstance(sub, dict):
-                    _prune(item, sub)
+                    _prune(item, sub, identity=identity)

@@ -128,7 +128,7 @@ def _watch(
     single-threaded and a party restarted by forking it is safe.
     """
     history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
-    channel = open_session_channel(config, out_dir)
+    channel = open_session_channel(config, out_dir, record=True)  # readable after fanout
     rounds = config.session.rounds
     progress = Progress(
         TextColumn("{task.fields[party]:>8}"),

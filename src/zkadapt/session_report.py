@@ -182,6 +182,7 @@ class RoundReport:
             global_metrics=_metrics(metrics.get("global"), f"{where}.metrics.global"),
             per_party=_per_party(metrics.get("per_party"), f"{where}.metrics.per_party"),
             model_sha256=_optional(doc.get("model_sha256"), _str, f"{where}.model_sha256"),
+            failure=_optional(doc.get("failure"), _str, f"{where}.failure"),
             split=RoundSplit.from_json(doc.get("split"), f"{where}.split"),
         )
 

@@ -1,4 +1,4 @@
-"""The OpShin escrow validator, compiled to Plutus V3 and evaluated with uplc.
+"""The OpShin escrow validator (one lock per party), compiled to Plutus V3, evaluated with uplc.
 
 Each case describes a transaction (inputs with their redeemers, outputs, signatories,
 validity range), derives the V3 script context each escrow input is run with, and runs the
@@ -15,75 +15,93 @@ from pathlib import Path
 import pytest
 
 from tests.escrow.helpers import DEPOSIT, NAMES, History, terms
-from tests.escrow.pools import (
+from tests.escrow.locks import (
     AFTER,
     BEFORE,
     DEADLINE,
     OTHER_SESSION,
-    PARTIES,
     ROUNDS,
     SESSION_ID,
     assert_rejected,
     key_hash,
-    make_pool,
+    make_lock,
+    payment_keys,
+    release_vote,
     run,
     second_ref,
     vote,
 )
 from zkadapt.escrow.blueprint import BUILDS, CONTRACT_DIR, opshin_build
+from zkadapt.escrow.messages import KillVote, ReleaseVote
 from zkadapt.escrow.onchain import (
     BLUEPRINT,
-    CLAIM,
     REFUND,
     EscrowError,
     EscrowScript,
-    SignedKillVote,
-    escrow_datum,
-    kill_message,
+    lock_datum,
     redeemer_for,
+    release,
+    settlement_payouts,
     settlement_tx,
     slash,
 )
-from zkadapt.escrow.rules import COMPLETED, Settlement, payouts, refunds, settlement_of
+from zkadapt.escrow.rules import (
+    COMPLETED,
+    EscrowView,
+    Settlement,
+    lock_payouts,
+    payouts,
+    settlement_of,
+)
 from zkadapt.escrow.script_context import Transaction, constr, key_address, tx_out, validity_range
+from zkadapt.escrow.votes import SignedKillVote, kill_message, release_message
 
-ALL_BACK = {n: DEPOSIT for n in NAMES}
-SHARE = DEPOSIT + DEPOSIT // 2  # alice's and bob's payout when carol is slashed
+INDEX = {n: i for i, n in enumerate(NAMES)}
+HALF = DEPOSIT // 2  # alice's and bob's share of carol's lock when carol is slashed
+CAROL_SPLIT = {"alice": HALF, "bob": HALF}
 
 
 @pytest.fixture(scope="module")
-def pool():
-    return make_pool()
+def alice():
+    return make_lock("alice")
+
+
+@pytest.fixture(scope="module")
+def carol():
+    return make_lock("carol")
 
 
 def entry(signed, *, round_=None):
-    """A vote as the redeemer carries it: (voter index, round, key, signature)."""
+    """A kill vote as the redeemer carries it: (voter index, round, key, signature)."""
     said = signed.round if round_ is None else round_
-    return (PARTIES.index(signed.voter), said, signed.vkey, signed.signature)
+    return (INDEX[signed.voter], said, signed.vkey, signed.signature)
+
+
+def backing(signed):
+    """A release vote as the redeemer carries it: (voter index, key, signature)."""
+    return (INDEX[signed.voter], signed.vkey, signed.signature)
 
 
 def slash_carol(*votes):
-    """``Slash`` against carol (datum index 2) with the given votes."""
+    """``Slash`` proving carol (datum index 2) slashed with the given votes."""
     return slash([(2, [entry(v) for v in votes])])
 
 
-def redeemer_for_shape(pool, slashed, votes):
-    """The redeemer :func:`redeemer_for` builds for a settlement slashing ``slashed``."""
-    return redeemer_for(Settlement(COMPLETED, pool.names, slashed, {}, ()), votes)
-
-
-CAROL_SLASHED = {"alice": SHARE, "bob": SHARE}
 AGAINST_CAROL = [entry(vote("alice", "carol")), entry(vote("bob", "carol"))]
+
+
+def settled(members, slashed_):
+    return Settlement(COMPLETED, tuple(members), tuple(slashed_), {}, (), DEPOSIT)
 
 
 # --- the parameter: one script per session -------------------------------------------------
 
 
-def test_every_session_has_its_own_script_and_address(pool) -> None:
+def test_every_session_has_its_own_script_and_address(alice) -> None:
     other = EscrowScript(OTHER_SESSION)
-    assert pool.script.script_hash != other.script_hash
-    assert pool.script.script_hash != pool.script.traced.script_hash
-    assert pool.script.plutus_version == "v3" and len(pool.script.compiled) < 8_000
+    assert alice.script.script_hash != other.script_hash
+    assert alice.script.script_hash != alice.script.traced.script_hash
+    assert alice.script.plutus_version == "v3" and len(alice.script.compiled) < 8_000
     document = json.loads(BLUEPRINT.read_text())
     (validator,) = document["validators"]
     assert validator["parameters"][0]["schema"] == {"dataType": "bytes"}
@@ -99,46 +117,151 @@ def test_a_session_id_must_be_32_bytes_and_a_blueprint_must_take_it(tmp_path: Pa
         EscrowScript(SESSION_ID, tmp_path / "plutus.json")
 
 
-# --- Claim ---------------------------------------------------------------------------------
+# --- Release: the owner's deposit back, with release votes of the others -------------------
 
 
-def test_claim_signed_by_every_party_is_accepted(pool) -> None:
-    result = run(pool, settlement_tx(pool, CLAIM, ALL_BACK, signers=NAMES))
+def test_release_with_votes_of_every_other_party_is_accepted(alice) -> None:
+    """Three parties: a strict majority of alice's two others is both; nobody signs the tx."""
+    redeemer = release(
+        (), [backing(release_vote("bob", "alice")), backing(release_vote("carol", "alice"))]
+    )
+    result = run(alice, settlement_tx(alice, redeemer, {"alice": DEPOSIT}))
     assert result.accepted, result
     assert 0 < result.cpu < 10_000_000_000 and 0 < result.memory < 14_000_000  # V3 tx limits
 
 
-def test_claim_without_every_signature_is_rejected(pool) -> None:
-    tx = settlement_tx(pool, CLAIM, ALL_BACK, signers=["alice", "bob"])
-    assert_rejected(pool, tx, "a claim needs every party's signature")
+def test_release_without_a_majority_of_the_others_is_rejected(alice) -> None:
+    redeemer = release((), [backing(release_vote("bob", "alice"))])
+    tx = settlement_tx(alice, redeemer, {"alice": DEPOSIT}, signers=NAMES)  # signatures: no votes
+    assert_rejected(
+        alice, tx, "a release needs votes from a strict majority of the other remaining parties"
+    )
 
 
-def test_claim_that_does_not_refund_everyone_is_rejected(pool) -> None:
-    tx = settlement_tx(pool, CLAIM, {"alice": 2 * DEPOSIT, "bob": DEPOSIT}, signers=NAMES)
-    assert_rejected(pool, tx, "a claim must refund every deposit")
+def test_a_party_cannot_release_itself(alice) -> None:
+    """The one path before the deadline the owner could take alone is closed."""
+    own = release_vote("alice", "alice")
+    redeemer = release((), [backing(own), backing(release_vote("bob", "alice"))])
+    tx = settlement_tx(alice, redeemer, {"alice": DEPOSIT}, signers=["alice"])
+    assert_rejected(alice, tx, "a party cannot release itself")
 
 
-# --- Slash: signed kill votes --------------------------------------------------------------
+def test_four_parties_release_with_two_of_three_others() -> None:
+    four = ("alice", "bob", "carol", "dave")
+    lock = make_lock("dave", four)
+    votes = [release_vote("alice", "dave"), release_vote("carol", "dave")]
+    redeemer = release((), [(four.index(v.voter), v.vkey, v.signature) for v in votes])
+    assert run(lock, settlement_tx(lock, redeemer, {"dave": DEPOSIT})).accepted
+    one = release((), [(0, votes[0].vkey, votes[0].signature)])
+    tx = settlement_tx(lock, one, {"dave": DEPOSIT})
+    assert_rejected(
+        lock, tx, "a release needs votes from a strict majority of the other remaining parties"
+    )
 
 
-def test_slash_with_signed_votes_from_a_majority_pays_the_rules_shares(pool) -> None:
+FORGED_RELEASES = [
+    (release_vote("carol", "alice", session=OTHER_SESSION), "a bad vote signature"),
+    (release_vote("carol", "alice", owner="bob"), "a bad vote signature"),
+    (release_vote("carol", "alice", signer="mallory"), "a vote's key must be its voter's"),
+]
+
+
+@pytest.mark.parametrize(("forged", "reason"), FORGED_RELEASES, ids=["session", "owner", "key"])
+def test_a_release_vote_not_signed_by_its_voter_for_this_owner_is_rejected(
+    alice, forged, reason
+) -> None:
+    redeemer = release((), [backing(release_vote("bob", "alice")), backing(forged)])
+    assert_rejected(alice, settlement_tx(alice, redeemer, {"alice": DEPOSIT}), reason)
+    assert not forged.verify(SESSION_ID, key_hash("carol"), key_hash("alice"))
+
+
+def test_a_kill_signature_is_no_release_vote(alice) -> None:
+    kill = vote("carol", "alice")
+    redeemer = release((), [backing(release_vote("bob", "alice")), (2, kill.vkey, kill.signature)])
+    assert_rejected(
+        alice, settlement_tx(alice, redeemer, {"alice": DEPOSIT}), "a bad vote signature"
+    )
+
+
+def test_a_release_must_pay_the_owner_its_deposit(alice) -> None:
+    votes = [backing(release_vote("bob", "alice")), backing(release_vote("carol", "alice"))]
+    short = settlement_tx(alice, release((), votes), {"alice": DEPOSIT - 1})
+    assert_rejected(alice, short, "a release must return the deposit")
+    elsewhere = settlement_tx(alice, release((), votes), {"bob": DEPOSIT})
+    assert_rejected(alice, elsewhere, "a release must return the deposit")
+
+
+def test_after_a_slash_the_remaining_release_each_other() -> None:
+    """Carol slashed: alice's lock needs bob's vote only (carol neither votes nor counts)."""
+    lock = make_lock("alice")
+    redeemer = release([(2, AGAINST_CAROL)], [backing(release_vote("bob", "alice"))])
+    assert run(lock, settlement_tx(lock, redeemer, {"alice": DEPOSIT})).accepted
+    unproven = release([(2, AGAINST_CAROL[:1])], [backing(release_vote("bob", "alice"))])
+    tx = settlement_tx(lock, unproven, {"alice": DEPOSIT})
+    assert_rejected(
+        lock, tx, "a slash needs signed votes from two and a strict majority of the others"
+    )
+    by_carol = release([(2, AGAINST_CAROL)], [backing(release_vote("carol", "alice"))])
+    tx = settlement_tx(lock, by_carol, {"alice": DEPOSIT})
+    assert_rejected(lock, tx, "a slashed party cannot vote")
+
+
+def test_a_slashed_owner_cannot_be_released(carol) -> None:
+    votes = [backing(release_vote("alice", "carol")), backing(release_vote("bob", "carol"))]
+    tx = settlement_tx(carol, release([(2, AGAINST_CAROL)], votes), {"carol": DEPOSIT})
+    assert_rejected(carol, tx, "a slashed owner cannot be released")
+
+
+def test_the_last_party_standing_needs_no_release_vote() -> None:
+    lock = make_lock("alice")
+    proofs = [
+        (1, [entry(vote("alice", "bob")), entry(vote("carol", "bob"))]),
+        (2, AGAINST_CAROL),
+    ]
+    assert run(lock, settlement_tx(lock, release(proofs, []), {"alice": DEPOSIT})).accepted
+
+
+# --- Slash: a slashed owner's deposit split among the remaining ----------------------------
+
+
+def test_slash_with_signed_votes_from_a_majority_pays_the_rules_split(carol) -> None:
     redeemer = slash_carol(vote("alice", "carol"), vote("bob", "carol", round_=3))
-    assert payouts(("alice", "bob", "carol"), ("carol",), DEPOSIT) == {**CAROL_SLASHED, "carol": 0}
-    tx = settlement_tx(pool, redeemer, CAROL_SLASHED, validity=BEFORE)  # nobody signs the tx
-    result = run(pool, tx)
+    members, lost = NAMES, ("carol",)
+    assert lock_payouts(members, lost, DEPOSIT, "carol") == CAROL_SPLIT
+    assert payouts(members, lost, DEPOSIT) == {
+        "alice": DEPOSIT + HALF,
+        "bob": DEPOSIT + HALF,
+        "carol": 0,
+    }
+    tx = settlement_tx(carol, redeemer, CAROL_SPLIT, validity=BEFORE)  # nobody signs the tx
+    result = run(carol, tx)
     assert result.accepted, result
     assert result.cpu < 10_000_000_000 and result.memory < 14_000_000
 
 
-def test_slash_without_a_majority_is_rejected(pool) -> None:
-    tx = settlement_tx(pool, slash_carol(vote("alice", "carol")), CAROL_SLASHED, validity=BEFORE)
-    assert_rejected(pool, tx, "a slash needs signed votes from a strict majority of the others")
+def test_slash_without_a_majority_is_rejected(carol) -> None:
+    tx = settlement_tx(carol, slash_carol(vote("alice", "carol")), CAROL_SPLIT, validity=BEFORE)
+    assert_rejected(
+        carol, tx, "a slash needs signed votes from two and a strict majority of the others"
+    )
 
 
-def test_tx_signatures_are_no_votes(pool) -> None:
-    """The old rule (signers are voters) no longer slashes: a vote must be signed evidence."""
-    tx = settlement_tx(pool, slash([(2, [])]), CAROL_SLASHED, signers=NAMES, validity=BEFORE)
-    assert_rejected(pool, tx, "a slash needs signed votes from a strict majority of the others")
+def test_no_single_party_slashes_another() -> None:
+    """Two parties: one vote is a majority of the one other, but never enough alone."""
+    bob = make_lock("bob", ("alice", "bob"))
+    tx = settlement_tx(
+        bob, slash([(1, [entry(vote("alice", "bob"))])]), {"alice": DEPOSIT}, validity=BEFORE
+    )
+    assert_rejected(
+        bob, tx, "a slash needs signed votes from two and a strict majority of the others"
+    )
+
+
+def test_tx_signatures_are_no_votes(carol) -> None:
+    tx = settlement_tx(carol, slash([(2, [])]), CAROL_SPLIT, signers=NAMES, validity=BEFORE)
+    assert_rejected(
+        carol, tx, "a slash needs signed votes from two and a strict majority of the others"
+    )
 
 
 def _mallory_signs_for_bob():
@@ -156,9 +279,9 @@ FORGED_IDS = ["other-session", "other-victim", "forged-signature", "other-key"]
 
 
 @pytest.mark.parametrize(("forged", "reason"), FORGED, ids=FORGED_IDS)
-def test_a_vote_not_signed_by_its_voter_over_this_kill_is_rejected(pool, forged, reason) -> None:
+def test_a_vote_not_signed_by_its_voter_over_this_kill_is_rejected(carol, forged, reason) -> None:
     redeemer = slash_carol(vote("alice", "carol"), forged)
-    assert_rejected(pool, settlement_tx(pool, redeemer, CAROL_SLASHED, validity=BEFORE), reason)
+    assert_rejected(carol, settlement_tx(carol, redeemer, CAROL_SPLIT, validity=BEFORE), reason)
 
 
 @pytest.mark.parametrize("forged", [f for f, _ in FORGED], ids=FORGED_IDS)
@@ -168,57 +291,81 @@ def test_votes_are_checked_off_chain_as_on_chain(forged) -> None:
     assert not forged.verify(SESSION_ID, key_hash("bob"), key_hash("carol"))
 
 
-def test_a_vote_must_carry_the_round_it_signed(pool) -> None:
+def test_a_vote_must_carry_the_round_it_signed(carol) -> None:
     signed = vote("bob", "carol", round_=2)
     redeemer = slash([(2, [entry(vote("alice", "carol")), entry(signed, round_=3)])])
-    tx = settlement_tx(pool, redeemer, CAROL_SLASHED, validity=BEFORE)
-    assert_rejected(pool, tx, "a bad vote signature")
+    tx = settlement_tx(carol, redeemer, CAROL_SPLIT, validity=BEFORE)
+    assert_rejected(carol, tx, "a bad vote signature")
 
 
 @pytest.mark.parametrize("round_", [0, ROUNDS + 1])
-def test_a_vote_must_name_a_round_of_the_session(pool, round_) -> None:
+def test_a_vote_must_name_a_round_of_the_session(carol, round_) -> None:
     redeemer = slash_carol(vote("alice", "carol"), vote("bob", "carol", round_=round_))
-    tx = settlement_tx(pool, redeemer, CAROL_SLASHED, validity=BEFORE)
-    assert_rejected(pool, tx, "a vote names a session round")
+    tx = settlement_tx(carol, redeemer, CAROL_SPLIT, validity=BEFORE)
+    assert_rejected(carol, tx, "a vote names a session round")
 
 
-def test_a_voter_counts_once_and_never_against_itself(pool) -> None:
+def test_a_voter_counts_once_and_never_against_itself(carol) -> None:
     twice = slash_carol(vote("alice", "carol"), vote("alice", "carol", round_=3))
-    tx = settlement_tx(pool, twice, CAROL_SLASHED, validity=BEFORE)
-    assert_rejected(pool, tx, "voters must be increasing party indices")
+    tx = settlement_tx(carol, twice, CAROL_SPLIT, validity=BEFORE)
+    assert_rejected(carol, tx, "voters must be increasing party indices")
     itself = slash_carol(vote("alice", "carol"), vote("carol", "carol"))
-    tx = settlement_tx(pool, itself, CAROL_SLASHED, validity=BEFORE)
-    assert_rejected(pool, tx, "a party cannot vote against itself")
+    tx = settlement_tx(carol, itself, CAROL_SPLIT, validity=BEFORE)
+    assert_rejected(carol, tx, "a party cannot vote against itself")
 
 
-def test_a_slash_must_end_before_the_deadline(pool) -> None:
+def test_a_slash_must_end_before_the_deadline(carol) -> None:
     redeemer = slash_carol(vote("alice", "carol"), vote("bob", "carol"))
     for late in (
         validity_range(DEADLINE - 60_000, DEADLINE, upper_closed=True),  # includes the deadline
         validity_range(DEADLINE - 60_000),  # no upper bound
         AFTER,
     ):
-        tx = settlement_tx(pool, redeemer, CAROL_SLASHED, validity=late)
-        assert_rejected(pool, tx, "a slash must end before the deadline")
+        tx = settlement_tx(carol, redeemer, CAROL_SPLIT, validity=late)
+        assert_rejected(carol, tx, "a slash must end before the deadline")
 
 
-def test_slash_that_underpays_a_remaining_party_is_rejected(pool) -> None:
+def test_slash_that_underpays_a_remaining_party_is_rejected(carol) -> None:
     redeemer = slash_carol(vote("alice", "carol"), vote("bob", "carol"))
-    tx = settlement_tx(pool, redeemer, {"alice": 2 * DEPOSIT, "bob": DEPOSIT}, validity=BEFORE)
-    assert_rejected(pool, tx, "every remaining party must get its share")
+    tx = settlement_tx(carol, redeemer, {"alice": DEPOSIT}, validity=BEFORE)
+    assert_rejected(carol, tx, "every remaining party must get its share")
 
 
 def test_a_slash_pays_the_remainder_lovelace_as_the_rules_do() -> None:
     """Four parties, an odd deposit, dave slashed: 10,000,001 split three ways, remainder 2."""
-    four = make_pool(("alice", "bob", "carol", "dave"), deposit=10_000_001)
-    paid = payouts(four.names, ("dave",), 10_000_001)
-    assert paid == {"alice": 13_333_335, "bob": 13_333_335, "carol": 13_333_334, "dave": 0}
-    votes = [vote(v, "dave") for v in ("alice", "carol")]
-    redeemer = redeemer_for_shape(four, ("dave",), votes)
-    assert run(four, settlement_tx(four, redeemer, paid, validity=BEFORE)).accepted
+    four = ("alice", "bob", "carol", "dave")
+    dave = make_lock("dave", four, deposit=10_000_001)
+    paid = lock_payouts(four, ("dave",), 10_000_001, "dave")
+    assert paid == {"alice": 3_333_334, "bob": 3_333_334, "carol": 3_333_333}
+    redeemer = redeemer_for(
+        settled(four, ("dave",)), "dave", [vote(v, "dave") for v in ("alice", "carol")]
+    )
+    assert run(dave, settlement_tx(dave, redeemer, paid, validity=BEFORE)).accepted
     short = {**paid, "bob": paid["bob"] - 1}
-    tx = settlement_tx(four, redeemer, short, validity=BEFORE)
-    assert_rejected(four, tx, "every remaining party must get its share")
+    tx = settlement_tx(dave, redeemer, short, validity=BEFORE)
+    assert_rejected(dave, tx, "every remaining party must get its share")
+
+
+def test_two_slashed_the_proof_names_both_and_the_split_skips_both() -> None:
+    """Five parties, dave and erin slashed: dave's lock goes to alice, bob, carol only."""
+    five = ("alice", "bob", "carol", "dave", "erin")
+    dave = make_lock("dave", five)
+    kills = [vote(v, t) for t in ("dave", "erin") for v in ("alice", "bob", "carol")]
+    redeemer = redeemer_for(settled(five, ("dave", "erin")), "dave", kills)
+    paid = lock_payouts(five, ("dave", "erin"), DEPOSIT, "dave")
+    assert paid == {"alice": 3_333_334, "bob": 3_333_333, "carol": 3_333_333}
+    result = run(dave, settlement_tx(dave, redeemer, paid, validity=BEFORE))
+    assert result.accepted, result
+    # erin is no remaining party: proving her slashed is what keeps her out of the split
+    with_erin = lock_payouts(five, ("dave",), DEPOSIT, "dave")
+    assert with_erin["erin"] == 2_500_000
+
+
+def test_a_slash_must_prove_the_owner_slashed(alice) -> None:
+    tx = settlement_tx(
+        alice, slash([(2, AGAINST_CAROL)]), {"alice": DEPOSIT, "bob": DEPOSIT}, validity=BEFORE
+    )
+    assert_rejected(alice, tx, "a slash must prove this lock's owner slashed")
 
 
 @pytest.mark.parametrize(
@@ -226,91 +373,97 @@ def test_a_slash_pays_the_remainder_lovelace_as_the_rules_do() -> None:
     [
         ([(3, [])], "targets must be increasing party indices"),  # no such party
         ([(2, AGAINST_CAROL), (2, AGAINST_CAROL)], "targets must be increasing party indices"),
-        ([], "a slash needs a target"),
+        ([], "a slash must prove this lock's owner slashed"),
     ],
 )
-def test_slash_with_bad_targets_is_rejected(pool, evidence, reason) -> None:
-    tx = settlement_tx(pool, slash(evidence), {n: 2 * DEPOSIT for n in NAMES}, validity=BEFORE)
-    assert_rejected(pool, tx, reason)
+def test_slash_with_bad_targets_is_rejected(carol, evidence, reason) -> None:
+    tx = settlement_tx(carol, slash(evidence), {n: DEPOSIT for n in NAMES}, validity=BEFORE)
+    assert_rejected(carol, tx, reason)
 
 
 def test_slashing_everyone_is_rejected() -> None:
-    two = make_pool(("alice", "bob"))
-    redeemer = slash([(0, [entry(vote("bob", "alice"))]), (1, [entry(vote("alice", "bob"))])])
-    tx = settlement_tx(two, redeemer, {}, validity=BEFORE)
-    assert_rejected(two, tx, "someone must remain to be paid")
+    three = make_lock("alice")
+    proofs = [(t, [entry(vote(v, n)) for v in NAMES if v != n]) for t, n in enumerate(NAMES)]
+    tx = settlement_tx(three, slash(proofs), {}, validity=BEFORE)
+    assert_rejected(three, tx, "someone must remain to be paid")
 
 
 # --- Refund after the deadline -------------------------------------------------------------
 
 
-def test_anyone_may_refund_every_deposit_from_the_deadline_on(pool) -> None:
-    assert refunds(pool.names, DEPOSIT) == ALL_BACK
-    result = run(pool, settlement_tx(pool, REFUND, ALL_BACK, validity=AFTER))
+def test_anyone_may_refund_a_deposit_from_the_deadline_on(alice) -> None:
+    result = run(alice, settlement_tx(alice, REFUND, {"alice": DEPOSIT}, validity=AFTER))
     assert result.accepted, result
     later = validity_range(DEADLINE + 1, lower_closed=False)
-    assert run(pool, settlement_tx(pool, REFUND, ALL_BACK, validity=later)).accepted
+    assert run(alice, settlement_tx(alice, REFUND, {"alice": DEPOSIT}, validity=later)).accepted
 
 
-def test_no_refund_before_the_deadline(pool) -> None:
+def test_no_refund_before_the_deadline(alice) -> None:
+    """The owner alone cannot take its deposit back early, signing or not."""
     for early in (validity_range(DEADLINE - 1), validity_range(), BEFORE):
-        tx = settlement_tx(pool, REFUND, ALL_BACK, validity=early)
-        assert_rejected(pool, tx, "no refund before the deadline")
+        tx = settlement_tx(alice, REFUND, {"alice": DEPOSIT}, signers=["alice"], validity=early)
+        assert_rejected(alice, tx, "no refund before the deadline")
 
 
-def test_a_refund_must_return_every_deposit(pool) -> None:
-    tx = settlement_tx(pool, REFUND, {**ALL_BACK, "carol": DEPOSIT - 1}, validity=AFTER)
-    assert_rejected(pool, tx, "a refund must return every deposit")
+def test_a_refund_must_return_the_deposit_to_its_owner(alice) -> None:
+    tx = settlement_tx(alice, REFUND, {"alice": DEPOSIT - 1}, validity=AFTER)
+    assert_rejected(alice, tx, "a refund must return the deposit")
+    tx = settlement_tx(alice, REFUND, {"bob": DEPOSIT}, validity=AFTER)
+    assert_rejected(alice, tx, "a refund must return the deposit")
 
 
 # --- Double satisfaction -------------------------------------------------------------------
 
 
-def test_an_untagged_or_wrongly_tagged_payout_does_not_count(pool) -> None:
-    untagged = [tx_out(key_address(pool.members[n]), DEPOSIT) for n in NAMES]
-    tx = Transaction([pool.spend(CLAIM)], untagged, [pool.members[n] for n in NAMES])
-    assert_rejected(pool, tx, "a claim must refund every deposit")
-    wrong = pool.payouts(ALL_BACK, tag=second_ref())
-    tx = Transaction([pool.spend(CLAIM)], wrong, [pool.members[n] for n in NAMES])
-    assert_rejected(pool, tx, "a claim must refund every deposit")
+def test_an_untagged_or_wrongly_tagged_payout_does_not_count(alice) -> None:
+    untagged = [tx_out(key_address(alice.members["alice"]), DEPOSIT)]
+    tx = Transaction([alice.spend(REFUND)], untagged, validity=AFTER)
+    assert_rejected(alice, tx, "a refund must return the deposit")
+    wrong = alice.payouts({"alice": DEPOSIT}, tag=second_ref())
+    tx = Transaction([alice.spend(REFUND)], wrong, validity=AFTER)
+    assert_rejected(alice, tx, "a refund must return the deposit")
 
 
-def test_two_pools_of_one_session_cannot_share_payouts(pool) -> None:
-    other = make_pool(ref=second_ref())
-    signers = [pool.members[n] for n in NAMES]
-    tx = Transaction([pool.spend(CLAIM), other.spend(CLAIM)], pool.payouts(ALL_BACK), signers)
-    assert run(pool, tx).accepted  # the first pool is paid ...
-    assert_rejected(other, tx, "a claim must refund every deposit")  # ... the second is not
+def test_two_locks_in_one_transaction_are_each_paid_once(carol) -> None:
+    """Carol's slashed lock and alice's released lock in one transaction: each counts only
+    the outputs tagged with its own out-ref, so one payout cannot satisfy both."""
+    alice = make_lock("alice")
+    released = release([(2, AGAINST_CAROL)], [backing(release_vote("bob", "alice"))])
+    slashed = slash([(2, AGAINST_CAROL)])
+    inputs = [alice.spend(released), carol.spend(slashed)]
     both = Transaction(
-        [pool.spend(CLAIM), other.spend(CLAIM)],
-        pool.payouts(ALL_BACK) + other.payouts(ALL_BACK),
-        signers,
+        inputs, alice.payouts({"alice": DEPOSIT}) + carol.payouts(CAROL_SPLIT), validity=BEFORE
     )
-    assert run(pool, both).accepted and run(other, both).accepted  # each paid once: fine
+    assert run(alice, both).accepted and run(carol, both).accepted
+    # alice's refund output also "pays" alice at least her share of carol's: not for carol
+    once = Transaction(
+        inputs, [*alice.payouts({"alice": DEPOSIT}), *carol.payouts({"bob": HALF})], validity=BEFORE
+    )
+    assert run(alice, once).accepted
+    assert_rejected(carol, once, "every remaining party must get its share")
 
 
-def test_the_issue_19_attack_two_sessions_one_slash_is_rejected() -> None:
-    """Two 40 ADA pools of two sessions with the same four parties, dave slashed by two of
-    them in both: the old validator let one set of payouts (13.33 ADA each) satisfy both
-    pools and 40 ADA go to an outsider. Now each pool only counts payouts tagged for it."""
-    four = ("alice", "bob", "carol", "dave")
-    first = make_pool(four)
-    second = make_pool(four, session=OTHER_SESSION, ref=second_ref())
-    paid = payouts(four, ("dave",), DEPOSIT)
-    assert sum(paid.values()) == 4 * DEPOSIT == 40_000_000
-    redeemers = [
-        redeemer_for_shape(p, ("dave",), [vote(v, "dave", session=s) for v in ("alice", "bob")])
-        for p, s in ((first, SESSION_ID), (second, OTHER_SESSION))
+def test_the_issue_19_attack_two_sessions_one_payout_is_rejected() -> None:
+    """Two sessions with the same parties: alice's locks in both released in one
+    transaction, paid once and the second deposit sent to an outsider. The old validator
+    summed every output; now each lock counts only payouts tagged for it."""
+    first = make_lock("alice")
+    second = make_lock("alice", session=OTHER_SESSION, ref=second_ref())
+    votes = {
+        s: [backing(release_vote(v, "alice", session=s)) for v in ("bob", "carol")]
+        for s in (SESSION_ID, OTHER_SESSION)
+    }
+    inputs = [
+        first.spend(release((), votes[SESSION_ID])),
+        second.spend(release((), votes[OTHER_SESSION])),
     ]
-    outsider = tx_out(key_address(key_hash("mallory")), 4 * DEPOSIT)
-    inputs = [first.spend(redeemers[0]), second.spend(redeemers[1])]
-    tx = Transaction(inputs, [*first.payouts(paid), outsider], validity=BEFORE)
-    assert run(first, tx).accepted  # the first pool is paid as the rules say
-    assert_rejected(second, tx, "every remaining party must get its share")
-    untagged = [tx_out(key_address(key_hash(n)), v) for n, v in paid.items() if v]
-    tx = Transaction(inputs, [*untagged, outsider], validity=BEFORE)
-    assert_rejected(first, tx, "every remaining party must get its share")
-    assert_rejected(second, tx, "every remaining party must get its share")
+    outsider = tx_out(key_address(key_hash("mallory")), DEPOSIT)
+    tx = Transaction(inputs, [*first.payouts({"alice": DEPOSIT}), outsider])
+    assert run(first, tx).accepted
+    assert_rejected(second, tx, "a release must return the deposit")
+    untagged = Transaction(inputs, [tx_out(key_address(key_hash("alice")), DEPOSIT), outsider])
+    assert_rejected(first, untagged, "a release must return the deposit")
+    assert_rejected(second, untagged, "a release must return the deposit")
 
 
 # --- Datum and redeemer shapes -------------------------------------------------------------
@@ -323,65 +476,120 @@ def _parties(*names: str) -> list[bytes]:
 @pytest.mark.parametrize(
     ("datum", "reason"),
     [
-        (constr(0, _parties(*NAMES), b"10", ROUNDS, DEADLINE), None),  # deposit not an int
-        (constr(1, _parties(*NAMES), DEPOSIT, ROUNDS, DEADLINE), None),  # wrong constructor
-        (constr(0, _parties(*NAMES), DEPOSIT, ROUNDS), None),  # missing field
+        (constr(0, _parties(*NAMES), 0, b"10", ROUNDS, DEADLINE), None),  # deposit not an int
+        (constr(1, _parties(*NAMES), 0, DEPOSIT, ROUNDS, DEADLINE), None),  # wrong constructor
+        (constr(0, _parties(*NAMES), 0, DEPOSIT, ROUNDS), None),  # missing field
         (
-            escrow_datum(_parties("alice"), DEPOSIT, ROUNDS, DEADLINE),
+            lock_datum(_parties("alice"), 0, DEPOSIT, ROUNDS, DEADLINE),
             "an escrow needs at least two parties",
         ),
+        (lock_datum(_parties(*NAMES), 3, DEPOSIT, ROUNDS, DEADLINE), "the owner must be a party"),
+        (lock_datum(_parties(*NAMES), -1, DEPOSIT, ROUNDS, DEADLINE), "the owner must be a party"),
         (
-            escrow_datum(_parties("alice", "alice", "bob"), DEPOSIT, ROUNDS, DEADLINE),
+            lock_datum(_parties("alice", "alice", "bob"), 0, DEPOSIT, ROUNDS, DEADLINE),
             "parties must be distinct",
         ),
         (
-            escrow_datum([b"x" * 27, *_parties("bob")], DEPOSIT, ROUNDS, DEADLINE),
+            lock_datum([b"x" * 27, *_parties("bob")], 0, DEPOSIT, ROUNDS, DEADLINE),
             "parties must be payment key hashes",
         ),
-        (escrow_datum(_parties(*NAMES), 0, ROUNDS, DEADLINE), "deposit must be positive"),
-        (escrow_datum(_parties(*NAMES), DEPOSIT, 0, DEADLINE), "a session has at least one round"),
+        (lock_datum(_parties(*NAMES), 0, 0, ROUNDS, DEADLINE), "deposit must be positive"),
+        (lock_datum(_parties(*NAMES), 0, DEPOSIT, 0, DEADLINE), "a session has at least one round"),
     ],
 )
-def test_a_wrong_datum_is_rejected(pool, datum, reason) -> None:
-    signers = [pool.members[n] for n in NAMES]
-    tx = Transaction([pool.spend(CLAIM, datum=datum)], pool.payouts(ALL_BACK), signers)
+def test_a_wrong_datum_is_rejected(alice, datum, reason) -> None:
+    tx = Transaction(
+        [alice.spend(REFUND, datum=datum)], alice.payouts({"alice": DEPOSIT}), validity=AFTER
+    )
     if reason is None:  # the integrity check fails before any contract message
-        assert not run(pool, tx).accepted
+        assert not run(alice, tx).accepted
     else:
-        assert_rejected(pool, tx, reason)
+        assert_rejected(alice, tx, reason)
 
 
-def test_a_wrong_redeemer_is_rejected(pool) -> None:
-    tx = settlement_tx(pool, constr(5), ALL_BACK, signers=NAMES, validity=AFTER)
-    assert not run(pool, tx).accepted
+def test_a_wrong_redeemer_is_rejected(alice) -> None:
+    tx = settlement_tx(alice, constr(5), {"alice": DEPOSIT}, validity=AFTER)
+    assert not run(alice, tx).accepted
 
 
-def test_kill_messages_bind_session_round_and_victim() -> None:
+def test_vote_messages_bind_session_party_and_round() -> None:
     message = kill_message(SESSION_ID, 2, key_hash("carol"))
     assert len(message) == 22 + 32 + 8 + 28
     assert message != kill_message(OTHER_SESSION, 2, key_hash("carol"))
     assert message != kill_message(SESSION_ID, 3, key_hash("carol"))
     assert message != kill_message(SESSION_ID, 2, key_hash("bob"))
+    released = release_message(SESSION_ID, key_hash("carol"))
+    assert len(released) == 25 + 32 + 28 and released != release_message(
+        OTHER_SESSION, key_hash("carol")
+    )
     with pytest.raises(ValueError):
         kill_message(SESSION_ID, -1, key_hash("carol"))
+    with pytest.raises(ValueError):
+        release_message(SESSION_ID, b"short")
 
 
-# --- From the channel history to an accepted settlement ------------------------------------
+# --- From the channel history to accepted settlements of every lock ------------------------
 
 
-def test_the_pure_settlement_is_what_the_validator_accepts(pool) -> None:
+def _signed_history():
+    """Carol goes silent after round 1; alice and bob post signed kill and release votes."""
+    keys = payment_keys(NAMES)
+    layer1 = terms(payment_keys=keys)
     history = History().deposits(*NAMES).rounds(1, *NAMES).rounds(3, "alice", "bob", start=2)
-    history.kill("alice", "carol").kill("bob", "carol")
-    settlement = settlement_of(history.entries, terms())
-    votes = [vote("alice", "carol"), vote("bob", "carol")]
-    redeemer = redeemer_for(settlement, votes)
-    tx = settlement_tx(pool, redeemer, settlement.payouts, validity=BEFORE)
-    assert run(pool, tx).accepted
-    with pytest.raises(EscrowError, match="signed votes"):
-        redeemer_for(settlement, votes[:1])
-    pending = settlement_of(History().deposits(*NAMES).entries, terms())
+    for voter in ("alice", "bob"):
+        v = vote(voter, "carol")
+        history.message(
+            voter,
+            KillVote(layer1.session, 2, voter, "carol", "silent", v.vkey.hex(), v.signature.hex()),
+        )
+    for voter, target in (("alice", "bob"), ("bob", "alice")):
+        r = release_vote(voter, target)
+        history.message(
+            voter, ReleaseVote(layer1.session, 3, voter, target, r.vkey.hex(), r.signature.hex())
+        )
+    return history, layer1
+
+
+def test_the_pure_settlement_is_what_the_validator_accepts_lock_by_lock() -> None:
+    history, layer1 = _signed_history()
+    view = EscrowView.from_entries(history.entries, layer1)
+    settlement = settlement_of(history.entries, layer1)
+    assert settlement.slashed == ("carol",) and len(view.kill_evidence) == 2
+    kills, releases = list(view.kill_evidence.values()), list(view.release_evidence.values())
+    total = dict.fromkeys(NAMES, 0)
+    for owner in NAMES:
+        lock = make_lock(owner)
+        redeemer = redeemer_for(settlement, owner, kills, releases)
+        paid = settlement_payouts(settlement, owner)
+        for name, amount in paid.items():
+            total[name] += amount
+        assert run(lock, settlement_tx(lock, redeemer, paid, validity=BEFORE)).accepted, owner
+    assert total == settlement.payouts
+    with pytest.raises(EscrowError, match="signed kill votes"):
+        redeemer_for(settlement, "alice", kills[:1], releases)
+    with pytest.raises(EscrowError, match="release votes"):
+        redeemer_for(settlement, "alice", kills, [])
+    pending = settlement_of(History().deposits(*NAMES).entries, layer1)
     with pytest.raises(EscrowError, match="pending"):
-        redeemer_for(pending)
+        redeemer_for(pending, "alice")
+
+
+def test_on_layer1_only_votes_signed_with_the_payment_key_count() -> None:
+    keys = payment_keys(NAMES)
+    layer1 = terms(payment_keys=keys)
+    history = History().deposits(*NAMES).rounds(1, *NAMES)
+    history.kill("alice", "carol")  # no payment signature
+    forged = vote("bob", "carol", signer="mallory")
+    history.message(
+        "bob",
+        KillVote(
+            layer1.session, 2, "bob", "carol", "silent", forged.vkey.hex(), forged.signature.hex()
+        ),
+    )
+    assert settlement_of(history.entries, layer1).slashed == ()
+    assert settlement_of(history.entries, terms()).slashed == ("carol",)  # both count off chain
+    ignored = EscrowView.from_entries(history.entries, layer1).ignored
+    assert [r for _, r in ignored] == ["kill vote without a valid payment signature"] * 2
 
 
 # --- The committed blueprints are what the source compiles to (slow: ~40 s) ----------------

@@ -1,15 +1,18 @@
 """The validator's paths as properties (hypothesis), each case evaluated with uplc.
 
-* **Slash**: for any pool of two to five parties, any odd or even deposit and any set of
-  slashed parties leaving someone, each with signed votes from a random strict majority of
-  the others, the single-pool transaction paying exactly :func:`rules.payouts` is accepted,
-  the payouts are the pool, and one lovelace less to any remaining party is rejected. A
-  minority of votes is rejected.
-* **Refund**: paying :func:`rules.refunds` is accepted exactly when the validity range starts
-  at or after the deadline; a slash exactly when it ends before it.
+* **Slash**: for any two to five parties, any odd or even deposit and any set of slashed
+  parties leaving someone, each with signed kill votes from a random strict majority (and
+  at least two) of the others, every slashed lock paying exactly :func:`rules.lock_payouts`
+  is accepted, the locks together pay :func:`rules.payouts`, and one lovelace less to a
+  remaining party is rejected. A minority of votes is rejected.
+* **Release**: every remaining party's lock, proving the same slashed set and carrying
+  release votes from a random strict majority of the other remaining parties, is accepted;
+  one vote fewer than a majority is rejected.
+* **Refund**: returning the deposit is accepted exactly when the validity range starts at or
+  after the deadline; a slash exactly when it ends before it.
 
-Each example costs one or two script evaluations (a quarter of a second each), so the
-example counts are small and derandomized.
+Each example costs a few script evaluations (a quarter of a second each), so the example
+counts are small and derandomized.
 """
 
 from __future__ import annotations
@@ -20,74 +23,129 @@ from hypothesis import strategies as st
 
 pytest.importorskip("uplc")
 
-from tests.escrow.pools import DEADLINE, PARTIES, assert_rejected, make_pool, run, vote
-from zkadapt.escrow.onchain import REFUND, redeemer_for, settlement_tx, slash
-from zkadapt.escrow.rules import SLASHED, Settlement, payouts, refunds
+from tests.escrow.locks import (
+    DEADLINE,
+    PARTIES,
+    assert_rejected,
+    make_lock,
+    release_vote,
+    run,
+    vote,
+)
+from zkadapt.escrow.onchain import REFUND, redeemer_for, release, settlement_tx, slash
+from zkadapt.escrow.rules import SLASHED, Settlement, lock_payouts, payouts, refunds
 from zkadapt.escrow.script_context import validity_range
 
 EXAMPLES = settings(
-    max_examples=10,
+    max_examples=8,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 BEFORE = validity_range(DEADLINE - 1_000, DEADLINE)
+MAJORITY = "a slash needs signed votes from two and a strict majority of the others"
+
+
+def _need(others: int) -> int:
+    """Votes that slash among ``others`` other parties: two, and a strict majority."""
+    return max(2, others // 2 + 1)
 
 
 @st.composite
 def slashes(draw, *, majority: bool = True):
-    """(names, deposit, slashed, votes): votes from a majority (or a minority) of the others."""
-    n = draw(st.integers(2, 5))
+    """(names, deposit, slashed, kill votes, release votes): kill votes from a majority (or a
+    minority) of the others; release votes from a majority of the other remaining parties."""
+    n = draw(st.integers(3, 5))
     names = PARTIES[:n]
     deposit = draw(st.integers(1, 10**9))
-    lost = draw(st.sets(st.sampled_from(names), min_size=1, max_size=n - 1))
-    votes = []
-    for target in sorted(lost):
+    lost = tuple(sorted(draw(st.sets(st.sampled_from(names), min_size=1, max_size=n - 1))))
+    kills = []
+    for target in lost:
         others = [p for p in names if p != target]
-        need = (n - 1) // 2 + 1  # a strict majority of the n - 1 others
+        need = _need(n - 1)
         size = st.integers(need, n - 1) if majority else st.integers(0, need - 1)
         chosen = draw(st.permutations(others))[: draw(size)]
-        votes += [vote(v, target, round_=draw(st.integers(1, 3))) for v in chosen]
-    return names, deposit, tuple(sorted(lost)), votes
+        kills += [vote(v, target, round_=draw(st.integers(1, 3))) for v in chosen]
+    remaining = [p for p in names if p not in lost]
+    releases = []
+    for owner in remaining:
+        others = [p for p in remaining if p != owner]
+        size = draw(st.integers(len(others) // 2 + 1 if others else 0, len(others)))
+        releases += [release_vote(v, owner) for v in draw(st.permutations(others))[:size]]
+    return names, deposit, lost, kills, releases
 
 
-def _settlement(names, lost):
-    return Settlement(SLASHED, tuple(names), lost, {}, ())
+def _settlement(names, lost, deposit):
+    return Settlement(SLASHED, tuple(names), lost, {}, (), deposit)
 
 
 @EXAMPLES
 @given(slashes())
-def test_one_pool_pays_exactly_what_the_rules_compute(case) -> None:
-    names, deposit, lost, votes = case
-    pool = make_pool(names, deposit=deposit)
-    paid = payouts(names, lost, deposit)
-    assert sum(paid.values()) == deposit * len(names)
-    redeemer = redeemer_for(_settlement(names, lost), votes)
-    outcome = run(pool, settlement_tx(pool, redeemer, paid, validity=BEFORE))
-    assert outcome.accepted, (names, deposit, lost, outcome)
-    for short in (p for p in names if p not in lost):
-        less = {**paid, short: paid[short] - 1}
-        tx = settlement_tx(pool, redeemer, less, validity=BEFORE)
-        assert_rejected(pool, tx, "every remaining party must get its share")
-        break  # one underpaid party per example keeps the run short
+def test_every_lock_pays_exactly_what_the_rules_compute(case) -> None:
+    names, deposit, lost, kills, releases = case
+    settlement = _settlement(names, lost, deposit)
+    total = dict.fromkeys(names, 0)
+    for owner in names:
+        lock = make_lock(owner, names, deposit=deposit)
+        paid = lock_payouts(names, lost, deposit, owner)
+        for p, amount in paid.items():
+            total[p] += amount
+        redeemer = redeemer_for(settlement, owner, kills, releases)
+        outcome = run(lock, settlement_tx(lock, redeemer, paid, validity=BEFORE))
+        assert outcome.accepted, (names, deposit, lost, owner, outcome)
+    assert total == payouts(names, lost, deposit)
+    assert sum(total.values()) == deposit * len(names)
+    victim = lost[0]
+    lock = make_lock(victim, names, deposit=deposit)
+    paid = lock_payouts(names, lost, deposit, victim)
+    short = next((p for p in paid if paid[p] > 0), None)
+    if short is not None:  # one underpaid remaining party per example keeps the run short
+        tx = settlement_tx(
+            lock,
+            redeemer_for(settlement, victim, kills),
+            {**paid, short: paid[short] - 1},
+            validity=BEFORE,
+        )
+        assert_rejected(lock, tx, "every remaining party must get its share")
 
 
 @EXAMPLES
 @given(slashes(majority=False))
 def test_a_minority_of_signed_votes_slashes_nobody(case) -> None:
-    names, deposit, lost, votes = case
-    pool = make_pool(names, deposit=deposit)
+    names, deposit, lost, kills, _ = case
     index = {p: i for i, p in enumerate(names)}
-    evidence = [
+    proofs = [
         (
             index[t],
-            sorted((index[v.voter], v.round, v.vkey, v.signature) for v in votes if v.target == t),
+            sorted((index[v.voter], v.round, v.vkey, v.signature) for v in kills if v.target == t),
         )
         for t in lost
     ]
-    paid = payouts(names, lost, deposit)
-    tx = settlement_tx(pool, slash(evidence), paid, validity=BEFORE)
-    assert_rejected(pool, tx, "a slash needs signed votes from a strict majority of the others")
+    lock = make_lock(lost[0], names, deposit=deposit)
+    paid = lock_payouts(names, lost, deposit, lost[0])
+    tx = settlement_tx(lock, slash(proofs), paid, validity=BEFORE)
+    assert_rejected(lock, tx, MAJORITY)
+
+
+@EXAMPLES
+@given(n=st.integers(3, 5), deposit=st.integers(1, 10**9), data=st.data())
+def test_a_release_needs_a_strict_majority_of_the_others(n, deposit, data) -> None:
+    names = PARTIES[:n]
+    owner = data.draw(st.sampled_from(names))
+    others = [p for p in names if p != owner]
+    short = data.draw(st.permutations(others))[: (n - 1) // 2]  # one short of a majority
+    lock = make_lock(owner, names, deposit=deposit)
+    votes = sorted((names.index(v), *_vk(release_vote(v, owner))) for v in short)
+    tx = settlement_tx(lock, release((), votes), {owner: deposit})
+    reason = "a release needs votes from a strict majority of the other remaining parties"
+    assert_rejected(lock, tx, reason)
+    extra = next(p for p in others if p not in short)
+    votes = sorted([*votes, (names.index(extra), *_vk(release_vote(extra, owner)))])
+    assert run(lock, settlement_tx(lock, release((), votes), {owner: deposit})).accepted
+
+
+def _vk(signed):
+    return signed.vkey, signed.signature
 
 
 @EXAMPLES
@@ -99,11 +157,11 @@ def test_a_minority_of_signed_votes_slashes_nobody(case) -> None:
 )
 def test_a_refund_is_accepted_exactly_from_the_deadline_on(n, deposit, offset, closed) -> None:
     names = PARTIES[:n]
-    pool = make_pool(names, deposit=deposit)
-    paid = refunds(names, deposit)
-    assert paid == payouts(names, (), deposit) == {p: deposit for p in names}
+    assert refunds(names, deposit) == payouts(names, (), deposit) == dict.fromkeys(names, deposit)
+    owner = names[-1]
+    lock = make_lock(owner, names, deposit=deposit)
     valid = validity_range(DEADLINE + offset, lower_closed=closed)
-    outcome = run(pool, settlement_tx(pool, REFUND, paid, validity=valid))
+    outcome = run(lock, settlement_tx(lock, REFUND, {owner: deposit}, validity=valid))
     assert outcome.accepted == (offset >= 0), (offset, closed, outcome)
 
 
@@ -111,10 +169,10 @@ def test_a_refund_is_accepted_exactly_from_the_deadline_on(n, deposit, offset, c
 @given(offset=st.integers(-(10**6), 10**6) | st.sampled_from([-1, 0, 1]), closed=st.booleans())
 def test_a_slash_is_accepted_exactly_when_it_ends_before_the_deadline(offset, closed) -> None:
     names = ("alice", "bob", "carol")
-    pool = make_pool(names)
-    votes = [vote("alice", "carol"), vote("bob", "carol")]
-    redeemer = redeemer_for(_settlement(names, ("carol",)), votes)
+    lock = make_lock("carol", names)
+    kills = [vote("alice", "carol"), vote("bob", "carol")]
+    redeemer = redeemer_for(_settlement(names, ("carol",), lock.deposit), "carol", kills)
     valid = validity_range(DEADLINE - 10**7, DEADLINE + offset, upper_closed=closed)
-    paid = payouts(names, ("carol",), pool.deposit)
-    outcome = run(pool, settlement_tx(pool, redeemer, paid, validity=valid))
+    paid = lock_payouts(names, ("carol",), lock.deposit, "carol")
+    outcome = run(lock, settlement_tx(lock, redeemer, paid, validity=valid))
     assert outcome.accepted == (offset < 0 or (offset == 0 and not closed)), outcome

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.escrow.helpers import DEPOSIT, NAMES, SESSION, History, terms
-from zkadapt.escrow.messages import EscrowDeposit, KillVote, MalformedEscrowMessage, read_payload
+from zkadapt.escrow.messages import (
+    EscrowDeposit,
+    KillVote,
+    MalformedEscrowMessage,
+    ReleaseVote,
+    read_payload,
+)
 from zkadapt.escrow.rules import (
     COMPLETED,
     PENDING,
@@ -13,6 +19,7 @@ from zkadapt.escrow.rules import (
     EscrowView,
     completed,
     kill_votes,
+    lock_payouts,
     payouts,
     progress,
     settlement_of,
@@ -73,10 +80,11 @@ def test_votes_and_deposits_count_once_and_only_from_depositors() -> None:
     view = EscrowView.from_entries(history.entries, terms())
     assert view.deposits["alice"] == DEPOSIT
     assert kill_votes(view, terms()) == {"alice": (), "bob": ("alice",)}  # carol is no member
-    # two members: one other vote is a strict majority of the one other party
+    # two members: one vote is a strict majority of the one other party, but a slash needs
+    # two voters (no single party slashes another), so nobody is slashed
     result = settlement_of(history.entries, terms())
-    assert result.depositors == ("alice", "bob") and result.slashed == ("bob",)
-    assert result.payouts == {"alice": 2 * DEPOSIT, "bob": 0}
+    assert result.depositors == ("alice", "bob") and result.slashed == ()
+    assert result.payouts == {}
 
 
 def test_messages_signed_for_someone_else_or_another_session_are_ignored() -> None:
@@ -107,12 +115,25 @@ def test_progress_needs_a_quorum_of_round_done() -> None:
         (("a", "b", "c"), (), {"a": 10, "b": 10, "c": 10}),
         (("a", "b", "c"), ("c",), {"a": 15, "b": 15, "c": 0}),
         (("a", "b", "c", "d"), ("d",), {"a": 14, "b": 13, "c": 13, "d": 0}),
-        (("a", "b", "c", "d", "e"), ("d", "e"), {"a": 17, "b": 17, "c": 16, "d": 0, "e": 0}),
+        # each slashed lock is split on its own: 3 + the remainder lovelace to "a", twice
+        (("a", "b", "c", "d", "e"), ("d", "e"), {"a": 18, "b": 16, "c": 16, "d": 0, "e": 0}),
     ],
 )
 def test_payouts_pay_out_the_whole_pool(members, lost, expected) -> None:
     paid = payouts(members, lost, 10)
     assert paid == expected and sum(paid.values()) == 10 * len(members)
+    locks = [lock_payouts(members, lost, 10, owner) for owner in members]
+    assert all(sum(lock.values()) == 10 for lock in locks)
+    assert {p: sum(lock.get(p, 0) for lock in locks) for p in members} == paid
+
+
+def test_a_lock_pays_its_owner_back_or_splits_among_the_remaining() -> None:
+    members = ("a", "b", "c", "d")
+    assert lock_payouts(members, ("d",), 10, "a") == {"a": 10}
+    assert lock_payouts(members, ("d",), 10, "d") == {"a": 4, "b": 3, "c": 3}
+    assert lock_payouts(members, ("c", "d"), 1, "d") == {"a": 1}  # zero shares are left out
+    with pytest.raises(ValueError):
+        lock_payouts(members, (), 10, "mallory")
 
 
 def test_nobody_left_to_pay_is_an_error() -> None:
@@ -137,10 +158,33 @@ def test_escrow_messages_round_trip_and_validate() -> None:
         KillVote(SESSION, 1, "a", "b", "bored").to_bytes()
 
 
+def test_signed_votes_round_trip_and_bad_keys_or_signatures_are_malformed() -> None:
+    signed = KillVote(SESSION, 2, "alice", "bob", "silent", "ab" * 32, "cd" * 64)
+    assert read_payload(signed.to_bytes()) == signed
+    unsigned = KillVote(SESSION, 2, "alice", "bob", "silent")
+    assert b"vkey" not in unsigned.to_bytes()  # the old wire form, unchanged
+    release = ReleaseVote(SESSION, 3, "alice", "bob", "ab" * 32, "cd" * 64)
+    assert read_payload(release.to_bytes()) == release
+    for bad in (
+        ReleaseVote(SESSION, 3, "alice", "bob", "", ""),  # a release vote must be signed
+        ReleaseVote(SESSION, 3, "alice", "alice", "ab" * 32, "cd" * 64),
+        ReleaseVote(SESSION, 3, "alice", "bob", "AB" * 32, "cd" * 64),
+        KillVote(SESSION, 2, "alice", "bob", "silent", "ab" * 32, ""),
+        KillVote(SESSION, 2, "alice", "bob", "silent", "ab" * 31, "cd" * 64),
+        KillVote(SESSION, 2, "alice", "bob", "silent", "ab" * 32, "cd" * 63),
+    ):
+        with pytest.raises(MalformedEscrowMessage):
+            bad.to_bytes()
+
+
 def test_terms_are_checked_and_sorted() -> None:
     assert terms(parties=("carol", "alice")).parties == ("alice", "carol")
     with pytest.raises(ValueError):
         terms(deposit=0)
+    with pytest.raises(ValueError, match="payment_keys"):
+        terms(payment_keys={"alice": b"x" * 28})  # bob and carol missing
+    with pytest.raises(ValueError, match="payment_keys"):
+        terms(payment_keys={n: b"x" * 27 for n in NAMES})
 
 
 def test_status_lines_show_deposits_votes_and_settlement() -> None:

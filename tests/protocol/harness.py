@@ -117,6 +117,9 @@ class Session:
         self.store = MemoryStore() if backend == "memory" else LocalStore(tmp_path / "store")
         self.double: Any = None
         self._opened: list[Any] = []
+        # the parties' threads open their channels concurrently: one double for them all
+        # (two threads once each started a double, and a party ran alone on its own head)
+        self._double_lock = threading.Lock()
         self.tmp = tmp_path
         self.rounds, self.quorum, self.timeout, self.strategy = rounds, quorum, timeout, strategy
 
@@ -151,11 +154,12 @@ class Session:
         from tests.hydra_double.fixtures import funds
         from zkadapt.channel.hydra import HydraChannel
 
-        if self.double is None:
-            self.double = HydraDouble(NAMES, initial_utxo=funds(self.keys)).start()
-            control = HydraChannel(self.keyring, api=self.double.api(NAMES[0]))
-            self._opened.append(control)
-            control.init_head(timeout=10)
+        with self._double_lock:
+            if self.double is None:
+                self.double = HydraDouble(NAMES, initial_utxo=funds(self.keys)).start()
+                control = HydraChannel(self.keyring, api=self.double.api(NAMES[0]))
+                self._opened.append(control)
+                control.init_head(timeout=10)
         api = self.double.api(party or NAMES[0])
         identity = self.keys[party] if party else None
         channel = HydraChannel(self.keyring, api=api, identity=identity, confirm_timeout_s=30)

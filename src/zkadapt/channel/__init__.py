@@ -25,6 +25,7 @@ __all__ = [
     "CHANNEL_BACKENDS",
     "Channel",
     "ChannelBackend",
+    "CopyPlaces",
     "Entry",
     "Receipt",
     "SignedEnvelope",
@@ -34,6 +35,23 @@ __all__ = [
 ]
 
 ChannelFactory = Callable[..., Channel]
+
+
+@dataclass(frozen=True)
+class CopyPlaces:
+    """Where a channel whose history can vanish keeps a copy of it, and where to read copies.
+
+    A Hydra head's history is gone once the head is fanned out and its nodes forget it
+    (docs/hydra.md, "Reading a finished session"); a backend registered with
+    ``keeps_copies=True`` gets these places from the composition root.
+
+    Attributes:
+        record: the file this opener appends its copy to (a party, ``zkadapt run``), or None.
+        read: the copies a reader may fall back to, in order of preference.
+    """
+
+    record: Path | None = None
+    read: tuple[Path, ...] = ()
 
 
 def _open_local(
@@ -58,26 +76,39 @@ def _open_hydra(
     identity: IdentityKey | None = None,
     path: str | Path | None = None,
     api: str | None = None,
+    copies: CopyPlaces | None = None,
 ) -> Channel:
     """A client of ``party``'s hydra-node (docs/hydra.md); read-only without ``identity``.
 
     ``api`` overrides the node address from ``settings`` (``channel.hydra``); ``path`` is
-    accepted for a uniform call and unused (the head is the ledger).
+    accepted for a uniform call and unused (the head is the ledger). With ``copies``, the
+    channel appends a copy of what it reads to ``copies.record``; a reader (no
+    ``identity``) whose node no longer knows the head reads ``copies.read`` instead
+    (:func:`~zkadapt.channel.hydra.archive.open_hydra_reader`).
     """
+    from zkadapt.channel.hydra.archive import head_of_copy, open_hydra_reader
     from zkadapt.channel.hydra.client import HydraChannel
     from zkadapt.channel.hydra.settings import HydraChannelConfig
 
     settings = settings or HydraChannelConfig()
-    return HydraChannel(
-        keyring,
-        api=api or settings.api_for(party),
-        identity=identity,
-        head_id=settings.head_id,
-        network=settings.network,
-        connect_timeout_s=settings.connect_timeout_s,
-        confirm_timeout_s=settings.confirm_timeout_s,
-        layer1_timeout_s=settings.layer1_timeout_s,
-    )
+    places = copies or CopyPlaces()
+
+    def live(head_id: str | None) -> HydraChannel:
+        return HydraChannel(
+            keyring,
+            api=api or settings.api_for(party),
+            identity=identity,
+            head_id=head_id,
+            network=settings.network,
+            connect_timeout_s=settings.connect_timeout_s,
+            confirm_timeout_s=settings.confirm_timeout_s,
+            layer1_timeout_s=settings.layer1_timeout_s,
+            record=places.record,
+        )
+
+    if identity is not None or not places.read:  # a party resumes the head its copy names
+        return live(settings.head_id or head_of_copy(places.record))
+    return open_hydra_reader(keyring, places.read, settings.head_id, live)
 
 
 @dataclass(frozen=True)
@@ -86,22 +117,27 @@ class ChannelBackend:
 
     factory: ChannelFactory
     section: str | None = None  # e.g. "hydra": config.channel.hydra is passed as settings
+    keeps_copies: bool = False  # the factory takes copies=CopyPlaces(...)
 
 
 CHANNEL_BACKENDS: Registry[ChannelBackend] = Registry("channel backend")
 
 
-def register_channel(name: str, factory: ChannelFactory, *, section: str | None = None) -> None:
+def register_channel(
+    name: str, factory: ChannelFactory, *, section: str | None = None, keeps_copies: bool = False
+) -> None:
     """Add a backend under a unique lowercase ``name`` (STYLE.md rule 1).
 
     ``factory`` is called as ``factory(keyring=..., path=..., party=..., identity=...,
     settings=...)`` and ignores what it does not use; ``settings`` is the
-    ``[channel.<section>]`` table when ``section`` is given, else None.
+    ``[channel.<section>]`` table when ``section`` is given, else None. With
+    ``keeps_copies`` it also gets ``copies=``:class:`CopyPlaces` (a channel whose history
+    can vanish, like a fanned-out Hydra head).
 
     Raises:
         ValueError: ``name`` is not lowercase ``[a-z0-9_-]`` or is already registered.
     """
-    CHANNEL_BACKENDS.register(name, ChannelBackend(factory, section))
+    CHANNEL_BACKENDS.register(name, ChannelBackend(factory, section, keeps_copies))
 
 
 def channel_backends() -> list[str]:
@@ -131,4 +167,4 @@ def open_channel(backend: str, *, keyring: Keyring, **kwargs: Any) -> Channel:
 
 
 register_channel("local", _open_local)
-register_channel("hydra", _open_hydra, section="hydra")
+register_channel("hydra", _open_hydra, section="hydra", keeps_copies=True)

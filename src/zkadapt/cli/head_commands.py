@@ -35,8 +35,23 @@ _wait_timeout = click.option(
 )
 
 
+_copy_out = click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The session's output directory: what the node reports (the close, the fanout) "
+    "is added to its copy of the channel, OUT/hydra-channel.jsonl, which keeps the session "
+    "readable after fanout [default: no copy].",
+)
+
+
 def _head_command(
-    session: str, party: str | None, action: str | None, timeout: float | None
+    session: str,
+    party: str | None,
+    action: str | None,
+    timeout: float | None,
+    out: str | None = None,
 ) -> None:
     """Show the head (``action`` None) or run ``action``, then show the head again."""
     from zkadapt.config import load_config
@@ -46,7 +61,12 @@ def _head_command(
         from zkadapt.operator.head import head_summary, open_head, perform_action
         from zkadapt.progress import wait_progress
 
-        channel = open_head(config, party)
+        record = None
+        if out is not None:
+            from zkadapt.assembly import channel_copies
+
+            record = channel_copies(Path(out).resolve(), record=True).record
+        channel = open_head(config, party, record=record)
         try:
             if action is not None:
                 with wait_progress() as sink_for:
@@ -70,8 +90,9 @@ def _head_action_command(name: str, doc: str) -> None:
     @head.command(name, help=doc)
     @_head_options
     @_wait_timeout
-    def command(session: str, party: str | None, timeout: float | None) -> None:
-        _head_command(session, party, name, timeout)
+    @_copy_out
+    def command(session: str, party: str | None, timeout: float | None, out: str | None) -> None:
+        _head_command(session, party, name, timeout, out)
 
 
 _head_action_command("init", "Open a new head with every party (Init; hydra 2.x opens at once).")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
 from zkadapt.escrow.status import PartyEscrow, escrow_status
-from zkadapt.operator.escrow import terms_of
+from zkadapt.operator.escrow import on_layer1, terms_of
 
 #: Under the table, per channel backend: where the numbers come from.
 ESCROW_NOTES = {
@@ -24,7 +24,11 @@ ESCROW_NOTES = {
     ),
     "hydra": (
         "escrow messages confirmed in the Hydra head; deposits are announced there, "
-        "no funds are locked on layer 1 yet"
+        "no funds are locked on layer 1 (escrow.deadline unset)"
+    ),
+    "layer1": (
+        "each deposit is a lock on Cardano layer 1 named by its EscrowDeposit (`zkadapt escrow "
+        "check` verifies them); only votes signed with the payment keys count"
     ),
 }
 
@@ -42,6 +46,7 @@ class EscrowView:
 def escrow_view(config: SessionConfig, entries: Iterable[Entry]) -> EscrowView:
     """The escrow of ``config``'s session as of ``entries`` (verified, in channel order)."""
     status = escrow_status(entries, terms_of(config))
-    note = ESCROW_NOTES.get(config.channel.backend, "")
+    backend = "layer1" if on_layer1(config) else config.channel.backend
+    note = ESCROW_NOTES.get(backend, "")
     note += "; the same as `zkadapt escrow status`" if note else "as `zkadapt escrow status`"
     return EscrowView(status.headline, status.status, status.parties, note)

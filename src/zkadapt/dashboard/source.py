@@ -8,9 +8,12 @@ A missing ledger means "not started yet" (the watcher waits for it and never cre
 unreadable or tampered one is reported on the page, never raised into the server.
 
 On a ``hydra`` session the watcher is a read-only client of the first party's hydra-node
-(:func:`zkadapt.operator.head.open_head`, as ``zkadapt head`` and observers use); it also
+(:func:`zkadapt.assembly.open_session_channel`, as the audit and observers use); it also
 reports the head's status and lifecycle and runs the operator actions
-(:meth:`LedgerWatcher.perform`) through :func:`zkadapt.operator.head.perform_action`.
+(:meth:`LedgerWatcher.perform`) through :func:`zkadapt.operator.head.perform_action`. Once
+the head is gone (fanned out and forgotten, or the nodes shut down), the channel is read
+from the session's persisted copies (docs/hydra.md, "Reading a finished session") and the
+page shows no head.
 """
 
 from __future__ import annotations
@@ -271,11 +274,13 @@ class LedgerWatcher:
     def _open(self) -> Channel | None:
         """The session's channel client, or None while a local ledger does not exist yet."""
         config = self.target.config
-        if self.target.hydra:
-            from zkadapt.operator.head import open_head
+        if self.target.hydra:  # the node, or the session's copies once its head is gone
+            from zkadapt.assembly import open_session_channel
+            from zkadapt.channel.hydra import HydraChannel
 
-            self._head = open_head(config)
-            return self._head
+            channel = open_session_channel(config, self.target.out_dir)
+            self._head = channel if isinstance(channel, HydraChannel) else None
+            return channel
         if not self.target.ledger.exists():
             return None
         from zkadapt.assembly import open_channel_at

@@ -9,7 +9,12 @@ messages, canonical JSON like the round protocol's (sorted keys, no whitespace, 
 * progress signals are the round protocol's own ``Submitted`` and ``RoundDone`` messages; the
   escrow reads only their ``type``, ``session``, ``round`` and ``party`` fields, so it does not
   depend on :mod:`zkadapt.protocol` (DESIGN.md section 1: leaves never import protocol).
-* ``KillVote{session, round, party, target, reason}`` -- ``party`` votes to slash ``target``.
+* ``KillVote{session, round, party, target, reason, vkey, signature}`` -- ``party`` votes to
+  slash ``target``, who missed ``round``; ``vkey``/``signature`` (hex) are the vote signed
+  with the voter's payment key (:mod:`zkadapt.escrow.votes`), what the layer-1 ``Slash``
+  carries (empty for an escrow that is never settled on layer 1).
+* ``ReleaseVote{session, round, party, target, vkey, signature}`` -- ``party`` agrees that
+  ``target`` may have its deposit back: the layer-1 ``Release`` evidence.
 * ``Claim{session, round, party}`` -- ``party`` asks for its settlement.
 
 Entries whose signer is not the party they speak for are ignored, as the protocol does.
@@ -29,6 +34,9 @@ KILL_REASONS = ("silent", "closed-early")
 #: Protocol messages that count as a party's progress signal.
 SIGNAL_TYPES = ("Submitted", "RoundDone")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+#: Longest ``EscrowDeposit.ref`` (a layer-1 out-ref is 64 hex, ``#`` and an index).
+MAX_REF_CHARS = 80
+_HEX128 = re.compile(r"^[0-9a-f]{128}$")
 
 
 class MalformedEscrowMessage(ValueError):
@@ -72,6 +80,8 @@ class EscrowDeposit(EscrowMessage):
         super().validate()
         if not isinstance(self.amount, int) or isinstance(self.amount, bool) or self.amount < 1:
             raise MalformedEscrowMessage("amount must be a positive integer (lovelace)")
+        if not isinstance(self.ref, str) or len(self.ref) > MAX_REF_CHARS:
+            raise MalformedEscrowMessage(f"ref must be text of at most {MAX_REF_CHARS} characters")
 
 
 @dataclass(frozen=True)
@@ -80,13 +90,57 @@ class KillVote(EscrowMessage):
 
     target: str
     reason: str
+    vkey: str = ""
+    signature: str = ""
 
     def validate(self) -> None:
         super().validate()
         if self.reason not in KILL_REASONS:
             raise MalformedEscrowMessage(f"reason must be one of {KILL_REASONS}")
-        if not isinstance(self.target, str) or self.target == self.party:
-            raise MalformedEscrowMessage("a party cannot vote to kill itself")
+        _check_target(self)
+        _check_signed(self.vkey, self.signature, optional=True)
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON; an unsigned vote leaves ``vkey``/``signature`` out (its old form)."""
+        if self.vkey or self.signature:
+            return super().to_bytes()
+        self.validate()
+        body = {"type": self.TYPE, "v": ESCROW_VERSION, **asdict(self)}
+        del body["vkey"], body["signature"]
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ReleaseVote(EscrowMessage):
+    """``party`` agrees that ``target`` may have its deposit back (signed with its payment key)."""
+
+    TYPE: ClassVar[str] = "ReleaseVote"
+
+    target: str
+    vkey: str
+    signature: str
+
+    def validate(self) -> None:
+        super().validate()
+        _check_target(self)
+        _check_signed(self.vkey, self.signature, optional=False)
+
+
+def _check_target(message: KillVote | ReleaseVote) -> None:
+    if not isinstance(message.target, str) or not message.target:
+        raise MalformedEscrowMessage("target must be a party name")
+    if message.target == message.party:
+        raise MalformedEscrowMessage("a party cannot vote on itself")
+
+
+def _check_signed(vkey: object, signature: object, *, optional: bool) -> None:
+    """``vkey`` 64 hex and ``signature`` 128 hex (lowercase), or both empty if optional."""
+    if optional and vkey == "" and signature == "":
+        return
+    if not isinstance(vkey, str) or not _HEX64.match(vkey):
+        raise MalformedEscrowMessage("vkey must be 64 lowercase hex characters")
+    if not isinstance(signature, str) or not _HEX128.match(signature):
+        raise MalformedEscrowMessage("signature must be 128 lowercase hex characters")
 
 
 @dataclass(frozen=True)
@@ -94,7 +148,9 @@ class Claim(EscrowMessage):
     TYPE: ClassVar[str] = "Claim"
 
 
-_TYPES: dict[str, type[EscrowMessage]] = {cls.TYPE: cls for cls in (EscrowDeposit, KillVote, Claim)}
+_TYPES: dict[str, type[EscrowMessage]] = {
+    cls.TYPE: cls for cls in (EscrowDeposit, KillVote, ReleaseVote, Claim)
+}
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ applies a session id to it: every session gets its own script hash and address.
 machine and the Plutus V3 cost model, as a node would in phase 2; :meth:`EscrowScript.explain`
 runs the traced build (``plutus-traced.json``) to say why a context is rejected.
 
-:class:`EscrowPool` describes one session's pool at its address; :func:`settlement_tx`
-builds the transaction that pays what the pure rules (:mod:`zkadapt.escrow.rules`) computed,
-every payout tagged with the pool's out-ref (the contract's defence against double
-satisfaction), and :func:`redeemer_for` the redeemer that justifies it.
+:class:`EscrowLock` describes one party's lock at the session's address, :func:`redeemer_for`
+the redeemer that settles it as the pure rules (:mod:`zkadapt.escrow.rules`) say, and
+:func:`settlement_tx` a transaction description (``script_context.Transaction``) that pays
+it, every payout tagged with the lock's out-ref (the contract's defence against double
+satisfaction). The layer-1 transactions themselves are built in :mod:`zkadapt.escrow.txs`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import cbor2
 
 from zkadapt.errors import ZkAdaptError
 from zkadapt.escrow.blueprint import CONTRACT_DIR
-from zkadapt.escrow.rules import Settlement
+from zkadapt.escrow.rules import Settlement, enough_to_slash, lock_payouts, majority
 from zkadapt.escrow.script_context import (
     ALWAYS,
     SpendInput,
@@ -41,6 +42,7 @@ from zkadapt.escrow.script_context import (
     tx_out,
     tx_out_ref,
 )
+from zkadapt.escrow.votes import SignedKillVote, SignedReleaseVote
 
 BLUEPRINT = CONTRACT_DIR / "plutus.json"
 TRACED_BLUEPRINT = CONTRACT_DIR / "plutus-traced.json"
@@ -48,12 +50,9 @@ TRACED_BLUEPRINT = CONTRACT_DIR / "plutus-traced.json"
 PLUTUS_V3_TAG = b"\x03"
 #: Python recursion depth uplc needs for this script (its default of 1000 is too low).
 RECURSION_LIMIT = 20_000
-#: Domain tag that starts a kill vote's signed message (``contract/escrow.py``).
-KILL_DOMAIN = b"zkadapt/escrow/kill/v1"
 SESSION_BYTES = 32
-#: A placeholder out-ref for a pool described before it is locked (tests, examples).
+#: A placeholder out-ref for a lock described before it is on chain (tests, examples).
 EXAMPLE_REF = tx_out_ref(b"\x22" * 32, 0)
-KEY_HASH_BYTES = 28
 
 
 class EscrowError(ZkAdaptError):
@@ -194,155 +193,65 @@ class EscrowScript:
         return self.traced.evaluate(context)
 
 
-def escrow_datum(
-    parties: Sequence[bytes], deposit: int, rounds: int, deadline: int
+def lock_datum(
+    parties: Sequence[bytes], owner: int, deposit: int, rounds: int, deadline: int
 ) -> cbor2.CBORTag:
-    """``EscrowDatum(parties, deposit, rounds, deadline)``: constructor 0.
+    """``LockDatum(parties, owner, deposit, rounds, deadline)``: constructor 0.
 
     Args:
         parties: payment key hashes, in party name order.
-        deposit: lovelace each party locked.
+        owner: the index in ``parties`` of the party whose deposit the lock holds.
+        deposit: lovelace the owner locked.
         rounds: rounds of the session (a kill vote names one of them).
         deadline: POSIX time in milliseconds: slashing before, refunds from then on.
     """
-    return constr(0, list(parties), deposit, rounds, deadline)
+    return constr(0, list(parties), owner, deposit, rounds, deadline)
 
 
-CLAIM = constr(0)
 REFUND = constr(2)
 
-
-def kill_message(session: bytes, round_: int, victim: bytes) -> bytes:
-    """What a kill vote signs: ``KILL_DOMAIN || session || round (8 bytes BE) || victim``.
-
-    Every part has a fixed length, so the message names one session, round and victim.
-
-    Raises:
-        ValueError: a field has the wrong length or the round is out of range.
-    """
-    if len(session) != SESSION_BYTES or len(victim) != KEY_HASH_BYTES:
-        raise ValueError("session must be 32 bytes and victim a 28-byte key hash")
-    if not 0 <= round_ < 2**64:
-        raise ValueError("round must fit in 8 bytes")
-    return KILL_DOMAIN + session + round_.to_bytes(8, "big") + victim
+#: A kill vote as a redeemer carries it: (voter index, round, vkey, signature).
+KillEntry = tuple[int, int, bytes, bytes]
+#: The kill votes proving one party slashed: (target index, its votes).
+Proof = tuple[int, Sequence[KillEntry]]
 
 
-@dataclass(frozen=True)
-class SignedKillVote:
-    """A party's kill vote, signed with its payment key for the layer-1 ``Slash``.
-
-    Attributes:
-        voter: the voting party's name.
-        target: the party to slash.
-        round: the round the voter says the target missed.
-        vkey: the voter's 32-byte Ed25519 payment verification key.
-        signature: Ed25519 over :func:`kill_message` (session, round, target's key hash).
-    """
-
-    voter: str
-    target: str
-    round: int
-    vkey: bytes
-    signature: bytes
-
-    def verify(self, session: bytes, voter_key_hash: bytes, victim: bytes) -> bool:
-        """What the validator checks of this vote: the key is the voter's, the signature good.
-
-        Args:
-            voter_key_hash: the voter's payment key hash (its datum entry).
-            victim: the target's payment key hash.
-        """
-        from nacl.exceptions import BadSignatureError
-        from nacl.signing import VerifyKey
-
-        if hashlib.blake2b(self.vkey, digest_size=28).digest() != voter_key_hash:
-            return False
-        try:
-            VerifyKey(self.vkey).verify(kill_message(session, self.round, victim), self.signature)
-        except (BadSignatureError, ValueError):
-            return False
-        return True
+def _evidence(proofs: Sequence[Proof]) -> list[cbor2.CBORTag]:
+    return [
+        constr(0, target, [constr(0, v, r, vkey, sig) for v, r, vkey, sig in votes])
+        for target, votes in proofs
+    ]
 
 
-def sign_kill_vote(
-    signing_key: Any, *, session: bytes, voter: str, target: str, victim: bytes, round_: int
-) -> SignedKillVote:
-    """Sign a kill vote with a PyCardano payment signing key (plain or extended).
-
-    Args:
-        victim: the target's payment key hash (its entry in the datum).
-    """
-    vkey = signing_key.to_verification_key()
-    if hasattr(vkey, "to_non_extended"):
-        vkey = vkey.to_non_extended()
-    signature = signing_key.sign(kill_message(session, round_, victim))
-    return SignedKillVote(voter, target, round_, bytes(vkey.payload), signature)
+def slash(proofs: Sequence[Proof]) -> cbor2.CBORTag:
+    """``Slash(evidence)``: for each slashed target index, its kill votes."""
+    return constr(1, _evidence(proofs))
 
 
-def slash(evidence: Sequence[tuple[int, Sequence[tuple[int, int, bytes, bytes]]]]) -> cbor2.CBORTag:
-    """``Slash(evidence)``: for each target index, its votes ``(voter, round, vkey, sig)``."""
-    return constr(
-        1,
-        [
-            constr(0, target, [constr(0, v, r, vkey, sig) for v, r, vkey, sig in votes])
-            for target, votes in evidence
-        ],
-    )
-
-
-def redeemer_for(settlement: Settlement, votes: Iterable[SignedKillVote] = ()) -> cbor2.CBORTag:
-    """The redeemer that spends the escrow as ``settlement`` says.
-
-    A completed settlement with nobody slashed is a :data:`CLAIM`; otherwise a ``Slash``
-    whose evidence holds, for each slashed party, the signed ``votes`` against it from
-    distinct other depositors (one per voter, the first given), voters in datum order.
-
-    Raises:
-        EscrowError: the settlement is pending, or a slashed party lacks signed votes from a
-            strict majority of the other depositors.
-    """
-    if not settlement.final:
-        raise EscrowError("the settlement is pending: nothing can be claimed yet")
-    if not settlement.slashed:
-        return CLAIM
-    members = settlement.depositors
-    chosen: dict[str, dict[str, SignedKillVote]] = {t: {} for t in settlement.slashed}
-    for vote in votes:
-        if vote.target in chosen and vote.voter in members and vote.voter != vote.target:
-            chosen[vote.target].setdefault(vote.voter, vote)
-    evidence = []
-    for target in settlement.slashed:
-        against = chosen[target]
-        if not 2 * len(against) > len(members) - 1:
-            raise EscrowError(
-                f"slashing {target} needs signed votes from more than {(len(members) - 1) / 2}"
-                f" other depositors, got {len(against)}"
-            )
-        ordered = sorted(against.values(), key=lambda v: members.index(v.voter))
-        evidence.append(
-            (
-                members.index(target),
-                [(members.index(v.voter), v.round, v.vkey, v.signature) for v in ordered],
-            )
-        )
-    return slash(evidence)
+def release(
+    proofs: Sequence[Proof] = (), votes: Sequence[tuple[int, bytes, bytes]] = ()
+) -> cbor2.CBORTag:
+    """``Release(slashed, votes)``: who was slashed, and release votes (voter, vkey, sig)."""
+    return constr(0, _evidence(proofs), [constr(0, v, vkey, sig) for v, vkey, sig in votes])
 
 
 @dataclass(frozen=True)
-class EscrowPool:
-    """One session's pooled deposits: one output at the session's script address.
+class EscrowLock:
+    """One party's deposit: one output at the session's script address.
 
     Attributes:
         script: the session's validator.
-        members: depositor name -> payment key hash; the datum lists them in name order.
-        deposit: lovelace each depositor locked (the pool holds ``len(members) * deposit``).
+        members: party name -> payment key hash; the datum lists them in name order.
+        owner: whose deposit this lock holds.
+        deposit: lovelace the owner locked.
         rounds: rounds of the session.
         deadline: POSIX milliseconds: slashing before, refunds from then on.
-        ref: where the pool is (its ``TxOutRef``), the tag every payout carries.
+        ref: where the lock is (its ``TxOutRef``), the tag every payout carries.
     """
 
     script: EscrowScript
     members: Mapping[str, bytes]
+    owner: str
     deposit: int
     rounds: int
     deadline: int
@@ -352,43 +261,115 @@ class EscrowPool:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self.members))
 
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
     def datum(self) -> cbor2.CBORTag:
         parties = [self.members[n] for n in self.names]
-        return escrow_datum(parties, self.deposit, self.rounds, self.deadline)
+        owner = self.index(self.owner)
+        return lock_datum(parties, owner, self.deposit, self.rounds, self.deadline)
 
     def spend(self, redeemer: object, datum: object | None = None) -> SpendInput:
-        """The pool as a transaction input spent with ``redeemer`` (and maybe a wrong datum)."""
+        """The lock as a transaction input spent with ``redeemer`` (and maybe a wrong datum)."""
         datum = self.datum() if datum is None else datum
-        pool = tx_out(
-            script_address(self.script.script_hash), self.deposit * len(self.names), datum
-        )
-        return SpendInput(self.ref, pool, redeemer=redeemer, datum=datum)
+        locked = tx_out(script_address(self.script.script_hash), self.deposit, datum)
+        return SpendInput(self.ref, locked, redeemer=redeemer, datum=datum)
 
     def payouts(self, paid: Mapping[str, int], tag: object | None = None) -> list[cbor2.CBORTag]:
-        """One output per paid member, tagged with the pool's out-ref (or ``tag``)."""
+        """One output per paid member, tagged with the lock's out-ref (or ``tag``)."""
         tag = self.ref if tag is None else tag
         return [
             tx_out(key_address(self.members[n]), paid[n], tag) for n in self.names if paid.get(n)
         ]
 
 
+def _proofs(
+    members: tuple[str, ...], slashed: Sequence[str], kills: Iterable[SignedKillVote]
+) -> list[Proof]:
+    """For each slashed party, kill votes from distinct other members (one per voter, the
+    first given), voters in datum order.
+
+    Raises:
+        EscrowError: a slashed party lacks votes from two and a strict majority of the others.
+    """
+    chosen: dict[str, dict[str, SignedKillVote]] = {t: {} for t in slashed}
+    for vote in kills:
+        if vote.target in chosen and vote.voter in members and vote.voter != vote.target:
+            chosen[vote.target].setdefault(vote.voter, vote)
+    proofs = []
+    for target in sorted(slashed, key=members.index):
+        against = chosen[target]
+        if not enough_to_slash(len(against), len(members)):
+            raise EscrowError(
+                f"slashing {target} needs signed kill votes from two and more than"
+                f" {(len(members) - 1) / 2} other depositors, got {len(against)}"
+            )
+        ordered = sorted(against.values(), key=lambda v: members.index(v.voter))
+        entries = [(members.index(v.voter), v.round, v.vkey, v.signature) for v in ordered]
+        proofs.append((members.index(target), entries))
+    return proofs
+
+
+def redeemer_for(
+    settlement: Settlement,
+    owner: str,
+    kills: Iterable[SignedKillVote] = (),
+    releases: Iterable[SignedReleaseVote] = (),
+) -> cbor2.CBORTag:
+    """The redeemer that settles ``owner``'s lock as ``settlement`` says.
+
+    A slashed owner's lock is a ``Slash`` proving every slashed party with its signed kill
+    votes (so the split goes to the right remaining parties); a remaining owner's lock is a
+    ``Release`` with the same proofs and release votes for the owner from a strict majority
+    of the other remaining parties (the first vote per voter, voters in datum order).
+
+    Raises:
+        EscrowError: the settlement is pending, ``owner`` is no depositor, or votes are short.
+    """
+    if not settlement.final:
+        raise EscrowError("the settlement is pending: nothing can be settled yet")
+    members = settlement.depositors
+    if owner not in members:
+        raise EscrowError(f"{owner} is not a depositor of this settlement")
+    proofs = _proofs(members, settlement.slashed, kills)
+    if owner in settlement.slashed:
+        return slash(proofs)
+    remaining = [p for p in members if p not in settlement.slashed]
+    chosen: dict[str, SignedReleaseVote] = {}
+    for vote in releases:
+        if vote.target == owner and vote.voter in remaining and vote.voter != owner:
+            chosen.setdefault(vote.voter, vote)
+    if len(remaining) > 1 and not majority(len(chosen), len(remaining)):
+        raise EscrowError(
+            f"releasing {owner}'s deposit needs signed release votes from more than"
+            f" {(len(remaining) - 1) / 2} other remaining parties, got {len(chosen)}"
+        )
+    ordered = sorted(chosen.values(), key=lambda v: members.index(v.voter))
+    return release(proofs, [(members.index(v.voter), v.vkey, v.signature) for v in ordered])
+
+
+def settlement_payouts(settlement: Settlement, owner: str) -> dict[str, int]:
+    """What ``owner``'s lock pays under ``settlement`` (:func:`rules.lock_payouts`)."""
+    return lock_payouts(settlement.depositors, settlement.slashed, settlement.deposit, owner)
+
+
 def settlement_tx(
-    pool: EscrowPool,
+    lock: EscrowLock,
     redeemer: object,
     paid: Mapping[str, int],
     *,
     signers: Iterable[str] = (),
     validity: cbor2.CBORTag = ALWAYS,
 ) -> Transaction:
-    """The transaction that spends ``pool`` alone and pays ``paid`` (lovelace per member).
+    """The transaction that spends ``lock`` alone and pays ``paid`` (lovelace per member).
 
     Args:
-        signers: members whose keys sign the transaction (a claim needs all of them).
+        signers: members whose keys sign the transaction (the script needs none).
         validity: the transaction's validity range (POSIX milliseconds).
     """
     return Transaction(
-        inputs=[pool.spend(redeemer)],
-        outputs=pool.payouts(paid),
-        signatories=[pool.members[n] for n in signers],
+        inputs=[lock.spend(redeemer)],
+        outputs=lock.payouts(paid),
+        signatories=[lock.members[n] for n in signers],
         validity=validity,
     )

@@ -11,16 +11,22 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
   the session is **complete** when ``r`` is the last round.
 * **silent**: a depositor whose last signal (``Submitted`` or ``RoundDone``) is at least
   ``silent_rounds`` rounds behind the progress; informative, it justifies a kill vote.
-* **slashed**: a depositor ``t`` with kill votes from more than ``(n - 1) / 2`` distinct other
-  depositors (a strict majority of the others). Fewer votes: the vote fails, nothing happens.
+* **slashed**: a depositor ``t`` with kill votes from at least two and more than
+  ``(n - 1) / 2`` distinct other depositors (a strict majority of the others, and never one
+  party alone: with two depositors nobody can be slashed). Fewer votes: the vote fails,
+  nothing happens. When the terms name the parties' payment keys (an escrow settled on
+  layer 1), a kill vote counts only if it carries a valid signature by the voter's payment
+  key over (session, round, target) -- exactly the evidence the validator checks.
   Votes count in channel order, and only while the voter is not slashed itself: the vote
   that slashes a party comes from one who stays, so the last depositor is never slashed and
   the pool always has someone to go to (without this, three parties voting against each
   other slashed everyone and left the pool to nobody).
-* **payouts** (once complete, or once someone is slashed): a slashed party gets 0; each of
-  the ``h`` remaining depositors gets ``deposit + floor(deposit * |slashed| / h)``, and the
-  ``deposit * |slashed| mod h`` lovelace left over go one each to the first remaining parties
-  in name order, so the pool ``n * deposit`` is paid out exactly.
+* **payouts** (once complete, or once someone is slashed): each depositor's deposit is its
+  own lock on layer 1 and is settled on its own (:func:`lock_payouts`). A remaining party's
+  lock returns its deposit to it; a slashed party's lock is split among the ``h`` remaining
+  depositors, ``floor(deposit / h)`` each and the ``deposit mod h`` lovelace left over one
+  each to the first remaining parties in name order. :func:`payouts` adds the locks up: the
+  ``n * deposit`` locked is paid out exactly, a slashed party gets 0.
 * **kill votes** count only between depositors: a vote cast before the voter's or the
   target's deposit is ignored (otherwise a party could be slashed by the vote that was
   waiting for it the moment it deposited).
@@ -29,8 +35,11 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
   depositors, slashed, payouts): deposits and kill votes after it are ignored, so no one is
   paid by one settlement and then judged by another (a kill vote after a refund used to take
   that refund back on paper).
-* **refund** (layer 1): a pool nobody settled before the session's deadline returns every
-  depositor its own deposit (:func:`refunds`); slashing is possible only before the deadline.
+* **refund** (layer 1): a lock nobody settled before the session's deadline returns its
+  deposit to its owner (:func:`refunds`); slashing is possible only before the deadline.
+* **release votes** (layer 1): once the settlement is final, each remaining party signs a
+  ``ReleaseVote`` for every other remaining party; a lock is released to its owner with
+  votes from a strict majority of the other remaining parties.
 
 ``tests/escrow/test_settlement_properties.py`` checks these rules over every history of up
 to eight messages, ten in the slow run (the seed's escrow-balance spec, as properties): the
@@ -40,7 +49,7 @@ always paid, a claimed settlement never changes, and the validator accepts every
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from zkadapt.channel.base import Entry
@@ -49,9 +58,14 @@ from zkadapt.escrow.messages import (
     EscrowDeposit,
     KillVote,
     MalformedEscrowMessage,
+    ReleaseVote,
     Signal,
     read_payload,
 )
+from zkadapt.escrow.votes import SignedKillVote, SignedReleaseVote
+
+#: Kill votes a slash needs at least, whatever the number of parties: never one party alone.
+MIN_KILL_VOTES = 2
 
 PENDING = "pending"
 COMPLETED = "completed"
@@ -69,6 +83,8 @@ class EscrowTerms:
         rounds: rounds of the session (the last one completes it).
         quorum: ``RoundDone`` messages a round needs to count as progress.
         silent_rounds: rounds without a signal after which a party counts as silent.
+        payment_keys: party -> payment key hash (28 bytes) for an escrow settled on layer 1,
+            where only votes signed with these keys count; empty: votes need no signature.
     """
 
     session: str
@@ -77,11 +93,25 @@ class EscrowTerms:
     rounds: int
     quorum: int
     silent_rounds: int = 1
+    payment_keys: Mapping[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.deposit < 1 or self.rounds < 1 or self.quorum < 1 or self.silent_rounds < 1:
             raise ValueError("deposit, rounds, quorum and silent_rounds must be >= 1")
         object.__setattr__(self, "parties", tuple(sorted(self.parties)))
+        keys = dict(self.payment_keys)
+        if keys and (set(keys) != set(self.parties) or any(len(k) != 28 for k in keys.values())):
+            raise ValueError("payment_keys must map every party to a 28-byte key hash")
+        object.__setattr__(self, "payment_keys", keys)
+
+    @property
+    def on_layer1(self) -> bool:
+        """Whether votes must carry payment-key signatures (the layer-1 evidence)."""
+        return bool(self.payment_keys)
+
+    @property
+    def session_bytes(self) -> bytes:
+        return bytes.fromhex(self.session)
 
 
 @dataclass
@@ -89,12 +119,18 @@ class EscrowView:
     """The escrow-relevant facts of one session's history, in channel order."""
 
     deposits: dict[str, int] = field(default_factory=dict)
+    #: party -> the out-ref of its layer-1 lock its first deposit names (may be empty).
+    refs: dict[str, str] = field(default_factory=dict)
     last_signal: dict[str, int] = field(default_factory=dict)
     done: dict[int, set[str]] = field(default_factory=dict)
     #: (voter, target) in channel order, first vote per pair: the order decides slashing.
     vote_order: list[tuple[str, str]] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     ignored: list[tuple[int, str]] = field(default_factory=list)
+    #: (voter, target) -> the vote signed with the voter's payment key (layer-1 evidence).
+    kill_evidence: dict[tuple[str, str], SignedKillVote] = field(default_factory=dict)
+    #: (voter, target) -> the release vote signed with the voter's payment key.
+    release_evidence: dict[tuple[str, str], SignedReleaseVote] = field(default_factory=dict)
     #: (status, depositors, slashed) fixed by the first valid claim; None before it.
     fixed: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
 
@@ -133,14 +169,29 @@ class EscrowView:
         elif isinstance(item, EscrowDeposit | KillVote) and self.fixed is not None:
             self.ignored.append((entry.seq, f"{item.TYPE} after the first claim: settled"))
         elif isinstance(item, EscrowDeposit):
-            self.deposits.setdefault(sender, item.amount)
+            if sender not in self.deposits:
+                self.deposits[sender] = item.amount
+                self.refs[sender] = item.ref
         elif isinstance(item, KillVote):
             members = depositors(self, terms)
             if sender not in members or item.target not in members:
                 self.ignored.append((entry.seq, "kill vote before both parties deposited"))
                 return
-            if (sender, item.target) not in self.vote_order:
-                self.vote_order.append((sender, item.target))
+            if (sender, item.target) in self.vote_order:
+                return
+            if terms.on_layer1:
+                signed = _signed_kill(item, terms)
+                if signed is None:
+                    self.ignored.append((entry.seq, "kill vote without a valid payment signature"))
+                    return
+                self.kill_evidence[(sender, item.target)] = signed
+            self.vote_order.append((sender, item.target))
+        elif isinstance(item, ReleaseVote):
+            signed_release = _signed_release(item, terms)
+            if signed_release is None:
+                self.ignored.append((entry.seq, "release vote without a valid payment signature"))
+                return
+            self.release_evidence.setdefault((sender, item.target), signed_release)
         elif isinstance(item, Claim) and sender not in self.claims:
             now = settle(self, terms)
             if not now.final or sender not in now.payouts or sender in now.slashed:
@@ -149,6 +200,32 @@ class EscrowView:
             self.claims.append(sender)
             if self.fixed is None:  # the first valid claim fixes the settlement
                 self.fixed = (now.status, now.depositors, now.slashed)
+
+
+def _signed_kill(item: KillVote, terms: EscrowTerms) -> SignedKillVote | None:
+    """The vote's payment-key evidence if it verifies as the validator would, else None."""
+    if item.target not in terms.payment_keys or not item.vkey:
+        return None
+    vote = SignedKillVote(
+        item.party, item.target, item.round, bytes.fromhex(item.vkey), bytes.fromhex(item.signature)
+    )
+    keys = terms.payment_keys
+    ok = 1 <= item.round <= terms.rounds
+    return (
+        vote
+        if ok and vote.verify(terms.session_bytes, keys[item.party], keys[item.target])
+        else None
+    )
+
+
+def _signed_release(item: ReleaseVote, terms: EscrowTerms) -> SignedReleaseVote | None:
+    keys = terms.payment_keys
+    if item.target not in keys or item.party not in keys:
+        return None
+    vote = SignedReleaseVote(
+        item.party, item.target, bytes.fromhex(item.vkey), bytes.fromhex(item.signature)
+    )
+    return vote if vote.verify(terms.session_bytes, keys[item.party], keys[item.target]) else None
 
 
 def depositors(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
@@ -190,6 +267,11 @@ def majority(votes: int, members: int) -> bool:
     return 2 * votes > members - 1
 
 
+def enough_to_slash(votes: int, members: int) -> bool:
+    """Kill votes that slash: a strict majority of the others and at least two (never one)."""
+    return votes >= MIN_KILL_VOTES and majority(votes, members)
+
+
 def _count_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:
     """The slashed depositors, each with the votes that counted against it.
 
@@ -204,23 +286,23 @@ def _count_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, .
         if voter not in members or target not in members or voter in lost or target in lost:
             continue
         counted.setdefault(target, []).append(voter)
-        if majority(len(counted[target]), len(members)):
+        if enough_to_slash(len(counted[target]), len(members)):
             lost[target] = tuple(sorted(counted[target]))
     return {p: lost[p] for p in members if p in lost}
 
 
 def slashed(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
-    """Depositors with kill votes from a strict majority of the other depositors."""
+    """Depositors with kill votes from two and a strict majority of the other depositors."""
     return tuple(_count_votes(view, terms))
 
 
 def slash_voters(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:
     """For each slashed depositor, the voters whose votes counted against it (name order).
 
-    On layer 1 the ``Slash`` redeemer carries, for each slashed party, these voters' kill
-    votes signed with their payment keys (``contract/escrow.py`` checks each signature and
-    a strict majority of the other parties), so the settlement the rules computed is one
-    the validator accepts.
+    On layer 1 the ``Slash`` and ``Release`` redeemers carry, for each slashed party, these
+    voters' kill votes signed with their payment keys (``contract/escrow.py`` checks each
+    signature, two votes at least and a strict majority of the other parties), so the
+    settlement the rules computed is one the validator accepts.
     """
     return _count_votes(view, terms)
 
@@ -235,6 +317,7 @@ class Settlement:
         slashed: parties who lose their deposit.
         payouts: lovelace per depositor (empty while pending).
         claims: who has claimed so far (only remaining depositors count).
+        deposit: each depositor's deposit (each lock's amount on layer 1).
     """
 
     status: str
@@ -242,34 +325,56 @@ class Settlement:
     slashed: tuple[str, ...]
     payouts: dict[str, int]
     claims: tuple[str, ...]
+    deposit: int = 0
 
     @property
     def final(self) -> bool:
         return self.status != PENDING
 
 
+def lock_payouts(
+    members: tuple[str, ...], lost: tuple[str, ...], deposit: int, owner: str
+) -> dict[str, int]:
+    """What ``owner``'s lock pays (what the validator enforces for that one lock).
+
+    A remaining owner gets its deposit back (``Release``); a slashed owner's deposit is split
+    among the ``h`` remaining members in name order: ``deposit // h`` each, and one more
+    lovelace to each of the first ``deposit % h`` (``Slash``). Parties paid 0 are left out.
+
+    Raises:
+        ValueError: everyone is slashed (no one to pay) or ``owner`` is no member.
+    """
+    if owner not in members:
+        raise ValueError(f"{owner} has no lock among the depositors")
+    if owner not in lost:
+        return {owner: deposit}
+    honest = [p for p in members if p not in lost]
+    if not honest:
+        raise ValueError("every depositor is slashed; nobody to pay")
+    share, extra = divmod(deposit, len(honest))
+    paid = {p: share + (1 if i < extra else 0) for i, p in enumerate(honest)}
+    return {p: v for p, v in paid.items() if v}
+
+
 def payouts(members: tuple[str, ...], lost: tuple[str, ...], deposit: int) -> dict[str, int]:
-    """Split the pool: slashed get 0, the others their deposit plus an equal share.
+    """Every depositor's total over all locks: slashed get 0, the others their deposit plus
+    their part of each slashed deposit (:func:`lock_payouts`).
 
     Raises:
         ValueError: everyone is slashed (no one to pay).
     """
-    honest = [p for p in members if p not in lost]
-    if not honest:
-        raise ValueError("every depositor is slashed; nobody to pay")
-    forfeited = deposit * len(lost)
-    share, extra = divmod(forfeited, len(honest))
-    paid = {p: 0 for p in lost}
-    for i, p in enumerate(honest):
-        paid[p] = deposit + share + (1 if i < extra else 0)
+    paid = {p: 0 for p in members}
+    for owner in members:
+        for p, amount in lock_payouts(members, lost, deposit, owner).items():
+            paid[p] += amount
     return dict(sorted(paid.items()))
 
 
 def refunds(members: tuple[str, ...], deposit: int) -> dict[str, int]:
-    """What the layer-1 refund after the deadline pays: every depositor its own deposit.
+    """What the layer-1 refunds after the deadline pay: every depositor its own deposit.
 
-    The refund needs no vote and no settlement; it is what is left when nobody settled the
-    pool before the deadline, and it is :func:`payouts` with nobody slashed.
+    A refund needs no vote and no settlement; it is what is left when nobody settled a lock
+    before the deadline, and it is :func:`payouts` with nobody slashed.
     """
     return payouts(members, (), deposit)
 
@@ -284,7 +389,8 @@ def settle(view: EscrowView, terms: EscrowTerms) -> Settlement:
         status = COMPLETED if completed(view, terms) else SLASHED if lost else PENDING
     paid = payouts(members, lost, terms.deposit) if status != PENDING and members else {}
     valid_claims = tuple(c for c in view.claims if c in members and c not in lost)
-    return Settlement(status, members, lost, paid, valid_claims if status != PENDING else ())
+    claims = valid_claims if status != PENDING else ()
+    return Settlement(status, members, lost, paid, claims, terms.deposit)
 
 
 def settlement_of(entries: Iterable[Entry], terms: EscrowTerms) -> Settlement:

@@ -27,6 +27,7 @@ Deposits are :mod:`zkadapt.operator.funding`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zkadapt.channel.hydra.view import OPEN
@@ -92,12 +93,18 @@ HEAD_ACTIONS: dict[str, HeadAction] = {
 
 
 def open_head(
-    config: SessionConfig, party: str | None = None, *, identity: IdentityKey | None = None
+    config: SessionConfig,
+    party: str | None = None,
+    *,
+    identity: IdentityKey | None = None,
+    record: Path | None = None,
 ) -> HydraChannel:
     """A client of ``party``'s hydra-node (default: the first party's, as observers).
 
     Read-only unless ``identity`` (``party``'s key) is given: the head commands need none,
-    since the node signs the head's layer-1 transactions with its own keys.
+    since the node signs the head's layer-1 transactions with its own keys. With
+    ``record``, what the node reports is added to the session's copy of the channel there
+    (:mod:`zkadapt.channel.hydra.record`), so the close and the fanout are kept with it.
 
     Raises:
         ConfigError: the session's channel is not ``hydra``, or ``party`` is not in it.
@@ -122,6 +129,7 @@ def open_head(
         connect_timeout_s=settings.connect_timeout_s,
         confirm_timeout_s=settings.confirm_timeout_s,
         layer1_timeout_s=settings.layer1_timeout_s,
+        record=record,
     )
 
 

@@ -27,6 +27,7 @@ from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
 from zkadapt.channel.hydra.feed import HeadFeed, HydraHttp, endpoints
 from zkadapt.channel.hydra.head import HeadLifecycle
 from zkadapt.channel.hydra.layer1 import NodeLayer1
+from zkadapt.channel.hydra.record import CopyRecorder
 from zkadapt.channel.hydra.tx import FeeRule, address_of, build_message_tx, owned_by
 from zkadapt.channel.hydra.view import OPEN, HeadEvent, HeadView, Rejection
 from zkadapt.channel.hydra.waits import (
@@ -70,6 +71,9 @@ class HydraChannel(HeadLifecycle):
             transaction posted and observed; the margin after a deposit's or the
             contestation deadline), see :mod:`zkadapt.channel.hydra.waits`.
         reconnect_delay_s: first delay before reconnecting after a drop (then doubled).
+        record: where to persist a copy of the head's confirmed transactions as they
+            arrive (:mod:`zkadapt.channel.hydra.record`), so that the session stays
+            readable after fanout; None keeps no copy.
 
     Raises:
         ChannelError: the node cannot be reached, or ``identity`` is not in the keyring.
@@ -87,6 +91,7 @@ class HydraChannel(HeadLifecycle):
         confirm_timeout_s: float = 60.0,
         layer1_timeout_s: float = 600.0,
         reconnect_delay_s: float = 0.1,
+        record: Path | None = None,
     ) -> None:
         self.keyring = keyring
         self.api = api
@@ -102,6 +107,7 @@ class HydraChannel(HeadLifecycle):
         self._cond = threading.Condition()
         self._post_lock = threading.Lock()
         self._fees: FeeRule | None = None
+        self._recorder = CopyRecorder(record, api) if record is not None else None
         self._feed = HeadFeed(ws_url, self._on_output, reconnect_delay_s=reconnect_delay_s)
         self._feed.start()
         try:
@@ -172,6 +178,8 @@ class HydraChannel(HeadLifecycle):
         self._feed.close()
         with self._cond:
             self._cond.notify_all()
+            if self._recorder is not None:
+                self._recorder.close()
 
     def __enter__(self) -> HydraChannel:
         return self
@@ -200,6 +208,42 @@ class HydraChannel(HeadLifecycle):
         """The followed head's lifecycle (open, closed, fanout, ...) and refused commands."""
         with self._cond:
             return self._view.lifecycle
+
+    @property
+    def provenance(self) -> str:
+        """Where this channel reads from, one line (for an audit's report)."""
+        with self._cond:
+            head, status = self._view.bound_head, self._view.status
+            log = self._view.log
+        if head is None:
+            return (
+                f"the hydra-node {self.api} (status {status}, following no head); no "
+                "persisted copy of the channel was found"
+            )
+        seen = log.last_snapshot if log is not None else 0
+        return f"hydra head {head} through the node {self.api} ({status}, {seen} snapshots)"
+
+    def knows_head(self, at_least: int = 0) -> bool:
+        """Whether the node knows the followed head: it is open or closing, or the node's
+        history holds its confirmed snapshots (at least up to number ``at_least``)."""
+        with self._cond:
+            log = self._view.log
+            if log is None:
+                return False
+            if log.last_snapshot > 0:
+                return log.last_snapshot >= at_least
+            return self._view.status in (OPEN, "Closed", "FanoutPossible") and at_least == 0
+
+    def finalized_utxo_of(self, head_id: str) -> dict[str, object] | None:
+        """The UTxO the node announced in ``HeadIsFinalized`` for ``head_id``, if it did."""
+        with self._cond:
+            log = self._view.logs.get(head_id)
+            return dict(log.finalized_utxo) if log and log.finalized_utxo is not None else None
+
+    @property
+    def recording(self) -> str | None:
+        """Why the copy is not being recorded, if it was asked for and stopped."""
+        return self._recorder.disabled if self._recorder is not None else None
 
     @property
     def contestation_deadline(self) -> str | None:
@@ -232,6 +276,8 @@ class HydraChannel(HeadLifecycle):
     def _on_output(self, output: ServerOutput) -> None:
         with self._cond:
             self._view.apply(output)
+            if self._recorder is not None:
+                self._recorder.sync(self._view)  # before a post returns, its entry is kept
             self._cond.notify_all()
 
     def _has_news(self, since: int) -> bool:

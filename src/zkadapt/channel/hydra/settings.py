@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from zkadapt.sections import Section, added_later
+from zkadapt.sections import Section, added_later, locator
 
 
 class HydraChannelConfig(Section):
@@ -21,13 +21,18 @@ class HydraChannelConfig(Section):
     every party that has nothing in the open head to post with, from its outputs listed in
     ``layer1_utxo`` (``{party}`` replaced; a ``cardano-cli query utxo --output-json`` file).
     The three keys came after the first sessions were recorded (``added_later``): at their
-    defaults they leave a session's id unchanged.
+    defaults they leave a session's id unchanged. ``head_id`` is a ``locator``: it names
+    where the session runs, so it never enters the session id (docs/hydra.md, "Reading a
+    finished session").
     """
 
     api: str = Field("127.0.0.1:4001", description="hydra-node API: host:port or ws(s):// URL.")
     nodes: dict[str, str] = Field(default_factory=dict, description="Per-party API overrides.")
-    head_id: str | None = Field(
-        None, pattern=r"^[0-9a-f]{32}$", description="Follow this head; default: the node's."
+    head_id: str | None = locator(
+        None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="Follow this head; default: the node's (or the one a persisted copy of "
+        "the channel names). Where the session runs, not what it is: never in the session id.",
     )
     network: Literal["testnet", "mainnet"] = "testnet"
     connect_timeout_s: float = Field(30.0, gt=0, le=3600)

@@ -87,7 +87,13 @@ class Rejection:
 
 @dataclass
 class HeadLog:
-    """The verified entries of one head, in channel order."""
+    """The verified entries of one head, in channel order.
+
+    ``snapshots`` keeps every confirmed snapshot as the node sent it (the transactions as
+    signed, their snapshot numbers): what a persisted copy of the channel records
+    (:mod:`zkadapt.channel.hydra.record`). ``closed_snapshot`` and ``finalized_utxo`` are
+    this head's ``HeadIsClosed`` number and ``HeadIsFinalized`` UTxO once announced.
+    """
 
     head_id: str
     entries: list[Entry] = field(default_factory=list)
@@ -96,6 +102,9 @@ class HeadLog:
     confirmed_txs: set[str] = field(default_factory=set)
     last_snapshot: int = 0
     gap: str | None = None
+    snapshots: list[SnapshotConfirmed] = field(default_factory=list)
+    closed_snapshot: int | None = None
+    finalized_utxo: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,9 @@ class HeadView:
         elif isinstance(output, HeadIsClosed):
             self._set_status(output.head_id, "Closed")
             self.closed_snapshot = output.snapshot_number
+            self.logs.setdefault(
+                output.head_id, HeadLog(output.head_id)
+            ).closed_snapshot = output.snapshot_number
             if self._concerns(output.head_id):
                 self.closed_at = self.events
                 self.contestation_deadline = output.contestation_deadline
@@ -199,6 +211,9 @@ class HeadView:
             self._record(output, "contestation period over: fanout possible")
         elif isinstance(output, HeadIsFinalized):
             self._set_status(output.head_id, "Idle")
+            self.logs.setdefault(output.head_id, HeadLog(output.head_id)).finalized_utxo = dict(
+                output.utxo
+            )
             if output.head_id == self.bound_head:
                 self.finalized_utxo = output.utxo
             if self._concerns(output.head_id):
@@ -265,6 +280,7 @@ class HeadView:
                 f"(next is {output.number}); the node's history is incomplete"
             )
         log.last_snapshot = output.number
+        log.snapshots.append(output)
         stamp = output.timestamp if output.timestamp is not None else time.time()
         for tx in output.confirmed:
             self._confirm(log, output.number, tx, stamp)

@@ -261,11 +261,17 @@ class TxInvalid(ServerOutput):
 
 @dataclass(frozen=True)
 class SnapshotConfirmed(ServerOutput):
-    """A multi-signed snapshot: ``number`` and the transactions it confirms, in order."""
+    """A multi-signed snapshot: ``number`` and the transactions it confirms, in order.
+
+    ``utxo_to_commit`` and ``utxo_to_decommit`` (api.yaml ``Snapshot``) are the outputs a
+    deposit brings into the head and a decommit takes out with it (None when neither).
+    """
 
     head_id: str
     number: int
     confirmed: tuple[TxEnvelope, ...]
+    utxo_to_commit: dict[str, Any] | None = None
+    utxo_to_decommit: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -417,7 +423,14 @@ def _parse_known(obj: dict[str, Any], common: tuple[str, int | None, float | Non
         number = snapshot["number"]
         if not isinstance(number, int) or number < 0:
             raise ValueError("snapshot number must be a natural number")
-        return SnapshotConfirmed(*common, str(obj["headId"]), number, txs)
+        return SnapshotConfirmed(
+            *common,
+            str(obj["headId"]),
+            number,
+            txs,
+            _utxo_or_none(snapshot.get("utxoToCommit")),
+            _utxo_or_none(snapshot.get("utxoToDecommit")),
+        )
     if tag == "HeadIsClosed":
         return HeadIsClosed(
             *common,
@@ -439,6 +452,15 @@ def _parse_known(obj: dict[str, Any], common: tuple[str, int | None, float | Non
         return CommitFinalized(*common, str(obj["headId"]), str(obj["depositTxId"]))
     failure = _parse_failure(obj, common)
     return failure if failure is not None else OtherOutput(*common)
+
+
+def _utxo_or_none(value: object) -> dict[str, Any] | None:
+    """An api.yaml ``UTxO`` object kept as given (checked by :func:`parse_utxo` on use)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError("utxoToCommit/utxoToDecommit must be a UTxO object or null")
+    return dict(value)
 
 
 def _parse_failure(

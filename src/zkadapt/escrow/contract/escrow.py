@@ -10,26 +10,37 @@ off-chain rule of STYLE.md, "no assert for validation", does not apply to on-cha
 
 **Parameter.** ``session`` (the 32-byte session id) is applied to the compiled script, so
 every session has its own script hash and address, and the session id is part of every
-signed kill vote the script checks.
+signed vote the script checks.
 
-**Pool.** One output at the session's address holds every party's deposit under the inline
-datum ``EscrowDatum(parties, deposit, rounds, deadline)``: ``parties`` are the payment key
-hashes in canonical (sorted party name) order, ``deadline`` is a POSIX time in milliseconds.
+**One lock per party.** Each party locks its own deposit in its own output at the session's
+address, under the inline datum ``LockDatum(parties, owner, deposit, rounds, deadline)``:
+``parties`` are the payment key hashes in canonical (sorted party name) order, ``owner`` the
+index of the party whose deposit this is, ``deadline`` a POSIX time in milliseconds. No party
+needs another to lock; the others check the lock (address, datum, amount) from its out-ref.
 
 **No double satisfaction.** An output counts as a payment to a party only if it carries, as
 its inline datum, the ``TxOutRef`` of the escrow input being validated. Out-refs are unique
 on the chain, so one output can pay for one escrow input only, whether the other input is
-this session's, another session's (another script hash) or any other contract's. Without
-the tag, one transaction spending two pools could show both validators the same payments.
+this session's, another session's (another script hash) or any other contract's.
+
+**Votes** are Ed25519 signatures by a party's payment key (its datum entry is the key's
+blake2b-224 hash), each over a fixed-length message naming the session:
+
+* kill: ``KILL_DOMAIN || session || round (8 bytes, big-endian) || victim's key hash``;
+* release: ``RELEASE_DOMAIN || session || owner's key hash``.
+
+A party is **slashed** (as evidence) when at least two other parties, and more than half of
+the others, signed kill votes against it: no single party can slash another.
 
 Redeemers, mirroring the off-chain settlement rules (``zkadapt.escrow.rules``):
 
-* ``Claim()`` -- every party signs the transaction and is paid at least its deposit.
-* ``Slash(evidence)`` -- before the deadline, for each target a strict majority of the
-  *other* parties signed a kill vote (Ed25519, with the payment key their datum entry is
-  the hash of) over ``KILL_DOMAIN || session || round (8 bytes, big-endian) || victim``; the
-  remaining parties are paid exactly what ``rules.payouts`` computes, in datum order.
-* ``Refund()`` -- at or after the deadline, anyone may return every deposit to its party.
+* ``Release(slashed, votes)`` -- any time: the owner is paid its deposit back. ``slashed``
+  proves who was slashed (kill votes for each); ``votes`` are release votes from more than
+  half of the *other remaining* parties (slashed parties neither vote nor count).
+* ``Slash(evidence)`` -- before the deadline: ``evidence`` proves the slashed set, which
+  holds the owner; the deposit is split among the ``h`` remaining parties, ``deposit // h``
+  each and one more lovelace to each of the first ``deposit % h`` in datum order.
+* ``Refund()`` -- at or after the deadline, anyone may return the deposit to its owner.
 """
 
 from opshin.prelude import *
@@ -38,12 +49,15 @@ from opshin.std.integrity import check_integrity
 
 #: Domain tag of a kill vote's signed message (22 bytes), followed by session, round, victim.
 KILL_DOMAIN = b"zkadapt/escrow/kill/v1"
+#: Domain tag of a release vote's signed message (25 bytes), followed by session, owner.
+RELEASE_DOMAIN = b"zkadapt/escrow/release/v1"
 
 
 @dataclass()
-class EscrowDatum(PlutusData):
+class LockDatum(PlutusData):
     CONSTR_ID = 0
     parties: List[bytes]
+    owner: int
     deposit: int
     rounds: int
     deadline: int
@@ -66,8 +80,18 @@ class Evidence(PlutusData):
 
 
 @dataclass()
-class Claim(PlutusData):
+class SignedReleaseVote(PlutusData):
     CONSTR_ID = 0
+    voter: int
+    vkey: bytes
+    signature: bytes
+
+
+@dataclass()
+class Release(PlutusData):
+    CONSTR_ID = 0
+    slashed: List[Evidence]
+    votes: List[SignedReleaseVote]
 
 
 @dataclass()
@@ -86,6 +110,11 @@ def kill_message(session: bytes, missed: int, victim: bytes) -> bytes:
     return KILL_DOMAIN + session + integer_to_byte_string(True, 8, missed) + victim
 
 
+def release_message(session: bytes, owner: bytes) -> bytes:
+    """What a voter signs: ``owner`` may have its deposit in ``session`` back."""
+    return RELEASE_DOMAIN + session + owner
+
+
 def paid_to(outputs: List[TxOut], pkh: bytes, tag: TxOutRef) -> int:
     """Lovelace paid to the key hash ``pkh`` by outputs tagged with the spent input ``tag``."""
     total = 0
@@ -98,10 +127,6 @@ def paid_to(outputs: List[TxOut], pkh: bytes, tag: TxOutRef) -> int:
                     if equals_data(datum.datum, tag):
                         total += output.value.get(b"", {b"": 0}).get(b"", 0)
     return total
-
-
-def signed_by(signatories: List[bytes], pkh: bytes) -> bool:
-    return any([s == pkh for s in signatories])
 
 
 def ends_before(valid: POSIXTimeRange, deadline: int) -> bool:
@@ -127,8 +152,10 @@ def starts_at_or_after(valid: POSIXTimeRange, deadline: int) -> bool:
     return result
 
 
-def check_datum(datum: EscrowDatum) -> None:
-    assert len(datum.parties) >= 2, "an escrow needs at least two parties"
+def check_datum(datum: LockDatum) -> None:
+    n = len(datum.parties)
+    assert n >= 2, "an escrow needs at least two parties"
+    assert 0 <= datum.owner and datum.owner < n, "the owner must be a party"
     assert datum.deposit > 0, "deposit must be positive"
     assert datum.rounds >= 1, "a session has at least one round"
     seen: List[bytes] = []
@@ -138,20 +165,8 @@ def check_datum(datum: EscrowDatum) -> None:
         seen = [p] + seen
 
 
-def check_claim(datum: EscrowDatum, tx: TxInfo, tag: TxOutRef) -> None:
-    for p in datum.parties:
-        assert signed_by(tx.signatories, p), "a claim needs every party's signature"
-        assert paid_to(tx.outputs, p, tag) >= datum.deposit, "a claim must refund every deposit"
-
-
-def check_refund(datum: EscrowDatum, tx: TxInfo, tag: TxOutRef) -> None:
-    assert starts_at_or_after(tx.validity_range, datum.deadline), "no refund before the deadline"
-    for p in datum.parties:
-        assert paid_to(tx.outputs, p, tag) >= datum.deposit, "a refund must return every deposit"
-
-
-def count_votes(session: bytes, datum: EscrowDatum, evidence: Evidence) -> int:
-    """Checks every vote of ``evidence`` and returns how many there are."""
+def count_kill_votes(session: bytes, datum: LockDatum, evidence: Evidence) -> int:
+    """Checks every kill vote of ``evidence`` and returns how many there are."""
     n = len(datum.parties)
     victim = datum.parties[evidence.target]
     votes = 0
@@ -169,31 +184,63 @@ def count_votes(session: bytes, datum: EscrowDatum, evidence: Evidence) -> int:
     return votes
 
 
-def check_slash(
-    session: bytes, datum: EscrowDatum, slash: Slash, tx: TxInfo, tag: TxOutRef
-) -> None:
-    assert ends_before(tx.validity_range, datum.deadline), "a slash must end before the deadline"
+def slashed_set(session: bytes, datum: LockDatum, proofs: List[Evidence]) -> List[bool]:
+    """Checks the kill votes proving each target slashed; returns who is, by party index."""
     n = len(datum.parties)
-    assert len(slash.evidence) >= 1, "a slash needs a target"
     lost = [False for _ in datum.parties]
     last = -1
-    for evidence in slash.evidence:
+    for evidence in proofs:
         target = evidence.target
         assert last < target and target < n, "targets must be increasing party indices"
         last = target
-        votes = count_votes(session, datum, evidence)
-        assert 2 * votes > n - 1, "a slash needs signed votes from a strict majority of the others"
+        votes = count_kill_votes(session, datum, evidence)
+        assert votes >= 2 and 2 * votes > n - 1, (
+            "a slash needs signed votes from two and a strict majority of the others"
+        )
         lost = [lost[i] or i == target for i in range(n)]
-    slashed = len(slash.evidence)
-    honest = n - slashed
+    return lost
+
+
+def check_release(
+    session: bytes, datum: LockDatum, release: Release, tx: TxInfo, tag: TxOutRef
+) -> None:
+    lost = slashed_set(session, datum, release.slashed)
+    owner = datum.owner
+    assert not lost[owner], "a slashed owner cannot be released"
+    remaining = len(datum.parties) - len(release.slashed)
+    target = datum.parties[owner]
+    message = release_message(session, target)
+    votes = 0
+    last = -1
+    for vote in release.votes:
+        voter = vote.voter
+        assert last < voter and voter < len(datum.parties), (
+            "voters must be increasing party indices"
+        )
+        last = voter
+        assert voter != owner, "a party cannot release itself"
+        assert not lost[voter], "a slashed party cannot vote"
+        assert blake2b_224(vote.vkey) == datum.parties[voter], "a vote's key must be its voter's"
+        assert verify_ed25519_signature(vote.vkey, message, vote.signature), "a bad vote signature"
+        votes += 1
+    assert remaining == 1 or 2 * votes > remaining - 1, (
+        "a release needs votes from a strict majority of the other remaining parties"
+    )
+    assert paid_to(tx.outputs, target, tag) >= datum.deposit, "a release must return the deposit"
+
+
+def check_slash(session: bytes, datum: LockDatum, slash: Slash, tx: TxInfo, tag: TxOutRef) -> None:
+    assert ends_before(tx.validity_range, datum.deadline), "a slash must end before the deadline"
+    lost = slashed_set(session, datum, slash.evidence)
+    assert lost[datum.owner], "a slash must prove this lock's owner slashed"
+    honest = len(datum.parties) - len(slash.evidence)
     assert honest >= 1, "someone must remain to be paid"
-    forfeited = datum.deposit * slashed
-    share = forfeited // honest
-    extra = forfeited % honest
+    share = datum.deposit // honest
+    extra = datum.deposit % honest
     rank = 0
-    for i in range(n):
+    for i in range(len(datum.parties)):
         if not lost[i]:
-            due = datum.deposit + share
+            due = share
             if rank < extra:
                 due += 1
             paid = paid_to(tx.outputs, datum.parties[i], tag)
@@ -201,19 +248,25 @@ def check_slash(
             rank += 1
 
 
+def check_refund(datum: LockDatum, tx: TxInfo, tag: TxOutRef) -> None:
+    assert starts_at_or_after(tx.validity_range, datum.deadline), "no refund before the deadline"
+    owner = datum.parties[datum.owner]
+    assert paid_to(tx.outputs, owner, tag) >= datum.deposit, "a refund must return the deposit"
+
+
 def validator(session: bytes, context: ScriptContext) -> None:
     assert len(session) == 32, "the session id must be 32 bytes"
     purpose = context.purpose
     assert isinstance(purpose, Spending), "the escrow only guards spending"
     tag = purpose.tx_out_ref
-    datum: EscrowDatum = own_datum_unsafe(context)
+    datum: LockDatum = own_datum_unsafe(context)
     check_integrity(datum)  # a wrong datum (constructor, fields, types) fails here
     check_datum(datum)
-    redeemer: Union[Claim, Slash, Refund] = context.redeemer
+    redeemer: Union[Release, Slash, Refund] = context.redeemer
     check_integrity(redeemer)
     tx = context.transaction
-    if isinstance(redeemer, Claim):
-        check_claim(datum, tx, tag)
+    if isinstance(redeemer, Release):
+        check_release(session, datum, redeemer, tx, tag)
     elif isinstance(redeemer, Slash):
         check_slash(session, datum, redeemer, tx, tag)
     elif isinstance(redeemer, Refund):

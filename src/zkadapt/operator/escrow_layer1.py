@@ -1,0 +1,383 @@
+"""The session's escrow on Cardano layer 1: what ``zkadapt escrow lock|vote|settle|refund``
+do, and what a party calls before round 1 (docs/escrow.md, "On layer 1").
+
+A session's escrow is on layer 1 when its file sets ``escrow.deadline`` (and ``[cardano]``).
+Every party's payment key hash is then known from the file (``parties.payment_key_hash``,
+or the hash of its identity key when that is its payment key), so every party derives the
+same lock datum for everyone; the lock terms are :func:`session_locks`.
+
+* :func:`lock_deposit` -- a party locks its deposit (returns the out-ref to post in its
+  ``EscrowDeposit``); :func:`check_deposit` -- another party's lock is checked from its
+  out-ref through the chain context.
+* :func:`kill_vote` / :func:`release_votes` -- votes signed with the party's payment key,
+  as channel messages.
+* :func:`settlement_plan` -- from the channel history, the locks to spend, each with the
+  redeemer and payouts the rules imply; :func:`settle` and :func:`refund` build, submit and
+  wait for the transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zkadapt.errors import ConfigError
+from zkadapt.escrow.messages import KILL_REASONS, KillVote, ReleaseVote
+from zkadapt.escrow.onchain import EscrowError, redeemer_for, settlement_payouts
+from zkadapt.escrow.rules import EscrowTerms, EscrowView, Settlement, settle
+from zkadapt.operator.escrow import on_layer1, payment_key_hashes, terms_of
+
+if TYPE_CHECKING:
+    from zkadapt.channel.base import Entry
+    from zkadapt.config import SessionConfig
+    from zkadapt.escrow.txs import SessionLocks, Spend
+
+
+def _layer1(config: SessionConfig) -> None:
+    if not on_layer1(config):
+        raise ConfigError(
+            "escrow.deadline", "the escrow is not on layer 1: set escrow.deadline and [cardano]"
+        )
+
+
+def layer1_terms(config: SessionConfig) -> EscrowTerms:
+    """The escrow terms with the payment keys: only payment-signed votes count."""
+    _layer1(config)
+    return terms_of(config)
+
+
+def session_locks(config: SessionConfig) -> SessionLocks:
+    """What every lock of the session's escrow holds (its script, address and datums)."""
+    from pycardano import Network
+
+    from zkadapt.escrow.txs import SessionLocks
+
+    _layer1(config)
+    assert config.cardano is not None and config.escrow.deadline_ms is not None  # _layer1
+    network = Network.TESTNET if config.cardano.testnet else Network.MAINNET
+    return SessionLocks(
+        bytes.fromhex(config.session_id),
+        payment_key_hashes(config),
+        config.escrow.deposit_lovelace,
+        config.session.rounds,
+        config.escrow.deadline_ms,
+        network,
+    )
+
+
+# --- a party's payment key -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentKey:
+    """A party's payment signing key and the enterprise address it pays from."""
+
+    party: str
+    signing_key: Any
+    address: Any
+
+
+def payment_key_path(config: SessionConfig, party: str, session_dir: Path) -> Path:
+    """``cardano.payment_keys`` for ``party`` (relative to the session file), else its
+    identity key ``keys/PARTY.skey`` (the same cardano-cli envelope)."""
+    template = config.cardano.payment_key_for(party) if config.cardano else None
+    return session_dir / (template or f"keys/{party}.skey")
+
+
+def load_payment_key(
+    config: SessionConfig, party: str, session_dir: Path, path: Path | None = None
+) -> PaymentKey:
+    """``party``'s payment key, checked against the hash the session's datums name.
+
+    Raises:
+        ConfigError: ``party`` is not a party, or the file is missing, unreadable or
+            holds another key.
+    """
+    from pycardano import Address, PaymentExtendedSigningKey, PaymentSigningKey
+
+    _layer1(config)
+    if party not in config.party_names:
+        raise ConfigError("--party", f"{party!r} is not a party of this session")
+    path = path or payment_key_path(config, party, session_dir)
+    key: Any = None
+    for kind in (PaymentSigningKey, PaymentExtendedSigningKey):
+        try:
+            key = kind.load(str(path))
+            break
+        except Exception:  # pycardano raises many kinds for a file of another kind
+            continue
+    if key is None:
+        raise ConfigError("cardano.payment_keys", f"{path}: not a payment signing key file")
+    vkey_hash = key.to_verification_key().hash()
+    if bytes(vkey_hash.payload) != payment_key_hashes(config)[party]:
+        raise ConfigError(
+            "cardano.payment_keys", f"{path} is not {party}'s payment key (its hash differs)"
+        )
+    network = session_locks(config).network
+    return PaymentKey(party, key, Address(payment_part=vkey_hash, network=network))
+
+
+# --- lock and check -------------------------------------------------------------------------
+
+
+def lock_deposit(
+    config: SessionConfig,
+    context: Any,
+    key: PaymentKey,
+    *,
+    timeout_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> str:
+    """Lock ``key.party``'s deposit at the session's address; returns the out-ref text
+    (``txid#index``) once the lock is in the UTxO, for the party's ``EscrowDeposit``.
+
+    Raises:
+        EscrowError: the transaction cannot be built (funds), or
+        LayerOneError: it is refused or not seen in time.
+    """
+    from zkadapt.cardano.chain import wait_confirmed
+    from zkadapt.escrow.txs import build_lock, ref_text
+
+    locks = session_locks(config)
+    tx, ref = build_lock(context, locks, key.party, key.address, key.signing_key)
+    context.submit_tx(tx)
+    wait = timeout_s if timeout_s is not None else _confirm_timeout(config)
+    wait_confirmed(context, str(ref.transaction_id), wait, index=ref.index, progress=progress)
+    return ref_text(ref)
+
+
+def check_deposit(config: SessionConfig, context: Any, owner: str, ref: str) -> Any:
+    """``owner``'s lock at ``ref`` is unspent and exactly what the session agreed (address,
+    datum, amount); returns its UTxO.
+
+    Raises:
+        LockInvalid: it is not (a party that posts such a ref has not deposited).
+    """
+    from zkadapt.escrow.txs import check_lock
+
+    return check_lock(context, session_locks(config), owner, ref)
+
+
+def _confirm_timeout(config: SessionConfig) -> float:
+    return config.cardano.confirm_timeout_s if config.cardano else 600.0
+
+
+# --- votes ----------------------------------------------------------------------------------
+
+
+def kill_vote(
+    config: SessionConfig, key: PaymentKey, target: str, round_: int, reason: str = "silent"
+) -> KillVote:
+    """``key.party``'s kill vote against ``target`` (who missed ``round_``), signed with its
+    payment key: the message to post on the channel.
+
+    Raises:
+        ConfigError: an unknown target, a round outside the session, or an unknown reason.
+    """
+    from zkadapt.escrow.votes import sign_kill_vote
+
+    if target not in config.party_names or target == key.party:
+        raise ConfigError("--kill", f"{target!r} is not another party of this session")
+    if not 1 <= round_ <= config.session.rounds:
+        raise ConfigError("--round", f"a round of the session (1..{config.session.rounds})")
+    if reason not in KILL_REASONS:
+        raise ConfigError("--reason", f"one of {', '.join(KILL_REASONS)}")
+    hashes = payment_key_hashes(config)
+    signed = sign_kill_vote(
+        key.signing_key,
+        session=bytes.fromhex(config.session_id),
+        voter=key.party,
+        target=target,
+        victim=hashes[target],
+        round_=round_,
+    )
+    return KillVote(
+        config.session_id,
+        round_,
+        key.party,
+        target,
+        reason,
+        signed.vkey.hex(),
+        signed.signature.hex(),
+    )
+
+
+def release_votes(
+    config: SessionConfig, key: PaymentKey, targets: Iterable[str]
+) -> list[ReleaseVote]:
+    """``key.party``'s release votes for ``targets`` (signed with its payment key)."""
+    from zkadapt.escrow.votes import sign_release_vote
+
+    hashes = payment_key_hashes(config)
+    votes = []
+    for target in targets:
+        if target not in hashes or target == key.party:
+            raise ConfigError("--release", f"{target!r} is not another party of this session")
+        signed = sign_release_vote(
+            key.signing_key,
+            session=bytes.fromhex(config.session_id),
+            voter=key.party,
+            target=target,
+            owner=hashes[target],
+        )
+        votes.append(
+            ReleaseVote(
+                config.session_id,
+                config.session.rounds,
+                key.party,
+                target,
+                signed.vkey.hex(),
+                signed.signature.hex(),
+            )
+        )
+    return votes
+
+
+def release_targets(settlement: Settlement, party: str) -> tuple[str, ...]:
+    """Whom an honest ``party`` releases once the settlement is final: every other
+    remaining depositor.
+
+    Raises:
+        EscrowError: the settlement is pending, or ``party`` is no remaining depositor.
+    """
+    if not settlement.final:
+        raise EscrowError("the settlement is pending: nothing to release yet")
+    remaining = [p for p in settlement.depositors if p not in settlement.slashed]
+    if party not in remaining:
+        raise EscrowError(f"{party} is not a remaining depositor of this settlement")
+    return tuple(p for p in remaining if p != party)
+
+
+# --- settle and refund ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The settlement the channel implies and the locks to spend for it.
+
+    Attributes:
+        settlement: the rules' settlement.
+        spends: the unspent locks, each with its redeemer and payouts.
+        done: owners whose lock is already spent (settled or refunded before).
+    """
+
+    settlement: Settlement
+    spends: tuple[Spend, ...]
+    done: tuple[str, ...]
+
+
+def settlement_plan(config: SessionConfig, context: Any, entries: Iterable[Entry]) -> Plan:
+    """The locks to spend as the channel's history says, with the evidence it holds.
+
+    Raises:
+        EscrowError: the settlement is pending, not every party locked (then only the
+            refund after the deadline applies), a lock is not what was agreed, or the
+            channel lacks the signed votes a redeemer needs.
+    """
+    from zkadapt.escrow.txs import LockInvalid, Spend, check_lock
+
+    terms = layer1_terms(config)
+    view = EscrowView.from_entries(entries, terms)
+    settlement = settle(view, terms)
+    if not settlement.final:
+        raise EscrowError("the settlement is pending: the session is neither complete nor slashed")
+    if settlement.depositors != terms.parties:
+        missing = ", ".join(p for p in terms.parties if p not in settlement.depositors)
+        raise EscrowError(
+            f"not every party deposited ({missing} did not): the locks can only be refunded "
+            "after the deadline"
+        )
+    locks = session_locks(config)
+    kills = list(view.kill_evidence.values())
+    releases = list(view.release_evidence.values())
+    spends, done = [], []
+    for owner in settlement.depositors:
+        ref = view.refs.get(owner, "")
+        try:
+            utxo = check_lock(context, locks, owner, ref)
+        except LockInvalid as exc:
+            if "not in the UTxO" in str(exc):
+                done.append(owner)
+                continue
+            raise
+        redeemer = redeemer_for(settlement, owner, kills, releases)
+        spends.append(Spend(utxo, owner, redeemer, settlement_payouts(settlement, owner)))
+    return Plan(settlement, tuple(spends), tuple(done))
+
+
+def submit_and_wait(config: SessionConfig, context: Any, tx: Any) -> str:
+    """Submit ``tx`` and wait until its first output is in the UTxO; returns its id."""
+    from zkadapt.cardano.chain import wait_confirmed
+
+    context.submit_tx(tx)
+    tx_id = str(tx.transaction_body.id)
+    wait_confirmed(context, tx_id, _confirm_timeout(config))
+    return tx_id
+
+
+def settle_locks(
+    config: SessionConfig, context: Any, spends: Sequence[Spend], key: PaymentKey
+) -> list[str]:
+    """Spend ``spends`` paid by ``key``: in one transaction, or in halves (recursively) when
+    their scripts need more than one transaction's execution units (five parties with two
+    slashed need about 15 M memory units, the limit is 14 M); returns the transaction ids.
+    """
+    from zkadapt.escrow.txs import TooManyLocks, build_settlement
+
+    locks = session_locks(config)
+    try:
+        tx = build_settlement(context, locks, spends, key.address, key.signing_key)
+    except TooManyLocks:
+        if len(spends) < 2:
+            raise
+        half = len(spends) // 2
+        first = settle_locks(config, context, spends[:half], key)
+        return first + settle_locks(config, context, spends[half:], key)
+    return [submit_and_wait(config, context, tx)]
+
+
+def refundable_locks(config: SessionConfig, context: Any) -> dict[str, Any]:
+    """Every unspent lock at the session's address that is exactly a party's agreed lock
+    (owner -> UTxO; the first one per owner). Needs no channel: after a head is closed and
+    gone, the chain alone says what to refund."""
+    from zkadapt.escrow.tx_context import as_data
+    from zkadapt.escrow.txs import same_data
+
+    locks = session_locks(config)
+    datums = {owner: locks.datum(owner) for owner in locks.names}
+    found: dict[str, Any] = {}
+    for utxo in context.utxos(locks.address):
+        output = utxo.output
+        coin = output.amount if isinstance(output.amount, int) else output.amount.coin
+        if output.datum is None or coin != locks.deposit:
+            continue
+        data = as_data(output.datum)
+        for owner, datum in datums.items():
+            if owner not in found and same_data(data, datum):
+                found[owner] = utxo
+    return found
+
+
+def refund(
+    config: SessionConfig, context: Any, key: PaymentKey, owners: Iterable[str] = ()
+) -> tuple[str, tuple[str, ...]]:
+    """Return the locks of ``owners`` (default: every lock found) to their owners, after the
+    deadline; returns the transaction id and whose locks it refunded.
+
+    Raises:
+        EscrowError: no lock to refund, or the deadline is not reached.
+    """
+    from zkadapt.escrow.txs import build_refund
+
+    found = refundable_locks(config, context)
+    wanted = tuple(owners) or tuple(found)
+    unknown = [o for o in wanted if o not in found]
+    if unknown:
+        raise EscrowError(f"no unspent lock of {', '.join(unknown)} at the session's address")
+    if not wanted:
+        raise EscrowError("no unspent lock at the session's address")
+    utxos = {o: found[o] for o in wanted}
+    tx = build_refund(context, session_locks(config), utxos, key.address, key.signing_key)
+    return submit_and_wait(config, context, tx), tuple(sorted(utxos))
