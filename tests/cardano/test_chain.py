@@ -3,6 +3,7 @@ as one line naming the backend (unreachable, silent, refused, malformed, secret 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -215,3 +216,40 @@ def test_wait_confirmed_gives_up_with_a_line(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(ChainUnreachable, match=r"ogmios ws://x: transaction (ab){8} not seen"):
         wait_confirmed(Never(), "ab" * 32, 0.2)
+
+
+def test_payment_keys_default_to_the_identity_key_and_bad_files_name_the_key(tmp_path) -> None:
+    from pycardano import PaymentSigningKey
+
+    from zkadapt.cardano.keys import load_payment_key
+    from zkadapt.crypto.identity import IdentityKey
+
+    (tmp_path / "keys").mkdir()
+    identity = IdentityKey.generate()
+    identity.save(tmp_path / "keys" / "alice.skey")
+    key = load_payment_key(CardanoConfig(), "alice", tmp_path)
+    assert bytes(key.to_verification_key().payload) == bytes.fromhex(identity.public.hex)
+    own = PaymentSigningKey.generate()
+    own.save(str(tmp_path / "keys" / "alice.payment.skey"))
+    settings = CardanoConfig(payment_keys="keys/{party}.payment.skey")
+    assert load_payment_key(settings, "alice", tmp_path).payload == own.payload
+    with pytest.raises(ConfigError, match=r"cardano\.payment_keys: bob's payment key .* does not"):
+        load_payment_key(settings, "bob", tmp_path)
+    (tmp_path / "keys" / "carol.payment.skey").write_text(
+        '{"type": "StakeSigningKeyShelley_ed25519"}'
+    )
+    with pytest.raises(ConfigError, match="not a payment signing key"):
+        load_payment_key(settings, "carol", tmp_path)
+
+
+def test_odd_hex_is_a_deserialisation_failure_not_a_crash() -> None:
+    from tests.ogmios_double.server import OgmiosDouble
+
+    double = OgmiosDouble()
+    request = {
+        "jsonrpc": "2.0",
+        "method": "submitTransaction",
+        "params": {"transaction": {"cbor": "abc"}},
+    }
+    answer = double.answer(json.dumps(request))
+    assert answer["error"]["code"] == -32602 and double.violations == []
