@@ -110,12 +110,15 @@ class Head:
         l1_utxo: dict[str, Any] | None = None,
         contestation_s: float = 0.1,
         deposit_period_s: float = 60.0,
+        layer1: Any = None,
     ) -> None:
         self.parties = list(parties)
         self.params = params
         self.keys = {p: NodeKeys() for p in parties}
         self.initial_utxo = copy.deepcopy(initial_utxo or {})
-        self.l1 = Ledger(params, l1_utxo)
+        # layer 1: this module's plain ledger, or another with ``utxo``/``apply`` (and
+        # ``draft_fee``: deposits then pay a fee), e.g. tests.layer1_double.hydra.HydraLayer1
+        self.l1 = layer1 if layer1 is not None else Ledger(params, l1_utxo)
         self.contestation_s = contestation_s
         self.deposit_period_s = deposit_period_s
         self.faults: list[Fault] = []
@@ -351,6 +354,12 @@ class Head:
                 owner = Address.from_primitive(out["address"])
                 outputs.append(TransactionOutput(owner, Value(total - amount)))
         body = TransactionBody(inputs=inputs, outputs=outputs)
+        draft_fee = getattr(self.l1, "draft_fee", None)
+        if draft_fee is not None:  # a layer 1 that charges fees: the change pays it
+            body.fee = draft_fee(Transaction(body, TransactionWitnessSet()).to_cbor())
+            if len(outputs) < 2 or outputs[1].amount.coin - body.fee < 1_000_000:
+                raise LedgerError(f"no change left to pay the deposit fee of {body.fee}")
+            outputs[1].amount = Value(outputs[1].amount.coin - body.fee)
         tx = Transaction(body, TransactionWitnessSet())
         tx_id = blake2b_256(body.to_cbor()).hex()
         self.drafts[tx_id] = committed

@@ -63,6 +63,8 @@ class HydraDouble:
         snapshot_delay_s: how long the leader collects transactions before a snapshot.
         contestation_s: contestation period after ``Close``.
         deposit_period_s: the node's deposit period (a deposit's deadline is two away).
+        layer1: the layer 1 deposits spend from (default: a plain ledger holding
+            ``l1_utxo``; tests.layer1_double.hydra.HydraLayer1 for the layer-1 double).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class HydraDouble:
         contestation_s: float = 0.1,
         deposit_period_s: float = 60.0,
         data: Path | None = None,
+        layer1: Any = None,
     ) -> None:
         root = data or hydra_data()
         self.params = json.loads((root / "protocol-parameters.json").read_text())
@@ -86,8 +89,12 @@ class HydraDouble:
             l1_utxo=l1_utxo,
             contestation_s=contestation_s,
             deposit_period_s=deposit_period_s,
+            layer1=layer1,
         )
         self.nodes = {p: Node(p) for p in parties}
+        observe = getattr(layer1, "observe", None)
+        if observe is not None:  # a layer 1 that others write to: follow it like a node
+            observe(self._observed_on_layer1)
         self.snapshot_delay_s = snapshot_delay_s
         self.violations: list[str] = []
         self.inputs: list[tuple[str, dict[str, Any]]] = []
@@ -395,6 +402,19 @@ class HydraDouble:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return web.json_response({"tag": "TransactionSubmitted"})
+
+    def _observed_on_layer1(self, tx_id: str) -> None:
+        """A transaction applied on layer 1 (any thread): if it is a drafted deposit that
+        did not come through ``POST /cardano-transaction``, take it in."""
+
+        def take() -> None:
+            deposit = self.head.drafts.pop(tx_id, None)
+            if deposit is not None:
+                task = asyncio.ensure_future(self._deposit(tx_id, deposit))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        self._loop.call_soon_threadsafe(take)
 
     async def _deposit(self, tx_id: str, utxo: dict[str, Any]) -> None:
         for step in self.head.deposit_steps(tx_id, utxo):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,7 @@ class Ledger:
         self.spent: dict[TransactionInput, str] = {}
         self.applied: dict[str, Transaction] = {}
         self.rejections: list[Rejected] = []
+        self.observers: list[Callable[[str], None]] = []
         self._funded = 0
         self._tip = b"\x00" * 32
         self._lock = threading.RLock()
@@ -246,6 +247,8 @@ class Ledger:
             self.utxo[TransactionInput(TransactionId(tx_id), index)] = output
         self.applied[hex_id] = tx
         self._tip = blake2b_256(self._tip + tx_id)
+        for observer in self.observers:
+            observer(hex_id)
         return hex_id
 
     def evaluate(

@@ -259,6 +259,11 @@ def check_outputs(c: Candidate, params: Mapping[str, Any]) -> None:
                 3124,
                 f"Some discriminated entities in the transaction are configured for another "
                 f"network: {output.address.encode()} is not on {c.network.name.lower()}",
+                {
+                    "expectedNetwork": c.network.name.lower(),
+                    "discriminatedType": "address",
+                    "invalidEntities": [output.address.encode()],
+                },
             )
         needed = min_ada(output, per_byte)
         coin = bag_of(output.amount)[LOVELACE]

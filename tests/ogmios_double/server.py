@@ -168,9 +168,7 @@ class OgmiosDouble:
         if method == "queryLedgerState/utxo":
             return self._utxo(params)
         if method == "submitTransaction":
-            return {
-                "transaction": {"id": ledger.submit(bytes.fromhex(params["transaction"]["cbor"]))}
-            }
+            return {"transaction": {"id": ledger.submit(_hex(params["transaction"]["cbor"]))}}
         if method == "evaluateTransaction":
             return self._evaluate(params)
         raise RpcFault(-32601, f"Method not found: the double does not serve {method}")
@@ -212,7 +210,7 @@ class OgmiosDouble:
             )
             converted = OgmiosV6ChainContext._utxo_from_ogmios_result(None, utxo)  # type: ignore[arg-type]
             additional[converted.input] = converted.output
-        runs = self.ledger.evaluate(bytes.fromhex(params["transaction"]["cbor"]), additional)
+        runs = self.ledger.evaluate(_hex(params["transaction"]["cbor"]), additional)
         return [
             {
                 "validator": {"purpose": e.run.purpose, "index": e.run.index},
@@ -220,3 +218,15 @@ class OgmiosDouble:
             }
             for e in runs
         ]
+
+
+def _hex(text: str) -> bytes:
+    """Schema-valid hex can still be odd-length: that is a deserialisation failure."""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise Rejected(
+            -32602,
+            "Invalid transaction; It looks like the given transaction wasn't well-formed.",
+            {"conway": "odd-length base16"},
+        ) from None

@@ -114,7 +114,8 @@ _head_action_command("fanout", "Fan out a closed head's UTxO to layer 1 (waits f
     type=click.Path(dir_okay=False),
     default=None,
     help="The party's layer-1 outputs, from `cardano-cli query utxo --address ADDR "
-    "--output-json` [default: channel.hydra.layer1_utxo].",
+    "--output-json` [default: channel.hydra.layer1_utxo]. Not used with a [cardano] section, "
+    "which reads layer 1 through Ogmios or Blockfrost.",
 )
 @click.option(
     "--key",
@@ -135,7 +136,8 @@ def head_deposit(
     """Move a party's layer-1 funds into the open head, so that it can post.
 
     Asks the party's node for the deposit transaction (POST /commit), signs it with the
-    party's key, submits it on layer 1 through the node and waits for CommitFinalized.
+    party's key, submits it on layer 1 (through the session's [cardano] chain context, else
+    through the node) and waits for CommitFinalized.
     """
     from zkadapt.config import load_config
 

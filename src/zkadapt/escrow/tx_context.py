@@ -392,7 +392,10 @@ def run_script(
         args: dict[str, Any] = {}
         if budget is not None:
             args["budget"] = Budget(cpu=budget[1], memory=budget[0])
-        result = uplc.tools.eval(program, uplc.ast.data_from_cbor(context), **args)
+        try:
+            result = uplc.tools.eval(program, uplc.ast.data_from_cbor(context), **args)
+        except RuntimeError as exc:  # uplc raises, not returns, when the budget runs out
+            return Evaluation(False, f"RuntimeError: {exc}", (), 0, 0)
     failed = isinstance(result.result, Exception)
     return Evaluation(
         accepted=not failed,

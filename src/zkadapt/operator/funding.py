@@ -3,10 +3,15 @@
 A hydra 2.x head opens empty; a party can post only once it holds an output in the head
 (docs/hydra.md). A deposit asks the party's node to draft the deposit transaction
 (``POST /commit``), signs it with the party's payment key (its identity key), submits it on
-layer 1 through :class:`~zkadapt.channel.hydra.layer1.NodeLayer1` and waits for the node's
-``CommitFinalized`` (:meth:`~zkadapt.channel.hydra.HydraChannel.fund`), reporting progress.
-The party's layer-1 outputs come from a ``cardano-cli query utxo --output-json`` file
-(``--utxo-file``, or ``channel.hydra.layer1_utxo``).
+layer 1 and waits for the node's ``CommitFinalized``
+(:meth:`~zkadapt.channel.hydra.HydraChannel.fund`), reporting progress.
+
+Layer 1 is, by :func:`layer1_for`: with a ``[cardano]`` section, the session's chain context
+(:class:`~zkadapt.operator.chain_layer1.ChainLayer1`: Ogmios or Blockfrost read the party's
+outputs and take the submission); without it, the node
+(:class:`~zkadapt.channel.hydra.layer1.NodeLayer1`: a ``cardano-cli query utxo
+--output-json`` file, ``--utxo-file`` or ``channel.hydra.layer1_utxo``, and the node's
+``POST /cardano-transaction``).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zkadapt.channel.hydra.view import OPEN
-from zkadapt.errors import ChannelError, ConfigError
+from zkadapt.errors import ChannelError, ConfigError, UsageError
 from zkadapt.operator.head import open_head
 
 if TYPE_CHECKING:
     from zkadapt.channel.hydra import HydraChannel
+    from zkadapt.channel.hydra.layer1 import Layer1
     from zkadapt.channel.hydra.waits import ProgressSink
     from zkadapt.config import SessionConfig
     from zkadapt.crypto.identity import IdentityKey
@@ -49,7 +55,7 @@ def deposit_funds(
         identity: ``party``'s key (its payment key: it signs the deposit).
         lovelace: how much to deposit (the node returns the rest of the output as change).
         utxo_file: ``party``'s layer-1 outputs (cardano-cli's UTxO JSON); None: the
-            session's ``channel.hydra.layer1_utxo``.
+            session's ``channel.hydra.layer1_utxo``. Not used with ``[cardano]``.
         timeout: seconds to wait for ``CommitFinalized``; None derives it from the deposit's
             deadline (docs/hydra.md).
         progress: gets the wait's progress about once a second.
@@ -59,18 +65,19 @@ def deposit_funds(
 
     Raises:
         ConfigError: not a hydra session, or ``party`` is not in it.
+        UsageError: ``utxo_file`` given for a session with ``[cardano]``.
         HydraNodeError: the node refused the draft, the submission or the deposit.
         ChannelError: the head is not open, no output holds ``lovelace``, or no answer in
             time.
+        LayerOneError: ``[cardano]``'s chain context cannot be reached or refused the
+            deposit (one line naming the backend and the reason).
     """
-    if utxo_file is None:
-        configured = config.channel.hydra.utxo_file_for(party)
-        utxo_file = Path(configured) if configured else None
+    if config.cardano is not None and utxo_file is not None:
+        raise UsageError("--utxo-file is not used: the session's [cardano] section reads layer 1")
     with open_head(config, party, identity=identity) as channel:
         _require_open(channel)
-        tx_id = channel.fund(
-            lovelace, channel.node_layer1(utxo_file), timeout=timeout, progress=progress
-        )
+        layer1 = layer1_for(config, party, channel, utxo_file)
+        tx_id = channel.fund(lovelace, layer1, timeout=timeout, progress=progress)
         held = channel.funds_in_head()
     return (
         f"Deposit: {lovelace:,} lovelace of {party} are in the head (deposit {tx_id}); "
@@ -99,7 +106,8 @@ def fund_parties(
         One line per deposit made.
 
     Raises:
-        ConfigError: a party must deposit but ``channel.hydra.layer1_utxo`` is not set.
+        ConfigError: a party must deposit but neither ``[cardano]`` nor
+            ``channel.hydra.layer1_utxo`` says where its layer-1 outputs are.
         ChannelError: a deposit failed (the first failure, by party order).
     """
     settings = config.channel.hydra
@@ -116,13 +124,14 @@ def fund_parties(
         if not needy:
             return []
         unknown = [name for name in needy if settings.utxo_file_for(name) is None]
-        if unknown:
+        if unknown and config.cardano is None:
             raise ConfigError(
                 "channel.hydra.layer1_utxo",
                 f"no funds in the head to post with ({', '.join(unknown)}) and no layer-1 "
-                "outputs to deposit from: set it to each party's `cardano-cli query utxo "
-                "--output-json` file ({party} in the path), or deposit first with "
-                "`zkadapt head deposit SESSION --party NAME --lovelace N`",
+                "outputs to deposit from: add a [cardano] section (docs/hydra.md), or set it "
+                "to each party's `cardano-cli query utxo --output-json` file ({party} in the "
+                "path), or deposit first with `zkadapt head deposit SESSION --party NAME "
+                "--lovelace N`",
             )
         return _deposit_all(channels, needy, settings.deposit_lovelace, config, sink_for)
 
@@ -138,7 +147,7 @@ def _deposit_all(
 
     def deposit(name: str) -> str:
         channel = channels[name]
-        layer1 = channel.node_layer1(Path(config.channel.hydra.utxo_file_for(name) or ""))
+        layer1 = layer1_for(config, name, channel, None)
         progress = sink_for(name) if sink_for is not None else None
         tx_id = channel.fund(lovelace, layer1, progress=progress)
         return f"{name}: deposited {lovelace:,} lovelace into the head (deposit {tx_id[:12]})"
@@ -149,6 +158,22 @@ def _deposit_all(
     for name in needy:
         lines.append(futures[name].result())  # raises the deposit's own error
     return lines
+
+
+def layer1_for(
+    config: SessionConfig, party: str, channel: HydraChannel, utxo_file: Path | None
+) -> Layer1:
+    """Layer 1 for ``party``'s deposit: the ``[cardano]`` chain context when the session has
+    one, else the node with a cardano-cli UTxO file (``utxo_file``, or
+    ``channel.hydra.layer1_utxo``)."""
+    if config.cardano is not None:
+        from zkadapt.operator.chain_layer1 import ChainLayer1
+
+        return ChainLayer1.from_settings(config.cardano, party)
+    if utxo_file is None:
+        configured = config.channel.hydra.utxo_file_for(party)
+        utxo_file = Path(configured) if configured else None
+    return channel.node_layer1(utxo_file)
 
 
 def _require_open(channel: HydraChannel) -> None:
