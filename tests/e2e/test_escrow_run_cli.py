@@ -20,7 +20,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,7 +51,9 @@ DEPOSIT = 10_000_000
 class EscrowSession:
     """A 3-party MNIST session file with ``[cardano]`` on the Ogmios double and a deadline."""
 
-    def __init__(self, root: Path, ledger: Ledger, ogmios_url: str, rounds: int) -> None:
+    def __init__(
+        self, root: Path, ledger: Ledger, ogmios_url: str, rounds: int, submit_s: float
+    ) -> None:
         zkadapt("init", "sess", "--example", "mnist", cwd=root)
         self.root, self.ledger = root, ledger
         self.file = root / "sess" / "session.toml"
@@ -61,7 +62,7 @@ class EscrowSession:
             self.file,
             data=SMALL,
             session={"rounds": rounds},
-            protocol={"submit_timeout_s": 20},
+            protocol={"submit_timeout_s": submit_s},
             escrow={"deposit_lovelace": DEPOSIT, "deadline": deadline},
             cardano={"network": "preprod", "url": ogmios_url, "confirm_timeout_s": 5.0},
         )
@@ -82,9 +83,7 @@ class EscrowSession:
         return sum(
             tx.transaction_body.fee
             for tx in self.ledger.applied.values()
-            if any(
-                w.vkey.payload == mine for w in tx.transaction_witness_set.vkey_witnesses or ()
-            )
+            if any(w.vkey.payload == mine for w in tx.transaction_witness_set.vkey_witnesses or ())
         )
 
     def balance(self, name: str) -> int:
@@ -104,10 +103,12 @@ class EscrowSession:
 
 
 @contextmanager
-def doubles(tmp_path: Path, rounds: int) -> Iterator[tuple[EscrowSession, HydraDouble]]:
+def doubles(
+    tmp_path: Path, rounds: int = 2, submit_s: float = 20
+) -> Iterator[tuple[EscrowSession, HydraDouble]]:
     ledger = Ledger("preprod")
     with OgmiosDouble(ledger) as ogmios:
-        session = EscrowSession(tmp_path, ledger, ogmios.url, rounds)
+        session = EscrowSession(tmp_path, ledger, ogmios.url, rounds, submit_s)
         double = HydraDouble(list(NAMES), l1_utxo=layer1_funds(session.keys)).start()
         try:
             session.on_hydra(double)
@@ -167,7 +168,7 @@ main()
 def test_a_party_that_crashes_for_good_is_voted_out_and_the_others_settle(
     tmp_path: Path,
 ) -> None:
-    with doubles(tmp_path, rounds=2) as (session, double):
+    with doubles(tmp_path, submit_s=12) as (session, _):  # round 2 waits out carol
         for name in NAMES:  # each party funds the head before it posts (it opens empty)
             zkadapt("head", "deposit", str(session.file), "--party", name,
                     "--lovelace", "5000000", cwd=tmp_path)  # fmt: skip
