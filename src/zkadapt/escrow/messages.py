@@ -170,7 +170,8 @@ def is_escrow_payload(payload: bytes) -> bool:
         body: Any = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return False
-    return isinstance(body, dict) and body.get("type") in ESCROW_TYPES
+    kind = body.get("type") if isinstance(body, dict) else None
+    return isinstance(kind, str) and kind in ESCROW_TYPES
 
 
 @dataclass(frozen=True)
