@@ -26,6 +26,14 @@
 (* contradict it; a party in MaliciousParties runs no machine and posts    *)
 (* any message (Malicious).  A failed round is an outcome: G(r) = G(r-1)   *)
 (* and the session goes on with round r+1.                                 *)
+(*                                                                         *)
+(* Membership (issue 20, docs/membership.md): a party in Newcomers is in   *)
+(* no session file.  It posts a JoinRequest (RequestJoin) at any point;    *)
+(* with Admission "open" it is a member from the round after the one      *)
+(* whose cut follows the request, with "vote" from the round after the    *)
+(* one whose cut follows the Votes-th member's Admit.  Until then it       *)
+(* follows the rounds, posting nothing (WaitFollow, Advance).  Members of  *)
+(* a round are a function of the channel, like the views (MembersAt).     *)
 (* See specs/README.md.                                                    *)
 (***************************************************************************)
 EXTENDS Naturals, Sequences, FiniteSets, TLC
@@ -49,7 +57,10 @@ CONSTANTS
                     \* phase (fail a decryption): MachineSpec.close_votes
     MinAccepted,    \* key holders decrypt only accepted sets this large (0: no floor)
     MaliciousParties, \* {} or one party that runs no machine and posts anything
-    MaliciousPosts  \* the malicious party's budget of posts that change a view
+    MaliciousPosts, \* the malicious party's budget of posts that change a view
+    Newcomers,      \* parties no session file lists: they ask to join (subset of Parties)
+    Admission,      \* "open" or "vote" (membership.admission)
+    Votes           \* distinct members' Admit that approve a request ("vote")
 
 ASSUME /\ Parties # {}
        /\ T \in Nat
@@ -71,6 +82,10 @@ ASSUME /\ Parties # {}
        /\ Cardinality(MaliciousParties) <= 1
        /\ MaliciousParties # {} => KeyGen = "none"
        /\ MaliciousPosts \in Nat
+       /\ Newcomers \subseteq Parties \ MaliciousParties
+       /\ Newcomers # {} => KeyGen = "none"
+       /\ Admission \in {"open", "vote"}
+       /\ Votes \in Nat \ {0}
 
 VARIABLES
     channel,      \* the channel: a sequence of entries (records), in channel order
@@ -98,6 +113,7 @@ Max(a, b) == IF a >= b THEN a ELSE b
 Perms == Permutations(Parties)
 Range(f) == {f[i] : i \in DOMAIN f}
 Honest == Parties \ MaliciousParties
+Listed == Parties \ Newcomers  \* the session file's parties
 
 \* Valid decryption shares a party combines: t, or t - 1 in the broken variant.
 Needed == T - ShareSlack
@@ -133,9 +149,11 @@ Evil == << <<0, {}>> >>
 (*   joined     Joined (round 0)                                           *)
 (*   key        KeyDealt{epoch} (round 0)                                  *)
 (*   keygen     KeyGenStep{epoch, step} (round 0)                          *)
+(*   join       JoinRequest of a newcomer (round 0)                        *)
+(*   admit      Admit{target = the candidate} by a member (round 0)        *)
 (***************************************************************************)
 Kinds == {"submitted", "closed", "rejected", "failed", "share", "done",
-          "joined", "key", "keygen"}
+          "joined", "key", "keygen", "join", "admit"}
 RoundKinds == {"submitted", "closed", "failed", "share", "done"}
 Whats == {"none", "update", "share", "digest", "good", "bad", "overflow",
           "valid", "invalid"}
@@ -195,11 +213,65 @@ CFinished(s, C, r, p) ==
     \/ VoteIdx(s, C, "failed", r) # 0
     \/ \E i \in CIdx(s, C, "failed", r) \cup CIdx(s, C, "done", r) : s[i].sender = p
 
+(***************************************************************************)
+(* Membership (machine.members_of; membership.py).  Over the entries of s  *)
+(* before index i (the counted ones C among them): a request is approved   *)
+(* at its entry ("open") or at the Votes-th distinct Admit for it by a     *)
+(* member of the round in progress ("vote"); approved during round r (     *)
+(* before r's cut), its sender is a member from r + 1.  A request during   *)
+(* the last round is refused (no round left): it is never a member, and    *)
+(* its sender stops (JoinRefused).  The model's newcomers are honest with  *)
+(* distinct names and keys, so no other refusal arises here (the unit     *)
+(* tests cover them: tests/protocol/test_membership.py).                  *)
+(***************************************************************************)
+RequestIdx(s, n) ==
+    LET I == {i \in 1..Len(s) : s[i].kind = "join" /\ s[i].sender = n}
+    IN  IF I = {} THEN 0 ELSE Min(I)
+
+\* The round in progress at index i: the first whose cut is not before i.
+InProgress(s, C, i) ==
+    LET cut == {r \in 1..Rounds : VoteIdx(s, C, "closed", r) # 0
+                                  /\ VoteIdx(s, C, "closed", r) < i}
+    IN  Cardinality(cut) + 1
+
+RECURSIVE MembersBefore(_, _, _, _), ApprovalIdx(_, _, _), AdmittedFrom(_, _, _)
+
+\* Where n's request is approved (0: not yet, or refused).
+ApprovalIdx(s, C, n) ==
+    LET q == RequestIdx(s, n) IN
+    IF q = 0 \/ InProgress(s, C, q) >= Rounds THEN 0
+    ELSE IF Admission = "open" THEN q
+    ELSE LET A == {i \in (q + 1)..Len(s) :
+                     /\ s[i].kind = "admit" /\ s[i].target = n
+                     /\ s[i].sender \in MembersBefore(s, C, i, InProgress(s, C, i))
+                     /\ Cardinality({s[j].sender : j \in
+                          {k \in (q + 1)..i : s[k].kind = "admit" /\ s[k].target = n
+                                              /\ s[k].sender \in
+                                                 MembersBefore(s, C, k, InProgress(s, C, k))}})
+                        >= Votes}
+         IN  IF A = {} THEN 0 ELSE Min(A)
+
+\* The first round n is a member of (Rounds + 1: never).
+AdmittedFrom(s, C, n) ==
+    LET a == ApprovalIdx(s, C, n)
+        R == {r \in 1..Rounds : VoteIdx(s, C, "closed", r) > a}
+    IN  IF n \in Listed THEN 1
+        ELSE IF a = 0 \/ R = {} THEN Rounds + 1 ELSE Min(R) + 1
+
+\* The members of round r as the entries of s before index i decide them.
+MembersBefore(s, C, i, r) ==
+    Listed \cup {n \in Newcomers :
+                   AdmittedFrom(SubSeq(s, 1, i - 1), C \cap 1..(i - 1), n) <= r}
+
+MembersAt(s, C, r) == MembersBefore(s, C, Len(s) + 1, r)
+
 \* machine._impossible, for entry i of s after the counted entries C (< i).
 Possible(s, i, C) ==
     LET e == s[i] IN
     \/ e.kind \notin RoundKinds
-    \/ /\ e.round > 1 => CFinished(s, C, e.round - 1, e.sender)
+    \/ /\ e.sender \in MembersBefore(s, C, i, e.round)
+       /\ e.round > AdmittedFrom(SubSeq(s, 1, i - 1), C, e.sender)
+            => CFinished(s, C, e.round - 1, e.sender)
        /\ e.kind = "submitted" => e.sender \notin CSubmitted(s, C, e.round)
        /\ e.kind \in {"share", "failed", "done"} => VoteIdx(s, C, "closed", e.round) # 0
        /\ e.kind = "done" => Cardinality(FirstOf(s, C, "share", e.round)) >= Needed
@@ -211,6 +283,15 @@ Counted(s) ==
     IN  c[Len(s)]
 
 Prefix(p) == SubSeq(channel, 1, delivered[p])
+
+\* The members of round r in s (a prefix of the channel).
+Members(s, r) == MembersAt(s, Counted(s), r)
+
+\* p's request is on the channel and was refused (during the last round).
+JoinRefused(s, p) ==
+    /\ p \in Newcomers
+    /\ RequestIdx(s, p) # 0
+    /\ InProgress(s, Counted(s), RequestIdx(s, p)) >= Rounds
 
 Idx(s, kind, r) == {i \in 1..Len(s) : s[i].kind = kind /\ s[i].round = r}
 
@@ -311,7 +392,7 @@ Fresh(round, digests, pending) ==
      sharesDeadlinePassed |-> FALSE, combinedDone |-> FALSE,
      combined |-> << >>, aggregateFailed |-> FALSE, keyDeadlinePassed |-> FALSE,
      keyOpen |-> NoEpoch, joinPending |-> FALSE, keyPending |-> NoEpoch,
-     dkgOn |-> FALSE, dkg |-> NoDkg]
+     dkgOn |-> FALSE, dkg |-> NoDkg, requestPending |-> FALSE]
 
 NoCheckpoint == [round |-> 0, digest |-> Genesis]
 
@@ -325,7 +406,8 @@ NextRound(s) ==
     [Fresh(s.round + 1, s.digests, 0) EXCEPT
         !.failedRounds = s.failedRounds, !.accused = s.accused,
         !.keyOpen = s.keyOpen, !.joinPending = s.joinPending,
-        !.keyPending = s.keyPending, !.dkgOn = s.dkgOn, !.dkg = s.dkg]
+        !.keyPending = s.keyPending, !.dkgOn = s.dkgOn, !.dkg = s.dkg,
+        !.requestPending = s.requestPending]
 
 \* The state kept for a crashed party (model_check keeps None); never read.
 DeadState == Start(NoCheckpoint)
@@ -357,6 +439,7 @@ DigestFaults(p) ==
 \* Digest faults whose Rejected p has neither read back nor posted.
 UnpostedFaults(p) ==
     {f \in DigestFaults(p) :
+        /\ p \in Members(Prefix(p), f[1])
         /\ <<f[2], "digest">> \notin MyRejections(Prefix(p), p, f[1])
         /\ f \notin st[p].accused}
 
@@ -416,6 +499,8 @@ UncheckedShares(p) ==
 (* "WaitShares" and "WaitKey" are Wait(r, "cut" / "shares" / "key");       *)
 (* "WaitOutcome" is Wait(r, "outcome"): our RoundFailed vote is posted and *)
 (* the channel decides (no deadline).                                      *)
+(* "WaitFollow" is Wait(r, "follow"): a round p is no member of; the      *)
+(* members decide, p only reads (no deadline).                             *)
 (***************************************************************************)
 BeforeCutStep(p) ==      \* machine._before_cut
     LET s == st[p]
@@ -423,7 +508,7 @@ BeforeCutStep(p) ==      \* machine._before_cut
         v == Prefix(p)
     IN  IF p \notin SubmittedIn(v, r) /\ ~s.submitPosted THEN "TrainAndSubmit"
         ELSE IF s.closePosted \/ p \in Closers(v, r) THEN "WaitCut"
-        ELSE IF Parties \subseteq SubmittedIn(v, r) THEN "CloseSubmissions"
+        ELSE IF Members(v, r) \subseteq SubmittedIn(v, r) THEN "CloseSubmissions"
         ELSE IF s.deadlinePassed THEN "CloseSubmissions"
         ELSE "WaitCut"
 
@@ -434,15 +519,18 @@ DecryptStep(p) ==
     LET s == st[p]
         r == s.round
         v == Prefix(p)
+        member == p \in Members(v, r)
     IN  IF Needed = 0 THEN "Combine"
-        ELSE IF UnrejectedShares(p) # {} THEN "Reject"
+        ELSE IF member /\ UnrejectedShares(p) # {} THEN "Reject"
         ELSE IF Len(ValidShares(p)) >= Needed THEN "Combine"
         ELSE IF Cardinality(CountedShareIdx(v, r)) >= Needed /\ UncheckedShares(p) # {}
              THEN "CheckShare"
-        ELSE IF ~s.sharePosted /\ p \notin ShareSenders(v, r) /\ ~FailedIn(v, r)
+        ELSE IF /\ member /\ ~s.sharePosted /\ p \notin ShareSenders(v, r)
+                /\ ~FailedIn(v, r)
              THEN "PostShare"
         ELSE IF UncheckedShares(p) # {} THEN "CheckShare"
         ELSE IF FailedIn(v, r) THEN "FailRound"
+        ELSE IF ~member THEN "WaitFollow"
         ELSE IF s.failurePosted \/ p \in Failers(v, r) THEN "WaitOutcome"
         ELSE IF s.sharesDeadlinePassed THEN "FailRound"
         ELSE "WaitShares"
@@ -509,25 +597,38 @@ NoKeyStep(p) ==
         ELSE IF Cardinality(Cut(v, r)) < Q THEN "FailRound"
         ELSE "Halt"
 
+\* machine._candidacy_step: a newcomer posts its request once, stops when it
+\* was refused, and otherwise goes on (following until it is a member).
+JoinStep(p) ==
+    LET v == Prefix(p) IN
+    IF p \notin Newcomers THEN "none"
+    ELSE IF RequestIdx(v, p) = 0 THEN IF st[p].requestPending THEN "none" ELSE "RequestJoin"
+    ELSE IF JoinRefused(v, p) THEN "Halt"
+    ELSE "none"
+
 NextName(p) ==           \* machine.next_action
     LET s == st[p]
         r == s.round
+        v == Prefix(p)
+        member == p \in Members(v, r)
     IN  IF Disagrees(p) THEN "Halt"
-        ELSE IF s.pending # 0 THEN "Announce"
+        ELSE IF s.pending # 0 /\ p \in Members(v, s.pending) THEN "Announce"
         ELSE IF UnpostedFaults(p) # {} THEN "Reject"
         ELSE IF r > Rounds THEN "Finish"
+        ELSE IF JoinStep(p) # "none" THEN JoinStep(p)
         ELSE IF KeysOn /\ s.keyOpen # EpochOf(r)
              THEN IF LacksKey(p) THEN NoKeyStep(p) ELSE KeyName(p)
         ELSE IF ~s.prepared THEN "Prepare"
-        ELSE IF ~HasCut(Prefix(p), r) THEN BeforeCutStep(p)
+        ELSE IF ~HasCut(v, r) THEN IF member THEN BeforeCutStep(p) ELSE "WaitFollow"
         ELSE IF ~s.verified THEN "Verify"
-        ELSE IF UnrejectedUpdates(p) # {} THEN "Reject"
+        ELSE IF member /\ UnrejectedUpdates(p) # {} THEN "Reject"
         ELSE IF Cardinality(s.accepted) < Q THEN "FailRound"
         ELSE IF Needed > 0 /\ Cardinality(s.accepted) < MinAccepted THEN "FailRound"
         ELSE IF ~s.summed THEN "Sum"
         ELSE IF ~s.combinedDone THEN DecryptStep(p)
         ELSE IF s.aggregateFailed THEN "FailRound"
         ELSE IF ~HasApplied(p) THEN "Apply"
+        ELSE IF ~member THEN "Advance"
         ELSE "Announce"
 
 \* p is running, not blocked in training: it may read, decide and act.
@@ -570,6 +671,8 @@ Deliver(p) ==
              THEN [st EXCEPT ![p].pending = 0]
              ELSE IF e.kind = "joined" /\ e.sender = p
              THEN [st EXCEPT ![p].joinPending = FALSE]
+             ELSE IF e.kind = "join" /\ e.sender = p
+             THEN [st EXCEPT ![p].requestPending = FALSE]
              ELSE IF /\ e.kind = "key"
                      /\ e.sender = Source(p)
                      /\ e.epoch = st[p].keyPending
@@ -586,6 +689,19 @@ Deliver(p) ==
 (***************************************************************************)
 \* What every Act(p) step but FailRound and Combine leaves alone.
 Ghosts == <<crashesLeft, malLeft, applied, combines, failed>>
+
+\* A newcomer's JoinRequest (round 0: admission follows the cuts around it).
+RequestJoin(p) ==
+    /\ Decides(p, "RequestJoin")
+    /\ Post(Msg("join", p, 0))
+    /\ st' = [st EXCEPT ![p].requestPending = TRUE]
+    /\ UNCHANGED <<alive, training, stopped, checkpoint, delivered, Ghosts>>
+
+\* A round p is no member of is applied: go on, posting nothing.
+Advance(p) ==
+    /\ Decides(p, "Advance")
+    /\ st' = [st EXCEPT ![p] = NextRound(st[p])]
+    /\ UNCHANGED <<channel, alive, training, stopped, checkpoint, delivered, Ghosts>>
 
 \* Key epochs (DESIGN.md section 4): machine._key_action's actions.
 Join(p) ==
@@ -695,7 +811,8 @@ FailRound(p) ==
     /\ LET s    == st[p]
            r    == s.round
            v    == Prefix(p)
-           post == ~FailedIn(v, r) /\ ~s.failurePosted /\ p \notin Failers(v, r)
+           post == /\ p \in Members(v, r)
+                   /\ ~FailedIn(v, r) /\ ~s.failurePosted /\ p \notin Failers(v, r)
            vote == s.summed /\ ~s.combinedDone /\ ~FailedIn(v, r)
        IN  /\ IF post THEN Post(Msg("failed", p, r)) ELSE UNCHANGED channel
            /\ IF vote
@@ -777,6 +894,8 @@ Halt(p) ==
 
 Act(p) ==
     \/ Submit(p)
+    \/ RequestJoin(p)
+    \/ Advance(p)
     \/ Join(p)
     \/ DealKey(p)
     \/ KeygenStep(p)
@@ -794,6 +913,27 @@ Act(p) ==
     \/ Apply(p)
     \/ Announce(p)
     \/ Halt(p)
+
+(***************************************************************************)
+(* Admit(p): with Admission = "vote", a live member of the round in       *)
+(* progress votes for a newcomer's pending request it has not voted for:  *)
+(* a person's decision (zkadapt admit), any time; the machines only count. *)
+(***************************************************************************)
+Admit(p) ==
+    /\ Admission = "vote"
+    /\ alive[p] /\ stopped[p] = "no"
+    /\ LET C == Counted(channel)
+           now == InProgress(channel, C, Len(channel) + 1)
+       IN  /\ p \in MembersAt(channel, C, now)
+           /\ \E n \in Newcomers :
+                /\ RequestIdx(channel, n) # 0
+                /\ ApprovalIdx(channel, C, n) = 0
+                /\ ~JoinRefused(channel, n)
+                /\ ~\E i \in 1..Len(channel) :
+                      channel[i].kind = "admit" /\ channel[i].sender = p
+                      /\ channel[i].target = n
+                /\ Post([Msg("admit", p, 0) EXCEPT !.target = n])
+    /\ UNCHANGED <<st, alive, training, stopped, checkpoint, delivered, Ghosts>>
 
 (***************************************************************************)
 (* Malicious(m): the malicious party runs no machine.  At any step it may  *)
@@ -854,7 +994,7 @@ DeadlineFair(p) ==
         cut    == NextName(p) = "WaitCut"
         posted == IF cut THEN SubmittedIn(v, r) ELSE ShareSenders(v, r)
     IN  /\ delivered[p] = Len(channel)
-        /\ \A q \in Parties \ posted : Gone(q) \/ (cut /\ NoKeyIn(q, r))
+        /\ \A q \in Members(v, r) \ posted : Gone(q) \/ (cut /\ NoKeyIn(q, r))
 
 \* model_check._key_deadline_may_pass: nothing p waits for is still to come.
 KeyDeadlineFair(p) ==
@@ -930,6 +1070,7 @@ Next ==
         \/ Timeout(p)
         \/ Crash(p)
         \/ Restart(p)
+        \/ Admit(p)
         \/ Malicious(p)
 
 \* Every live honest party keeps reading and acting, and a local deadline
@@ -985,6 +1126,7 @@ TypeOK ==
          /\ st[p].keyPending \in 0..Rounds
          /\ st[p].dkgOn \in BOOLEAN
          /\ st[p].dkg \in (0..Rounds) \X (0..DkgRounds)
+         /\ st[p].requestPending \in BOOLEAN
     /\ alive \in [Parties -> BOOLEAN]
     /\ training \in [Parties -> BOOLEAN]
     /\ stopped \in [Parties -> {"no", "halted", "malicious"}]
@@ -1052,12 +1194,15 @@ HonestBlameless ==
 (***************************************************************************)
 Live == {p \in Honest : alive[p]}
 
+\* A newcomer refused (its request came during the last round) stops: done.
 AllDone ==
     \A p \in Live :
-        /\ stopped[p] = "no"
-        /\ st[p].round > Rounds
-        /\ st[p].pending = 0
+        \/ JoinRefused(channel, p)
+        \/ /\ stopped[p] = "no"
+           /\ st[p].round > Rounds
+           /\ st[p].pending = 0 \/ p \notin Members(channel, st[p].pending)
 
-Progress == <>[](Cardinality(Live) >= Max(Q, CloseVotes)) => <>[]AllDone
+\* The premise counts the listed parties: newcomers may be refused.
+Progress == <>[](Cardinality(Live \cap Listed) >= Max(Q, CloseVotes)) => <>[]AllDone
 
 =============================================================================

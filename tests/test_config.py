@@ -549,3 +549,41 @@ def test_a_layer1_escrow_needs_cardano_and_every_payment_key_hash(raw: dict[str,
     bad["parties"][0]["payment_key_hash"] = "AB" * 28
     assert config_error(bad).key.startswith("parties")
     assert config_from_dict(copy.deepcopy(raw)).session_id == before
+
+
+# -- [membership] (docs/membership.md) ---------------------------------------------------------
+
+
+def test_without_membership_the_session_id_is_unchanged_and_with_it_it_changes(
+    raw: dict[str, Any],
+) -> None:
+    plain = config_from_dict(raw)
+    assert plain.membership is None and plain.membership_rules is None
+    assert "membership" not in plain.canonical_json().decode()
+    joined = config_from_dict(raw | {"membership": {"admission": "open"}})
+    assert joined.session_id != plain.session_id
+    rules = joined.membership_rules
+    assert rules is not None and rules.admission == "open" and rules.max_parties == 16
+    assert joined.channel_rules().membership == rules
+
+
+@pytest.mark.parametrize(
+    ("membership", "key", "words"),
+    [
+        ({"max_parties": 2}, "membership.max_parties", "below the 3 listed parties"),
+        ({"admission": "vote", "votes": 4}, "membership.votes", "exceeds the 3 listed"),
+        ({"admission": "maybe"}, "membership.admission", ""),
+        ({"absent_rounds": 0}, "membership.absent_rounds", ""),
+    ],
+)
+def test_membership_settings_are_checked_against_the_parties(
+    raw: dict[str, Any], membership: dict[str, Any], key: str, words: str
+) -> None:
+    error = config_error(raw | {"membership": membership})
+    assert error.key == key and words in str(error)
+
+
+def test_an_external_key_centre_cannot_serve_newcomers(raw: dict[str, Any]) -> None:
+    privacy = {"scheme": "paillier", "kgc_public_key": "ab" * 32}
+    error = config_error(raw | {"privacy": privacy, "membership": {"admission": "open"}})
+    assert error.key == "membership.admission" and "key-generation centre" in str(error)

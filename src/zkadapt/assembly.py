@@ -218,5 +218,6 @@ def make_scheme(
         timeout_s=config.protocol.submit_timeout_s if timeout_s is None else timeout_s,
         weighting=config.aggregation.weighting,
         max_share=config.max_weight_share,
+        max_parties=config.membership.max_parties if config.membership is not None else None,
     )
     return build_scheme(config.privacy, strategy, inputs)

@@ -25,7 +25,8 @@ from zkadapt.errors import ConfigError
 from zkadapt.escrow.settings import EscrowConfig
 from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig, check_data
 from zkadapt.protocol.machine import MachineSpec
-from zkadapt.protocol.settings import PrivacyConfig, ProtocolConfig
+from zkadapt.protocol.membership import MembershipRules
+from zkadapt.protocol.settings import MembershipConfig, PrivacyConfig, ProtocolConfig
 from zkadapt.sections import Section, added_later, canonical_dump, identity_dump, is_changed
 from zkadapt.storage import STORE_BACKENDS
 from zkadapt.storage.settings import StorageConfig
@@ -42,6 +43,7 @@ __all__ = [  # each section's model lives beside its backend; re-exported here
     "DataConfig",
     "EscrowConfig",
     "HydraChannelConfig",
+    "MembershipConfig",
     "ModelConfig",
     "PartyConfig",
     "PrivacyConfig",
@@ -118,6 +120,8 @@ class SessionConfig(Section):
     escrow: EscrowConfig = EscrowConfig()
     #: Layer-1 access (optional; absent: no chain context, and the session id of before).
     cardano: CardanoConfig | None = added_later(None)
+    #: Absent (None) in sessions recorded before it existed: their ids stay as they were.
+    membership: MembershipConfig | None = added_later(None)
     parties: tuple[PartyConfig, ...] = Field(min_length=1)
 
     @property
@@ -183,6 +187,25 @@ class SessionConfig(Section):
             holds_share=False,
             close_votes=self.close_votes,
             min_accepted=self.min_accepted,
+            membership=self.membership_rules,
+        )
+
+    @property
+    def membership_rules(self) -> MembershipRules | None:
+        """``[membership]`` as the round machine decides with it (docs/membership.md); None
+        without the section (the listed parties are the members of every round)."""
+        section = self.membership
+        if section is None:
+            return None
+        return MembershipRules(
+            admission=section.admission,
+            votes=section.votes,
+            max_parties=section.max_parties,
+            absent_rounds=section.absent_rounds,
+            listed_keys=frozenset(p.public_key for p in self.parties if p.public_key),
+            quorum=self.protocol.quorum,
+            close_votes=self.protocol.close_votes,
+            threshold=self.threshold if self.encrypted else 0,
         )
 
     @property
@@ -333,11 +356,35 @@ def _check_consistency(config: SessionConfig) -> None:
     _check_storage(config)
     _check_cardano(config)
     _check_escrow(config)
+    _check_membership(config)
     keyed = [p.public_key is not None for p in config.parties]
     if any(keyed) and not all(keyed):
         missing = ", ".join(p.name for p in config.parties if p.public_key is None)
         raise ConfigError(
             "parties", f"either every party has a public_key or none does (missing for {missing})"
+        )
+
+
+def _check_membership(config: SessionConfig) -> None:
+    """``[membership]`` against the listed parties (docs/membership.md)."""
+    section = config.membership
+    if section is None:
+        return
+    listed = len(config.parties)
+    if section.max_parties < listed:
+        raise ConfigError(
+            "membership.max_parties", f"{section.max_parties} is below the {listed} listed parties"
+        )
+    if section.admission != "fixed" and config.external_dealer:
+        raise ConfigError(
+            "membership.admission",
+            "an external key-generation centre deals every key epoch at once, before anyone "
+            "joins: admit newcomers with a dealing party or distributed keys",
+        )
+    if section.admission == "vote" and section.votes > listed:
+        raise ConfigError(
+            "membership.votes",
+            f"{section.votes} exceeds the {listed} listed parties: no request could be approved",
         )
 
 

@@ -132,6 +132,7 @@ def _run_locked(
         seed_id=config.seed_id,
         close_votes=config.close_votes,
         min_accepted=config.min_accepted,
+        membership=config.membership_rules,
     )
     protocol = RoundProtocol(
         ctx,

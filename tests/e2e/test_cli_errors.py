@@ -220,3 +220,17 @@ def test_data_with_fewer_training_rows_than_parties_is_one_line(tmp_path: Path) 
     write(tmp_path, "s.toml", f'[data]\nsource = "npz"\npath = "tiny.npz"\n{names}')
     proc = cli("run", "s.toml", "--out", "out", "--no-baselines", cwd=tmp_path)
     assert_one_line_error(proc, "cannot give 3 parties a sample each from 2 examples")
+
+
+def test_leaving_before_the_end_is_refused_with_the_rules(tmp_path: Path) -> None:
+    """docs/membership.md: there is no leave message; ``zkadapt leave`` says what happens
+    instead (exit 2, one line)."""
+    (tmp_path / "s.toml").write_text(
+        '[membership]\nadmission = "open"\nabsent_rounds = 2\n\n' + ONE_PARTY
+    )
+    result = cli("leave", "s.toml", "--party", "alice", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: alice cannot leave session")
+    assert "after 2 silent rounds it is marked absent" in lines[0]
+    assert "left early" in lines[0]

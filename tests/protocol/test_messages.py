@@ -14,8 +14,10 @@ from zkadapt.protocol.messages import (
     MESSAGE_TYPES,
     MESSAGE_VERSION,
     SUBMIT_PHASE,
+    Admit,
     DecryptionShare,
     Joined,
+    JoinRequest,
     KeyDealt,
     KeyGenStep,
     MalformedMessage,
@@ -71,6 +73,9 @@ EXAMPLES: dict[str, Message] = {
         5,
         {"*": {"uri": "local://k/dkg/step-5/carol/all.bin", "sha256": DIGEST, "size": 12}},
     ),
+    "join-request": JoinRequest(SESSION, 2, "dave", "ab" * 32, 5000, 2_000_000),
+    "join-request-no-deposit": JoinRequest(SESSION, 0, "erin_2", "cd" * 32, 1),
+    "admit": Admit(SESSION, 2, "alice", "dave"),
 }
 
 
@@ -404,3 +409,46 @@ def test_signature_does_not_verify_for_other_bytes_or_keys(key: IdentityKey) -> 
 def test_sign_refuses_an_invalid_message(key: IdentityKey) -> None:
     with pytest.raises(MalformedMessage):
         sign(Submitted(SESSION, 1, "alice", "u", "short", 1, 1), "alice", key)
+
+
+# --- membership messages (docs/membership.md): every hostile field is a named refusal -------
+
+
+def _join_body(**changes: object) -> bytes:
+    body = body_of(EXAMPLES["join-request"]) | changes
+    return encode(body)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value", "reason"),
+    [
+        ("party", "Dave", "party must be a name"),
+        ("party", "d" * 33, "party must be a name"),
+        ("party", "", "party must be a name"),
+        ("party", "dave\n", "party must be a name"),
+        ("party", "x" * 100_000, "party must be a name"),
+        ("public_key", "ab" * 31, "public_key must be 64"),
+        ("public_key", "AB" * 32, "public_key must be 64"),
+        ("public_key", "ab" * 4096, "public_key must be 64"),
+        ("n_samples", 0, "n_samples must be"),
+        ("n_samples", 10**13, "n_samples must be"),
+        ("deposit", -1, "deposit must be"),
+        ("deposit", 10**20, "deposit must be"),
+    ],
+)
+def test_a_join_request_with_a_hostile_field_is_malformed(
+    field_name: str, value: object, reason: str
+) -> None:
+    assert reason in str(malformed(_join_body(**{field_name: value})))
+
+
+@pytest.mark.parametrize(("field_name", "value"), [("n_samples", True), ("deposit", "5")])
+def test_a_join_request_field_of_the_wrong_type_is_malformed(
+    field_name: str, value: object
+) -> None:
+    assert "wrong type" in str(malformed(_join_body(**{field_name: value})))
+
+
+def test_an_admit_naming_no_valid_candidate_is_malformed() -> None:
+    body = body_of(EXAMPLES["admit"]) | {"candidate": "Not A Name"}
+    assert "candidate must be" in str(malformed(encode(body)))

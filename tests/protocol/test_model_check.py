@@ -692,3 +692,86 @@ SLOW_MALICIOUS_MODELS = {
 @pytest.mark.parametrize("model", SLOW_MALICIOUS_MODELS.values(), ids=SLOW_MALICIOUS_MODELS.keys())
 def test_a_malicious_party_breaks_no_invariant_in_bigger_models(model: Model) -> None:
     assert _explored(model) > 10_000  # 12,516 to 241,574 states (specs/README.md)
+
+
+# -- dynamic joining (issue 20, docs/membership.md) ------------------------------------------
+
+
+def _joining(**changes: object) -> Model:
+    """Two listed parties and dave, in no session file, whose ``RequestJoin`` the search
+    puts at every position of every round."""
+    fields: dict[str, object] = {
+        "parties": ("alice", "bob", "dave"),
+        "newcomers": ("dave",),
+        "rounds": 2,
+        "crashes": 0,
+        "fair_deadlines": True,
+    }
+    return Model(**(fields | changes))  # type: ignore[arg-type]
+
+
+#: The model of specs/RoundProtocolJoining.cfg (one crash: under ``-m slow``).
+JOINING_MODEL = _joining(crashes=1)
+
+
+def test_a_join_request_at_every_position_of_a_round_holds_every_invariant() -> None:
+    """4,016 states: dave's request lands before, between and after every entry of both
+    rounds; admitted at round 1's cut he takes part in round 2 (his digest agrees, his
+    update is accepted), refused during the last round he stops, and no run breaks an
+    invariant or Progress."""
+    model = _joining()
+    assert _explored(model) > 3_000
+    worlds = _reachable(model)
+    positions = {
+        sum(1 for e in w.channel[:i] if e[2] > 0)
+        for w in worlds
+        for i, e in enumerate(w.channel)
+        if e[0] == "join"
+    }
+    assert len(positions) >= 8 and 0 in positions, positions
+    assert any(
+        party == "dave" and r == 2 and "dave" in accepted
+        for w in worlds
+        for party, r, _, accepted in w.applied
+    )
+    assert any(  # dave followed round 1 himself: the same digest as the members
+        party == "dave" and r == 1 for w in worlds for party, r, _, _ in w.applied
+    )
+    refused = "join request refused: no round left to join (round 2 of 2 in progress)"
+    assert any(w.nodes[2].stopped == refused for w in worlds)
+
+
+def test_a_join_by_vote_waits_for_the_members_admits() -> None:
+    """6,821 states: ``Admit`` steps by alice and bob at any time; dave is a member only
+    after both, from the round after the cut that follows the second."""
+    model = _joining(admission="vote", admit_votes=2)
+    assert _explored(model) > 5_000
+    worlds = _reachable(model)
+    for w in worlds:
+        roster = w.observer.roster  # type: ignore[union-attr]
+        for newcomer in roster.admitted:
+            admits = [e for e in w.channel if e[0] == "admit" and e[3] == newcomer.name]
+            assert {e[1] for e in admits} == {"alice", "bob"}, w.channel
+    assert any(w.observer.roster.admitted for w in worlds)  # type: ignore[union-attr]
+
+
+def test_the_command_line_explores_a_newcomer(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--parties", "2", "--newcomers", "1", "--crashes", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "newcomers=carol (open)" in out and "4016 distinct states" in out, out
+
+
+SLOW_JOINING_MODELS = {
+    "2-rounds-crash-fair": JOINING_MODEL,  # 53,630 states
+    "2-rounds-unfair": _joining(fair_deadlines=False),  # 9,744 states
+    "3-rounds-fair": _joining(rounds=3),  # 27,017 states
+    "3-listed-absent-after-1-round-crash": Model(  # 120,918 states
+        rounds=2, crashes=1, fair_deadlines=True, absent_rounds=1
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", SLOW_JOINING_MODELS.values(), ids=SLOW_JOINING_MODELS.keys())
+def test_joining_and_absence_break_no_invariant_in_bigger_models(model: Model) -> None:
+    assert _explored(model) > 9_000

@@ -19,6 +19,7 @@ TLA = SPECS / "RoundProtocol.tla"
 CFG = SPECS / "RoundProtocol.cfg"
 BROKEN_CFG = SPECS / "RoundProtocolBroken.cfg"
 MALICIOUS_CFG = SPECS / "RoundProtocolMalicious.cfg"
+JOINING_CFG = SPECS / "RoundProtocolJoining.cfg"
 
 #: Machine actions that are no step of their own: ``Wait`` is what ``Timeout`` ends
 #: (``WaitCut``/``WaitShares`` in the spec), ``Finish`` is ``AllDone``.
@@ -131,6 +132,9 @@ def test_the_cfg_constants_are_the_python_models_defaults(tla: str) -> None:
     assert int(constants["MinAccepted"]) == model.min_accepted
     assert constants["MaliciousParties"] == "{}" and model.malicious is None
     assert int(constants["MaliciousPosts"]) == 0
+    assert constants["Newcomers"] == "{}" and not model.newcomers
+    assert constants["Admission"] == f'"{model.admission}"'
+    assert int(constants["Votes"]) == model.admit_votes
     declared = re.search(r"^CONSTANTS(.*?)^ASSUME", tla, flags=re.M | re.S)
     assert declared is not None
     assert set(re.findall(r"\b([A-Z]\w*)\b", declared.group(1))) == set(constants)
@@ -163,3 +167,33 @@ def test_the_malicious_cfg_is_the_python_malicious_model() -> None:
     safety = set(model_check.INVARIANTS) - {"Progress"}
     assert _section(cfg, "INVARIANTS") == {"TypeOK", *safety}
     assert _section(cfg, "PROPERTIES") == {"Progress"}
+
+
+def test_the_joining_cfg_is_the_python_joining_model() -> None:
+    """RoundProtocolJoining.cfg checks the constants of ``JOINING_MODEL``
+    (tests/protocol/test_model_check.py): a newcomer, one crash, every invariant and Progress."""
+    from tests.protocol.test_model_check import JOINING_MODEL as model
+
+    cfg = _cfg(JOINING_CFG)
+    constants = _constants(cfg)
+    assert _names(constants["Parties"]) == model.parties
+    assert _names(constants["Newcomers"]) == model.newcomers
+    assert constants["Admission"] == f'"{model.admission}"'
+    assert int(constants["Votes"]) == model.admit_votes
+    for name, value in (("T", model.threshold), ("Q", model.quorum), ("Rounds", model.rounds)):
+        assert int(constants[name]) == value, name
+    assert int(constants["MaxCrashes"]) == model.crashes
+    assert int(constants["CloseVotes"]) == model.votes
+    assert constants["FairDeadlines"] == str(model.fair_deadlines).upper()
+    assert constants.keys() == _constants(_cfg(CFG)).keys()
+    safety = set(model_check.INVARIANTS) - {"Progress"}
+    assert _section(cfg, "INVARIANTS") == {"TypeOK", *safety}
+    assert _section(cfg, "PROPERTIES") == {"Progress"}
+
+
+def test_membership_is_in_the_spec(tla: str) -> None:
+    """The newcomer's actions and the membership operators the README maps."""
+    for name in ("RequestJoin", "Advance", "Admit", "MembersAt", "AdmittedFrom", "JoinRefused"):
+        assert _defined(tla, name), name
+    assert re.search(r"^RECURSIVE MembersBefore", tla, flags=re.M)
+    assert re.search(r"\\/\s*Admit\(p\)", tla), "Admit(p) is not a disjunct of Next"

@@ -5,8 +5,16 @@ Importing this package registers every subcommand on :data:`cli`.
 
 from __future__ import annotations
 
-from zkadapt.cli import escrow_commands, head_commands, session_commands
+from zkadapt.cli import escrow_commands, head_commands, join_commands, session_commands
 from zkadapt.cli.common import cli, main
 from zkadapt.cli.session_commands import EXAMPLES
 
-__all__ = ["EXAMPLES", "cli", "escrow_commands", "head_commands", "main", "session_commands"]
+__all__ = [
+    "EXAMPLES",
+    "cli",
+    "escrow_commands",
+    "head_commands",
+    "join_commands",
+    "main",
+    "session_commands",
+]

@@ -9,6 +9,12 @@ crash). A signer that is not a party got past the channel only because the sessi
 key (the external key-generation centre, ``privacy.kgc_public_key``): it may post
 ``KeyDealt`` for itself and nothing else, and the scheme takes keys only from the configured
 dealer.
+
+With ``[membership]`` (docs/membership.md) a signer that is no listed party may also post a
+``JoinRequest`` for itself: the channel cannot check an outsider's signature, so this reader
+checks the envelope against the key the request carries and tells the round machine whether
+it verified (a bad signature is a refusal every party records the same way). Once the
+machine has admitted it, a newcomer's entries are checked against its admitted key here.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from zkadapt.channel.base import Entry
+from zkadapt.crypto.identity import PublicIdentity
 from zkadapt.escrow.messages import is_escrow_payload
 from zkadapt.protocol import machine
 from zkadapt.protocol.machine import MachineSpec, PartyState
@@ -24,6 +31,7 @@ from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
     DecryptionShare,
     Joined,
+    JoinRequest,
     KeyDealt,
     KeyGenStep,
     MalformedMessage,
@@ -45,6 +53,8 @@ class Posted:
     sender: str
     message: Message
     timestamp: float
+    #: False only for a ``JoinRequest`` whose signature does not verify against its key.
+    authentic: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,7 @@ class SessionHistory:
         r = getattr(posted.message, "round", 0)
         before = self.observed.view(r)
         self.observed = machine.observe_one(
-            self.rules, self.observed, posted.sender, posted.message
+            self.rules, self.observed, posted.sender, posted.message, posted.authentic
         )
         after = self.observed.view(r)
         if len(after.violations) > len(before.violations):
@@ -117,16 +127,49 @@ class SessionHistory:
             if message.session != self.session_id:
                 continue  # another session sharing the channel
             speaks_for = getattr(message, "party", sender)
-            outsider = sender not in self.parties and not isinstance(message, KeyDealt)
-            if outsider or (not isinstance(message, Rejected) and speaks_for != sender):
+            if not isinstance(message, Rejected) and speaks_for != sender:
                 self.dropped.append(Dropped(entry.seq, sender, "signer does not match party"))
                 continue
-            posted = Posted(entry.seq, sender, message, entry.timestamp)
+            authentic = True
+            if sender not in self.parties and not isinstance(message, KeyDealt):
+                why, authentic = self._outsider(entry, message)
+                if why is not None:
+                    self.dropped.append(Dropped(entry.seq, sender, why))
+                    continue
+            posted = Posted(entry.seq, sender, message, entry.timestamp, authentic)
             self.posted.append(posted)
             self._observe(posted)
             if posted.seq not in self.violating:
                 new.append(posted)
         return new
+
+    def _outsider(self, entry: Entry, message: Message) -> tuple[str | None, bool]:
+        """An entry whose signer the session file does not list (the channel checked no
+        signature): ``(why it is dropped or None, whether its signature verified)``.
+
+        A ``JoinRequest`` is kept either way (the machine refuses a forged one, with the same
+        reason in every party); a newcomer's other entries only once it is admitted and
+        signed with its admitted key.
+        """
+        sender, envelope = entry.envelope.sender, entry.envelope
+        membership_on = self.rules is not None and self.rules.membership is not None
+        if not membership_on or self.observed is None:
+            return "signer does not match party", True
+        if isinstance(message, JoinRequest):
+            key = PublicIdentity.from_hex(message.public_key)  # validated: 64 hex
+            return None, key.verify(envelope.payload, envelope.signature)
+        newcomer = self.observed.roster.newcomer(sender)
+        if newcomer is None:
+            return "signer is no listed party and was not admitted", True
+        if not PublicIdentity.from_hex(newcomer.key).verify(envelope.payload, envelope.signature):
+            return "bad signature: not the key the newcomer was admitted with", True
+        return None, True
+
+    @property
+    def roster(self) -> machine.Roster | None:
+        """Who joined, was refused, or was marked absent, as the machines decide it (None
+        without rules)."""
+        return self.observed.roster if self.observed is not None else None
 
     @property
     def admitted(self) -> list[Posted]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from zkadapt.aggregation.weights import bounded_shares
 from zkadapt.crypto.distributed_keygen import DkgParams
-from zkadapt.crypto.identity import Keyring
+from zkadapt.crypto.identity import Keyring, PublicIdentity
 from zkadapt.crypto.packing import fedavg_weights
 from zkadapt.crypto.sealing import open_sealed
 from zkadapt.crypto.threshold import KeyShare, ThresholdPublicKey, deal_threshold_key
@@ -41,6 +41,7 @@ from zkadapt.protocol.key_rules import (
     KeyWait,
     decide_key,
 )
+from zkadapt.protocol.membership import Roster, members, membership_changes
 from zkadapt.protocol.messages import Joined, KeyDealt
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import fetch_bytes
@@ -93,10 +94,72 @@ class KeyEpochs:
     max_share: float | None = None
     #: The distributed key generation in progress in this process (its secrets live here).
     _dkg: DkgRunner | None = None
+    #: Weights of the key epochs after a membership change (docs/membership.md).
+    _epoch_weights: dict[int, dict[str, float]] = field(default_factory=dict)
 
-    def of_round(self, round_: int) -> EpochKey:
+    # -- membership: the machine decides it; these read the same roster off the history ----
+
+    def _roster(self, io: RoundIO | None) -> Roster | None:
+        """The roster the parties' machines derive, or None without ``[membership]``."""
+        history = getattr(io, "history", None) if io is not None else None
+        rules = getattr(history, "rules", None)
+        if history is None or rules is None or rules.membership is None:
+            return None
+        return history.roster  # type: ignore[no-any-return]
+
+    def epoch_of(self, round_: int, io: RoundIO | None = None) -> int:
+        """Key epoch of ``round_``: refreshes, and with ``[membership]`` every admission
+        (:meth:`KeyPlan.epoch_of`; the machine's ``key_plan_of``)."""
+        roster = self._roster(io)
+        joins = membership_changes(roster) if roster is not None else ()
+        return self.plan.epoch_of(round_, joins)
+
+    def plan_of(self, epoch: int, io: RoundIO | None = None) -> KeyPlan:
+        """The key plan of ``epoch``: its holders are the active members of its first round."""
+        roster = self._roster(io)
+        if roster is None:
+            return self.plan
+        joins = membership_changes(roster)
+        first = self.plan.first_round(epoch, joins)
+        return self.plan.with_names(members(self.plan.names, roster, first))
+
+    def keyring_of(self, io: RoundIO | None = None) -> Keyring:
+        """The listed parties' identities and the admitted newcomers' (from their requests):
+        whom shares are sealed to."""
+        roster = self._roster(io)
+        if roster is None or not roster.admitted:
+            return self.keyring
+        keys = dict(self.keyring)
+        keys.update({n.name: PublicIdentity.from_hex(n.key) for n in roster.admitted})
+        return Keyring(keys)
+
+    def of_round(self, round_: int, io: RoundIO | None = None) -> EpochKey:
         """The opened key of ``round_``'s epoch."""
-        return self.keys[self.plan.epoch_of(round_)]
+        return self.keys[self.epoch_of(round_, io)]
+
+    def index_of(self, party: str, round_: int, io: RoundIO | None = None) -> int:
+        """Shamir index of ``party`` in ``round_``'s key epoch."""
+        return self.plan_of(self.epoch_of(round_, io), io).index_of(party)
+
+    def declared_of(self, io: RoundIO | None = None) -> dict[str, int]:
+        """Declared training-set sizes: before the first key, and each newcomer's request."""
+        roster = self._roster(io)
+        if roster is None or not roster.admitted:
+            return self.declared
+        return {**self.declared, **{n.name: n.n_samples for n in roster.admitted}}
+
+    def weights_of(self, round_: int, io: RoundIO | None = None) -> dict[str, float]:
+        """FedAvg weights of ``round_``'s key epoch: the declared sizes of its key holders
+        (without membership changes, the weights fixed by the first key)."""
+        epoch = self.epoch_of(round_, io)
+        roster = self._roster(io)
+        if roster is None or not roster.admitted or epoch == 0:
+            return self.weights
+        if epoch not in self._epoch_weights:
+            declared = self.declared_of(io)
+            holders = [n for n in self.plan_of(epoch, io).names if n in declared]
+            self._epoch_weights[epoch] = self._weights_for({n: declared[n] for n in holders})
+        return self._epoch_weights[epoch]
 
     def join(self, io: RoundIO) -> None:
         """``Join``: post ``Joined`` with our declared size (it fixes our FedAvg weight)."""
@@ -109,8 +172,7 @@ class KeyEpochs:
             ProtocolError: the ``KeyDealt`` the machine saw is not in the history, or the
                 posted key is unusable.
         """
-        me = io.ctx.party if io.identity is not None else None
-        posted = io.history.key_dealt(epoch, self.plan.source(me))
+        posted = io.history.key_dealt(epoch, self._source(self.plan_of(epoch, io), io))
         if posted is None:
             raise ProtocolError(f"no KeyDealt for key epoch {epoch}", round=round_)
         self.keys[epoch] = self._open(epoch, round_, posted.message, io)  # type: ignore[arg-type]
@@ -126,17 +188,22 @@ class KeyEpochs:
         Raises:
             ProtocolError: no key is posted for the epoch, or it is unusable.
         """
-        epoch = self.plan.epoch_of(round_)
+        epoch = self.epoch_of(round_, io)
         if epoch in self.keys:
             return self.keys[epoch]
-        me = io.ctx.party if io.identity is not None else None
-        dealt = io.history.key_dealt(epoch, self.plan.source(me)) is not None
-        step = decide_key(
-            self.plan, epoch, None, joined=io.history.joined(), dealt=dealt, deadline_passed=True
-        )
+        plan = self.plan_of(epoch, io)
+        dealt = io.history.key_dealt(epoch, self._source(plan, io)) is not None
+        joined = {*io.history.joined(), *self.declared_of(io)}
+        step = decide_key(plan, epoch, None, joined=joined, dealt=dealt, deadline_passed=True)
         if isinstance(step, KeyFail):
             raise ProtocolError(step.reason, round=round_)
         return self.open(epoch, round_, io)
+
+    def _source(self, plan: KeyPlan, io: RoundIO) -> str | None:
+        """Whose ``KeyDealt`` of an epoch we open: ours with distributed keys when we hold a
+        share of it, the dealer's, or (an observer, a newcomer before its epoch) anyone's."""
+        me = io.ctx.party if io.identity is not None else None
+        return plan.source(me if me in plan.names else None)
 
     def deal(self, epoch: int, round_: int, io: RoundIO) -> None:
         """``DealKey``: deal a t-of-n (or n-of-n additive) key, store it, post ``KeyDealt``.
@@ -144,7 +211,7 @@ class KeyEpochs:
         The dealer stores every party's share sealed to that party and keeps nothing
         (CRYPTO.md section 1): the shares die with this frame.
         """
-        plan = self.plan
+        plan = self.plan_of(epoch, io)
         io.emit(round_, Phase.KEYS, f"{plan.keygen} key epoch {epoch} ({plan.key_bits} bits)")
         public, dealt = deal_threshold_key(
             plan.key_bits, plan.threshold, len(plan.names), plan.keygen
@@ -166,7 +233,7 @@ class KeyEpochs:
             ProtocolError: a message is unusable, or the generation was not started in this
                 process (its secrets died with a crash).
         """
-        plan, me = self.plan, io.ctx.party
+        plan, me = self.plan_of(epoch, io), io.ctx.party
         if step == 0:
             io.emit(round_, Phase.KEYS, f"distributed key epoch {epoch} ({plan.key_bits} bits)")
             params = DkgParams(
@@ -177,7 +244,7 @@ class KeyEpochs:
             )
             self._dkg = DkgRunner(
                 io,
-                keyring=self.keyring,
+                keyring=self.keyring_of(io),
                 names=plan.names,
                 epoch=epoch,
                 round_=round_,
@@ -209,7 +276,7 @@ class KeyEpochs:
         publish_key(
             io.store,
             io.post,
-            self.keyring,
+            self.keyring_of(io),
             session=io.ctx.session_id,
             epoch=epoch,
             round_=round_,
@@ -223,23 +290,28 @@ class KeyEpochs:
         """The sizes declared before the first ``KeyDealt`` fix the weights (CRYPTO.md §3)."""
         first = io.history.key_dealt(0, None) if self.plan.distributed else None
         self.declared = io.history.joined(before=(first.seq if first else seq))
-        names = sorted(self.declared)
-        sizes = [self.declared[n] for n in names]
+        self.weights = self._weights_for(self.declared)
+
+    def _weights_for(self, declared: dict[str, int]) -> dict[str, float]:
+        """ω_i = n·n_i / Σ n_j over ``declared`` (bounded: aggregation/weights.py)."""
+        names = sorted(declared)
+        sizes = [declared[n] for n in names]
         shares = bounded_shares(sizes, weighting=self.weighting, max_share=self.max_share)
         weights = fedavg_weights(sizes) if shares is None else [len(sizes) * w for w in shares]
-        self.weights = dict(zip(names, weights, strict=True))
+        return dict(zip(names, weights, strict=True))
 
     def _open(self, epoch: int, round_: int, dealt: KeyDealt, io: RoundIO) -> EpochKey:
         """Fetch the public key, check it is the configured one, open our sealed share."""
         try:
             public = ThresholdPublicKey.from_bytes(fetch_bytes(io.store, as_ref(dealt.public)))
-            if public.key_id != dealt.key_id or public.n != len(self.plan.names):
+            plan = self.plan_of(epoch, io)
+            if public.key_id != dealt.key_id or public.n != len(plan.names):
                 raise CryptoError("public key does not match the KeyDealt message")
-            if public.mode != self.plan.keygen or public.t != self.plan.threshold:
+            if public.mode != plan.keygen or public.t != plan.threshold:
                 raise CryptoError(
                     f"key is {public.mode} {public.t}-of-{public.n}, not as configured"
                 )
-            share = self._open_share(dealt, public, io)
+            share = self._open_share(dealt, public, plan, io)
         except UpdateRejected as exc:
             raise ProtocolError(
                 f"key epoch {epoch} is unusable: {exc.reason}", round=round_
@@ -249,7 +321,7 @@ class KeyEpochs:
         return public, share
 
     def _open_share(
-        self, dealt: KeyDealt, public: ThresholdPublicKey, io: RoundIO
+        self, dealt: KeyDealt, public: ThresholdPublicKey, plan: KeyPlan, io: RoundIO
     ) -> KeyShare | None:
         me = io.ctx.party
         if me not in dealt.shares:
@@ -257,6 +329,6 @@ class KeyEpochs:
         sealed = fetch_bytes(io.store, as_ref(dealt.shares[me]))
         context = share_context(io.ctx.session_id, dealt.epoch, me)
         share = KeyShare.from_bytes(open_sealed(io.identity, sealed, context=context), public)
-        if share.index != self.plan.index_of(me):
+        if share.index != plan.index_of(me):
             raise CryptoError(f"the share sealed to {me} has index {share.index}")
         return share

@@ -10,7 +10,7 @@ against the store and channel; :mod:`zkadapt.kgc` asks the same function as an e
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,42 @@ class KeyPlan:
     def distributed(self) -> bool:
         return self.keygen == "distributed"
 
-    def epoch_of(self, round_: int) -> int:
-        """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds)."""
-        return (round_ - 1) // self.refresh_every if self.refresh_every else 0
+    def epoch_of(self, round_: int, joins: Collection[int] = ()) -> int:
+        """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds).
+
+        ``joins``: rounds from which newcomers are members (docs/membership.md); each starts
+        a new epoch too, so epochs are numbered by the rounds that start one: round 1, every
+        R-th round after it, and every membership change.
+        """
+        if not joins:
+            return (round_ - 1) // self.refresh_every if self.refresh_every else 0
+        return sum(1 for s in range(2, round_ + 1) if self._starts(s, joins))
+
+    def first_round(self, epoch: int, joins: Collection[int] = ()) -> int:
+        """The first round of key epoch ``epoch`` (the inverse of :meth:`epoch_of`).
+
+        Raises:
+            ValueError: no round starts that epoch (without refreshes, only ``len(joins)``
+                epochs follow epoch 0).
+        """
+        if epoch > 0 and not self.refresh_every and epoch > len(set(joins)):
+            raise ValueError(f"no round starts key epoch {epoch}")
+        round_, count = 1, 0
+        while count < epoch:
+            round_ += 1
+            count += self._starts(round_, joins)
+        return round_
+
+    def _starts(self, round_: int, joins: Collection[int]) -> bool:
+        refresh = bool(self.refresh_every) and (round_ - 1) % self.refresh_every == 0  # type: ignore[operator]
+        return refresh or round_ in joins
+
+    def with_names(self, names: Collection[str]) -> KeyPlan:
+        """This plan for an epoch whose key holders are ``names`` (a membership change); an
+        additive key is n-of-n of them."""
+        ordered = tuple(sorted(names))
+        threshold = len(ordered) if self.keygen == "additive" else self.threshold
+        return replace(self, names=ordered, threshold=threshold)
 
     def index_of(self, party: str) -> int:
         """Shamir index (1..n) of ``party``: its position in name order."""

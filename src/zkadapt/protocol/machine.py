@@ -66,11 +66,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from zkadapt.protocol import membership
 from zkadapt.protocol.key_rules import KeyDeal, KeyFail, KeyOpen, KeyPlan, KeyWait, decide_key
+from zkadapt.protocol.membership import Candidacy, MembershipRules, Request, Roster
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
+    Admit,
     DecryptionShare,
     Joined,
+    JoinRequest,
     KeyDealt,
     KeyGenStep,
     PhaseClosed,
@@ -119,6 +123,11 @@ class MachineSpec:
     close_votes: int = 1
     #: The smallest accepted set whose sum key holders decrypt (THREATS.md 2); 0: no floor.
     min_accepted: int = 0
+    #: ``[membership]`` (docs/membership.md): None keeps the session file's parties for
+    #: every round, with ``quorum`` and ``close_votes`` as given here.
+    membership: MembershipRules | None = None
+    #: A party that is no listed party asks to join with this (``zkadapt join``).
+    candidacy: Candidacy | None = None
 
 
 @dataclass(frozen=True)
@@ -180,12 +189,18 @@ class PartyState:
     # -- key epochs, read off the channel (like ``views``; no round of their own) --
     joined: frozenset[str] = frozenset()  # parties whose Joined is on the channel
     dealt: frozenset[int] = frozenset()  # epochs whose KeyDealt from our source is on it
+    #: Epochs with a KeyDealt from the dealer or a key holder on it (what a party that holds
+    #: no share of the epoch opens: a newcomer before its admission).
+    posted_keys: frozenset[int] = frozenset()
+    #: Admission and absence as the channel decided them so far (docs/membership.md).
+    roster: Roster = membership.NO_ROSTER
     keygen: frozenset[tuple[int, int, str]] = frozenset()  # (epoch, step, sender) KeyGenSteps
     # -- key epochs in this process (reset by a restart, kept from round to round) --
     key_open: int | None = None  # the last key epoch opened
     join_pending: bool = False  # our Joined is posted but not read back yet
     key_pending: int | None = None  # the epoch whose KeyDealt we posted, not read back yet
     dkg: tuple[int, int] | None = None  # (epoch, message round) of our last KeyGenStep
+    request_pending: bool = False  # our JoinRequest is posted but not read back yet
 
     def view(self, round_: int) -> RoundView:
         """The channel's view of ``round_`` (an empty one outside the session's rounds)."""
@@ -324,6 +339,20 @@ class Announce(Action):
 
 
 @dataclass(frozen=True)
+class RequestJoin(Action):
+    """Post our ``JoinRequest`` (a party the session file does not list)."""
+
+
+@dataclass(frozen=True)
+class Advance(Action):
+    """A round this party is no member of is applied (``digest``): go on to the next one,
+    posting nothing (a newcomer before its admission, a party marked absent)."""
+
+    digest: str
+    accepted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Halt(Action):
     """Stop the session for this party (digests disagree, or it cannot follow a round)."""
 
@@ -354,10 +383,15 @@ class Event:
 
 @dataclass(frozen=True)
 class ChannelMessage(Event):
-    """The next entry of the channel, in channel order (already authenticated)."""
+    """The next entry of the channel, in channel order (already authenticated).
+
+    ``authentic`` is False only for a ``JoinRequest`` whose envelope signature does not
+    verify against the key it carries (the channel cannot check an outsider's signature).
+    """
 
     sender: str
     message: Any
+    authentic: bool = True
 
 
 @dataclass(frozen=True)
@@ -401,7 +435,7 @@ def start(spec: MachineSpec, checkpoint: tuple[int, str] | None = None) -> Party
 def apply(spec: MachineSpec, state: PartyState, event: Event) -> PartyState:
     """The state after ``event`` (pure)."""
     if isinstance(event, ChannelMessage):
-        return _absorb(spec, state, event.sender, event.message)
+        return _absorb(spec, state, event.sender, event.message, event.authentic)
     if isinstance(event, DeadlinePassed):
         if event.round != state.round:
             return state
@@ -415,9 +449,13 @@ def apply(spec: MachineSpec, state: PartyState, event: Event) -> PartyState:
     raise TypeError(f"unknown event {event!r}")
 
 
-def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> PartyState:
+def _absorb(
+    spec: MachineSpec, state: PartyState, sender: str, message: Any, authentic: bool = True
+) -> PartyState:
     if isinstance(message, (Joined, KeyDealt, KeyGenStep)):
         return _absorb_key(spec, state, sender, message)
+    if isinstance(message, (JoinRequest, Admit)):
+        return _absorb_membership(spec, state, sender, message, authentic)
     r = getattr(message, "round", 0)
     if not 1 <= r <= spec.rounds:
         return state
@@ -434,8 +472,10 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
         if message.phase != SUBMIT_PHASE or view.cut is not None or sender in view.closers:
             return state
         closers = (*view.closers, sender)
-        cut = view.submitted if len(closers) >= spec.close_votes else None
+        cut = view.submitted if len(closers) >= close_votes_of(spec, state, r) else None
         view = evolve(view, closers=closers, cut=cut)
+        if cut is not None:
+            state = _boundary(spec, _with_view(state, r, view), r)
     elif isinstance(message, Rejected):
         if sender != spec.party:
             return state
@@ -445,7 +485,7 @@ def _absorb(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> 
             return state
         failers = (*view.failers, sender)
         failed_at = view.failed_at
-        if failed_at is None and len(failers) >= spec.close_votes:
+        if failed_at is None and len(failers) >= close_votes_of(spec, state, r):
             failed_at = len(view.shares)
         view = evolve(view, failers=failers, failed_at=failed_at)
     elif isinstance(message, DecryptionShare):
@@ -479,17 +519,21 @@ def _impossible(
     if isinstance(message, Rejected):
         return None  # only our own rejections count, and those are honest
     kind, r = type(message).__name__, message.round
+    if spec.membership is not None and not is_member(spec, state, r, sender):
+        return f"{kind} for round {r} from {sender}, no member of round {r}"
     if isinstance(message, (Submitted, DecryptionShare)) and (
         sender in (view.submitted if isinstance(message, Submitted) else view.shares)
         or any(p == sender and why.startswith(f"{kind} ") for p, why in view.violations)
     ):
         return f"{kind} again for round {r} (only a party's first one counts)"
-    if r > 1 and not state.view(r - 1).finished_by(sender):
+    first = membership.first_round(state.roster, sender)
+    if r > first and not state.view(r - 1).finished_by(sender):
         return f"{kind} for round {r} before its own outcome of round {r - 1}"
     if isinstance(message, (DecryptionShare, RoundFailed, RoundDone)) and view.cut is None:
         return f"{kind} for round {r} before its submit phase closed"
-    if isinstance(message, RoundDone) and len(view.shares) < spec.shares_needed:
-        return f"RoundDone for round {r} before {spec.shares_needed} decryption shares"
+    needed = shares_needed_of(spec, state, r)
+    if isinstance(message, RoundDone) and len(view.shares) < needed:
+        return f"RoundDone for round {r} before {needed} decryption shares"
     return None
 
 
@@ -519,9 +563,112 @@ def observe(spec: MachineSpec, posted: Iterable[tuple[str, Any]]) -> PartyState:
     return state
 
 
-def observe_one(spec: MachineSpec, state: PartyState, sender: str, message: Any) -> PartyState:
+def observe_one(
+    spec: MachineSpec, state: PartyState, sender: str, message: Any, authentic: bool = True
+) -> PartyState:
     """:func:`observe`, one entry at a time (a reader that follows a live channel)."""
-    return _absorb(spec, state, sender, message)
+    return _absorb(spec, state, sender, message, authentic)
+
+
+# -- membership (docs/membership.md; the rules are protocol/membership.py) ---------------
+
+
+def members_of(spec: MachineSpec, state: PartyState, r: int) -> tuple[str, ...]:
+    """The active members of round ``r`` as far as the channel has decided them."""
+    if spec.membership is None:
+        return spec.parties
+    return membership.members(spec.parties, state.roster, r)
+
+
+def is_member(spec: MachineSpec, state: PartyState, r: int, party: str | None = None) -> bool:
+    """Whether ``party`` (default: this machine's) is an active member of round ``r``."""
+    who = spec.party if party is None else party
+    if spec.membership is None:
+        return who in spec.parties
+    return who in members_of(spec, state, r)
+
+
+def quorum_of(spec: MachineSpec, state: PartyState, r: int) -> int:
+    """Accepted updates round ``r`` needs (with ``[membership]``: of its active members)."""
+    if spec.membership is None:
+        return spec.quorum
+    return membership.quorum(spec.membership, len(members_of(spec, state, r)))
+
+
+def close_votes_of(spec: MachineSpec, state: PartyState, r: int) -> int:
+    """Distinct votes that cut round ``r``'s submit phase (or fail its decryption)."""
+    if spec.membership is None:
+        return spec.close_votes
+    return membership.close_votes(spec.membership, len(members_of(spec, state, r)))
+
+
+def shares_needed_of(spec: MachineSpec, state: PartyState, r: int) -> int:
+    """Valid decryption shares that decrypt round ``r``'s sum: t, or n of the round's key
+    holders for an additive key whose holders changed."""
+    if spec.keys is None or spec.membership is None or spec.keys.keygen != "additive":
+        return spec.shares_needed
+    return len(key_plan_of(spec, state, r)[0].names) - (spec.keys.threshold - spec.shares_needed)
+
+
+def key_plan_of(spec: MachineSpec, state: PartyState, r: int) -> tuple[KeyPlan, int]:
+    """The key plan of round ``r``'s epoch and the epoch: its key holders are the active
+    members of the epoch's first round (a membership change starts a new epoch)."""
+    plan = spec.keys
+    assert plan is not None
+    if spec.membership is None:
+        return plan, plan.epoch_of(r)
+    joins = membership.membership_changes(state.roster)
+    epoch = plan.epoch_of(r, joins)
+    names = membership.members(spec.parties, state.roster, plan.first_round(epoch, joins))
+    return plan.with_names(names), epoch
+
+
+def _joined(state: PartyState) -> frozenset[str]:
+    """Parties whose declared size is on the channel: ``Joined``, or an admitted request."""
+    return state.joined | {n.name for n in state.roster.admitted}
+
+
+def _absorb_membership(
+    spec: MachineSpec,
+    state: PartyState,
+    sender: str,
+    message: JoinRequest | Admit,
+    authentic: bool,
+) -> PartyState:
+    """Fold a ``JoinRequest`` or ``Admit`` into the roster (without ``[membership]``,
+    nothing: the session file's parties are the members of every round)."""
+    rules = spec.membership
+    if rules is None:
+        return state
+    if isinstance(message, Admit):
+        roster = membership.admit(rules, state.roster, spec.parties, sender, message.candidate)
+        return evolve(state, roster=roster)
+    candidate = Request(message.party, message.public_key, message.n_samples, message.deposit)
+    roster = membership.request(
+        rules, state.roster, spec.parties, spec.rounds, candidate, authentic=authentic
+    )
+    pending = state.request_pending and not (
+        sender == spec.party
+        and spec.candidacy is not None
+        and message.public_key == spec.candidacy.public_key
+    )
+    return evolve(state, roster=roster, request_pending=pending)
+
+
+def _boundary(spec: MachineSpec, state: PartyState, r: int) -> PartyState:
+    """Round ``r`` was just cut: admit and mark absent by the rules (``at_boundary``)."""
+    if spec.membership is None:
+        return state
+    posted = [_posters(state.view(j)) for j in range(1, r + 1)]
+    roster = membership.at_boundary(spec.membership, state.roster, spec.parties, r, posted)
+    return evolve(state, roster=roster)
+
+
+def _posters(view: RoundView) -> frozenset[str]:
+    """Who has a counted entry of a round."""
+    return frozenset(
+        {*view.submitted, *view.closers, *view.failers, *view.shares, *(p for p, _ in view.done)}
+    )
 
 
 def _absorb_key(
@@ -542,6 +689,9 @@ def _absorb_key(
         pending = state.join_pending and sender != spec.party
         return evolve(state, joined=state.joined | {sender}, join_pending=pending)
     if isinstance(message, KeyDealt):
+        holder = sender in spec.parties or state.roster.newcomer(sender) is not None
+        if (plan.distributed and holder) or (not plan.distributed and sender == plan.dealer):
+            state = evolve(state, posted_keys=state.posted_keys | {message.epoch})
         if sender != plan.source(spec.party) or message.epoch in state.dealt:
             return state
         pending = None if state.key_pending == message.epoch else state.key_pending
@@ -583,8 +733,8 @@ def _check_agreement(spec: MachineSpec, state: PartyState) -> PartyState:
     against: dict[int, list[str]] = {}
     for r, party, _ in digest_faults(spec, state):
         against.setdefault(r, []).append(party)
-    needed = max(spec.quorum, 2)
     for r, parties in sorted(against.items()):
+        needed = max(quorum_of(spec, state, r), 2)
         if len(parties) >= needed:
             mine = dict(_outcomes(state))[r]
             ours = "failed" if mine is None else f"digest {mine[:12]}"
@@ -606,6 +756,10 @@ def _done(spec: MachineSpec, state: PartyState, action: Action, result: Any) -> 
     if action.round != state.round and not isinstance(action, Announce):
         return state
     match action:
+        case RequestJoin():
+            return evolve(state, request_pending=True)
+        case Advance():
+            return _check_agreement(spec, _next_round(state))
         case Join():
             return evolve(state, join_pending=True)
         case DealKey(epoch=epoch):
@@ -659,11 +813,14 @@ def _next_round(state: PartyState) -> PartyState:
         accused=state.accused,
         joined=state.joined,
         dealt=state.dealt,
+        posted_keys=state.posted_keys,
+        roster=state.roster,
         keygen=state.keygen,
         key_open=state.key_open,
         join_pending=state.join_pending,
         key_pending=state.key_pending,
         dkg=state.dkg,
+        request_pending=state.request_pending,
     )
 
 
@@ -684,15 +841,24 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
     r = state.round
     if state.halted:
         return Halt(r, state.halted)
-    if state.pending_announce is not None:
-        return Announce(*state.pending_announce, ())
+    pending = state.pending_announce
+    if pending is not None and is_member(spec, state, pending[0]):
+        return Announce(*pending, ())  # (a round we only followed is never announced)
     for fault_round, party, why in digest_faults(spec, state):
         posted = (party, why) in state.view(fault_round).my_rejections
-        if not posted and (fault_round, party, why) not in state.accused:
+        member = is_member(spec, state, fault_round)
+        if member and not posted and (fault_round, party, why) not in state.accused:
             return Reject(fault_round, party, why)
     if r > spec.rounds:
         return Finish(spec.rounds)
-    if spec.keys is not None and state.key_open != spec.keys.epoch_of(r):
+    if spec.candidacy is not None and spec.membership is not None:
+        asking = _candidacy_step(spec, state)
+        if asking is not None:
+            return asking
+    member = is_member(spec, state, r)
+    if spec.keys is not None and state.key_open != key_plan_of(spec, state, r)[1]:
+        if not member:
+            return _follow_key(spec, state)
         missing = lacks_key(spec, state)
         if missing is None:
             return _key_action(spec, spec.keys, state)
@@ -701,16 +867,18 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
         return Prepare(r)
     view = state.view(r)
     if view.cut is None:
-        return _before_cut(spec, state, view)
+        return _before_cut(spec, state, view) if member else Wait(r, "follow")
     if state.verdicts is None:
         return Verify(r, view.cut)
     for party, reason in state.verdicts:
-        if reason is not None and not _rejected(state, view, party, reason):
+        if member and reason is not None and not _rejected(state, view, party, reason):
             return Reject(r, party, reason)
     accepted = state.accepted
-    if len(accepted) < spec.quorum:
+    quorum = quorum_of(spec, state, r)
+    if len(accepted) < quorum:
         reason = (
-            f"only {len(accepted)} of {len(spec.parties)} updates accepted, quorum is {spec.quorum}"
+            f"only {len(accepted)} of {len(members_of(spec, state, r))} updates accepted, "
+            f"quorum is {quorum}"
         )
         return FailRound(r, reason, post=_may_post_failure(spec, state, view))
     if spec.shares_needed and len(accepted) < spec.min_accepted:
@@ -727,7 +895,37 @@ def next_action(spec: MachineSpec, state: PartyState) -> Action:
         return FailRound(r, state.aggregate_failure, post=_may_post_failure(spec, state, view))
     if state.applied is None:
         return Apply(r, accepted)
+    if not member:
+        return Advance(r, state.applied, accepted)
     return Announce(r, state.applied, accepted)
+
+
+def _candidacy_step(spec: MachineSpec, state: PartyState) -> Action | None:
+    """A party the session file does not list: post its ``JoinRequest`` once (then follow
+    the rounds until admitted), or stop when the channel refused it."""
+    candidacy = spec.candidacy
+    assert candidacy is not None
+    standing = membership.status(state.roster, spec.party, candidacy.public_key)
+    if standing is None:
+        return None if state.request_pending else RequestJoin(state.round)
+    if standing[0] == "refused":
+        return Halt(state.round, f"join request refused: {standing[1]}")
+    return None
+
+
+def _follow_key(spec: MachineSpec, state: PartyState) -> Action:
+    """The key of a round this party holds no share of: open the posted one (to check the
+    members' updates and shares), or follow the members failing the round without it."""
+    r = state.round
+    _, epoch = key_plan_of(spec, state, r)
+    if epoch in state.posted_keys:
+        return OpenKey(r, epoch)
+    view = state.view(r)
+    quorum = quorum_of(spec, state, r)
+    if view.cut is not None and len(view.cut) < quorum:
+        reason = f"only {len(view.cut)} updates submitted, quorum is {quorum} (no key posted)"
+        return FailRound(r, reason, post=False)
+    return Wait(r, "follow")
 
 
 def lacks_key(spec: MachineSpec, state: PartyState) -> str | None:
@@ -738,18 +936,18 @@ def lacks_key(spec: MachineSpec, state: PartyState) -> str | None:
     follows the round from the channel (:func:`_without_key`; the cut decides), and tries
     the key again in the next round (a dealer that was down may deal then).
     """
-    plan = spec.keys
-    if plan is None:
+    if spec.keys is None:
         return None
     r, me = state.round, spec.party
-    epoch = plan.epoch_of(r)
-    if state.key_open == epoch or me not in state.joined:
+    plan, epoch = key_plan_of(spec, state, r)
+    joined = _joined(state)
+    if state.key_open == epoch or me not in joined:
         return None
     step = decide_key(
         plan,
         epoch,
         me,
-        joined=state.joined,
+        joined=joined,
         dealt=epoch in state.dealt,
         deadline_passed=state.key_deadline_passed,
     )
@@ -789,14 +987,15 @@ def _key_action(spec: MachineSpec, plan: KeyPlan, state: PartyState) -> Action:
     the round's epoch, on what the channel shows and our key deadline (giving up is
     :func:`lacks_key`'s, asked first)."""
     r, me = state.round, spec.party
-    epoch = plan.epoch_of(r)
-    if me not in state.joined:
+    plan, epoch = key_plan_of(spec, state, r)
+    joined = _joined(state)
+    if me not in joined:
         return Wait(r, "key") if state.join_pending else Join(r)
     step = decide_key(
         plan,
         epoch,
         me,
-        joined=state.joined,
+        joined=joined,
         dealt=epoch in state.dealt,
         deadline_passed=state.key_deadline_passed,
     )
@@ -840,19 +1039,23 @@ def _without_key(spec: MachineSpec, state: PartyState, missing: str) -> Action:
     if view.cut is None:
         if state.close_posted or spec.party in view.closers or not state.deadline_passed:
             return Wait(r, "cut")
-        absent = sorted(p for p in spec.parties if p not in view.submitted)
+        absent = sorted(p for p in members_of(spec, state, r) if p not in view.submitted)
         return CloseSubmissions(r, f"deadline: missing {', '.join(absent)}")
-    if len(view.cut) < spec.quorum:
+    quorum = quorum_of(spec, state, r)
+    if len(view.cut) < quorum:
         reason = (
-            f"only {len(view.cut)} of {len(spec.parties)} updates submitted, quorum is "
-            f"{spec.quorum} ({missing})"
+            f"only {len(view.cut)} of {len(members_of(spec, state, r))} updates submitted, "
+            f"quorum is {quorum} ({missing})"
         )
         return FailRound(r, reason, post=_may_post_failure(spec, state, view))
     return Halt(r, f"{missing}; cannot follow round {r} without it")
 
 
 def _may_post_failure(spec: MachineSpec, state: PartyState, view: RoundView) -> bool:
-    """Post our ``RoundFailed`` unless it is posted or the round already failed by votes."""
+    """Post our ``RoundFailed`` unless it is posted, the round already failed by votes, or
+    we are no member of the round (a member's vote only)."""
+    if not is_member(spec, state, state.round):
+        return False
     return not (view.failed or state.failure_posted or spec.party in view.failers)
 
 
@@ -862,7 +1065,7 @@ def _before_cut(spec: MachineSpec, state: PartyState, view: RoundView) -> Action
         return TrainAndSubmit(r)
     if state.close_posted or spec.party in view.closers:
         return Wait(r, "cut")
-    missing = [p for p in spec.parties if p not in view.submitted]
+    missing = [p for p in members_of(spec, state, r) if p not in view.submitted]
     if not missing:
         return CloseSubmissions(r, "all submitted")
     if state.deadline_passed:
@@ -881,22 +1084,25 @@ def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
     ones already (a ``RoundDone`` on the channel proves nothing: THREATS.md section 2).
     """
     r = state.round
-    if spec.shares_needed == 0:
+    needed = shares_needed_of(spec, state, r)
+    member = is_member(spec, state, r)
+    if needed == 0:
         return Combine(r, ())
     for party, reason in state.share_verdicts:
-        if reason is not None and not _rejected(state, view, party, reason):
+        if member and reason is not None and not _rejected(state, view, party, reason):
             return Reject(r, party, reason)
     counted = view.shares if view.failed_at is None else view.shares[: view.failed_at]
     valid = tuple(p for p, reason in state.share_verdicts if reason is None and p in counted)
-    chosen = shares_to_combine(valid, spec.shares_needed)
+    chosen = shares_to_combine(valid, needed)
     if chosen is not None:
         return Combine(r, chosen)
     checked = {p for p, _ in state.share_verdicts}
     unchecked = [p for p in counted if p not in checked]
-    if len(counted) >= spec.shares_needed and unchecked:
+    if len(counted) >= needed and unchecked:
         return CheckShare(r, unchecked[0])  # enough posted to decrypt without ours
     if (
         spec.holds_share
+        and member
         and not state.share_posted
         and spec.party not in view.shares
         and not view.failed  # the shares after the failure votes never count
@@ -904,9 +1110,11 @@ def _decrypt(spec: MachineSpec, state: PartyState, view: RoundView) -> Action:
         return PostShare(r)
     if unchecked:
         return CheckShare(r, unchecked[0])
-    reason = f"only {len(valid)} of {spec.shares_needed} valid decryption shares"
+    reason = f"only {len(valid)} of {needed} valid decryption shares"
     if view.failed:
         return FailRound(r, reason, post=False)
+    if not member:
+        return Wait(r, "follow")  # the members decide; we only read
     if state.failure_posted or spec.party in view.failers:
         return Wait(r, "outcome")
     if state.shares_deadline_passed:

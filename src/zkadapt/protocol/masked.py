@@ -176,14 +176,15 @@ class MaskedScheme(PaillierScheme):
     def seal(self, round_: int, delta: np.ndarray, n_samples: int, io: RoundIO) -> bytes:
         """Quantize, mask with a fresh seed, encrypt the seed with a proof bound to y."""
         me, session = io.ctx.party, io.ctx.session_id
-        public, _ = self.epochs.of_round(round_)
-        if me not in self.weights:
+        public, _ = self.epochs.of_round(round_, io)
+        weights = self.epochs.weights_of(round_, io)
+        if me not in weights:
             raise ProtocolError(
                 "this party joined after the key was dealt; it cannot contribute",
                 round=round_,
                 party=me,
             )
-        u = (self.spec.quantize(delta, self.weights[me]) + self.spec.offset).astype(np.uint64)
+        u = (self.spec.quantize(delta, weights[me]) + self.spec.offset).astype(np.uint64)
         seed = ring_lwr.random_seed()
         masked = ring_lwr.pack_bits(
             ring_lwr.mask(session, self.params, u, seed), self.params.p_bits
@@ -201,7 +202,7 @@ class MaskedScheme(PaillierScheme):
             public.key_id,
             packing_doc(self.spec),
             int(delta.size),
-            self.declared[me],
+            self.epochs.declared_of(io)[me],
             self.params.p_bits,
             tuple(c.value for c in cts),
             proof.to_bytes(),
@@ -211,7 +212,7 @@ class MaskedScheme(PaillierScheme):
 
     def max_object_bytes(self, round_: int, io: RoundIO) -> int:
         """Seed ciphertexts, the packed y, header and proof."""
-        public, _ = self.epochs.of_round(round_)
+        public, _ = self.epochs.of_round(round_, io)
         masked = ring_lwr.packed_size(io.codec.size, self.params.p_bits)
         return self.seeds.count * public.paillier.ciphertext_bytes + masked + OBJECT_SLACK_BYTES
 
@@ -225,10 +226,10 @@ class MaskedScheme(PaillierScheme):
     def _open(
         self, round_: int, sub: Submitted, data: bytes, io: RoundIO
     ) -> tuple[list[Ciphertext], np.ndarray]:
-        public, _ = self.epochs.of_round(round_)
+        public, _ = self.epochs.of_round(round_, io)
         update = MaskedUpdate.from_bytes(data)
         _check_binding(update, public, io.ctx.session_id, round_, sub.party)
-        declared = self.declared.get(sub.party)
+        declared = self.epochs.declared_of(io).get(sub.party)
         if declared is None:
             raise UpdateRejected("party did not join before the key was dealt")
         if update.n_samples != declared or sub.n_samples != update.n_samples:
@@ -297,7 +298,7 @@ class MaskedScheme(PaillierScheme):
         self, rs: _RoundSum, held: _MaskedSum, parties: tuple[str, ...], io: RoundIO
     ) -> np.ndarray:
         """Combine the chosen shares into the seed sum, unmask the masked sum, decode."""
-        shares = {self.index_of(p): rs.valid[p] for p in parties}
+        shares = {self.index_of(p, rs.round, io): rs.valid[p] for p in parties}
         plaintexts = [
             combine(rs.public, {i: s[j] for i, s in shares.items()}) for j in range(len(rs.total))
         ]
@@ -310,7 +311,7 @@ class MaskedScheme(PaillierScheme):
                 f"an unmasked sum is outside [{low}, {high}]: some accepted party sent values "
                 "outside its quantization range (no range proofs: it cannot be named)"
             )
-        weight = sum(self.weights[n] for n in held.names)
+        weight = sum(self.epochs.weights_of(rs.round, io)[n] for n in held.names)
         q_sum = sums - n_accepted * self.spec.offset
         return (q_sum.astype(np.float64) * (self.spec.step / weight)).astype(np.float32)
 

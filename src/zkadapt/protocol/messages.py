@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -224,6 +225,67 @@ class DecryptionShare(Message):
             raise MalformedMessage("sha256 and key_id must be hex digests, size >= 0")
 
 
+#: A party name as the session file allows it (``PartyConfig.name``): what a newcomer may call
+#: itself. Checked on the wire so that no name a session file could not hold gets in.
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+#: The largest declared training-set size and deposit a message may carry (bounded fields).
+MAX_SAMPLES = 10**12
+MAX_DEPOSIT = 45 * 10**15  # lovelace: the whole ada supply
+
+
+def is_party_name(text: object) -> bool:
+    """Whether ``text`` is a valid party name (:data:`NAME_PATTERN`)."""
+    return isinstance(text, str) and NAME_PATTERN.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class JoinRequest(Message):
+    """A party that the session file does not list asks to join (docs/membership.md).
+
+    Signed by the newcomer's own identity key, whose public half travels in the message
+    (it is in no session file): a reader checks the envelope's signature against
+    ``public_key`` before the round machine decides admission. ``round`` is the round the
+    newcomer saw in progress (informative: admission follows channel order alone);
+    ``n_samples`` its declared training-set size (its FedAvg weight once admitted);
+    ``deposit`` what it locked in the escrow (lovelace; 0 without escrow).
+    """
+
+    TYPE: ClassVar[str] = "JoinRequest"
+
+    party: str
+    public_key: str
+    n_samples: int
+    deposit: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if not is_party_name(self.party):
+            raise MalformedMessage("party must be a name like a-z0-9_- (1-32, a letter first)")
+        if not is_hex_digest(self.public_key):
+            raise MalformedMessage("public_key must be 64 lowercase hex characters")
+        if not 1 <= self.n_samples <= MAX_SAMPLES:
+            raise MalformedMessage(f"n_samples must be 1..{MAX_SAMPLES}")
+        if not 0 <= self.deposit <= MAX_DEPOSIT:
+            raise MalformedMessage(f"deposit must be 0..{MAX_DEPOSIT}")
+
+
+@dataclass(frozen=True)
+class Admit(Message):
+    """A member votes to admit ``candidate``'s pending ``JoinRequest``
+    (``membership.admission = "vote"``; docs/membership.md)."""
+
+    TYPE: ClassVar[str] = "Admit"
+
+    party: str
+    candidate: str
+
+    def validate(self) -> None:
+        super().validate()
+        if not (is_party_name(self.party) and is_party_name(self.candidate)):
+            raise MalformedMessage("party and candidate must be party names")
+
+
 def _is_ref(value: object) -> bool:
     return (
         isinstance(value, dict)
@@ -260,6 +322,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         KeyDealt,
         KeyGenStep,
         DecryptionShare,
+        JoinRequest,
+        Admit,
     )
 }
 
@@ -318,6 +382,9 @@ def _construct(cls: type[Message], body: dict[str, Any]) -> Message:
         "shares": dict,
         "step": int,
         "objects": dict,
+        "public_key": str,
+        "deposit": int,
+        "candidate": str,
     }
     for name, value in body.items():
         kind = expected.get(name)

@@ -10,6 +10,8 @@ every interleaving of the actions of ``specs/RoundProtocol.tla``:
 ``Timeout(p)``  p's local deadline (submissions, or decryption shares) passes
 ``Crash(p)``    p dies, losing everything but its checkpoints (bounded by ``crashes``)
 ``Restart(p)``  p starts again from its last checkpoint and replays the whole channel
+``Admit(p)``    with ``Model.admission = "vote"``: member p votes to admit a pending newcomer
+                (a person's decision, not the machine's: any time, once per request)
 ``Malicious(p)`` with ``Model.malicious = p``: p runs no machine and posts any message the
                 channel accepts, for any round, at any time (:func:`_malicious_moves`:
                 submissions that verify or not, early and duplicate ``PhaseClosed`` and
@@ -45,8 +47,17 @@ malicious party they are about the honest parties (what it posts or decides is i
 States are counted up to a renaming of the parties with ``--symmetry`` (TLC's
 ``SYMMETRY``; :func:`canonical_key`), which the tests check against the full search.
 
+Newcomers (``Model.newcomers``, docs/membership.md): parties no session file lists. Each runs
+the same machine with a ``Candidacy``: its ``RequestJoin`` is a step like any other, so the
+search puts its ``JoinRequest`` at every position of every round (before, between and after
+every submission, vote, share and announcement), with crashes and restarts of anyone, the
+newcomer included. Until its admission it follows the rounds (recomputing each G(r), posting
+nothing); from it, it submits, votes and shares like a listed party. The invariants cover it:
+its digests must agree, its entries must never be violations.
+
 Run it: ``python -m zkadapt.protocol.model_check [--parties 3 --t 2 --q 2 --rounds 2]``;
-with a malicious party: ``--malicious carol --malicious-posts 2`` (``--help``).
+with a malicious party: ``--malicious carol --malicious-posts 2``; with a newcomer:
+``--newcomers 1 [--admission vote --votes 2]`` (``--help``).
 """
 
 from __future__ import annotations
@@ -65,6 +76,7 @@ from typing import Any
 from zkadapt.protocol import machine
 from zkadapt.protocol.key_rules import KeyPlan
 from zkadapt.protocol.machine import (
+    Advance,
     Announce,
     Apply,
     ChannelMessage,
@@ -85,16 +97,20 @@ from zkadapt.protocol.machine import (
     PostShare,
     Prepare,
     Reject,
+    RequestJoin,
     Sum,
     TrainAndSubmit,
     Verify,
     Wait,
     evolve,
 )
+from zkadapt.protocol.membership import Candidacy, MembershipRules
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
+    Admit,
     DecryptionShare,
     Joined,
+    JoinRequest,
     KeyDealt,
     KeyGenStep,
     PhaseClosed,
@@ -111,7 +127,7 @@ MALICIOUS_UPDATES = ("good", "bad", "overflow")
 #: The digest a malicious ``RoundDone`` carries when it is not one an honest party computed.
 EVIL = "evil"
 #: The actions and invariants of specs/RoundProtocol.tla (tests keep the two in step).
-ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart", "Malicious")
+ACTIONS = ("Deliver", "Act", "Timeout", "Crash", "Restart", "Admit", "Malicious")
 INVARIANTS = (
     "Agreement",
     "ThresholdSafety",
@@ -178,6 +194,20 @@ class Model:
     #: Progress demands more: every live honest party ended every round *Done*, none
     #: Failed (for models where the honest parties alone can finish every round).
     all_done: bool = False
+    #: Parties the session file does not list (the last names of ``parties``): each asks to
+    #: join with its machine's ``RequestJoin`` (docs/membership.md). Empty: membership is
+    #: fixed and the machines run without ``[membership]``, exactly as before.
+    newcomers: tuple[str, ...] = ()
+    #: ``membership.admission`` with newcomers: ``"open"`` or ``"vote"`` (``Admit`` steps).
+    admission: str = "open"
+    #: ``membership.votes`` (``"vote"``) and ``membership.absent_rounds`` (None: never).
+    admit_votes: int = 1
+    absent_rounds: int | None = None
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """The parties the session file lists (every party but the newcomers)."""
+        return tuple(p for p in self.parties if p not in self.newcomers)
 
     def __post_init__(self) -> None:
         if self.keygen is not None and self.symmetry:
@@ -191,20 +221,45 @@ class Model:
             raise ValueError(f"the malicious party {self.malicious!r} is not a party")
         if self.malicious is not None and self.keygen is not None:
             raise ValueError("a malicious party is modelled with keys abstracted (keygen=None)")
+        if not set(self.newcomers) <= set(self.parties) or self.malicious in self.newcomers:
+            raise ValueError("newcomers must be honest parties of the model")
+        if self.newcomers and (self.symmetry or self.keygen is not None):
+            raise ValueError("newcomers are modelled without symmetry and with keys abstracted")
+        if self.admission not in ("open", "vote"):
+            raise ValueError("admission must be 'open' or 'vote'")
         if not set(self.malicious_updates) <= set(MALICIOUS_UPDATES):
             raise ValueError(f"malicious_updates must be among {MALICIOUS_UPDATES}")
         needed = self.threshold - self.share_slack
         keygen = self.keygen or "dealer"
-        plan = KeyPlan(self.parties, keygen, self.dealer, self.threshold, 0, self.refresh_every)
+        plan = KeyPlan(self.listed, keygen, self.dealer, self.threshold, 0, self.refresh_every)
         object.__setattr__(self, "_plan", plan)
         keys = plan if self.keygen is not None else None
         votes = self.close_votes
         if votes is None:
             votes = self.threshold if self.threshold else len(self.parties) // 2 + 1
         object.__setattr__(self, "_votes", votes)
-        rules = {"close_votes": votes, "min_accepted": self.min_accepted}
+        rules: dict[str, Any] = {"close_votes": votes, "min_accepted": self.min_accepted}
+        if self.newcomers or self.absent_rounds:  # q and k as given: the invariants check them
+            rules["membership"] = MembershipRules(
+                admission=self.admission,  # type: ignore[arg-type]
+                votes=self.admit_votes,
+                max_parties=len(self.parties),
+                absent_rounds=self.absent_rounds,
+                quorum=self.quorum,
+                close_votes=votes,
+                threshold=self.threshold,
+            )
         specs = {
-            p: MachineSpec(p, self.parties, self.rounds, self.quorum, needed, keys=keys, **rules)
+            p: MachineSpec(
+                p,
+                self.listed,
+                self.rounds,
+                self.quorum,
+                needed,
+                keys=keys,
+                candidacy=Candidacy(newcomer_key(p), 1) if p in self.newcomers else None,
+                **rules,
+            )
             for p in (*self.parties, "")  # "": the observer, who is no party
         }
         object.__setattr__(self, "_specs", specs)  # built once: asked for millions of times
@@ -293,10 +348,24 @@ class Result:
         return min(1.0, pairs * self.hashes_per_state**2 / 2**64)
 
 
+def newcomer_key(name: str) -> str:
+    """The identity key (hex) a newcomer of the model asks with: one per name."""
+    return name.encode().hex().ljust(64, "0")[:64]
+
+
+def _channel_message(entry: Entry) -> ChannelMessage:
+    """The channel event of an entry (a ``"forged"`` request's signature does not verify)."""
+    return ChannelMessage(entry[1], _message(entry), entry[0] != "join" or entry[3] != "forged")
+
+
 @cache
 def _message(entry: Entry) -> Any:
     """The real protocol message an abstract channel entry stands for."""
     kind, sender, r, payload = entry
+    if kind == "join":  # round 0, like the key epochs: admission is decided at the cuts
+        return JoinRequest(SESSION, 0, sender, newcomer_key(sender), 1)
+    if kind == "admit":  # payload: the candidate
+        return Admit(SESSION, 0, sender, payload)
     if kind == "submitted":
         return Submitted(SESSION, r, sender, f"mem://{sender}/{r}", "0" * 64, 1, 1)
     if kind == "closed":
@@ -360,13 +429,13 @@ def _deliver_all(
     spec: MachineSpec, state: PartyState, channel: Sequence[Entry], start: int
 ) -> PartyState:
     for entry in channel[start:]:
-        state = machine.apply(spec, state, ChannelMessage(entry[1], _message(entry)))
+        state = machine.apply(spec, state, _channel_message(entry))
     return state
 
 
 #: Actions whose effect stays inside the party and leaves nothing durable: they run
 #: eagerly (``Apply`` writes a checkpoint, so it is a step of its own).
-LOCAL_ACTIONS = (OpenKey, Prepare, Verify, Sum, CheckShare, Combine)
+LOCAL_ACTIONS = (OpenKey, Prepare, Verify, Sum, CheckShare, Combine, Advance)
 
 
 def _settle(model: Model, world: World, i: int) -> World:
@@ -448,8 +517,27 @@ def _moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
                 f"Crash({party})",
                 _with_node(world, i, crashed, crashes_left=world.crashes_left - 1),
             )
+    if model.admission == "vote" and model.newcomers:
+        yield from _admit_moves(model, world)
     if model.malicious is not None and world.malicious_left > 0:
         yield from _malicious_moves(model, world)
+
+
+def _admit_moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
+    """``Admit(p)``: a live member p votes for a pending request it has not voted for (a
+    person's decision at any time; the machine only counts the votes)."""
+    assert world.observer is not None
+    roster = world.observer.roster
+    members = machine.members_of(model.spec(""), world.observer, roster.in_progress)
+    for i, party in enumerate(model.parties):
+        node = world.nodes[i]
+        if node.state is None or node.stopped is not None or party not in members:
+            continue
+        for request in roster.pending:
+            if not request.approved and party not in request.approvals:
+                entry: Entry = ("admit", party, 0, request.name)
+                after = evolve(world, **_post(model, world, (entry,)))
+                yield f"Admit({party}: {request.name})", after
 
 
 def _malicious_moves(model: Model, world: World) -> Iterator[tuple[str, World]]:
@@ -613,19 +701,20 @@ def _deadline_may_pass(model: Model, world: World, i: int, wait: Wait) -> bool:
         return True
     if wait.deadline == "key":
         return _key_deadline_may_pass(model, world, i)
-    if wait.deadline == "outcome":
-        return False  # no deadline: our RoundFailed is read back with the channel
+    if wait.deadline in ("outcome", "follow"):
+        return False  # no deadline: our RoundFailed is read back, or the members decide
     node = world.nodes[i]
     if node.delivered < len(world.channel):
         return False
     view = node.state.view(wait.round)  # type: ignore[union-attr]
     posted = view.submitted if wait.deadline == "cut" else view.shares
+    members = machine.members_of(model.spec(""), node.state, wait.round)  # type: ignore[arg-type]
     return all(
         other.state is None
         or other.stopped is not None
         or (wait.deadline == "cut" and _without_key(model, world, p, wait.round))
         for p, other in zip(model.parties, world.nodes, strict=True)
-        if p not in posted
+        if p not in posted and p in members
     )
 
 
@@ -659,6 +748,10 @@ def _act(model: Model, world: World, i: int, action: machine.Action) -> World:
     result: Any = None
     changes: dict[str, Any] = {}
     match action:
+        case RequestJoin():
+            posts.append(("join", party, 0, "good"))
+        case Advance():
+            pass
         case Join():
             posts.append(("joined", party, 0, ()))
         case DealKey(epoch=epoch):
@@ -719,7 +812,7 @@ def _previous_digest(state: PartyState, r: int) -> str:
 
 def _observe(model: Model, observer: PartyState, entry: Entry) -> PartyState:
     """The observer (:attr:`World.observer`) after reading ``entry``."""
-    return machine.apply(model.spec(""), observer, ChannelMessage(entry[1], _message(entry)))
+    return machine.apply(model.spec(""), observer, _channel_message(entry))
 
 
 def _post(model: Model, world: World, entries: Sequence[Entry]) -> dict[str, Any]:
@@ -877,11 +970,14 @@ def progress(model: Model, world: World, successors_: list[tuple[str, World]]) -
     if not terminal(successors_):
         return None
     live = [(p, n) for p, n in zip(model.parties, world.nodes, strict=True) if n.state is not None]
-    if len(live) < max(model.quorum, model.votes):
+    if sum(p in model.listed for p, _ in live) < max(model.quorum, model.votes):
         return None  # the property's premise does not hold
     for party, node in live:
-        if node.stopped is not None:
+        refused = party in model.newcomers and str(node.stopped).startswith("join request refused")
+        if node.stopped is not None and not refused:
             return f"Progress: {party} stopped: {node.stopped}"
+        if refused:
+            continue
         if node.state.round <= model.rounds:  # type: ignore[union-attr]
             return f"Progress: {party} is stuck in round {node.state.round}"  # type: ignore[union-attr]
         failed = sorted(r for p, r in world.failed if p == party)
@@ -967,6 +1063,7 @@ def state_key(model: Model, world: World) -> Hashable:
     )
     ghosts = (world.combines, world.applied, world.failed, _blamed(model, world))
     malicious = (world.malicious_left, world.malicious_counted)
+    ghosts = (*ghosts, world.observer.roster)  # who joined when: a function of the channel
     if model.keygen is not None:  # joins and dealt keys sit outside the rounds (round 0)
         keys = frozenset(e for e in world.channel if e[2] == 0)
         return (tuple(rounds), keys, nodes, world.crashes_left, *ghosts, *malicious)
@@ -985,7 +1082,13 @@ def _blamed(model: Model, world: World) -> frozenset[tuple[int, str, str]]:
     )
 
 
-_NO_KEY_VIEWS: dict[str, Any] = {"joined": frozenset(), "dealt": frozenset(), "keygen": frozenset()}
+_NO_KEY_VIEWS: dict[str, Any] = {
+    "joined": frozenset(),
+    "dealt": frozenset(),
+    "keygen": frozenset(),
+    "posted_keys": frozenset(),
+    "roster": machine.membership.NO_ROSTER,
+}
 
 
 def _viewless(state: PartyState) -> PartyState:
@@ -1428,6 +1531,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{', '.join(MALICIOUS_UPDATES)} [all]",
     )
     parser.add_argument(
+        "--newcomers",
+        type=int,
+        default=0,
+        metavar="K",
+        help="parties in no session file that ask to join (named after the N listed ones; "
+        "N + K at most 5) [0]",
+    )
+    parser.add_argument(
+        "--admission",
+        choices=("open", "vote"),
+        default="open",
+        help="membership.admission with newcomers [open]",
+    )
+    parser.add_argument(
+        "--votes", type=int, default=1, metavar="V", help="membership.votes for 'vote' [1]"
+    )
+    parser.add_argument(
+        "--absent-rounds",
+        type=int,
+        default=None,
+        metavar="A",
+        help="membership.absent_rounds: mark a member absent after A silent rounds [never]",
+    )
+    parser.add_argument(
         "--all-done",
         action="store_true",
         help="Progress demands every round Done for every live honest party (none Failed)",
@@ -1436,7 +1563,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.unfair_shares and not args.unfair:
         parser.error("--unfair-shares needs --unfair")
     n = args.parties
+    if not 0 <= args.newcomers <= len(PARTY_NAMES) - n:
+        parser.error(f"--newcomers {args.newcomers} is out of range (0..{len(PARTY_NAMES) - n})")
     names = PARTY_NAMES[:n]
+    newcomers = PARTY_NAMES[n : n + args.newcomers]
     for flag, value, low, high, bounds in (
         ("--t", args.t, 0, n, f"0..{n} with {n} parties"),
         ("--q", args.q, 1, n, f"1..{n} with {n} parties"),
@@ -1446,6 +1576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("--close-votes", args.close_votes, 1, n, f"1..{n} with {n} parties"),
         ("--min-accepted", args.min_accepted, 0, n, f"0..{n} with {n} parties"),
         ("--malicious-posts", args.malicious_posts, 0, None, "at least 0"),
+        ("--votes", args.votes, 1, n, f"1..{n} with {n} parties"),
+        ("--absent-rounds", args.absent_rounds, 1, None, "at least 1"),
     ):
         if value is not None and (value < low or (high is not None and value > high)):
             parser.error(f"{flag} {value} is out of range ({bounds})")
@@ -1459,8 +1591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--malicious-updates {args.malicious_updates}: each one of "
             f"{', '.join(MALICIOUS_UPDATES)}"
         )
+    if newcomers and (args.symmetry or args.malicious is not None):
+        parser.error("--newcomers needs a model without --symmetry and --malicious")
     model = Model(
-        names,
+        (*names, *newcomers),
         args.t,
         args.q,
         args.rounds,
@@ -1476,6 +1610,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         malicious_posts=args.malicious_posts,
         malicious_updates=updates,
         all_done=args.all_done,
+        newcomers=newcomers,
+        admission=args.admission,
+        admit_votes=args.votes,
+        absent_rounds=args.absent_rounds,
     )
     result = explore(model)
     checked = "safety" if args.unfair else "safety and Progress"
@@ -1487,6 +1625,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules += f" malicious={args.malicious} (<={args.malicious_posts} posts)"
     if args.all_done:
         rules += " all-done"
+    if newcomers:
+        votes = f" votes={args.votes}" if args.admission == "vote" else ""
+        rules += f" newcomers={','.join(newcomers)} ({args.admission}{votes})"
+    if args.absent_rounds:
+        rules += f" absent-rounds={args.absent_rounds}"
     print(
         f"n={args.parties} t={args.t} q={args.q} {rules} rounds={args.rounds} "
         f"crashes<={args.crashes} "

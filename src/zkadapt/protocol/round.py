@@ -59,6 +59,7 @@ from zkadapt.protocol.checkpoints import RoundCheckpoints, SavedRound
 from zkadapt.protocol.history import ChannelContradiction, SessionHistory, checkpoint_standing
 from zkadapt.protocol.key_epochs import KeyEpochs
 from zkadapt.protocol.machine import (
+    Advance,
     Announce,
     Apply,
     ChannelMessage,
@@ -78,13 +79,16 @@ from zkadapt.protocol.machine import (
     PostShare,
     Prepare,
     Reject,
+    RequestJoin,
     Sum,
     TrainAndSubmit,
     Verify,
     Wait,
 )
+from zkadapt.protocol.membership import Candidacy, MembershipRules
 from zkadapt.protocol.messages import (
     SUBMIT_PHASE,
+    JoinRequest,
     Message,
     PhaseClosed,
     Rejected,
@@ -117,6 +121,10 @@ class PartyContext:
     close_votes: int = 1
     #: Smallest accepted set whose sum is decrypted (encrypted schemes; 0: no floor).
     min_accepted: int = 0
+    #: ``[membership]`` (docs/membership.md); None: the listed parties, every round.
+    membership: MembershipRules | None = None
+    #: This party is no listed one and asks to join with this (``zkadapt join``).
+    candidacy: Candidacy | None = None
 
     def __post_init__(self) -> None:
         if not self.seed_id:  # default: seed from the session id itself
@@ -297,6 +305,8 @@ class RoundProtocol:
             keys=self.key_epochs.plan if self.key_epochs is not None else None,
             close_votes=ctx.close_votes,
             min_accepted=ctx.min_accepted if self.scheme.shares_needed else 0,
+            membership=ctx.membership,
+            candidacy=ctx.candidacy,
         )
         self.history = SessionHistory(ctx.session_id, ctx.parties, self.spec)
         self._fed = 0  # entries of self.history.posted folded into the machine
@@ -349,7 +359,7 @@ class RoundProtocol:
                         failure=action.reason,
                     )
                 )
-            if isinstance(action, Announce) and action.accepted:
+            if isinstance(action, (Announce, Advance)) and action.accepted:
                 outcomes.append(
                     RoundOutcome(
                         action.round,
@@ -399,7 +409,8 @@ class RoundProtocol:
     def _feed(self, state: machine.PartyState) -> machine.PartyState:
         """Fold the channel entries read since the last call into the machine's state."""
         for posted in self.history.posted[self._fed :]:
-            state = machine.apply(self.spec, state, ChannelMessage(posted.sender, posted.message))
+            message = ChannelMessage(posted.sender, posted.message, posted.authentic)
+            state = machine.apply(self.spec, state, message)
         self._fed = len(self.history.posted)
         return state
 
@@ -452,6 +463,10 @@ class RoundProtocol:
                 return self._apply(r, g, accepted, work)
             case Announce(digest=digest, accepted=accepted):
                 self._announce(r, digest, accepted, work)
+            case Advance():
+                self.emit(r, Phase.DONE, f"round {r} applied (no member of it: nothing posted)")
+            case RequestJoin():
+                self._request_join(r)
             case Wait(deadline=kind):
                 return self._wait(r, kind, work)
             case _:
@@ -480,7 +495,7 @@ class RoundProtocol:
     def _wait(self, r: int, kind: str, work: _RoundWork) -> machine.Event | None:
         """Sync the channel until something arrives or our deadline for ``kind`` passes
         (``"outcome"`` has none: our ``RoundFailed`` is on its way back)."""
-        if kind == "outcome":
+        if kind in ("outcome", "follow"):  # no deadline of ours: the members decide
             self.sync(wait=self.ctx.poll_interval_s)
             return None
         if kind not in work.deadlines:
@@ -498,6 +513,24 @@ class RoundProtocol:
         with work.timer(phase):
             self.sync(wait=min(self.ctx.poll_interval_s, deadline.remaining() or float("inf")))
         return None
+
+    def _request_join(self, r: int) -> None:
+        """Post our ``JoinRequest`` (docs/membership.md): signed by our own key, which the
+        request carries since no session file lists it."""
+        candidacy = self.ctx.candidacy
+        if candidacy is None:
+            raise ProtocolError("RequestJoin: this party is no candidate", round=r)
+        self.emit(r, Phase.KEYS, "asking to join the session")
+        self.post(
+            JoinRequest(
+                self.ctx.session_id,
+                r,
+                self.ctx.party,
+                candidacy.public_key,
+                candidacy.n_samples,
+                candidacy.deposit,
+            )
+        )
 
     # -- TRAIN and SUBMIT ----------------------------------------------------------------
 

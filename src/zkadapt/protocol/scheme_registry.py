@@ -36,6 +36,8 @@ class SchemeInputs:
         timeout_s: how long a key-dealing phase waits.
         weighting: ``aggregation.weighting`` (:mod:`zkadapt.aggregation.weights`).
         max_share: the largest share of the mean one party may have (None: no cap).
+        max_parties: ``membership.max_parties`` when parties may join (the packing leaves
+            headroom for sums of that many updates); None: the listed parties only.
     """
 
     keyring: Keyring | None
@@ -45,6 +47,7 @@ class SchemeInputs:
     timeout_s: float
     weighting: str = "declared"
     max_share: float | None = None
+    max_parties: int | None = None
 
 
 SchemeFactory = Callable[["PrivacyConfig", "Strategy", SchemeInputs], "UpdateScheme"]
@@ -108,6 +111,7 @@ def _threshold_scheme(cls: Any, privacy: PrivacyConfig, inputs: SchemeInputs) ->
         workers=privacy.workers,
         weighting=inputs.weighting,
         max_share=inputs.max_share,
+        max_parties=inputs.max_parties,
     )
 
 

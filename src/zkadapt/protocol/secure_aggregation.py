@@ -89,11 +89,14 @@ class PaillierScheme:
         workers: int | None = None,
         weighting: str = "declared",
         max_share: float | None = None,
+        max_parties: int | None = None,
     ) -> None:
         names = tuple(sorted(keyring))
         self.n_samples = n_samples
         self.threshold = threshold
-        self.spec = PackingSpec(quant_bits, clip, len(names), key_bits)
+        # sums of up to every party that may ever be a member (newcomers: docs/membership.md)
+        most = max(len(names), max_parties or 0)
+        self.spec = PackingSpec(quant_bits, clip, most, key_bits)
         self.textbook, self.workers = textbook, workers
         plan = KeyPlan(names, keygen, dealer, threshold, key_bits, refresh_every)
         self.epochs = KeyEpochs(
@@ -130,13 +133,13 @@ class PaillierScheme:
         """FedAvg weights of the declared parties (CRYPTO.md section 3)."""
         return self.epochs.weights
 
-    def epoch_of(self, round_: int) -> int:
-        """Key epoch of ``round_`` (0 unless keys are refreshed every R rounds)."""
-        return self.epochs.plan.epoch_of(round_)
+    def epoch_of(self, round_: int, io: RoundIO | None = None) -> int:
+        """Key epoch of ``round_`` (refreshes; with ``[membership]``, admissions too)."""
+        return self.epochs.epoch_of(round_, io)
 
-    def index_of(self, party: str) -> int:
-        """Shamir index (1..n) of ``party``: its position in name order."""
-        return self.epochs.plan.index_of(party)
+    def index_of(self, party: str, round_: int = 1, io: RoundIO | None = None) -> int:
+        """Shamir index (1..n) of ``party`` in ``round_``'s key: its position in name order."""
+        return self.epochs.index_of(party, round_, io)
 
     def prepare(self, round_: int, io: RoundIO) -> None:
         """Have the round's key open: a party's machine opened it already (``OpenKey``); an
@@ -148,8 +151,9 @@ class PaillierScheme:
     def seal(self, round_: int, delta: np.ndarray, n_samples: int, io: RoundIO) -> bytes:
         """Pack, encrypt and prove this party's weighted update."""
         me = io.ctx.party
-        public, _ = self.epochs.of_round(round_)
-        if me not in self.weights:
+        public, _ = self.epochs.of_round(round_, io)
+        weights = self.epochs.weights_of(round_, io)
+        if me not in weights:
             raise ProtocolError(
                 "this party joined after the key was dealt; it cannot contribute",
                 round=round_,
@@ -160,28 +164,28 @@ class PaillierScheme:
             self.spec,
             ProofContext(io.ctx.session_id, round_, me),
             delta,
-            weight=self.weights[me],
-            n_samples=self.declared[me],
+            weight=weights[me],
+            n_samples=self.epochs.declared_of(io)[me],
             workers=self.workers,
             textbook=self.textbook,
         )
 
     def max_object_bytes(self, round_: int, io: RoundIO) -> int:
         """The largest honest encrypted update: its fixed-width ciphertexts, header and proof."""
-        public, _ = self.epochs.of_round(round_)
+        public, _ = self.epochs.of_round(round_, io)
         count = self.spec.num_plaintexts(io.codec.size)
         return count * public.paillier.ciphertext_bytes + OBJECT_SLACK_BYTES
 
     def open(self, round_: int, sub: Submitted, data: bytes, io: RoundIO) -> list[Ciphertext]:
         """Check binding, parameters, ranges and the proof of plaintext knowledge."""
-        public, _ = self.epochs.of_round(round_)
+        public, _ = self.epochs.of_round(round_, io)
         with self.steps.step(round_, "verify_s"):
             return ops.open_update(
                 public,
                 self.spec,
                 ProofContext(io.ctx.session_id, round_, sub.party),
                 data,
-                declared=self.declared.get(sub.party),
+                declared=self.epochs.declared_of(io).get(sub.party),
                 claimed_samples=sub.n_samples,
                 length=io.codec.size,
             )
@@ -196,7 +200,7 @@ class PaillierScheme:
     def sum(self, round_: int, accepted: dict[str, Any], io: RoundIO) -> None:
         """Multiply the accepted ciphertexts in party-name order (the same in every party)."""
         with self.steps.step(round_, "sum_s"):
-            public, share = self.epochs.of_round(round_)
+            public, share = self.epochs.of_round(round_, io)
             total = ops.sum_updates(public, accepted)
             names = tuple(sorted(accepted))
             self._sum = _RoundSum(round_, public, share, names, total, time.monotonic())
@@ -241,7 +245,7 @@ class PaillierScheme:
             if not (msg.uri.startswith(location) and is_key_of(msg.uri[len(location) :], own)):
                 raise UpdateRejected("object outside the party's own prefix")  # threats.md
             ctx = ProofContext(io.ctx.session_id, round_, msg.party)
-            index = self.index_of(msg.party)
+            index = self.index_of(msg.party, round_, io)
 
             def check(data: bytes) -> list[int]:
                 with self.steps.step(round_, "check_share_s"):
@@ -268,9 +272,9 @@ class PaillierScheme:
             mean = ops.combine_mean(
                 rs.public,
                 self.spec,
-                {self.index_of(p): rs.valid[p] for p in parties},
+                {self.index_of(p, round_, io): rs.valid[p] for p in parties},
                 n_accepted=len(rs.names),
-                weight=sum(self.weights[n] for n in rs.names),
+                weight=sum(self.epochs.weights_of(round_, io)[n] for n in rs.names),
                 length=io.codec.size,
             )
         self.steps.record(round_, "decrypt_s", time.monotonic() - rs.summed_at)

@@ -76,3 +76,24 @@ class ProtocolConfig(Section):
         ),
     )
     poll_interval_s: float = Field(0.1, gt=0, le=10)
+
+
+class MembershipConfig(Section):
+    """``[membership]``: parties joining a running session and members marked absent
+    (docs/membership.md). Absent: the session file's parties are the members of every round
+    and the session id is as before."""
+
+    admission: Literal["fixed", "open", "vote"] = Field(
+        "fixed",
+        description=(
+            "fixed: no one joins; open: a valid JoinRequest is admitted at the next round "
+            "boundary; vote: once `votes` members posted Admit for it."
+        ),
+    )
+    votes: int = Field(1, ge=1, description="Distinct members' Admit that approve a request.")
+    max_parties: int = Field(16, ge=1, le=256, description="Members at most, newcomers included.")
+    absent_rounds: int | None = Field(
+        3,
+        ge=1,
+        description="Rounds without an entry after which a member is marked absent (unset: never).",
+    )
