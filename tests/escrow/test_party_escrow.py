@@ -212,6 +212,35 @@ def test_a_missing_deposit_stops_the_session_after_the_wait(world: World) -> Non
         assert "no EscrowDeposit from carol within 0.5 s: the session does not start" in str(result)
 
 
+def test_a_lock_not_in_the_utxo_yet_is_asked_for_until_the_wait_ends(world: World) -> None:
+    """A lagging node may not show a fresh lock yet: carol posts her ref before her lock
+    reaches the ledger; the others ask again and accept it when it shows."""
+    from zkadapt.escrow.txs import build_lock, ref_text
+
+    context, carol = LedgerContext(world.ledger), world.key("carol")
+    tx, ref = build_lock(context, session_locks(world.config), "carol", carol.address,
+                         carol.signing_key)  # fmt: skip
+    session = world.config.session_id
+    world.post("carol", EscrowDeposit(session, 0, "carol", DEPOSIT, ref_text(ref)).to_bytes())
+    late = threading.Timer(1.5, context.submit_tx, args=(tx,))
+    late.start()
+    results = together(world.escrow("alice").start, world.escrow("bob").start)
+    late.join()
+    assert results == [None, None], results
+    assert f"checked carol's lock at {ref_text(ref)}" in world.lines["alice"]
+
+
+def test_a_lock_never_in_the_utxo_is_refused_when_the_wait_ends(world: World) -> None:
+    session = world.config.session_id
+    ghost = "00" * 32 + "#0"
+    world.post("carol", EscrowDeposit(session, 0, "carol", DEPOSIT, ghost).to_bytes())
+    short = EscrowTimes(deposits_s=1.0, votes_s=1, grace_s=1, poll_s=0.1)
+    results = together(world.escrow("alice", short).start, world.escrow("bob", short).start)
+    for result in results:
+        assert isinstance(result, EscrowRefused), result
+        assert "carol's lock 0000000000000000…#0 is not in the UTxO" in str(result)
+
+
 def test_a_silent_party_gets_one_signed_vote_from_each_other(world: World) -> None:
     started(world)
     for name in NAMES:

@@ -7,7 +7,8 @@ escrow's bookkeeping around the rounds, every decision taken with the pure rules
 
 * :meth:`PartyEscrow.start` (before round 1): lock the party's deposit (once: a restart
   finds its posted ``EscrowDeposit``, or its lock at the session's address), post
-  ``EscrowDeposit{amount, ref}``, then check every other party's lock from its ref. A
+  ``EscrowDeposit{amount, ref}``, then check every other party's lock from its ref (a lock
+  not in the UTxO yet is asked for again until the wait ends). A
   missing deposit or a lock that is not the agreed one stops the session before round 1
   (:class:`EscrowRefused`): the lock datum names every party, so without every lock no
   settlement on layer 1 is possible, only the refunds after the deadline.
@@ -211,6 +212,7 @@ class PartyEscrow:
         deadline = self._clock() + self.times.deposits_s
         view = self._view()
         while True:
+            left = deadline - self._clock()
             for owner in list(pending):
                 if owner not in view.deposits:
                     continue
@@ -223,10 +225,11 @@ class PartyEscrow:
                 try:
                     check_deposit(self.config, self.context, owner, ref)
                 except LockInvalid as exc:
+                    if "not in the UTxO" in str(exc) and left > 0:
+                        continue  # this party's node may lag behind the owner's: ask again
                     raise EscrowRefused(f"{exc}: the session does not start") from None
                 self.say(f"checked {owner}'s lock at {ref}")
                 pending.remove(owner)
-            left = deadline - self._clock()
             if not pending:
                 return
             if left <= 0:
