@@ -16,6 +16,7 @@ Rules:
 * **Durations** (:func:`duration`): seconds with two decimals under 10 s, one decimal up to
   120 s, minutes above.
 * **Shares of a whole** (:func:`share`): a percentage with one decimal.
+* **Lovelace** (:func:`ada`): in ADA, exact (up to six decimals, trailing zeros dropped).
 * A value that is absent is :data:`MISSING`; a byte count or a duration that cannot be (a
   negative or non-finite one) raises ValueError rather than printing something plausible.
 """
@@ -159,3 +160,10 @@ def clock(timestamp: float | None) -> str:
         return MISSING
     tenths = int((timestamp % 1) * 10)
     return f"{time.strftime('%H:%M:%S', time.localtime(timestamp))}.{tenths}"
+
+
+def ada(lovelace: int) -> str:
+    """``15000000`` -> ``"15 ADA"``, ``5000001`` -> ``"5.000001 ADA"`` (exact: 1 ADA is
+    1,000,000 lovelace)."""
+    whole, part = divmod(int(lovelace), 1_000_000)
+    return f"{whole:,} ADA" if not part else f"{whole:,}.{part:06d}".rstrip("0") + " ADA"

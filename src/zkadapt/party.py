@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
@@ -20,9 +21,13 @@ from zkadapt.errors import ZkAdaptError
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.out_dirs import party_dir
 from zkadapt.protocol.checkpoints import RoundCheckpoints
+from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 from zkadapt.round_failures import RoundFailureNotes
 from zkadapt.writable import local_write_failure
+
+if TYPE_CHECKING:
+    from zkadapt.operator.party_escrow import PartyEscrow
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
@@ -38,8 +43,14 @@ def run_party(
     on_event: EventSink | None = None,
     on_round_failed: Callable[[str], None] | None = None,
     threads: int | None = 1,
+    payment_key_path: Path | None = None,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
+
+    When the escrow is on layer 1 (``escrow.deadline`` and ``[cardano]``), the party also
+    takes the escrow's steps around the rounds (:mod:`zkadapt.operator.party_escrow`): it
+    locks its deposit and checks the others' before round 1, votes against silent parties
+    between rounds, and releases and settles after the last one.
 
     The party holds ``OUT/parties/<name>/party.lock`` for the whole run: a second process
     acting as the same party would overwrite its update objects and checkpoints (issue 17),
@@ -56,6 +67,8 @@ def run_party(
             (:mod:`zkadapt.round_failures`), when the party stops, whether or not it failed.
         threads: torch intra-op threads (1 keeps several local parties from oversubscribing
             the cores and keeps training bit-reproducible).
+        payment_key_path: this party's payment signing key for a layer-1 escrow (default:
+            its identity key, the same cardano-cli envelope).
 
     Raises:
         LockHeld: another process already runs ``party`` with this ``out_dir``.
@@ -67,7 +80,15 @@ def run_party(
     try:
         with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
             return _run_locked(
-                config, party, identity, out_dir, data_root, on_event, on_round_failed, threads
+                config,
+                party,
+                identity,
+                out_dir,
+                data_root,
+                on_event,
+                on_round_failed,
+                threads,
+                payment_key_path or key_path,
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)
@@ -85,6 +106,7 @@ def _run_locked(
     on_event: EventSink | None,
     on_round_failed: Callable[[str], None] | None,
     threads: int | None,
+    payment_key_path: Path,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
@@ -98,6 +120,7 @@ def _run_locked(
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(config, out_dir, party=party, identity=identity)
     home = party_dir(out_dir, party)
+    escrow = _escrow_steps(config, party, identity, channel, payment_key_path, on_event)
     ctx = PartyContext(
         session_id=session_id,
         party=party,
@@ -123,10 +146,15 @@ def _run_locked(
             home / "checkpoints", session_id=session_id, model_type=config.model.kind
         ),
         on_event=on_event,
+        between_rounds=escrow.after_round if escrow is not None else None,
     )
     outcomes: list[RoundOutcome] = []
     try:
+        if escrow is not None:
+            escrow.start()
         outcomes = protocol.run()
+        if escrow is not None:
+            escrow.finish()
     finally:
         channel.close()
         notes = RoundFailureNotes(config.close_votes)
@@ -135,7 +163,10 @@ def _run_locked(
         for line in filter(None, lines):
             if on_round_failed is not None:
                 on_round_failed(line)
-    _write_result(home, session_id, party, outcomes, protocol.checkpoints.latest_digest())
+    escrow_json = escrow.outcome.to_json() if escrow is not None else None
+    _write_result(
+        home, session_id, party, outcomes, protocol.checkpoints.latest_digest(), escrow_json
+    )
     export = getattr(learner, "export", None)  # adapter learners write a PEFT folder
     final = protocol.checkpoints.latest()
     if export is not None and final is not None:
@@ -143,15 +174,57 @@ def _run_locked(
     return outcomes
 
 
+def _escrow_steps(
+    config: SessionConfig,
+    party: str,
+    identity: IdentityKey,
+    channel: Any,
+    payment_key_path: Path,
+    on_event: EventSink | None,
+) -> PartyEscrow | None:
+    """The party's escrow steps when the escrow is on layer 1, else None.
+
+    Raises:
+        ConfigError: the payment key file is missing or is not the party's.
+    """
+    from zkadapt.operator.escrow import on_layer1
+
+    if not on_layer1(config):
+        return None
+    from zkadapt.cardano.chain import chain_context
+    from zkadapt.operator.escrow_layer1 import load_payment_key
+    from zkadapt.operator.party_escrow import PartyEscrow
+
+    assert config.cardano is not None  # on_layer1
+    key = load_payment_key(config, party, payment_key_path.parent, payment_key_path)
+    sink = on_event or (lambda r, phase, detail: None)
+    return PartyEscrow(
+        config,
+        party,
+        channel=channel,
+        identity=identity,
+        context=chain_context(config.cardano, party),
+        key=key,
+        say=lambda line: sink(0, Phase.ESCROW, line),
+    )
+
+
 def _write_result(
-    home: Path, session_id: str, party: str, outcomes: list[RoundOutcome], digest: str
+    home: Path,
+    session_id: str,
+    party: str,
+    outcomes: list[RoundOutcome],
+    digest: str,
+    escrow: dict[str, Any] | None = None,
 ) -> None:
-    body = {
+    body: dict[str, Any] = {
         "session_id": session_id,
         "party": party,
         "final_model_sha256": digest,
         "rounds_run_by_this_process": [asdict(o) for o in outcomes],
     }
+    if escrow is not None:  # a layer-1 escrow: the lock and what the settlement did
+        body["escrow"] = escrow
     home.mkdir(parents=True, exist_ok=True)
     data = json.dumps(body, indent=2, sort_keys=True).encode("utf-8")
     write_atomic(home / RESULT_FILE, data, mode=0o644)

@@ -40,11 +40,8 @@ def party_progress(party: str, rounds: int, *, quiet: bool = False) -> Iterator[
         start = time.monotonic()
 
         def line(round_: int, phase: Phase, detail: str) -> None:
-            print(
-                f"[{time.monotonic() - start:8.2f}s] {party} round {round_} "
-                f"{phase.value}: {detail}",
-                flush=True,
-            )
+            where = "escrow" if phase is Phase.ESCROW else f"round {round_} {phase.value}"
+            print(f"[{time.monotonic() - start:8.2f}s] {party} {where}: {detail}", flush=True)
 
         yield line
         return
@@ -59,6 +56,9 @@ def party_progress(party: str, rounds: int, *, quiet: bool = False) -> Iterator[
     task = progress.add_task("starting", total=rounds)
 
     def bar(round_: int, phase: Phase, detail: str) -> None:
+        if phase is Phase.ESCROW:  # a step around the rounds: keep it above the bar
+            progress.console.print(f"{party}: escrow: {detail}", markup=False, highlight=False)
+            return
         done = round_ if phase in (Phase.DONE,) else max(0, round_ - 1)
         if phase is Phase.APPLY:
             done = round_

@@ -8,6 +8,8 @@ they would across machines (DESIGN.md section 2).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -115,6 +117,9 @@ def _party_runs(
             str(data_root),
             "--quiet",
         ]
+        template = config.cardano.payment_key_for(name) if config.cardano else None
+        if template:  # relative to the session file, not to OUT where the party reads it
+            args += ["--payment-key", str(data_root / template)]
         runs.append(PartyRun(name, args, home / LOG_FILE))
     return runs
 
@@ -214,6 +219,29 @@ def _publish_exports(config: SessionConfig, out_dir: Path) -> None:
         if source.is_dir():
             shutil.rmtree(out_dir / name, ignore_errors=True)
             shutil.copytree(source, out_dir / name)
+
+
+def _with_escrow(
+    config: SessionConfig, report: SessionReport, out_dir: Path, console: Console
+) -> SessionReport:
+    """Add a layer-1 escrow's settlement, as the parties' ``result.json`` tell it, to the
+    report and the console (docs/escrow.md, "During a run")."""
+    if config.escrow.deadline is None or config.cardano is None:
+        return report
+    from zkadapt.operator.party_escrow import escrow_line, session_escrow
+    from zkadapt.party import RESULT_FILE
+
+    results = {}
+    for name in config.party_names:
+        try:
+            results[name] = json.loads((party_dir(out_dir, name) / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # a party that never finished wrote none
+    account = session_escrow(results)
+    if account is None:
+        return report
+    console.print(escrow_line(account), highlight=False, soft_wrap=True, markup=False)
+    return dataclasses.replace(report, escrow=account)
 
 
 def run_session(
@@ -334,6 +362,7 @@ def _run_locked(
         failed_parties=failed,
         restarts=supervisor.restarts(),
     )
+    report = _with_escrow(config, report, out_dir, console)
     write_report(report, out_dir)
     if failed and report.completed:  # the others finished, but a party did not: say so
         name, line = next(iter(sorted(failed.items())))

@@ -296,6 +296,8 @@ class SessionReport:
     parties (the key is then left out), ``{}`` when every party finished (a party that
     died and was restarted and then finished is not listed). ``restarts`` (party -> how
     often the runner restarted it) is None, and its key left out, when no runner watched.
+    ``escrow`` (a layer-1 escrow's settlement as the parties report it:
+    :func:`zkadapt.operator.party_escrow.session_escrow`) is None, and left out, otherwise.
     """
 
     session_id: str
@@ -309,6 +311,7 @@ class SessionReport:
     timing: Timing | None = None
     failed_parties: Mapping[str, str] | None = None
     restarts: Mapping[str, int] | None = None
+    escrow: Mapping[str, Any] | None = None
 
     @property
     def primary_metric(self) -> str | None:
@@ -355,6 +358,8 @@ class SessionReport:
             doc["failed_parties"] = dict(self.failed_parties)
         if self.restarts is not None:
             doc["restarts"] = dict(self.restarts)
+        if self.escrow is not None:
+            doc["escrow"] = dict(self.escrow)
         return doc
 
     @classmethod
@@ -388,6 +393,7 @@ class SessionReport:
             timing=Timing.from_json(doc.get("timing"), "timing"),
             failed_parties=None if failed is None else _strings(failed, "failed_parties"),
             restarts=None if restarts is None else _counts(restarts, "restarts"),
+            escrow=None if doc.get("escrow") is None else dict(_mapping(doc["escrow"], "escrow")),
         )
 
 

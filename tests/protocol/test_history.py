@@ -135,6 +135,21 @@ def test_payload_with_an_unhashable_type_is_dropped(ledger: Ledger) -> None:
     assert [d.seq for d in history.dropped] == [seq]
 
 
+def test_escrow_messages_on_the_channel_are_skipped_not_dropped(ledger: Ledger) -> None:
+    """The escrow shares the session's channel (deposits, votes): the protocol neither
+    counts them nor names their sender; a payload that only pretends to be one is dropped."""
+    from zkadapt.escrow.messages import EscrowDeposit, KillVote
+
+    ledger.post("alice", submitted("alice"))
+    ledger.raw("bob", EscrowDeposit(SESSION, 0, "bob", 10, "ab" * 32 + "#0").to_bytes())
+    ledger.raw("carol", KillVote(SESSION, 1, "carol", "bob", "silent").to_bytes())
+    ledger.raw("carol", json.dumps({"type": "KillVote", "v": 9}).encode())  # judged by the escrow
+    fake = ledger.raw("bob", json.dumps({"type": "EscrowDeposit", "pad": "x" * 5000}).encode())
+    history = ledger.history()
+    assert [d.seq for d in history.dropped] == [fake]
+    assert sorted(history.submissions(1)) == ["alice"]
+
+
 def test_submission_for_another_party_is_dropped(ledger: Ledger) -> None:
     seq = ledger.post("mallory", submitted("alice"))
     ledger.post("bob", submitted("alice"))

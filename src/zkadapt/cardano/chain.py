@@ -12,6 +12,7 @@ variable ``project_id_env`` names). Both are PyCardano chain contexts (a
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -43,6 +44,10 @@ def chain_context(
     """
     from pycardano.network import Network
 
+    # PyCardano logs a context's (and a builder's) whole state as a WARNING on every failed
+    # call (pycardano.logging.log_state): pages of protocol parameters in a party's log for
+    # one refused transaction, which already reaches the user as one LayerOneError line.
+    logging.getLogger("PyCardano").setLevel(logging.ERROR)
     if settings.backend == "ogmios":
         from zkadapt.cardano.ogmios import OgmiosContext
 

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from zkadapt.cli.common import cli, data_root, errors, main, session_arg, shared_out
 from zkadapt.errors import ConfigError, RoundsFailed, UsageError
 from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
+
+if TYPE_CHECKING:
+    from zkadapt.config import SessionConfig
 
 EXAMPLES = ("mnist", "qlora-smollm2", "qlora-smollm2-private")
 
@@ -144,6 +148,17 @@ def run(
         )
 
 
+def _payment_key(
+    config: SessionConfig, party: str, session_dir: Path, given: str | None
+) -> Path | None:
+    """``--payment-key``, else ``cardano.payment_keys`` (relative to the session file), else
+    None: the identity key is the payment key."""
+    if given:
+        return Path(given).resolve()
+    template = config.cardano.payment_key_for(party) if config.cardano else None
+    return session_dir / template if template else None
+
+
 @cli.command()
 @click.argument("session", type=click.Path(dir_okay=False))
 @click.option("--party", "party", required=True, help="This party's name in the session file.")
@@ -157,8 +172,22 @@ def run(
 )
 @data_root
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
+@click.option(
+    "--payment-key",
+    "payment_key",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A layer-1 escrow's payment signing key [default: cardano.payment_keys, else the "
+    "identity key].",
+)
 def party(
-    session: str, party: str, out: str | None, key: str | None, data_root: str | None, quiet: bool
+    session: str,
+    party: str,
+    out: str | None,
+    key: str | None,
+    data_root: str | None,
+    quiet: bool,
+    payment_key: str | None,
 ) -> None:
     """Run one party of SESSION (start once per party, on any machine, in any order)."""
     from zkadapt.config import load_config
@@ -194,6 +223,7 @@ def party(
                 data_root=root,
                 on_event=on_event,
                 on_round_failed=lambda line: click.echo(line, err=True),
+                payment_key_path=_payment_key(config, party, path.parent, payment_key),
             )
         last = outcomes[-1] if outcomes else None
         digest = last.model_sha256 if last else "(already complete)"

@@ -151,6 +151,27 @@ class Claim(EscrowMessage):
 _TYPES: dict[str, type[EscrowMessage]] = {
     cls.TYPE: cls for cls in (EscrowDeposit, KillVote, ReleaseVote, Claim)
 }
+#: The escrow's own message types (the round protocol skips them on the shared channel).
+ESCROW_TYPES = frozenset(_TYPES)
+#: Longest payload :func:`is_escrow_payload` parses (an escrow message is a few hundred bytes).
+MAX_ESCROW_BYTES = 4096
+
+
+def is_escrow_payload(payload: bytes) -> bool:
+    """Whether ``payload`` claims an escrow message type (valid or not).
+
+    The round protocol and the escrow share the session's channel: the protocol's history
+    skips these entries instead of naming their sender for an unknown message type, and the
+    escrow's rules judge them (:mod:`zkadapt.escrow.rules`).
+    """
+    if len(payload) > MAX_ESCROW_BYTES:
+        return False
+    try:
+        body: Any = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return False
+    kind = body.get("type") if isinstance(body, dict) else None
+    return isinstance(kind, str) and kind in ESCROW_TYPES
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,15 +80,29 @@ class Evaluation:
     memory: int
 
 
+_RECURSION = threading.Lock()
+_raised: list[int] = []  # the limit before the first caller raised it, once per caller inside
+
+
 @contextmanager
 def _deep_recursion(limit: int = RECURSION_LIMIT) -> Iterator[None]:
-    """uplc walks the AST recursively; raise Python's limit for the call, then restore it."""
-    previous = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(previous, limit))
+    """uplc walks the AST recursively; raise Python's limit for the call, then restore it.
+
+    The limit is process-wide: with two threads evaluating at once, the first to finish used
+    to restore the low limit under the other (a RecursionError there), so it is restored
+    only when the last caller leaves.
+    """
+    with _RECURSION:
+        previous = sys.getrecursionlimit()
+        _raised.append(_raised[0] if _raised else previous)
+        sys.setrecursionlimit(max(previous, limit))
     try:
         yield
     finally:
-        sys.setrecursionlimit(previous)
+        with _RECURSION:
+            first = _raised.pop()
+            if not _raised:
+                sys.setrecursionlimit(first)
 
 
 @lru_cache(maxsize=4)

@@ -12,14 +12,15 @@ same lock datum for everyone; the lock terms are :func:`session_locks`.
 * :func:`kill_vote` / :func:`release_votes` -- votes signed with the party's payment key,
   as channel messages.
 * :func:`settlement_plan` -- from the channel history, the locks to spend, each with the
-  redeemer and payouts the rules imply; :func:`settle` and :func:`refund` build, submit and
-  wait for the transactions.
+  redeemer and payouts the rules imply (:func:`missing_evidence`: which locks still lack
+  votes); :func:`settle_locks` and :func:`refund` build, submit and wait for the
+  transactions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -261,20 +262,45 @@ class Plan:
         settlement: the rules' settlement.
         spends: the unspent locks, each with its redeemer and payouts.
         done: owners whose lock is already spent (settled or refunded before).
+        missing: owner -> why its lock cannot be settled yet (a partial plan only: the
+            channel lacks the signed votes its redeemer needs).
     """
 
     settlement: Settlement
     spends: tuple[Spend, ...]
     done: tuple[str, ...]
+    missing: Mapping[str, str] = field(default_factory=dict)
 
 
-def settlement_plan(config: SessionConfig, context: Any, entries: Iterable[Entry]) -> Plan:
+def missing_evidence(settlement: Settlement, view: EscrowView) -> dict[str, str]:
+    """Owner -> why the channel's signed votes do not yet settle its lock (pure: no chain).
+
+    Empty when every lock of a final settlement has the evidence its redeemer needs.
+    """
+    kills = list(view.kill_evidence.values())
+    releases = list(view.release_evidence.values())
+    missing = {}
+    for owner in settlement.depositors:
+        try:
+            redeemer_for(settlement, owner, kills, releases)
+        except EscrowError as exc:
+            missing[owner] = str(exc)
+    return missing
+
+
+def settlement_plan(
+    config: SessionConfig, context: Any, entries: Iterable[Entry], *, partial: bool = False
+) -> Plan:
     """The locks to spend as the channel's history says, with the evidence it holds.
+
+    With ``partial``, a lock whose votes are short is left out (named in ``Plan.missing``)
+    instead of refusing the whole plan: a party that never released anyone does not keep
+    the others' locks, which have their votes, from being settled.
 
     Raises:
         EscrowError: the settlement is pending, not every party locked (then only the
-            refund after the deadline applies), a lock is not what was agreed, or the
-            channel lacks the signed votes a redeemer needs.
+            refund after the deadline applies), a lock is not what was agreed, or (unless
+            ``partial``) the channel lacks the signed votes a redeemer needs.
     """
     from zkadapt.escrow.txs import LockInvalid, Spend, check_lock
 
@@ -292,7 +318,7 @@ def settlement_plan(config: SessionConfig, context: Any, entries: Iterable[Entry
     locks = session_locks(config)
     kills = list(view.kill_evidence.values())
     releases = list(view.release_evidence.values())
-    spends, done = [], []
+    spends, done, missing = [], [], {}
     for owner in settlement.depositors:
         ref = view.refs.get(owner, "")
         try:
@@ -302,9 +328,15 @@ def settlement_plan(config: SessionConfig, context: Any, entries: Iterable[Entry
                 done.append(owner)
                 continue
             raise
-        redeemer = redeemer_for(settlement, owner, kills, releases)
+        try:
+            redeemer = redeemer_for(settlement, owner, kills, releases)
+        except EscrowError as exc:
+            if not partial:
+                raise
+            missing[owner] = str(exc)
+            continue
         spends.append(Spend(utxo, owner, redeemer, settlement_payouts(settlement, owner)))
-    return Plan(settlement, tuple(spends), tuple(done))
+    return Plan(settlement, tuple(spends), tuple(done), missing)
 
 
 def submit_and_wait(config: SessionConfig, context: Any, tx: Any) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from zkadapt.channel.base import Entry
 from zkadapt.crypto.identity import PublicIdentity
+from zkadapt.escrow.messages import is_escrow_payload
 from zkadapt.protocol import machine
 from zkadapt.protocol.machine import MachineSpec, PartyState
 from zkadapt.protocol.messages import (
@@ -120,7 +121,8 @@ class SessionHistory:
             try:
                 message = decode(entry.envelope.payload)
             except MalformedMessage as exc:
-                self.dropped.append(Dropped(entry.seq, sender, f"malformed message: {exc}"))
+                if not is_escrow_payload(entry.envelope.payload):  # the escrow's, not ours
+                    self.dropped.append(Dropped(entry.seq, sender, f"malformed message: {exc}"))
                 continue
             if message.session != self.session_id:
                 continue  # another session sharing the channel

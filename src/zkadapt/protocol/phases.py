@@ -16,3 +16,5 @@ class Phase(str, Enum):
     DECRYPT = "decrypt"
     APPLY = "apply"
     DONE = "done"
+    #: Not a round phase: the escrow's steps around the rounds (lock, votes, settlement).
+    ESCROW = "escrow"

@@ -275,9 +275,14 @@ class RoundProtocol:
         checkpoints: RoundCheckpoints,
         scheme: UpdateScheme | None = None,
         on_event: EventSink | None = None,
+        between_rounds: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ctx = ctx
+        #: Called with round r once this party moves on from it (and after the last round):
+        #: bookkeeping outside the round machine that decides nothing in it (the escrow's
+        #: kill votes, :mod:`zkadapt.operator.party_escrow`).
+        self.between_rounds = between_rounds
         self.identity = identity
         self.channel = channel
         self.store = store
@@ -330,6 +335,8 @@ class RoundProtocol:
         work = _RoundWork(state.round, _PhaseTimer(self._clock))
         while not isinstance(action := machine.next_action(self.spec, state), Finish):
             if action.round != work.round and not isinstance(action, (Announce, Reject)):
+                if self.between_rounds is not None and 0 < work.round < action.round:
+                    self.between_rounds(work.round)
                 work = _RoundWork(action.round, _PhaseTimer(self._clock))
             result = self._execute(action, g, work)
             if isinstance(action, Wait):
@@ -367,6 +374,8 @@ class RoundProtocol:
                 )
         self._await_final_agreement(state)
         self.emit(self.ctx.rounds, Phase.DONE, self._digest_of(g))
+        if self.between_rounds is not None:
+            self.between_rounds(self.ctx.rounds)
         return outcomes
 
     def _digest_of(self, g: _Global) -> str:
