@@ -133,7 +133,8 @@ def _head_went_through_layer1(s: Story) -> None:
     assert len(layer1.increments) == 3
     assert {_spent_by(ledger, d) for d in deposits.values()} == set(layer1.increments)
     (fanout,) = layer1.fanouts
-    assert _spent_by(ledger, layer1.increments[-1]) == fanout
+    chain = [*layer1.increments, fanout]  # each increment spends the head's last output
+    assert [_spent_by(ledger, tx) for tx in chain[:-1]] == chain[1:]
     assert ledger.balance(layer1.head_address) == 0 and layer1.head_output is None
     paid = ledger.applied[fanout].transaction_body.outputs
     assert sorted(o.amount.coin for o in paid) == [HEAD_DEPOSIT] * 3
