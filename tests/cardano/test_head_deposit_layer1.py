@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from pycardano import TransactionInput
 
 from tests.e2e.conftest import edit_session
 from tests.hydra_double import HydraDouble
@@ -139,3 +140,41 @@ def test_run_funds_every_party_from_layer1_without_utxo_files(chain: OnLayer1) -
             assert channel.funds_in_head() == config.channel.hydra.deposit_lovelace
         assert chain.funding[name] in chain.ledger.spent
     assert chain.ogmios.violations == [] and chain.ledger.rejections == []
+
+
+def test_the_head_holds_its_deposits_on_layer1_and_its_fanout_pays_them_back(
+    chain: OnLayer1,
+) -> None:
+    """The node's increment and fanout are played on the one ledger: the deposits are spent
+    into the head's output, and the fanout spends that and pays the head's UTxO back."""
+    session, ledger = str(chain.session), chain.ledger
+    layer1 = chain.hydra.head.l1
+    assert isinstance(layer1, HydraLayer1)
+    assert run("head", "init", session).exit_code == 0
+    for name, lovelace in (("alice", "5000000"), ("bob", "3000000")):
+        result = run("head", "deposit", session, "--party", name, "--lovelace", lovelace)
+        assert result.exit_code == 0, result.output
+    deposits = [ledger.spent[chain.funding[n]] for n in ("alice", "bob")]
+    assert len(layer1.increments) == 2
+    for deposit in deposits:  # each deposit's output is spent by an increment ...
+        ref = TransactionInput.from_primitive([deposit, 0])
+        assert ledger.spent[ref] in layer1.increments
+    assert ledger.balance(layer1.head_address) == 8_000_000  # ... into the head's one output
+    scripts = [o.address for o in ledger.utxo.values() if str(o.address).startswith("addr_test1w")]
+    assert scripts == [layer1.head_address]  # no deposit output is left at the deposit script
+    before = {n: ledger.balance(chain.address(n)) for n in ("alice", "bob")}
+    with chain.channel("alice") as alice:  # a channel entry: alice's output moves in the head
+        alice.post(envelope(chain.keys["alice"], "alice", b"in the head"))
+    for step in ("close", "fanout"):
+        result = run("head", step, session, "--timeout", "20")
+        assert result.exit_code == 0, result.output
+    (fanout,) = layer1.fanouts
+    assert ledger.spent[TransactionInput.from_primitive([layer1.increments[-1], 0])] == fanout
+    assert ledger.balance(layer1.head_address) == 0
+    paid = ledger.applied[fanout].transaction_body.outputs
+    assert sum(o.amount.coin for o in paid) == 8_000_000  # value conserved
+    assert ledger.balance(chain.address("alice")) == before["alice"] + 5_000_000
+    assert ledger.balance(chain.address("bob")) == before["bob"] + 3_000_000
+    mine = [r for r in ledger.utxos_at(chain.address("alice")) if str(r.transaction_id) == fanout]
+    assert len(mine) == 1  # a new output of the fanout, not the head's own TxIn brought back
+    assert chain.hydra.violations == [] and ledger.rejections == []

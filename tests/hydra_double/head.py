@@ -117,7 +117,8 @@ class Head:
         self.keys = {p: NodeKeys() for p in parties}
         self.initial_utxo = copy.deepcopy(initial_utxo or {})
         # layer 1: this module's plain ledger, or another with ``utxo``/``apply`` (and
-        # ``draft_fee``: deposits then pay a fee), e.g. tests.layer1_double.hydra.HydraLayer1
+        # ``draft_fee``: deposits then pay a fee; ``increment``/``fanout``: the head's own
+        # layer-1 transactions), e.g. tests.layer1_double.hydra.HydraLayer1
         self.l1 = layer1 if layer1 is not None else Ledger(params, l1_utxo)
         self.contestation_s = contestation_s
         self.deposit_period_s = deposit_period_s
@@ -276,7 +277,11 @@ class Head:
         if self.status != "FanoutPossible":
             return [self._failed(party, message)]
         final = copy.deepcopy(self.confirmed.utxo)
-        self.l1.utxo.update(final)
+        fanout = getattr(self.l1, "fanout", None)
+        if fanout is not None:  # a layer 1 with the head's own output: spend it, pay out
+            fanout(final)
+        else:
+            self.l1.utxo.update(final)
         head_id, self.status, self.head_id = self.head_id, "Idle", None
         return [Out({"tag": "HeadIsFinalized", "headId": head_id, "finalizedUTxO": final})]
 
@@ -420,9 +425,17 @@ class Head:
         return [
             lambda: [Out(recorded)],
             lambda: [Out(activated)],
-            lambda: self.snapshot(utxo),
+            lambda: self._increment(tx_id, utxo),
             lambda: [Out(approved), Out(finalized)],
         ]
+
+    def _increment(self, tx_id: str, utxo: dict[str, Any]) -> list[Out]:
+        """Take deposit ``tx_id`` in: the increment on layer 1 (a layer 1 that keeps the
+        head's output: tests.layer1_double.hydra.HydraLayer1), then the snapshot."""
+        increment = getattr(self.l1, "increment", None)
+        if increment is not None and self.status == "Open":
+            increment(tx_id)
+        return self.snapshot(utxo)
 
     # ---- state views --------------------------------------------------------------------
 

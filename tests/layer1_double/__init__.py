@@ -10,6 +10,8 @@ Stable Python API (other tests and helpers build on it; keep it):
         id), ``applied`` (tx id -> ``pycardano.Transaction``), ``rejections`` (``Rejected``);
     ``submit(cbor: bytes) -> tx id hex``  validate (phase 1 and 2) and apply, or raise
         ``Rejected`` (``.code``, ``.message``, ``.data``, ``.error``: the Ogmios error object);
+    ``apply_trusted(tx) -> tx id hex``  apply a ``pycardano.Transaction`` unjudged (inputs
+        must be unspent): what a double plays for scripts it does not model (the head's);
     ``evaluate(cbor, additional=None) -> [Evaluated(run, result)]``  run the scripts only;
     time: ``slot`` (current), ``advance(seconds) -> slot``, ``set_slot(slot)`` (freezes),
         ``slot_to_posix_ms(slot)``, ``posix_ms_to_slot(ms)``; by default the slot follows the

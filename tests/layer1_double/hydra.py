@@ -7,6 +7,21 @@ written at fanout) and ``apply(cbor)`` (``POST /cardano-transaction``, and Ogmio
 really spends a layer-1 output: the draft pays a fee (``draft_fee``: what the ledger's fee
 rule asks with one witness), its change goes back to the owner, and the ledger checks the
 owner's signature, the balance and the fee like any other transaction.
+
+The head's own layer-1 transactions are played on the ledger too, as a real head's scripts
+would have them (the scripts themselves are not modelled: the ledger applies these unjudged,
+:meth:`~tests.layer1_double.ledger.Ledger.apply_trusted`, and the double checks only that
+value is conserved):
+
+* **increment** (:meth:`HydraLayer1.increment`, when the node takes a deposit in): spends
+  the deposit's output at the deposit script and the head's output, and pays their sum to
+  the head script (:data:`HEAD_SCRIPT`). So while the head is open its funds are one output
+  on layer 1, and the deposits are spent.
+* **fanout** (:meth:`HydraLayer1.fanout`): spends the head's output and pays the head's
+  final UTxO back to layer 1, one output per head output in the order of their ``TxIn``
+  (as hydra's fanout transaction does), under the fanout's own transaction id. So the head's
+  funds come back to the parties' addresses as new outputs, and everything went through
+  the one ledger.
 """
 
 from __future__ import annotations
@@ -20,8 +35,11 @@ from pycardano import (
     AssetName,
     MultiAsset,
     ScriptHash,
+    Transaction,
+    TransactionBody,
     TransactionInput,
     TransactionOutput,
+    TransactionWitnessSet,
     Value,
 )
 
@@ -30,13 +48,16 @@ from tests.layer1_double.ledger import Ledger
 from tests.layer1_double.rules import Rejected
 from zkadapt.operator.chain_layer1 import txout_json
 
+#: The (fake) head validator: the head's funds sit at its address while the head is open.
+HEAD_SCRIPT = ScriptHash(bytes.fromhex("4e" * 28))
 #: Bytes a vkey witness adds to a transaction (its CBOR: key 32 + signature 64 + headers).
 WITNESS_BYTES = 101
 
 
-def _ref(text: str) -> TransactionInput:
-    tx_id, index = text.split("#")
-    return TransactionInput.from_primitive([tx_id, int(index)])
+def _txin_order(ref: str) -> tuple[str, int]:
+    """api.yaml ``TxIn`` text in ledger order (id, then index as a number)."""
+    tx_id, _, index = ref.partition("#")
+    return tx_id, int(index)
 
 
 def _output(txout: Mapping[str, Any]) -> TransactionOutput:
@@ -53,7 +74,8 @@ def _output(txout: Mapping[str, Any]) -> TransactionOutput:
 
 
 class _UtxoView(Mapping[str, dict[str, Any]]):
-    """The ledger's UTxO in api.yaml form; ``update`` adds outputs (a fanout)."""
+    """The ledger's UTxO in api.yaml form (read-only: the head writes through
+    :meth:`HydraLayer1.increment` and :meth:`HydraLayer1.fanout`)."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
@@ -72,11 +94,6 @@ class _UtxoView(Mapping[str, dict[str, Any]]):
     def __len__(self) -> int:
         return len(self._ledger.utxo)
 
-    def update(self, outputs: Mapping[str, Mapping[str, Any]]) -> None:
-        with self._ledger._lock:
-            for ref, txout in outputs.items():
-                self._ledger.utxo[_ref(ref)] = _output(txout)
-
 
 class HydraLayer1:
     """A :class:`~tests.layer1_double.ledger.Ledger` as the hydra double's layer 1."""
@@ -84,6 +101,11 @@ class HydraLayer1:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.utxo = _UtxoView(ledger)
+        #: The head's output on layer 1 (None: nothing deposited yet, or fanned out).
+        self.head_output: TransactionInput | None = None
+        #: Ids of the increment and fanout transactions played on the ledger, in order.
+        self.increments: list[str] = []
+        self.fanouts: list[str] = []
 
     def observe(self, callback: Callable[[str], None]) -> None:
         """Call ``callback(tx_id)`` for every transaction applied on layer 1, however it came
@@ -101,3 +123,57 @@ class HydraLayer1:
         """The fee a draft needs once signed by ``witnesses`` keys (with room for the fee
         field itself growing)."""
         return self.ledger.fees.minimum(len(unsigned) + witnesses * WITNESS_BYTES + 16)
+
+    @property
+    def head_address(self) -> Address:
+        """Where the head's funds sit on layer 1 while it is open."""
+        return Address(HEAD_SCRIPT, network=self.ledger.network)
+
+    def increment(self, deposit_tx_id: str) -> str:
+        """The node takes deposit ``deposit_tx_id`` into the head: spend its output at the
+        deposit script (output 0 of the draft) and the head's output; pay the sum to the
+        head script. Returns the increment's id.
+
+        Raises:
+            LedgerError: the deposit's output is not unspent on layer 1.
+        """
+        deposit = TransactionInput.from_primitive([deposit_tx_id, 0])
+        with self.ledger._lock:
+            inputs = [deposit, *([self.head_output] if self.head_output else [])]
+            found = self.ledger.lookup(inputs)
+            if len(found) != len(inputs):
+                raise LedgerError(f"increment: deposit {deposit_tx_id} is not unspent on layer 1")
+            total = sum(out.amount.coin for out in found.values())
+            head = TransactionOutput(self.head_address, Value(total))
+            tx_id = self._play(inputs, [head])
+            self.head_output = TransactionInput.from_primitive([tx_id, 0])
+            self.increments.append(tx_id)
+            return tx_id
+
+    def fanout(self, final: Mapping[str, Mapping[str, Any]]) -> str:
+        """Spend the head's output and pay ``final`` (the head's UTxO, api.yaml form) to
+        layer 1, one output per entry in ``TxIn`` order. Returns the fanout's id.
+
+        Raises:
+            LedgerError: no head output, or ``final`` does not hold exactly what the head's
+                output holds (value would not be conserved).
+        """
+        with self.ledger._lock:
+            if self.head_output is None:
+                raise LedgerError("fanout: the head holds nothing on layer 1")
+            held = self.ledger.lookup([self.head_output])[self.head_output].amount.coin
+            outputs = [_output(final[ref]) for ref in sorted(final, key=_txin_order)]
+            paid = sum(out.amount.coin for out in outputs)
+            if paid != held:
+                raise LedgerError(f"fanout pays {paid} lovelace, the head holds {held}")
+            tx_id = self._play([self.head_output], outputs)
+            self.head_output = None
+            self.fanouts.append(tx_id)
+            return tx_id
+
+    def _play(self, inputs: list[TransactionInput], outputs: list[TransactionOutput]) -> str:
+        body = TransactionBody(inputs=inputs, outputs=outputs, fee=0)
+        try:
+            return self.ledger.apply_trusted(Transaction(body, TransactionWitnessSet()))
+        except Rejected as exc:
+            raise LedgerError(f"{exc.code}: {exc.message}") from None

@@ -251,6 +251,31 @@ class Ledger:
             observer(hex_id)
         return hex_id
 
+    def apply_trusted(self, tx: Transaction) -> str:
+        """Apply ``tx`` without judging it; returns its id (over its body as PyCardano
+        encodes it).
+
+        For the transactions a double plays on behalf of scripts the ledger does not model
+        (the Hydra head's increment and fanout, :mod:`tests.layer1_double.hydra`): its
+        inputs must be unspent, nothing else is checked; it is recorded like any other
+        (``spent``, ``applied``, observers).
+
+        Raises:
+            Rejected: 3117 (``unknownOutputReferences``), an input is not unspent.
+        """
+        with self._lock:
+            body = tx.transaction_body
+            unknown = [ref for ref in body.inputs if ref not in self.utxo]
+            if unknown:
+                from tests.layer1_double.ogmios_json import ref_json
+
+                raise Rejected(
+                    3117,
+                    "The transaction contains unknown UTxO references as inputs.",
+                    {"unknownOutputReferences": [ref_json(r) for r in unknown]},
+                )
+            return self._apply(tx, blake2b_256(body.to_cbor()))
+
     def evaluate(
         self, cbor: bytes, additional: dict[TransactionInput, TransactionOutput] | None = None
     ) -> list[Evaluated]:
