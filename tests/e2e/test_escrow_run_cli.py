@@ -3,12 +3,14 @@
 escrow is on layer 1 (the Ogmios v6 double over the layer-1 ledger double, every message
 schema-checked, every transaction validated and its scripts run with uplc).
 
-The two doubles are separate ledgers: the hydra double keeps its own layer 1 for funding the
-head (cardano-cli UTxO files), the escrow's locks and settlement go through Ogmios to the
-ledger double; both hold the same party addresses (the identity key is the payment key).
+Both doubles share one layer-1 ledger (:class:`tests.layer1_double.hydra.HydraLayer1`): the
+head is funded from it (5 ADA per party, which stay in the head: these tests do not fan out;
+tests/e2e/test_layer1_story_cli.py does), and the escrow's locks and settlement go through
+Ogmios to it (the identity key is the payment key).
 
 * an honest run (``zkadapt run``): every party locks, checks the others, releases them after
-  the last round; one settles; every deposit comes back (balance = start - own fees);
+  the last round; one settles; every deposit comes back (balance = start - head funds - own
+  fees);
 * a party that crashes for good after round 1 (``zkadapt party`` per party): the others vote
   it out as silent, release each other and settle; the balances are the rules' payouts
   minus each party's own fees.
@@ -32,7 +34,7 @@ from pycardano import Address, Network, VerificationKeyHash
 
 from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
 from tests.hydra_double import HydraDouble
-from tests.hydra_double.fixtures import layer1_funds, utxo_files
+from tests.layer1_double.hydra import HydraLayer1
 from tests.layer1_double.ledger import Ledger
 from tests.ogmios_double.server import OgmiosDouble
 from zkadapt.channel.hydra import HydraChannel
@@ -46,6 +48,8 @@ pytestmark = pytest.mark.e2e
 NAMES = ("alice", "bob", "carol")
 FUNDS = 100_000_000
 DEPOSIT = 10_000_000
+#: What each party moves into the head before it posts (channel.hydra.deposit_lovelace).
+HEAD_FUNDS = 5_000_000
 
 
 class EscrowSession:
@@ -94,12 +98,8 @@ class EscrowSession:
         control = HydraChannel(keyring_of(load_config(self.file)), api=double.api("alice"))
         control.init_head(timeout=10)
         control.close()
-        template = utxo_files(double, self.keys, self.root / "hydra-l1")
-        nodes = {n: double.api(n) for n in NAMES}
-        edit_session(
-            self.file,
-            channel={"backend": "hydra", "hydra": {"nodes": nodes, "layer1_utxo": template}},
-        )
+        nodes = {n: double.api(n) for n in NAMES}  # funded from layer 1 through [cardano]
+        edit_session(self.file, channel={"backend": "hydra", "hydra": {"nodes": nodes}})
 
 
 @contextmanager
@@ -109,7 +109,7 @@ def doubles(
     ledger = Ledger("preprod")
     with OgmiosDouble(ledger) as ogmios:
         session = EscrowSession(tmp_path, ledger, ogmios.url, rounds, submit_s)
-        double = HydraDouble(list(NAMES), l1_utxo=layer1_funds(session.keys)).start()
+        double = HydraDouble(list(NAMES), layer1=HydraLayer1(ledger)).start()
         try:
             session.on_hydra(double)
             yield session, double
@@ -126,7 +126,7 @@ def test_an_honest_run_locks_releases_and_returns_every_deposit(tmp_path: Path) 
         logs = {n: (out / "parties" / n / "party.log").read_text() for n in NAMES}
         report = json.loads((out / "report.json").read_text())
         for name in NAMES:
-            assert session.balance(name) == FUNDS - session.fees(name), name
+            assert session.balance(name) == FUNDS - HEAD_FUNDS - session.fees(name), name
 
     assert report["completed"] is True
     escrow = report["escrow"]
@@ -171,7 +171,7 @@ def test_a_party_that_crashes_for_good_is_voted_out_and_the_others_settle(
     with doubles(tmp_path, submit_s=12) as (session, _):  # round 2 waits out carol
         for name in NAMES:  # each party funds the head before it posts (it opens empty)
             zkadapt("head", "deposit", str(session.file), "--party", name,
-                    "--lovelace", "5000000", cwd=tmp_path)  # fmt: skip
+                    "--lovelace", str(HEAD_FUNDS), cwd=tmp_path)  # fmt: skip
         out = tmp_path / "out"
         out.mkdir()
         procs = {}
@@ -197,7 +197,7 @@ def test_a_party_that_crashes_for_good_is_voted_out_and_the_others_settle(
     paid = payouts(NAMES, ("carol",), DEPOSIT)
     assert paid == {"alice": 15_000_000, "bob": 15_000_000, "carol": 0}
     for name in NAMES:
-        assert balances[name] == FUNDS - DEPOSIT + paid[name] - fees[name], name
+        assert balances[name] == FUNDS - HEAD_FUNDS - DEPOSIT + paid[name] - fees[name], name
     for voter in ("alice", "bob"):
         assert f"{voter} escrow: voted to slash carol (silent since round 2)" in logs[voter]
         assert f"{voter} escrow: released {'bob' if voter == 'alice' else 'alice'}" in logs[voter]
