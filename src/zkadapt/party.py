@@ -17,8 +17,9 @@ from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
-from zkadapt.errors import ZkAdaptError
+from zkadapt.errors import ChannelError, ZkAdaptError
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
+from zkadapt.operator.early_close import HeadClosedEarly, closed_early_line, head_closed
 from zkadapt.out_dirs import party_dir
 from zkadapt.protocol.checkpoints import RoundCheckpoints
 from zkadapt.protocol.phases import Phase
@@ -70,7 +71,12 @@ def run_party(
         payment_key_path: this party's payment signing key for a layer-1 escrow (default:
             its identity key, the same cardano-cli envelope).
 
+    A head closed before the last round is done stops the party with
+    :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 2), after its
+    ``result.json`` (with the escrow's account) is written.
+
     Raises:
+        HeadClosedEarly: the session's hydra head was closed mid-session.
         LockHeld: another process already runs ``party`` with this ``out_dir``.
         OutputError: the party cannot write its own files (lock, checkpoints, local store);
             retrying cannot help, so it stops at once with the path and the reason.
@@ -149,12 +155,19 @@ def _run_locked(
         between_rounds=escrow.after_round if escrow is not None else None,
     )
     outcomes: list[RoundOutcome] = []
+    closed_early: HeadClosedEarly | None = None
     try:
         if escrow is not None:
             escrow.start()
-        outcomes = protocol.run()
-        if escrow is not None:
-            escrow.finish()
+        try:
+            outcomes = protocol.run()
+        except ChannelError:
+            if not head_closed(channel):
+                raise
+            closed_early = _closed_early(config, party, protocol, escrow)
+        else:
+            if escrow is not None:
+                escrow.finish()
     finally:
         channel.close()
         notes = RoundFailureNotes(config.close_votes)
@@ -167,11 +180,22 @@ def _run_locked(
     _write_result(
         home, session_id, party, outcomes, protocol.checkpoints.latest_digest(), escrow_json
     )
+    if closed_early is not None:
+        raise closed_early
     export = getattr(learner, "export", None)  # adapter learners write a PEFT folder
     final = protocol.checkpoints.latest()
     if export is not None and final is not None:
         export(final.state, home)
     return outcomes
+
+
+def _closed_early(
+    config: SessionConfig, party: str, protocol: RoundProtocol, escrow: PartyEscrow | None
+) -> HeadClosedEarly:
+    """The head was closed mid-session: the escrow's account of it, and the one-line stop."""
+    done = max(protocol.checkpoints.rounds(), default=0)
+    note = escrow.closed_early() if escrow is not None else ""
+    return HeadClosedEarly(closed_early_line(party, done, config.session.rounds, note))
 
 
 def _escrow_steps(

@@ -256,6 +256,9 @@ class Head:
     def _close(self, party: str, message: dict[str, Any]) -> list[Out]:
         if self.status != "Open":
             return [self._failed(party, message)]
+        close = getattr(self.l1, "close", None)
+        if close is not None:  # a layer 1 with the head's output: the signed close tx
+            close(party)
         self.status = "Closed"
         self.deadline = utc(self.contestation_s)
         body = {

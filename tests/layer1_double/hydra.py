@@ -17,6 +17,14 @@ value is conserved):
   the deposit's output at the deposit script and the head's output, and pays their sum to
   the head script (:data:`HEAD_SCRIPT`). So while the head is open its funds are one output
   on layer 1, and the deposits are spent.
+* **close** (:meth:`HydraLayer1.close`, when a node closes the head; only when the double
+  was given the nodes' Cardano keys, ``node_keys``): spends the head's output and pays it to
+  the head script again (the head now closed), with one vkey witness: the closing node's
+  Cardano key, as a real close transaction must carry (hydra's close is signed by a
+  participant's ``--cardano-signing-key``). That witness is the only public record of *who*
+  closed (``HeadIsClosed`` names nobody): docs/escrow.md, "A premature close". The tests
+  give each node its party's payment key, which is the requirement zkadapt states for
+  attributing a close (a party's hydra-node uses the party's payment key as its Cardano key).
 * **fanout** (:meth:`HydraLayer1.fanout`): spends the head's output and pays the head's
   final UTxO back to layer 1, one output per head output in the order of their ``TxIn``
   (as hydra's fanout transaction does), under the fanout's own transaction id. So the head's
@@ -41,6 +49,7 @@ from pycardano import (
     TransactionOutput,
     TransactionWitnessSet,
     Value,
+    VerificationKeyWitness,
 )
 
 from tests.hydra_double.ledger import LedgerError
@@ -98,8 +107,12 @@ class _UtxoView(Mapping[str, dict[str, Any]]):
 class HydraLayer1:
     """A :class:`~tests.layer1_double.ledger.Ledger` as the hydra double's layer 1."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, node_keys: Mapping[str, Any] | None = None) -> None:
         self.ledger = ledger
+        #: Each party's node's Cardano signing key (``PaymentSigningKey``): signs its close.
+        self.node_keys = dict(node_keys or {})
+        #: Ids of the close transactions played on the ledger, in order.
+        self.closes: list[str] = []
         self.utxo = _UtxoView(ledger)
         #: The head's output on layer 1 (None: nothing deposited yet, or fanned out).
         self.head_output: TransactionInput | None = None
@@ -148,6 +161,31 @@ class HydraLayer1:
             tx_id = self._play(inputs, [head])
             self.head_output = TransactionInput.from_primitive([tx_id, 0])
             self.increments.append(tx_id)
+            return tx_id
+
+    def close(self, party: str) -> str | None:
+        """``party``'s node closes the head: spend the head's output, pay it to the head
+        script again, signed by the node's Cardano key. Returns the close's id; None (nothing
+        played) when no key is known for ``party``'s node or the head holds nothing on
+        layer 1 (a real head always has an output; this double's opens empty)."""
+        key = self.node_keys.get(party)
+        with self.ledger._lock:
+            if key is None or self.head_output is None:
+                return None
+            held = self.ledger.lookup([self.head_output])[self.head_output]
+            body = TransactionBody(
+                inputs=[self.head_output],
+                outputs=[TransactionOutput(self.head_address, held.amount)],
+                fee=0,
+            )
+            witness = VerificationKeyWitness(key.to_verification_key(), key.sign(body.hash()))
+            tx = Transaction(body, TransactionWitnessSet(vkey_witnesses=[witness]))
+            try:
+                tx_id = self.ledger.apply_trusted(tx)
+            except Rejected as exc:
+                raise LedgerError(f"{exc.code}: {exc.message}") from None
+            self.head_output = TransactionInput.from_primitive([tx_id, 0])
+            self.closes.append(tx_id)
             return tx_id
 
     def fanout(self, final: Mapping[str, Mapping[str, Any]]) -> str:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from zkadapt.cardano.errors import LayerOneError
 from zkadapt.channel.base import Entry, SignedEnvelope
+from zkadapt.errors import ChannelError
 from zkadapt.escrow.messages import EscrowDeposit, EscrowMessage
 from zkadapt.escrow.onchain import EscrowError
 from zkadapt.escrow.rules import EscrowView, Settlement, progress, settle, silent, slash_voters
@@ -279,6 +280,30 @@ class PartyEscrow:
         self._release(view, settlement)
         self._settle(self._await_votes())
         return self.outcome
+
+    # -- a premature close -----------------------------------------------------------------
+
+    def closed_early(self) -> str:
+        """The head was closed before the last round was done: the escrow's account, one line
+        (the party's stop line carries it; docs/escrow.md, "A premature close").
+
+        Who closed the head is not attributed yet (docs/escrow.md, "Not done"), so nobody is
+        voted against and nothing is settled: every lock stays at the session's address and
+        comes back to its owner with ``zkadapt escrow refund`` after the deadline.
+        """
+        try:
+            view = self._view()  # the channel's history up to the close stays readable
+        except (ChannelError, LayerOneError):
+            view = EscrowView.from_entries(self._entries, self.terms)
+        self.outcome.status = "closed-early"
+        self.outcome.settled_by = ""
+        line = (
+            f"the head was closed after round {progress(view, self.terms)} (done by a quorum): "
+            "the closer is not attributed, so nobody is slashed; every lock comes back with "
+            "`zkadapt escrow refund` after the deadline"
+        )
+        self.say(line)
+        return line
 
     def _record(self, settlement: Settlement) -> None:
         self.outcome.status = settlement.status
