@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from zkadapt.aggregation.strategy import Strategy, strategy_from_settings
-from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, open_channel
+from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, OutsiderPolicy, open_channel
 from zkadapt.channel.base import Channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
@@ -22,6 +22,7 @@ from zkadapt.errors import ConfigError, CryptoError
 from zkadapt.keyfiles import channel_keyring_of, keyring_of
 from zkadapt.learning.base import Learner
 from zkadapt.out_dirs import party_dir
+from zkadapt.protocol.messages import introduction_reader
 from zkadapt.protocol.scheme_registry import SchemeInputs, build_scheme
 from zkadapt.protocol.schemes import UpdateScheme
 from zkadapt.seeds import derive_seed
@@ -40,6 +41,7 @@ __all__ = [
     "make_strategy_for",
     "open_party_store",
     "open_session_channel",
+    "outsider_policy",
     "party_locations",
 ]
 
@@ -147,12 +149,14 @@ def open_channel_at(
     identity: IdentityKey | None = None,
     out_dir: Path | None = None,
     record: bool | None = None,
+    api: str | None = None,
 ) -> Channel:
     """The session's channel with its ledger file at ``path`` (a dashboard's own path).
 
     ``out_dir`` (default: the folder of ``path``) holds the copies a backend like ``hydra``
     keeps and falls back to (:func:`channel_copies`); ``record`` as in
-    :func:`open_session_channel`.
+    :func:`open_session_channel`. A session newcomers may join carries their envelopes
+    (:func:`outsider_policy`); ``api`` is the hydra-node a newcomer posts through.
     """
     backend = config.channel.backend
     entry = CHANNEL_BACKENDS.get(backend)
@@ -160,6 +164,11 @@ def open_channel_at(
     if entry.keeps_copies:
         keep = record if record is not None else (identity is not None and party is not None)
         extra["copies"] = channel_copies(out_dir or path.parent, party, record=keep)
+    outsiders = outsider_policy(config)
+    if outsiders is not None:
+        extra["outsiders"] = outsiders
+    if api is not None:
+        extra["api"] = api
     return open_channel(
         backend,
         keyring=channel_keyring_of(config),
@@ -169,6 +178,16 @@ def open_channel_at(
         settings=getattr(config.channel, entry.section) if entry.section else None,
         **extra,
     )
+
+
+def outsider_policy(config: SessionConfig) -> OutsiderPolicy | None:
+    """How the session's channel carries parties no session file lists (docs/membership.md):
+    with ``membership.admission`` ``"open"`` or ``"vote"``, a newcomer's self-signed
+    ``JoinRequest`` of this session introduces its key; None otherwise (outsiders refused)."""
+    section = config.membership
+    if section is None or section.admission == "fixed":
+        return None
+    return OutsiderPolicy(introduction=introduction_reader(config.session_id))
 
 
 def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) -> Learner:
