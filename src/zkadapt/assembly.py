@@ -39,6 +39,8 @@ __all__ = [
     "load_identity",
     "make_scheme",
     "make_strategy_for",
+    "newcomer_identity",
+    "newcomer_learner",
     "open_party_store",
     "open_session_channel",
     "outsider_policy",
@@ -58,6 +60,26 @@ def load_identity(config: SessionConfig, party: str, key_path: Path) -> Identity
         raise CryptoError(
             f"{key_path} is not {party}'s key: its public key differs from the session file"
         )
+    return key
+
+
+def newcomer_identity(config: SessionConfig, party: str, key_path: Path) -> IdentityKey:
+    """The identity key of ``party``, which no session file lists (``zkadapt join``): read
+    from ``key_path``, or created there (mode 0600) when the file does not exist yet.
+
+    Raises:
+        CryptoError: the key is unreadable, or it is a listed party's key (a newcomer signs
+            with its own key; the request would be refused as a reused key).
+    """
+    if key_path.exists():
+        key = IdentityKey.load(key_path)
+    else:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key = IdentityKey.generate()
+        key.save(key_path)
+    for name, public in keyring_of(config).items():
+        if public == key.public:
+            raise CryptoError(f"{key_path} is {name}'s key: a newcomer joins with its own key")
     return key
 
 
@@ -216,6 +238,39 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
         party_index=None if party is None else names.index(party),
         n_parties=len(names),
         partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
+        data_root=data_root,
+    )
+
+
+def newcomer_learner(config: SessionConfig, party: str, *, data_root: Path) -> Learner:
+    """The learner of ``party``, a newcomer no session file lists (``zkadapt join``).
+
+    A built-in or shared data set (``data.source``) is split in one more part than the
+    listed parties, by a seed of the session and the newcomer's name, and the newcomer
+    trains on the last part: data of its own in a demo (it may overlap what the listed
+    parties train on, which only a real newcomer's own files avoid: ``data.path`` resolves
+    against its ``--data-root``).
+
+    Raises:
+        ConfigError: a causal LM reads each party's text from ``data.parties`` in the
+            session file, which cannot name a newcomer (not supported yet).
+    """
+    from zkadapt.learning.builder import build_learner
+
+    if config.model.kind == "causal-lm":
+        raise ConfigError(
+            "model.kind",
+            "a causal-lm newcomer has no text in data.parties of the session file; "
+            "zkadapt join supports the mlp models for now",
+        )
+    names = config.party_names
+    return build_learner(
+        model=config.model,
+        data=config.data,
+        training=config.training,
+        party_index=len(names),
+        n_parties=len(names) + 1,
+        partition_seed=derive_seed(config.seed_id, "partition", "newcomer", party) % 2**32,
         data_root=data_root,
     )
 
