@@ -70,8 +70,7 @@ class RoundVerdict:
     failure: str | None = None
     #: ``(party, why)``: a party whose announcement the recomputation contradicts.
     named: list[tuple[str, str]] = field(default_factory=list)
-    #: The round's active members by the channel rules (the listed parties without
-    #: ``[membership]``).
+    #: The round's active members by the channel rules (empty without ``[membership]``).
     members: list[str] = field(default_factory=list)
 
     @property
@@ -213,7 +212,7 @@ def audit_session(
         if outcome is None:
             break
         failure = _failure_of(history, r, outcome)
-        verdict = RoundVerdict(r, members=list(round_members(history, r)))
+        verdict = RoundVerdict(r, members=list(history.members(r) or ()))
         try:
             if failure is not None:  # G(r) = G(r-1)
                 verdict.failure = failure.reason
@@ -235,13 +234,6 @@ def audit_session(
     if only_round is not None and only_round > report.completed:
         report.problems.append(f"round {only_round} was not completed")
     return report
-
-
-def round_members(history: SessionHistory, r: int) -> tuple[str, ...]:
-    """The active members of round ``r`` as the parties' machines derive them."""
-    if history.rules is None or history.observed is None:
-        return tuple(sorted(history.parties))
-    return machine.members_of(history.rules, history.observed, r)
 
 
 def membership_lines(history: SessionHistory) -> list[str]:
@@ -456,7 +448,7 @@ def format_report(report: AuditReport) -> str:
         details = "; ".join(v.problems) or (f"rejected {rejected}" if rejected else "")
         if v.failure is not None and not v.problems:
             details = f"round failed: {v.failure}" + (f"; {details}" if details else "")
-        if report.membership and v.members:  # a session with [membership]: who was a member
+        if report.membership and v.members:  # membership changed: who was a member
             members = f"members {','.join(v.members)}"
             details = members + (f"; {details}" if details else "")
         lines.append(

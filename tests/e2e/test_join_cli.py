@@ -29,9 +29,12 @@ import pytest
 from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
 from zkadapt.channel import open_channel
 from zkadapt.config import load_config
+from zkadapt.dashboard.page import render_sections
+from zkadapt.dashboard.source import LedgerWatcher, locate_session
 from zkadapt.keyfiles import keyring_of
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import JoinRequest, Submitted
+from zkadapt.summary import ReportFacts, build_report
 
 pytestmark = pytest.mark.e2e
 
@@ -158,6 +161,24 @@ def _check_session(tmp_path: Path, scheme: str) -> None:
     assert last and digests["dave"][:12] in last[0], audit.stdout
     assert "alice,bob,carol,dave" in last[0]
     assert "dave joined: member from round 3" in audit.stdout, audit.stdout
+    _check_report_and_dashboard(session, out, history)
+
+
+def _check_report_and_dashboard(session: Path, out: Path, history: SessionHistory) -> None:
+    """report.json's form of the session and the dashboard show every round's members."""
+    report = build_report(ReportFacts.of(load_config(session)), history).to_json()
+    assert [r["members"] for r in report["rounds"]] == [list(NAMES)] * 2 + [[*NAMES, "dave"]] * 2
+    joined = {p["name"]: p.get("joined_round") for p in report["parties"]}
+    assert joined == {"alice": 1, "bob": 1, "carol": 1, "dave": 3}
+    watcher = LedgerWatcher(locate_session(session, out))
+    try:
+        watcher.poll()
+        rounds = render_sections(watcher.snapshot())["rounds"]
+    finally:
+        watcher.close()
+    assert "<th>members</th>" in rounds
+    assert "<td>alice, bob, carol, dave</td>" in rounds
+    assert "dave joined: member from round 3" in rounds
 
 
 def test_a_fourth_party_joins_during_round_2_through_the_cli(tmp_path: Path) -> None:

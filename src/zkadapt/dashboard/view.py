@@ -364,6 +364,7 @@ class SessionView:
             ],
             "done": sorted(self.history.round_done(r)),
             "failed": failure.reason if failure else None,
+            "members": list(self.history.members(r) or ()),
         }
 
 
