@@ -35,7 +35,7 @@ def request(name: str = "dave", key: IdentityKey = DAVE, signer: IdentityKey = D
 
 
 def vote(name: str = "dave", signer: IdentityKey = DAVE) -> SignedEnvelope:
-    return sign(PhaseClosed(SESSION, 3, name, "submit"), name, signer)
+    return sign(PhaseClosed(SESSION, 3, "submit", "deadline"), name, signer)
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def ledger(tmp_path: Path) -> LocalLedger:
 def test_the_ledger_carries_a_self_signed_request_and_the_newcomers_later_messages(
     ledger: LocalLedger, tmp_path: Path
 ) -> None:
-    ledger.post(sign(PhaseClosed(SESSION, 1, "alice", "submit"), "alice", KEYS["alice"]))
+    ledger.post(sign(PhaseClosed(SESSION, 1, "submit", "deadline"), "alice", KEYS["alice"]))
     assert ledger.post(request()).seq == 2
     assert ledger.post(vote()).seq == 3
     # a second process reads and re-verifies the whole ledger the same way

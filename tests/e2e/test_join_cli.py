@@ -221,3 +221,40 @@ def test_join_refuses_a_taken_name_a_fixed_session_and_a_full_one(tmp_path: Path
     assert not (out / "parties" / "dave").exists()  # nothing ran, nothing was posted
     for proc in (fixed, taken, no_ledger, full):
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_member_lists_pending_requests_and_votes_to_admit(tmp_path: Path) -> None:
+    from zkadapt.assembly import open_session_channel
+    from zkadapt.crypto.identity import IdentityKey
+    from zkadapt.protocol.messages import sign
+
+    zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
+    session = tmp_path / "sess" / "session.toml"
+    edit_session(session, membership={"admission": "vote", "votes": 2})
+    config = load_config(session)
+    out = tmp_path / "out"
+    out.mkdir()
+    dave = IdentityKey.from_seed(b"d" * 32)
+    channel = open_session_channel(config, out, party="dave", identity=dave)
+    request = JoinRequest(config.session_id, 1, "dave", dave.public.hex, 120, 0)
+    channel.post(sign(request, "dave", dave))
+    channel.close()
+
+    def admit(*args: str) -> subprocess.CompletedProcess[str]:
+        return zkadapt("admit", str(session), "--out", str(out), *args, cwd=tmp_path, check=False)
+
+    listed = admit("--party", "alice", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert "1 pending join request(s)" in listed.stdout
+    assert "dave  key " in listed.stdout and "0 of 2 votes" in listed.stdout
+    voted = admit("--party", "alice", "dave")
+    assert voted.returncode == 0 and "alice: voted to admit dave" in voted.stdout, voted.stderr
+    assert "1 of 2 votes (alice)" in admit("--party", "bob", "--list").stdout
+    again = admit("--party", "alice", "dave")
+    assert again.returncode == 2 and "alice voted for dave already" in again.stderr
+    nobody = admit("--party", "bob", "erin")
+    assert nobody.returncode == 2 and "erin has no pending join request" in nobody.stderr
+    assert admit("--party", "bob", "dave").returncode == 0
+    assert "approved (alice, bob)" in admit("--party", "carol", "--list").stdout
+    both = admit("--party", "carol", "--list", "dave")
+    assert both.returncode == 2 and "either --list or a CANDIDATE" in both.stderr
