@@ -160,10 +160,11 @@ def admit(
             if roster is None or config.membership is None:
                 raise UsageError("this session has no [membership]: nobody can ask to join")
             requests = pending(roster)
+            r = roster.in_progress
+            where = f"round {r} in progress" if r <= config.session.rounds else "every round cut"
             click.echo(
-                f"session {config.session_id[:12]}: round {roster.in_progress} in progress, "
-                f"{len(requests)} pending join request(s)"
-                + (f" (admission {config.membership.admission})")
+                f"session {config.session_id[:12]}: {where}, {len(requests)} pending join "
+                f"request(s) (admission {config.membership.admission})"
             )
             for request in requests:
                 click.echo(f"  {request.line(config.membership.votes)}")
