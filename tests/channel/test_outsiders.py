@@ -145,3 +145,32 @@ def test_the_hydra_view_without_a_policy_drops_an_outsider_as_unknown() -> None:
     view.apply(snapshot(1, outsider_tx(request(), DAVE, 1)))
     assert view.entries() == []
     assert view.log is not None and view.log.rejected[0].reason == "unknown sender 'dave'"
+
+
+def test_a_newcomer_posts_through_a_members_hydra_node_and_readers_with_the_policy_see_it() -> None:
+    """Over the hydra-node double: dave, funded in the head but no head party, posts his
+    request and a message through alice's node; bob's reader with the policy reads both, a
+    reader without it drops them as from an unknown sender."""
+    from tests.hydra_double.fixtures import funds, open_head
+    from zkadapt.channel.hydra import HydraChannel
+
+    money = funds({**KEYS, "dave": DAVE})
+    with open_head(KEYS, KEYRING, initial_utxo=money) as (double, channels):
+        common = {"confirm_timeout_s": 10, "connect_timeout_s": 10, "outsiders": POLICY}
+        dave = HydraChannel(KEYRING, api=double.api("alice"), identity=DAVE, name="dave", **common)
+        reader = HydraChannel(KEYRING, api=double.api("bob"), **common)
+        try:
+            assert dave.post(request()).seq == 1
+            assert dave.post(vote()).seq == 2
+            with pytest.raises(ChannelError, match="bad signature"):
+                dave.post(vote(signer=EVE))
+            reader.wait(1, 10)
+            seen = reader.history(0)
+            assert [(e.seq, e.envelope.sender) for e in seen] == [(1, "dave"), (2, "dave")]
+            plain = channels["carol"]
+            plain.wait(0, 1)
+            assert plain.history() == []
+            assert [r.reason for r in plain.rejected][:1] == ["unknown sender 'dave'"]
+        finally:
+            dave.close()
+            reader.close()
