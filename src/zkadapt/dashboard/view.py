@@ -354,7 +354,8 @@ class SessionView:
         if r > self.config.session.rounds or self.history.last_round_started() < r:
             return None
         failure = self.history.failure(r)
-        return {
+        members = self.history.members(r)  # [membership] only: who is a member of it
+        return ({"members": list(members)} if members is not None else {}) | {
             "round": r,
             "submitted": sorted(self.history.submissions(r)),
             "closed": self.history.cut(r, SUBMIT_PHASE) is not None,
@@ -364,7 +365,6 @@ class SessionView:
             ],
             "done": sorted(self.history.round_done(r)),
             "failed": failure.reason if failure else None,
-            "members": list(self.history.members(r) or ()),
         }
 
 
