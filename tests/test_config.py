@@ -583,6 +583,15 @@ def test_membership_settings_are_checked_against_the_parties(
     assert error.key == key and words in str(error)
 
 
+def test_newcomers_are_refused_with_a_layer1_escrow_until_their_locks_are_checked(
+    raw: dict[str, Any],
+) -> None:
+    on_l1 = raw | {"escrow": {"deadline": 1_767_225_600}, "cardano": {"network": "preprod"}}
+    assert config_from_dict(copy.deepcopy(on_l1) | {"membership": {"admission": "fixed"}})
+    error = config_error(on_l1 | {"membership": {"admission": "vote"}})
+    assert error.key == "membership.admission" and "lock must be checked" in str(error)
+
+
 def test_an_external_key_centre_cannot_serve_newcomers(raw: dict[str, Any]) -> None:
     privacy = {"scheme": "paillier", "kgc_public_key": "ab" * 32}
     error = config_error(raw | {"privacy": privacy, "membership": {"admission": "open"}})

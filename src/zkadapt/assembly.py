@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from zkadapt.aggregation.strategy import Strategy, strategy_from_settings
-from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, open_channel
+from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, OutsiderPolicy, open_channel
 from zkadapt.channel.base import Channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
@@ -22,6 +22,7 @@ from zkadapt.errors import ConfigError, CryptoError
 from zkadapt.keyfiles import channel_keyring_of, keyring_of
 from zkadapt.learning.base import Learner
 from zkadapt.out_dirs import party_dir
+from zkadapt.protocol.messages import introduction_reader
 from zkadapt.protocol.scheme_registry import SchemeInputs, build_scheme
 from zkadapt.protocol.schemes import UpdateScheme
 from zkadapt.seeds import derive_seed
@@ -38,8 +39,11 @@ __all__ = [
     "load_identity",
     "make_scheme",
     "make_strategy_for",
+    "newcomer_identity",
+    "newcomer_learner",
     "open_party_store",
     "open_session_channel",
+    "outsider_policy",
     "party_locations",
 ]
 
@@ -56,6 +60,26 @@ def load_identity(config: SessionConfig, party: str, key_path: Path) -> Identity
         raise CryptoError(
             f"{key_path} is not {party}'s key: its public key differs from the session file"
         )
+    return key
+
+
+def newcomer_identity(config: SessionConfig, party: str, key_path: Path) -> IdentityKey:
+    """The identity key of ``party``, which no session file lists (``zkadapt join``): read
+    from ``key_path``, or created there (mode 0600) when the file does not exist yet.
+
+    Raises:
+        CryptoError: the key is unreadable, or it is a listed party's key (a newcomer signs
+            with its own key; the request would be refused as a reused key).
+    """
+    if key_path.exists():
+        key = IdentityKey.load(key_path)
+    else:
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key = IdentityKey.generate()
+        key.save(key_path)
+    for name, public in keyring_of(config).items():
+        if public == key.public:
+            raise CryptoError(f"{key_path} is {name}'s key: a newcomer joins with its own key")
     return key
 
 
@@ -147,12 +171,14 @@ def open_channel_at(
     identity: IdentityKey | None = None,
     out_dir: Path | None = None,
     record: bool | None = None,
+    api: str | None = None,
 ) -> Channel:
     """The session's channel with its ledger file at ``path`` (a dashboard's own path).
 
     ``out_dir`` (default: the folder of ``path``) holds the copies a backend like ``hydra``
     keeps and falls back to (:func:`channel_copies`); ``record`` as in
-    :func:`open_session_channel`.
+    :func:`open_session_channel`. A session newcomers may join carries their envelopes
+    (:func:`outsider_policy`); ``api`` is the hydra-node a newcomer posts through.
     """
     backend = config.channel.backend
     entry = CHANNEL_BACKENDS.get(backend)
@@ -160,6 +186,11 @@ def open_channel_at(
     if entry.keeps_copies:
         keep = record if record is not None else (identity is not None and party is not None)
         extra["copies"] = channel_copies(out_dir or path.parent, party, record=keep)
+    outsiders = outsider_policy(config)
+    if outsiders is not None:
+        extra["outsiders"] = outsiders
+    if api is not None:
+        extra["api"] = api
     return open_channel(
         backend,
         keyring=channel_keyring_of(config),
@@ -169,6 +200,16 @@ def open_channel_at(
         settings=getattr(config.channel, entry.section) if entry.section else None,
         **extra,
     )
+
+
+def outsider_policy(config: SessionConfig) -> OutsiderPolicy | None:
+    """How the session's channel carries parties no session file lists (docs/membership.md):
+    with ``membership.admission`` ``"open"`` or ``"vote"``, a newcomer's self-signed
+    ``JoinRequest`` of this session introduces its key; None otherwise (outsiders refused)."""
+    section = config.membership
+    if section is None or section.admission == "fixed":
+        return None
+    return OutsiderPolicy(introduction=introduction_reader(config.session_id))
 
 
 def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) -> Learner:
@@ -197,6 +238,39 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
         party_index=None if party is None else names.index(party),
         n_parties=len(names),
         partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
+        data_root=data_root,
+    )
+
+
+def newcomer_learner(config: SessionConfig, party: str, *, data_root: Path) -> Learner:
+    """The learner of ``party``, a newcomer no session file lists (``zkadapt join``).
+
+    A built-in or shared data set (``data.source``) is split in one more part than the
+    listed parties, by a seed of the session and the newcomer's name, and the newcomer
+    trains on the last part: data of its own in a demo (it may overlap what the listed
+    parties train on, which only a real newcomer's own files avoid: ``data.path`` resolves
+    against its ``--data-root``).
+
+    Raises:
+        ConfigError: a causal LM reads each party's text from ``data.parties`` in the
+            session file, which cannot name a newcomer (not supported yet).
+    """
+    from zkadapt.learning.builder import build_learner
+
+    if config.model.kind == "causal-lm":
+        raise ConfigError(
+            "model.kind",
+            "a causal-lm newcomer has no text in data.parties of the session file; "
+            "zkadapt join supports the mlp models for now",
+        )
+    names = config.party_names
+    return build_learner(
+        model=config.model,
+        data=config.data,
+        training=config.training,
+        party_index=len(names),
+        n_parties=len(names) + 1,
+        partition_seed=derive_seed(config.seed_id, "partition", "newcomer", party) % 2**32,
         data_root=data_root,
     )
 

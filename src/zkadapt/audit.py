@@ -22,6 +22,9 @@
 * completeness: every round the session file plans must have a checked outcome, done or
   failed (a missing round fails the audit unless ``partial``; a session with no outcome
   always fails), and no signed entry may appear twice (a replayed row);
+* membership (docs/membership.md): the members of every round and when each newcomer joined,
+  was refused or was marked absent, as the parties' machines derive it from channel order
+  (``config.channel_rules()``); each round is recomputed with its own members;
 * who was named: every party the others rejected, every entry the channel rules find
   impossible (a protocol violation) and every digest the recomputation contradicts are
   listed with the party and the reason.
@@ -67,6 +70,8 @@ class RoundVerdict:
     failure: str | None = None
     #: ``(party, why)``: a party whose announcement the recomputation contradicts.
     named: list[tuple[str, str]] = field(default_factory=list)
+    #: The round's active members by the channel rules (empty without ``[membership]``).
+    members: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -99,6 +104,8 @@ class AuditReport:
     partial: bool = False
     named: dict[str, list[str]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    #: One line per membership change (joined, refused, absent), in channel order.
+    membership: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -178,6 +185,7 @@ def audit_session(
                 f"round {rejected.round}, by {posted.sender}: {rejected.reason}"
             )
     observed = history.observed
+    report.membership = membership_lines(history)
     for r in range(1, config.session.rounds + 1):
         for sender, why in observed.view(r).violations if observed else ():
             report.named.setdefault(sender, []).append(
@@ -204,7 +212,7 @@ def audit_session(
         if outcome is None:
             break
         failure = _failure_of(history, r, outcome)
-        verdict = RoundVerdict(r)
+        verdict = RoundVerdict(r, members=list(history.members(r) or ()))
         try:
             if failure is not None:  # G(r) = G(r-1)
                 verdict.failure = failure.reason
@@ -226,6 +234,18 @@ def audit_session(
     if only_round is not None and only_round > report.completed:
         report.problems.append(f"round {only_round} was not completed")
     return report
+
+
+def membership_lines(history: SessionHistory) -> list[str]:
+    """Who joined (and from which round), who was refused and why, who was marked absent."""
+    roster = history.roster
+    if roster is None:
+        return []
+    lines = [f"{n.name} joined: member from round {n.round}" for n in roster.admitted]
+    lines += [f"{q.name} asked to join: pending at the end" for q in roster.pending]
+    lines += [f"{f.name or '?'} refused: {f.reason}" for f in roster.refused]
+    lines += [f"{p} absent from round {r}" for p, r in roster.absent]
+    return lines
 
 
 def replayed_entries(entries: list[Any]) -> list[str]:
@@ -307,6 +327,8 @@ def _audit_failed_round(
         verdict.problems.append("RoundFailed before the submit phase closed")
         return
     quorum = io.ctx.quorum
+    if history.rules is not None and history.observed is not None:  # of the round's members
+        quorum = machine.quorum_of(history.rules, history.observed, r)
     candidates = _candidates(history, r)
     if len(candidates) < quorum:  # below quorum whatever verifies (no key needed to see it)
         return
@@ -426,6 +448,9 @@ def format_report(report: AuditReport) -> str:
         details = "; ".join(v.problems) or (f"rejected {rejected}" if rejected else "")
         if v.failure is not None and not v.problems:
             details = f"round failed: {v.failure}" + (f"; {details}" if details else "")
+        if report.membership and v.members:  # membership changed: who was a member
+            members = f"members {','.join(v.members)}"
+            details = members + (f"; {details}" if details else "")
         lines.append(
             f"{v.round:>5}  {'OK' if v.ok else 'FAILED':7}  {','.join(v.accepted):24}  "
             f"{v.digest[:12]:14}  {details}"
@@ -436,6 +461,9 @@ def format_report(report: AuditReport) -> str:
             f"rounds: {report.completed} of {report.planned_rounds} planned completed{failed}"
             + (" (partial audit)" if report.partial and report.incomplete else "")
         )
+    if report.membership:
+        lines.append("membership (by the channel rules):")
+        lines += [f"  - {line}" for line in report.membership]
     if report.failed:
         lines.append("failed rounds (G(r) = G(r-1), checked against the channel):")
         lines += [f"  - {line}" for line in report.failed]

@@ -381,6 +381,13 @@ def _check_membership(config: SessionConfig) -> None:
             "an external key-generation centre deals every key epoch at once, before anyone "
             "joins: admit newcomers with a dealing party or distributed keys",
         )
+    if section.admission != "fixed" and config.escrow.deadline is not None:
+        raise ConfigError(
+            "membership.admission",
+            "with the escrow on layer 1 (escrow.deadline) a newcomer's lock must be checked "
+            "before its admission, and locks list only the session file's parties: not "
+            'supported yet (docs/membership.md, "Escrow"); use admission = "fixed"',
+        )
     if section.admission == "vote" and section.votes > listed:
         raise ConfigError(
             "membership.votes",

@@ -69,6 +69,14 @@ class HistoryConflict(ProtocolError):
     exit_code = 2
 
 
+class JoinRefused(ProtocolError):
+    """A newcomer's request to join is refused by the session's membership rules, with the
+    reason every party records (docs/membership.md); retrying the same request cannot help,
+    so it exits 2 like other bad input."""
+
+    exit_code = 2
+
+
 class CryptoError(ZkAdaptError):
     """A cryptographic check failed or a key is unusable."""
 

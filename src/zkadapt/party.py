@@ -17,11 +17,13 @@ from zkadapt import assembly
 from zkadapt.atomic_file import write_atomic
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
-from zkadapt.errors import ChannelError, ZkAdaptError
+from zkadapt.errors import ChannelError, JoinRefused, ProtocolError, ZkAdaptError
 from zkadapt.locks import PARTY_LOCK, ExclusiveLock
 from zkadapt.operator.early_close import HeadClosedEarly, closed_early_line, head_closed
 from zkadapt.out_dirs import party_dir
+from zkadapt.protocol import membership
 from zkadapt.protocol.checkpoints import RoundCheckpoints
+from zkadapt.protocol.membership import Candidacy
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.round import EventSink, PartyContext, RoundOutcome, RoundProtocol
 from zkadapt.round_failures import RoundFailureNotes
@@ -45,6 +47,7 @@ def run_party(
     on_round_failed: Callable[[str], None] | None = None,
     threads: int | None = 1,
     payment_key_path: Path | None = None,
+    deposit: int | None = None,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
 
@@ -52,6 +55,12 @@ def run_party(
     takes the escrow's steps around the rounds (:mod:`zkadapt.operator.party_escrow`): it
     locks its deposit and checks the others' before round 1, votes against silent parties
     between rounds, and releases and settles after the last one.
+
+    With ``deposit`` (``zkadapt join``), ``party`` is a newcomer that no session file lists
+    (docs/membership.md): its key is read from (or created at) ``key_path``, it posts a
+    ``JoinRequest`` signed with it declaring ``deposit``, follows every round before its
+    admission by recomputing G(r) from the channel and checking every ``RoundDone``
+    digest (no party sends it a model), and takes part from its first round as a member.
 
     The party holds ``OUT/parties/<name>/party.lock`` for the whole run: a second process
     acting as the same party would overwrite its update objects and checkpoints (issue 17),
@@ -70,6 +79,7 @@ def run_party(
             the cores and keeps training bit-reproducible).
         payment_key_path: this party's payment signing key for a layer-1 escrow (default:
             its identity key, the same cardano-cli envelope).
+        deposit: a newcomer's declared escrow deposit (lovelace); None for a listed party.
 
     A head closed before the last round is done stops the party with
     :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 2), after its
@@ -78,10 +88,15 @@ def run_party(
     Raises:
         HeadClosedEarly: the session's hydra head was closed mid-session.
         LockHeld: another process already runs ``party`` with this ``out_dir``.
+        JoinRefused: a newcomer whose request the channel refused (the reason every
+            party records).
         OutputError: the party cannot write its own files (lock, checkpoints, local store);
             retrying cannot help, so it stops at once with the path and the reason.
     """
-    identity = assembly.load_identity(config, party, key_path)
+    if deposit is None:
+        identity = assembly.load_identity(config, party, key_path)
+    else:
+        identity = assembly.newcomer_identity(config, party, key_path)
     what = f"party {party} of session {config.session_id[:12]}"
     try:
         with ExclusiveLock(party_dir(out_dir, party) / PARTY_LOCK, what):
@@ -95,6 +110,7 @@ def run_party(
                 on_round_failed,
                 threads,
                 payment_key_path or key_path,
+                deposit,
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)
@@ -113,6 +129,7 @@ def _run_locked(
     on_round_failed: Callable[[str], None] | None,
     threads: int | None,
     payment_key_path: Path,
+    deposit: int | None,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
@@ -122,7 +139,12 @@ def _run_locked(
     session_id = config.session_id
     names = config.party_names
     store = assembly.open_party_store(config, party, out_dir)  # storage errors first
-    learner = assembly.learner_for(config, party, data_root=data_root)
+    if deposit is None:
+        learner = assembly.learner_for(config, party, data_root=data_root)
+        candidacy = None
+    else:
+        learner = assembly.newcomer_learner(config, party, data_root=data_root)
+        candidacy = Candidacy(identity.public.hex, learner.n_train, deposit)
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(config, out_dir, party=party, identity=identity)
     home = party_dir(out_dir, party)
@@ -139,6 +161,7 @@ def _run_locked(
         close_votes=config.close_votes,
         min_accepted=config.min_accepted,
         membership=config.membership_rules,
+        candidacy=candidacy,
     )
     protocol = RoundProtocol(
         ctx,
@@ -168,6 +191,11 @@ def _run_locked(
         else:
             if escrow is not None:
                 escrow.finish()
+    except ProtocolError:
+        refused = _refusal(protocol, candidacy)
+        if refused is not None:
+            raise JoinRefused(f"join request refused: {refused}", party=party) from None
+        raise
     finally:
         channel.close()
         notes = RoundFailureNotes(config.close_votes)
@@ -231,6 +259,15 @@ def _escrow_steps(
         key=key,
         say=lambda line: sink(0, Phase.ESCROW, line),
     )
+
+
+def _refusal(protocol: RoundProtocol, candidacy: Candidacy | None) -> str | None:
+    """Why the channel refused our own ``JoinRequest``, if it did (a newcomer)."""
+    roster = protocol.history.roster
+    if candidacy is None or roster is None:
+        return None
+    standing = membership.status(roster, protocol.ctx.party, candidacy.public_key)
+    return str(standing[1]) if standing is not None and standing[0] == "refused" else None
 
 
 def _write_result(

@@ -33,9 +33,13 @@ class PartyInfo:
     name: str
     public_key: str | None
     n_train: int | None
+    #: With ``[membership]``: its first round as a member (1 for a listed party, the
+    #: admission round for a newcomer); None without (every listed party, every round).
+    joined_round: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "public_key": self.public_key, "n_train": self.n_train}
+        joined = {} if self.joined_round is None else {"joined_round": self.joined_round}
+        return {"name": self.name, "public_key": self.public_key, "n_train": self.n_train} | joined
 
     @classmethod
     def from_json(cls, doc: Any, where: str = "party") -> PartyInfo:
@@ -44,6 +48,7 @@ class PartyInfo:
             name=_str(doc.get("name"), f"{where}.name"),
             public_key=_optional(doc.get("public_key"), _str, f"{where}.public_key"),
             n_train=_optional(doc.get("n_train"), _count, f"{where}.n_train"),
+            joined_round=_optional(doc.get("joined_round"), _count, f"{where}.joined_round"),
         )
 
 
@@ -137,11 +142,15 @@ class RoundReport:
     failure: str | None = None
     #: Train / evaluate / private aggregation / other of one party; None when not timed.
     split: RoundSplit | None = None
+    #: The round's active members with ``[membership]`` (docs/membership.md); None without.
+    members: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         optional: dict[str, Any] = {}
         if self.failure is not None:
             optional["failure"] = self.failure
+        if self.members is not None:
+            optional["members"] = list(self.members)
         if self.split is not None:
             optional["split"] = self.split.to_json()
         return optional | {
@@ -184,6 +193,7 @@ class RoundReport:
             model_sha256=_optional(doc.get("model_sha256"), _str, f"{where}.model_sha256"),
             failure=_optional(doc.get("failure"), _str, f"{where}.failure"),
             split=RoundSplit.from_json(doc.get("split"), f"{where}.split"),
+            members=_optional(doc.get("members"), _names, f"{where}.members"),
         )
 
 
@@ -452,6 +462,10 @@ def _metrics(value: Any, where: str) -> dict[str, float]:
 def _per_party(value: Any, where: str) -> dict[str, dict[str, float]]:
     doc = _mapping(value or {}, where)
     return {_str(name, where): _metrics(m, f"{where}.{name}") for name, m in doc.items()}
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    return tuple(_str(n, where) for n in _list(value, where))
 
 
 def _strings(value: Any, where: str) -> dict[str, str]:

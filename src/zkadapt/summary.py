@@ -157,6 +157,7 @@ def round_reports(rounds_total: int, history: SessionHistory) -> tuple[RoundRepo
                     per_party={},
                     model_sha256=previous,
                     failure=failure.reason,
+                    members=history.members(r),
                 )
             )
         else:
@@ -203,6 +204,7 @@ def _round_report(
         per_party={name: split_metrics(d.metrics)[1] for name, d in sorted(done.items())},
         model_sha256=first.model_sha256,
         split=round_split(done),
+        members=history.members(r),
     )
 
 
@@ -243,11 +245,21 @@ def _slowest_phases(done: dict[str, RoundDone]) -> dict[str, float]:
 
 
 def party_infos(facts: ReportFacts, history: SessionHistory) -> tuple[PartyInfo, ...]:
-    """Name, public key and declared training-set size (from its first update) of every party."""
+    """Name, public key and declared training-set size (from its first update) of every party:
+    the listed ones, then (with ``[membership]``) each newcomer the channel admitted, with the
+    round it joined from (docs/membership.md)."""
     sizes: dict[str, int] = {}
     for r in range(1, facts.rounds_total + 1):
         for name, posted in history.submissions(r).items():
             sizes.setdefault(name, posted.message.n_samples)  # type: ignore[attr-defined]
-    return tuple(
-        PartyInfo(name=name, public_key=key, n_train=sizes.get(name)) for name, key in facts.parties
+    roster = history.roster
+    first = 1 if roster is not None and history.members(1) is not None else None
+    listed = tuple(
+        PartyInfo(name=name, public_key=key, n_train=sizes.get(name), joined_round=first)
+        for name, key in facts.parties
     )
+    newcomers = tuple(
+        PartyInfo(name=n.name, public_key=n.key, n_train=sizes.get(n.name), joined_round=n.round)
+        for n in (roster.admitted if first is not None and roster is not None else ())
+    )
+    return listed + newcomers

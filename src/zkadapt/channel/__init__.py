@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zkadapt.channel.base import Channel, Entry, Receipt, SignedEnvelope
+from zkadapt.channel.outsiders import OutsiderPolicy
 from zkadapt.registry import Registry
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "ChannelBackend",
     "CopyPlaces",
     "Entry",
+    "OutsiderPolicy",
     "Receipt",
     "SignedEnvelope",
     "channel_backends",
@@ -61,11 +63,13 @@ def _open_local(
     party: str | None = None,
     identity: IdentityKey | None = None,
     settings: HydraChannelConfig | None = None,
+    outsiders: OutsiderPolicy | None = None,
 ) -> Channel:
-    """The SQLite ledger at ``path``; ``party``, ``identity`` and ``settings`` are unused."""
+    """The SQLite ledger at ``path``, carrying newcomers by ``outsiders`` when given;
+    ``party``, ``identity`` and ``settings`` are unused."""
     from zkadapt.channel.local import LocalLedger
 
-    return LocalLedger(Path(path), keyring)
+    return LocalLedger(Path(path), keyring, outsiders=outsiders)
 
 
 def _open_hydra(
@@ -77,6 +81,7 @@ def _open_hydra(
     path: str | Path | None = None,
     api: str | None = None,
     copies: CopyPlaces | None = None,
+    outsiders: OutsiderPolicy | None = None,
 ) -> Channel:
     """A client of ``party``'s hydra-node (docs/hydra.md); read-only without ``identity``.
 
@@ -84,7 +89,9 @@ def _open_hydra(
     accepted for a uniform call and unused (the head is the ledger). With ``copies``, the
     channel appends a copy of what it reads to ``copies.record``; a reader (no
     ``identity``) whose node no longer knows the head reads ``copies.read`` instead
-    (:func:`~zkadapt.channel.hydra.archive.open_hydra_reader`).
+    (:func:`~zkadapt.channel.hydra.archive.open_hydra_reader`). With ``outsiders``,
+    newcomers' envelopes are carried (:mod:`zkadapt.channel.outsiders`), and a party whose
+    identity is no keyring key posts as ``party`` (a newcomer, through a member's node).
     """
     from zkadapt.channel.hydra.archive import head_of_copy, open_hydra_reader
     from zkadapt.channel.hydra.client import HydraChannel
@@ -104,11 +111,13 @@ def _open_hydra(
             confirm_timeout_s=settings.confirm_timeout_s,
             layer1_timeout_s=settings.layer1_timeout_s,
             record=places.record,
+            outsiders=outsiders,
+            name=party,
         )
 
     if identity is not None or not places.read:  # a party resumes the head its copy names
         return live(settings.head_id or head_of_copy(places.record))
-    return open_hydra_reader(keyring, places.read, settings.head_id, live)
+    return open_hydra_reader(keyring, places.read, settings.head_id, live, outsiders)
 
 
 @dataclass(frozen=True)
@@ -154,7 +163,8 @@ def open_channel(backend: str, *, keyring: Keyring, **kwargs: Any) -> Channel:
             identity the channel is read-only). Both accept all four, so a caller can pass
             ``path=..., party=..., identity=..., settings=...`` whatever the backend.
         keyring: the session's parties and their public identities.
-        **kwargs: the backend's settings, already validated by the config layer.
+        **kwargs: the backend's settings, already validated by the config layer, and
+            ``outsiders`` (an :class:`OutsiderPolicy`: carry newcomers' envelopes).
 
     Returns:
         The channel.

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
+from zkadapt.channel.outsiders import OutsiderKeys, OutsiderPolicy
 from zkadapt.errors import ChannelError
 
 if TYPE_CHECKING:
@@ -89,12 +90,17 @@ class LocalLedger:
     connection); each process opens its own instance on the same path.
     """
 
-    def __init__(self, path: Path, keyring: Keyring) -> None:
+    def __init__(
+        self, path: Path, keyring: Keyring, *, outsiders: OutsiderPolicy | None = None
+    ) -> None:
         """Open (creating if needed) the ledger at ``path``.
 
         Args:
             path: the SQLite file; its directory must exist.
             keyring: the session's parties; posts and reads are checked against it.
+            outsiders: carry envelopes of senders outside ``keyring`` by this policy
+                (a session that newcomers may join, :mod:`zkadapt.channel.outsiders`);
+                None refuses them.
 
         Raises:
             ChannelError: the file cannot be opened, is not a ledger, or WAL is unavailable.
@@ -103,6 +109,7 @@ class LocalLedger:
         self._keyring = keyring
         self._lock = threading.Lock()
         self._hashes = [GENESIS_HASH]  # _hashes[s]: verified hash of entry s (0 = genesis)
+        self._outsiders = OutsiderKeys(outsiders) if outsiders is not None else None
         try:
             self._conn: sqlite3.Connection | None = _connect_retrying(self.path)
         except sqlite3.Error as exc:
@@ -111,19 +118,27 @@ class LocalLedger:
     def post(self, envelope: SignedEnvelope) -> Receipt:
         """Append ``envelope`` after checking its signature; nothing is written otherwise.
 
+        An outsider's envelope (a sender outside the keyring) is checked, with the write
+        lock held, against the introductions already on the ledger
+        (:mod:`zkadapt.channel.outsiders`), so that every reader accepts what was written.
+
         Raises:
-            ChannelError: unknown sender, bad signature, or the database refused the write.
+            ChannelError: unknown sender, bad signature, an outsider's envelope the policy
+                refuses (with its reason), or the database refused the write.
         """
         sender = envelope.sender
-        if sender not in self._keyring:
+        outsider = sender not in self._keyring
+        if outsider and self._outsiders is None:
             raise ChannelError(f"{self.path}: unknown sender {sender!r}; not in the keyring")
-        if not self._keyring.verify(sender, envelope.payload, envelope.signature):
+        if not outsider and not self._keyring.verify(sender, envelope.payload, envelope.signature):
             raise ChannelError(f"{self.path}: bad signature from {sender!r}; nothing posted")
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if self._outsiders is not None and outsider:
+                        self._check_outsider(self._outsiders, envelope)
                     row = conn.execute(
                         "SELECT seq, entry_hash FROM entries ORDER BY seq DESC LIMIT 1"
                     ).fetchone()
@@ -202,6 +217,14 @@ class LocalLedger:
     def __repr__(self) -> str:
         return f"LocalLedger({str(self.path)!r})"
 
+    def _check_outsider(self, keys: OutsiderKeys, envelope: SignedEnvelope) -> None:
+        """Refuse an outsider's envelope the policy refuses, after reading every entry
+        before it (the caller holds the write lock: nothing lands in between)."""
+        self._read_verified(len(self._hashes) - 1)
+        found = keys.check(envelope)
+        if found.key is None:
+            raise ChannelError(f"{self.path}: {found.reason}; nothing posted")
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise ChannelError(f"{self.path}: ledger is closed")
@@ -273,17 +296,20 @@ class LocalLedger:
             raise ChannelError(
                 f"{where}: entry differs from the one verified earlier (history rewritten)"
             )
-        if sender not in self._keyring:
+        envelope = SignedEnvelope(sender, payload, signature)
+        if sender not in self._keyring and self._outsiders is not None:
+            found = self._outsiders.judge(envelope)
+            if found.key is None:
+                raise ChannelError(f"{where}: {found.reason}")
+        elif sender not in self._keyring:
             raise ChannelError(f"{where}: unknown sender {sender!r}")
-        if not signature:
+        elif not signature:
             raise ChannelError(f"{where}: missing signature from {sender!r}")
-        if not self._keyring.verify(sender, payload, signature):
+        elif not self._keyring.verify(sender, payload, signature):
             raise ChannelError(f"{where}: invalid signature from {sender!r}")
         if expected == len(self._hashes):
             self._hashes.append(digest)
-        return Entry(
-            seq=expected, envelope=SignedEnvelope(sender, payload, signature), timestamp=timestamp
-        )
+        return Entry(seq=expected, envelope=envelope, timestamp=timestamp)
 
 
 def _connect_retrying(path: Path) -> sqlite3.Connection:

@@ -5,7 +5,12 @@ Importing this package registers every subcommand on :data:`cli`.
 
 from __future__ import annotations
 
-from zkadapt.cli import escrow_commands, head_commands, join_commands, session_commands
+from zkadapt.cli import (
+    escrow_commands,
+    head_commands,
+    membership_commands,
+    session_commands,
+)
 from zkadapt.cli.common import cli, main
 from zkadapt.cli.session_commands import EXAMPLES
 
@@ -14,7 +19,7 @@ __all__ = [
     "cli",
     "escrow_commands",
     "head_commands",
-    "join_commands",
     "main",
+    "membership_commands",
     "session_commands",
 ]

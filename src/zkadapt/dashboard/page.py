@@ -198,14 +198,18 @@ def render_rounds(snap: Snapshot) -> str:
     """Bytes and time per round: a table (with the round in progress) and two bar charts."""
     rounds = snap.session_report.rounds
     shares = any(r.bytes_decryption_shares for r in rounds)
-    rows = [_round_row(r, shares=shares) for r in rounds]
+    members = any(r.members is not None for r in rounds)  # [membership]: who was a member
+    rows = [_round_row(r, shares=shares, members=members) for r in rounds]
     if snap.in_progress:
-        rows.append(_progress_row(snap.in_progress, len(snap.parties), shares=shares))
-    head = ["round", "accepted", "rejected", "uploaded"]
+        rows.append(
+            _progress_row(snap.in_progress, len(snap.parties), shares=shares, members=members)
+        )
+    head = ["round", *(["members"] if members else []), "accepted", "rejected", "uploaded"]
     head += ["decryption shares"] if shares else []
     head += ["duration", "where the time went"]
+    first = 4 if members else 3  # the first numeric column
     table = (
-        _table(head, rows, numeric=(3, 4, 5) if shares else (3, 4))
+        _table(head, rows, numeric=tuple(range(first, first + (3 if shares else 2))))
         if rows
         else '<p class="note">no round started yet</p>'
     )
@@ -219,7 +223,17 @@ def render_rounds(snap: Snapshot) -> str:
         Chart("Duration per round (slowest party)", y_label="seconds", fmt=_tick_seconds),
         [(r.round, r.duration_s or 0.0) for r in rounds],
     )
-    return f'{table}<div class="charts">{bytes_chart}{time_chart}</div>'
+    return f'{table}{_joined_note(snap)}<div class="charts">{bytes_chart}{time_chart}</div>'
+
+
+def _joined_note(snap: Snapshot) -> str:
+    """When each newcomer joined (docs/membership.md), under the rounds table."""
+    joined = [
+        f"{p.name} joined: member from round {p.joined_round}"
+        for p in snap.session_report.parties
+        if p.joined_round is not None and p.joined_round > 1
+    ]
+    return f'<p class="note joined">{_e("; ".join(joined))}</p>' if joined else ""
 
 
 def _tick_seconds(value: float) -> str:
@@ -251,19 +265,27 @@ def _time_text(r: RoundReport) -> str:
     )
 
 
-def _round_row(r: RoundReport, *, shares: bool) -> str:
+def _members_text(r: RoundReport) -> str:
+    """The round's members; a newcomer's first round names it (docs/membership.md)."""
+    return ", ".join(r.members or ())
+
+
+def _round_row(r: RoundReport, *, shares: bool, members: bool = False) -> str:
     phases = _time_text(r)
     cls = ' class="rejected"' if r.rejected else ""
     return (
         f'<tr{cls} data-round="{_e(r.round)}">{_td(r.round)}'
-        f"{_td(', '.join(r.accepted))}{_td(_rejected_text(r.rejected))}"
+        + (_td(_members_text(r)) if members else "")
+        + f"{_td(', '.join(r.accepted))}{_td(_rejected_text(r.rejected))}"
         f"{_td(fmt.size(r.bytes_uploaded), numeric=True)}"
         + (_td(fmt.size(r.bytes_decryption_shares), numeric=True) if shares else "")
         + f"{_td(fmt.duration(r.duration_s), numeric=True)}{_td(phases or fmt.MISSING)}</tr>"
     )
 
 
-def _progress_row(p: Mapping[str, Any], n_parties: int, *, shares: bool) -> str:
+def _progress_row(
+    p: Mapping[str, Any], n_parties: int, *, shares: bool, members: bool = False
+) -> str:
     if p.get("failed"):
         state = f"failed: {p['failed']}"
     elif p.get("closed"):
@@ -274,7 +296,8 @@ def _progress_row(p: Mapping[str, Any], n_parties: int, *, shares: bool) -> str:
     rejected = [Rejection.from_json(item) for item in p.get("rejected", [])]
     return (
         f'<tr class="progress" data-round="{_e(p["round"])}">{_td(p["round"])}'
-        f"{_td('submitted: ' + (', '.join(p['submitted']) or 'none'))}"
+        + (_td(", ".join(p.get("members", ()))) if members else "")
+        + f"{_td('submitted: ' + (', '.join(p['submitted']) or 'none'))}"
         f"{_td(_rejected_text(rejected))}"
         f'<td colspan="{span}">{_e(state)}</td></tr>'
     )

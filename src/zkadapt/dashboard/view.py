@@ -354,7 +354,8 @@ class SessionView:
         if r > self.config.session.rounds or self.history.last_round_started() < r:
             return None
         failure = self.history.failure(r)
-        return {
+        members = self.history.members(r)  # [membership] only: who is a member of it
+        return ({"members": list(members)} if members is not None else {}) | {
             "round": r,
             "submitted": sorted(self.history.submissions(r)),
             "closed": self.history.cut(r, SUBMIT_PHASE) is not None,

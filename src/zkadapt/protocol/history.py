@@ -171,6 +171,13 @@ class SessionHistory:
         without rules)."""
         return self.observed.roster if self.observed is not None else None
 
+    def members(self, round_: int) -> tuple[str, ...] | None:
+        """The active members of ``round_`` as the machines derive them from the channel so
+        far (docs/membership.md); None without ``[membership]`` (the listed parties)."""
+        if self.rules is None or self.rules.membership is None or self.observed is None:
+            return None
+        return machine.members_of(self.rules, self.observed, round_)
+
     @property
     def admitted(self) -> list[Posted]:
         """The decoded entries the rules do not find impossible, in channel order."""

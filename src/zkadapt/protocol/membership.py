@@ -210,6 +210,18 @@ def request(
     return replace(roster, pending=(*roster.pending, approved))
 
 
+def would_refuse(
+    rules: MembershipRules,
+    roster: Roster,
+    listed: Sequence[str],
+    rounds: int,
+    candidate: Request,
+) -> str | None:
+    """Why a self-signed request by ``candidate`` would be refused if it were the next
+    entry of the channel (``zkadapt join`` asks before posting), or None."""
+    return _refusal(rules, roster, listed, rounds, candidate, authentic=True)
+
+
 def _taken(name: str) -> str:
     return f"the name {name} is taken"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -397,3 +398,20 @@ def sign(message: Message, sender: str, signer: Any) -> SignedEnvelope:
     """Serialize ``message`` and sign it with ``signer`` (an ``IdentityKey``)."""
     payload = message.to_bytes()
     return SignedEnvelope(sender=sender, payload=payload, signature=signer.sign(payload))
+
+
+def introduction_reader(session_id: str) -> Callable[[bytes], tuple[str, str] | None]:
+    """The channel's :attr:`~zkadapt.channel.outsiders.OutsiderPolicy.introduction` for a
+    session newcomers may join: a payload that decodes as a ``JoinRequest`` of
+    ``session_id`` introduces ``(party, public_key)``; anything else introduces nobody."""
+
+    def introduced(payload: bytes) -> tuple[str, str] | None:
+        try:
+            message = decode(payload)
+        except MalformedMessage:
+            return None
+        if not isinstance(message, JoinRequest) or message.session != session_id:
+            return None
+        return message.party, message.public_key
+
+    return introduced

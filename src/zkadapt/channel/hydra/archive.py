@@ -24,6 +24,7 @@ from zkadapt.channel.base import Entry, Receipt, SignedEnvelope
 from zkadapt.channel.hydra.record import ChannelCopy, CopyError, load_copy
 from zkadapt.channel.hydra.replay import CopyCheck, check_copy
 from zkadapt.channel.hydra.txread import MalformedTransaction, tx_id_of
+from zkadapt.channel.outsiders import OutsiderPolicy
 from zkadapt.crypto.identity import Keyring
 from zkadapt.errors import ChannelError
 
@@ -163,6 +164,7 @@ def open_hydra_reader(
     copies: Sequence[Path],
     head_id: str | None,
     open_live: Callable[[str | None], Any],
+    outsiders: OutsiderPolicy | None = None,
 ) -> Any:
     """The session's channel for a reader: the node while it knows the head, else the copies.
 
@@ -172,6 +174,7 @@ def open_hydra_reader(
         head_id: ``channel.hydra.head_id``, or None to follow the head the copies name.
         open_live: opens the live :class:`~zkadapt.channel.hydra.HydraChannel` following a
             head id (or the node's head for None).
+        outsiders: newcomers' envelopes in a copy are read by this policy.
 
     Raises:
         ChannelError: the node cannot be reached and there is no copy to read.
@@ -188,7 +191,7 @@ def open_hydra_reader(
     try:
         live = open_live(longest.head_id)
     except ChannelError as exc:
-        check = check_copy(longest, keyring)
+        check = check_copy(longest, keyring, outsiders=outsiders)
         return ArchivedChannel(longest, check, problems, f"the node is not reachable: {exc}")
     if live.knows_head(at_least=longest.last_snapshot):
         return live
@@ -196,6 +199,10 @@ def open_hydra_reader(
     node = live.api
     live.close()
     check = check_copy(
-        longest, keyring, fanout=fanout, fanout_source=f"the node {node} (HeadIsFinalized)"
+        longest,
+        keyring,
+        fanout=fanout,
+        fanout_source=f"the node {node} (HeadIsFinalized)",
+        outsiders=outsiders,
     )
     return ArchivedChannel(longest, check, problems, f"the node {node} no longer knows the head")

@@ -45,6 +45,7 @@ from zkadapt.channel.hydra.wire import (
     new_tx,
     parse_utxo,
 )
+from zkadapt.channel.outsiders import OutsiderPolicy
 from zkadapt.crypto.identity import IdentityKey, Keyring
 from zkadapt.errors import ChannelError
 
@@ -74,9 +75,15 @@ class HydraChannel(HeadLifecycle):
         record: where to persist a copy of the head's confirmed transactions as they
             arrive (:mod:`zkadapt.channel.hydra.record`), so that the session stays
             readable after fanout; None keeps no copy.
+        outsiders: carry senders outside ``keyring`` by this policy (a session newcomers
+            may join, :mod:`zkadapt.channel.outsiders`); None refuses them.
+        name: this party's name when ``identity`` is no keyring key (a newcomer, with
+            ``outsiders``); it posts from its own address in the head, so it must hold an
+            output there (a member pays it one, or it deposits through a node).
 
     Raises:
-        ChannelError: the node cannot be reached, or ``identity`` is not in the keyring.
+        ChannelError: the node cannot be reached, or ``identity`` is not in the keyring
+            (and no ``name`` with ``outsiders`` is given).
     """
 
     def __init__(
@@ -92,6 +99,8 @@ class HydraChannel(HeadLifecycle):
         layer1_timeout_s: float = 600.0,
         reconnect_delay_s: float = 0.1,
         record: Path | None = None,
+        outsiders: OutsiderPolicy | None = None,
+        name: str | None = None,
     ) -> None:
         self.keyring = keyring
         self.api = api
@@ -99,11 +108,15 @@ class HydraChannel(HeadLifecycle):
         self.confirm_timeout_s = confirm_timeout_s
         self.layer1_timeout_s = layer1_timeout_s
         self._identity = identity
-        self.party = _name_of(keyring, identity) if identity is not None else None
+        self.party = (
+            _name_of(keyring, identity, name if outsiders is not None else None)
+            if identity is not None
+            else None
+        )
         self.address = address_of(identity.public, network) if identity is not None else None
         ws_url, http_base = endpoints(api)
         self._http = HydraHttp(http_base)
-        self._view = HeadView(keyring, head_id)
+        self._view = HeadView(keyring, head_id, outsiders=outsiders)
         self._cond = threading.Condition()
         self._post_lock = threading.Lock()
         self._fees: FeeRule | None = None
@@ -135,7 +148,7 @@ class HydraChannel(HeadLifecycle):
             raise ChannelError(
                 f"{self.api}: this channel posts as {self.party!r}, not {envelope.sender!r}"
             )
-        if not self.keyring.verify(envelope.sender, envelope.payload, envelope.signature):
+        if not identity.public.verify(envelope.payload, envelope.signature):
             raise ChannelError(f"{self.api}: bad signature from {envelope.sender!r}; not posted")
         with self._post_lock:
             reason, earlier = "no attempt", []
@@ -426,8 +439,11 @@ class HydraChannel(HeadLifecycle):
         return None, f"confirmed but not an entry: {rejection.reason if rejection else '?'}"
 
 
-def _name_of(keyring: Keyring, identity: IdentityKey) -> str:
+def _name_of(keyring: Keyring, identity: IdentityKey, outsider: str | None = None) -> str:
+    """The keyring name of ``identity``, else ``outsider`` (a newcomer's own name)."""
     for name, public in keyring.items():
         if public == identity.public:
             return name
+    if outsider is not None and outsider not in keyring:
+        return outsider
     raise ChannelError("the identity key is not in the session's keyring")

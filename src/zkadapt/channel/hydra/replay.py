@@ -49,6 +49,7 @@ from zkadapt.channel.hydra.record import ChannelCopy, CopiedSnapshot
 from zkadapt.channel.hydra.txread import DecodedTx, MalformedTransaction, TxOutput, decode_tx
 from zkadapt.channel.hydra.view import HeadView, Rejection
 from zkadapt.channel.hydra.wire import HydraProtocolError, SnapshotConfirmed, parse_utxo
+from zkadapt.channel.outsiders import OutsiderPolicy
 from zkadapt.crypto.identity import Keyring
 
 #: An output as compared with the fanout: (bech32 address, lovelace, sorted assets).
@@ -85,6 +86,7 @@ def check_copy(
     *,
     fanout: dict[str, Any] | None = None,
     fanout_source: str = "",
+    outsiders: OutsiderPolicy | None = None,
 ) -> CopyCheck:
     """Check ``copy`` (see the module docstring) and read its entries.
 
@@ -94,6 +96,7 @@ def check_copy(
         fanout: the head's ``HeadIsFinalized`` UTxO from an independent source (the node),
             or None to use the one the copy recorded, if any.
         fanout_source: where ``fanout`` came from, for the report.
+        outsiders: newcomers' envelopes are read by this policy, as the live channel does.
     """
     result = CopyCheck()
     decoded = _transactions(copy, result.problems)
@@ -105,7 +108,7 @@ def check_copy(
     if fanout is None and copy.finalized_utxo is not None:
         fanout, fanout_source = copy.finalized_utxo, "the copy itself (not independent)"
     _ledger(copy, decoded, fanout, result.problems)
-    view = HeadView(keyring, copy.head_id)
+    view = HeadView(keyring, copy.head_id, outsiders=outsiders)
     for snapshot in copy.snapshots:
         view.apply(_as_output(copy.head_id, snapshot))
     head = view.log

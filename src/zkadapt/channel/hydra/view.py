@@ -10,8 +10,12 @@ one. Every honest client therefore numbers the same entries the same way.
 
 An envelope becomes an entry only if its sender is in the keyring, the sender's Ed25519
 signature of the payload verifies, and the transaction is witnessed by that same key (the
-identity key is the payment key). Anything else is recorded in :attr:`HeadLog.rejected` and
-gets no ``seq``: a peer's forgery is data, not a crash, and all honest clients skip it alike.
+identity key is the payment key). With an :class:`~zkadapt.channel.outsiders.OutsiderPolicy`
+(a session newcomers may join), a sender outside the keyring is judged by it instead, in
+snapshot order: its introduction must verify against the key it carries, its later envelopes
+against a key it introduced, and the transaction must be witnessed by that key. Anything
+else is recorded in :attr:`HeadLog.rejected` and gets no ``seq``: a peer's forgery is data,
+not a crash, and all honest clients skip it alike.
 
 The view deduplicates by snapshot number, so replaying the node's history after a reconnect
 (``?history=yes``) neither loses nor repeats an entry.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from zkadapt.channel.base import Entry
+from zkadapt.channel.base import Entry, SignedEnvelope
 from zkadapt.channel.hydra.txread import MalformedTransaction, decode_tx
 from zkadapt.channel.hydra.wire import (
     CommitFinalized,
@@ -47,6 +51,7 @@ from zkadapt.channel.hydra.wire import (
     TxInvalid,
     TxValid,
 )
+from zkadapt.channel.outsiders import OutsiderKeys, OutsiderPolicy
 from zkadapt.crypto.identity import Keyring
 from zkadapt.errors import ChannelError
 
@@ -122,10 +127,18 @@ class HeadView:
         keyring: the session's parties (names and identity keys).
         head_id: bind to this head; None binds to the node's current head as announced by
             the first ``Greetings`` (or the next ``HeadIsOpen`` if the node is idle).
+        outsiders: carry senders outside ``keyring`` by this policy (None: refuse them).
     """
 
-    def __init__(self, keyring: Keyring, head_id: str | None = None) -> None:
+    def __init__(
+        self,
+        keyring: Keyring,
+        head_id: str | None = None,
+        *,
+        outsiders: OutsiderPolicy | None = None,
+    ) -> None:
         self.keyring = keyring
+        self.outsiders = OutsiderKeys(outsiders) if outsiders is not None else None
         self.bound_head = head_id
         self.status = "Unknown"
         self.greetings = 0
@@ -298,8 +311,8 @@ class HeadView:
             return
         if envelope is None:
             return  # an ordinary payment in the head
-        reason = self._check(envelope.sender, envelope.payload, envelope.signature)
-        if reason is None and not decoded.witnessed_by(self.keyring[envelope.sender].raw):
+        reason, key = self._check(envelope)
+        if reason is None and key is not None and not decoded.witnessed_by(key):
             reason = f"transaction not witnessed by {envelope.sender}'s key"
         if reason is not None:
             log.rejected.append(Rejection(number, decoded.tx_id, reason))
@@ -308,12 +321,17 @@ class HeadView:
         log.entries.append(entry)
         log.seq_of_tx[decoded.tx_id] = entry.seq
 
-    def _check(self, sender: str, payload: bytes, signature: bytes) -> str | None:
+    def _check(self, envelope: SignedEnvelope) -> tuple[str | None, bytes | None]:
+        """``(why it is refused or None, the key that must witness its transaction)``."""
+        sender = envelope.sender
+        if sender not in self.keyring and self.outsiders is not None:
+            found = self.outsiders.judge(envelope)
+            return (found.reason, None) if found.key is None else (None, found.key.raw)
         if sender not in self.keyring:
-            return f"unknown sender {sender!r}"
-        if not self.keyring.verify(sender, payload, signature):
-            return f"invalid signature from {sender!r}"
-        return None
+            return f"unknown sender {sender!r}", None
+        if not self.keyring.verify(sender, envelope.payload, envelope.signature):
+            return f"invalid signature from {sender!r}", None
+        return None, self.keyring[sender].raw
 
     # ---- questions --------------------------------------------------------------------
 

@@ -1,0 +1,178 @@
+"""What a newcomer and a member ask of the channel about membership (docs/membership.md).
+
+``zkadapt join`` asks, before it posts anything, what the membership rules would say to its
+request if it were the next entry of the channel, so that a name already taken, a session
+whose membership is fixed or full, or a round too late to join is one line and exit 2
+instead of a refusal recorded on the channel. ``zkadapt admit`` lists the pending requests
+and posts a member's ``Admit`` vote. Both read the channel as every party's machine reads
+it (:class:`~zkadapt.protocol.history.SessionHistory` with ``config.channel_rules()``): the
+round machine decides membership, these functions only read its decisions and post.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from zkadapt import assembly
+from zkadapt.config import SessionConfig
+from zkadapt.crypto.identity import IdentityKey
+from zkadapt.errors import ConfigError, CryptoError, JoinRefused, UsageError
+from zkadapt.protocol import membership
+from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.membership import Request, Roster
+from zkadapt.protocol.messages import Admit, sign
+from zkadapt.storage import STORE_BACKENDS
+
+
+def read_roster(config: SessionConfig, out_dir: Path) -> SessionHistory:
+    """The session's channel read by the parties' rules (read-only; its roster)."""
+    channel = assembly.open_session_channel(config, out_dir)
+    try:
+        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
+        history.extend(channel.history(0))
+    finally:
+        channel.close()
+    return history
+
+
+def check_joinable(config: SessionConfig, name: str) -> None:
+    """What the session file alone says about a newcomer ``name`` (before any I/O).
+
+    Raises:
+        ConfigError: membership is fixed, or the session's storage or model cannot take a
+            newcomer yet.
+        UsageError: ``name`` is a listed party's.
+    """
+    section = config.membership
+    if section is None or section.admission == "fixed":
+        raise ConfigError(
+            "membership.admission",
+            'membership is fixed (no [membership] admission = "open" or "vote"): nobody '
+            "can join this session",
+        )
+    if name in config.party_names:
+        raise UsageError(f"the name {name} is taken: it is a party of the session file")
+    if not config.has_keys:
+        raise ConfigError("parties", "every listed party needs a public_key to be joined")
+    if STORE_BACKENDS.get(config.storage.backend).uri_scheme is not None:
+        raise ConfigError(
+            "storage.backend",
+            f"a newcomer has no bucket in the session file ({config.storage.backend}); "
+            'zkadapt join supports storage.backend = "local" for now',
+        )
+
+
+def standing(
+    config: SessionConfig, history: SessionHistory, name: str, key: str, deposit: int
+) -> str:
+    """A newcomer's standing on the channel now: ``"new"`` (its request would be accepted
+    as the next entry), ``"pending"`` or ``"admitted"`` (a rerun resumes).
+
+    Raises:
+        JoinRefused: its own request was refused, or one posted now would be, with the
+            reason every party would record.
+    """
+    roster, rules = history.roster, config.membership_rules
+    if roster is None or rules is None:
+        raise JoinRefused('membership is fixed (membership.admission = "fixed")')
+    found = membership.status(roster, name, key)
+    if found is not None and found[0] == "refused":
+        raise JoinRefused(f"join request refused: {found[1]}", party=name)
+    if found is not None:
+        return str(found[0])
+    why = membership.would_refuse(
+        rules,
+        roster,
+        config.party_names,
+        config.session.rounds,
+        Request(name, key, 1, deposit),
+    )
+    if why is not None:
+        raise JoinRefused(f"cannot join session {config.session_id[:12]}: {why}", party=name)
+    return "new"
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """One pending ``JoinRequest`` as ``zkadapt admit --list`` shows it."""
+
+    name: str
+    key: str
+    n_samples: int
+    deposit: int
+    approvals: tuple[str, ...]
+    approved: bool
+
+    def line(self, votes: int) -> str:
+        state = "approved" if self.approved else f"{len(self.approvals)} of {votes} votes"
+        by = f" ({', '.join(self.approvals)})" if self.approvals else ""
+        return (
+            f"{self.name}  key {self.key[:16]}…  n_samples {self.n_samples}  "
+            f"deposit {self.deposit}  {state}{by}"
+        )
+
+
+def pending(roster: Roster) -> list[PendingRequest]:
+    """The pending requests of ``roster``, in channel order."""
+    return [
+        PendingRequest(q.name, q.key, q.n_samples, q.deposit, q.approvals, q.approved)
+        for q in roster.pending
+    ]
+
+
+def admit(
+    config: SessionConfig, member: str, candidate: str, *, key_path: Path, out_dir: Path
+) -> int:
+    """Post ``member``'s ``Admit`` for ``candidate``'s pending request; returns its seq.
+
+    Raises:
+        ConfigError: the session does not admit by vote, or the key is not ``member``'s.
+        UsageError: ``candidate`` has no pending request, it is approved already,
+            ``member`` voted for it already, or ``member`` is no member of the round in
+            progress (its vote would not count).
+    """
+    section = config.membership
+    if section is None or section.admission != "vote":
+        raise ConfigError(
+            "membership.admission",
+            'members vote only with admission = "vote" (an "open" session admits every '
+            "valid request at the next boundary; a fixed one none)",
+        )
+    history = read_roster(config, out_dir)
+    roster = history.roster or membership.NO_ROSTER
+    identity = _member_identity(config, roster, member, key_path)
+    found = next((q for q in roster.pending if q.name == candidate), None)
+    if found is None:
+        raise UsageError(f"{candidate} has no pending join request (see `zkadapt admit --list`)")
+    if found.approved:
+        raise UsageError(f"{candidate}'s request is approved already")
+    if member in found.approvals:
+        raise UsageError(f"{member} voted for {candidate} already")
+    r = roster.in_progress
+    if member not in membership.members(config.party_names, roster, r):
+        raise UsageError(f"{member} is no member of round {r}: its vote would not count")
+    channel = assembly.open_session_channel(config, out_dir, party=member, identity=identity)
+    try:
+        receipt = channel.post(
+            sign(Admit(config.session_id, r, member, candidate), member, identity)
+        )
+    finally:
+        channel.close()
+    return receipt.seq
+
+
+def _member_identity(
+    config: SessionConfig, roster: Roster, member: str, key_path: Path
+) -> IdentityKey:
+    """``member``'s key: a listed party's (checked against the session file) or an
+    admitted newcomer's (checked against the key it was admitted with)."""
+    if member in config.party_names:
+        return assembly.load_identity(config, member, key_path)
+    newcomer = roster.newcomer(member)
+    if newcomer is None:
+        raise UsageError(f"{member} is no party of this session and was not admitted")
+    key = IdentityKey.load(key_path)
+    if key.public.hex != newcomer.key:
+        raise CryptoError(f"{key_path} is not {member}'s key: {member} was admitted with another")
+    return key

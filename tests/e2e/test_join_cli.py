@@ -1,0 +1,260 @@
+"""A party joins a running session through the CLI (issue 20, docs/membership.md).
+
+Three parties start as ``zkadapt party`` processes; once round 1 is cut a fourth, dave,
+whom the session file does not list, runs ``zkadapt join``: it creates its key, posts a
+self-signed ``JoinRequest`` on the local ledger (which carries it by the session's
+``[membership]``), replays rounds 1 and 2 from the channel (no party sends it a model) and
+submits from round 3. All four end with the same digest, and ``zkadapt audit``, which
+recomputes every G(r) from the channel with dave as a member from round 3 (the replay a
+session listing four parties from round 3 would do), passes and agrees with it.
+
+To make "during round 2" deterministic, carol is paused (SIGSTOP) right after her round-1
+submission: alice and bob cut round 1 with their two votes and then wait for carol's round-2
+submission until their deadline, so dave's request lands before round 2's cut; carol is
+resumed once it is on the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
+from zkadapt.channel import open_channel
+from zkadapt.config import load_config
+from zkadapt.dashboard.page import render_sections
+from zkadapt.dashboard.source import LedgerWatcher, locate_session
+from zkadapt.keyfiles import keyring_of
+from zkadapt.protocol.history import SessionHistory
+from zkadapt.protocol.messages import JoinRequest, Submitted
+from zkadapt.summary import ReportFacts, build_report
+
+pytestmark = pytest.mark.e2e
+
+NAMES = ("alice", "bob", "carol")
+ROUNDS = 4
+JOIN = (sys.executable, "-m", "zkadapt", "join")
+
+
+def _session(tmp_path: Path, scheme: str) -> Path:
+    zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
+    session = tmp_path / "sess" / "session.toml"
+    privacy = {"scheme": scheme, "key_bits": 512} if scheme != "none" else {"scheme": "none"}
+    edit_session(
+        session,
+        data=SMALL,
+        model={"hidden": [16]},
+        session={"rounds": ROUNDS},
+        protocol={"submit_timeout_s": 90, "close_votes": 2},
+        privacy=privacy,
+        membership={"admission": "open", "max_parties": 4},
+    )
+    return session
+
+
+def _history(out: Path, session: Path) -> SessionHistory:
+    from zkadapt.assembly import outsider_policy
+
+    config = load_config(session)
+    channel = open_channel(
+        "local",
+        keyring=keyring_of(config),
+        path=out / "ledger.sqlite",
+        outsiders=outsider_policy(config),
+    )
+    try:
+        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
+        history.extend(channel.history(0))
+        return history
+    finally:
+        channel.close()
+
+
+def _spawn_join(session: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [*JOIN, str(session), "--name", "dave", "--out", str(out), "--quiet"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+
+
+def _run_with_newcomer(tmp_path: Path, scheme: str) -> tuple[Path, Path, SessionHistory]:
+    session = _session(tmp_path, scheme)
+    out = tmp_path / "out"
+    out.mkdir()
+    logs = {n: tmp_path / f"{n}.log" for n in (*NAMES, "dave")}
+    procs = {n: spawn_party(session, n, out, logs[n]) for n in NAMES}
+
+    def wait_for(predicate, what: str, limit: float = 240) -> SessionHistory:
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            if (out / "ledger.sqlite").exists():
+                history = _history(out, session)
+                if predicate(history):
+                    return history
+            for name, proc in procs.items():
+                if proc.poll() not in (None, 0):
+                    raise AssertionError(f"{name} died:\n{logs[name].read_text()[-3000:]}")
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        wait_for(lambda h: "carol" in h.submissions(1), "carol's round-1 submission")
+        os.kill(procs["carol"].pid, signal.SIGSTOP)
+        wait_for(lambda h: h.cut(1) is not None, "the cut of round 1")
+        procs["dave"] = _spawn_join(session, out, logs["dave"])
+        wait_for(
+            lambda h: any(isinstance(p.message, JoinRequest) for p in h.posted),
+            "dave's JoinRequest",
+        )
+        history = _history(out, session)
+        assert history.cut(2) is None  # the request fell during round 2
+        os.kill(procs["carol"].pid, signal.SIGCONT)
+        for name, proc in procs.items():
+            assert proc.wait(timeout=400) == 0, logs[name].read_text()[-3000:]
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()
+    return session, out, _history(out, session)
+
+
+def _final_digest(out: Path, name: str) -> str:
+    result = json.loads((out / "parties" / name / "result.json").read_text())
+    return str(result["final_model_sha256"])
+
+
+def _check_session(tmp_path: Path, scheme: str) -> None:
+    session, out, history = _run_with_newcomer(tmp_path, scheme)
+    roster = history.roster
+    assert roster is not None
+    assert [(n.name, n.round) for n in roster.admitted] == [("dave", 3)]
+    dave_rounds = [
+        p.message.round
+        for p in history.posted
+        if p.sender == "dave" and isinstance(p.message, Submitted)
+    ]
+    assert dave_rounds == [3, 4]  # a member from round 3, and not before
+    for r in (3, 4):
+        assert "dave" in history.round_done(r)["alice"].accepted
+    assert not history.dropped and not history.violating
+    digests = {name: _final_digest(out, name) for name in (*NAMES, "dave")}
+    assert len(set(digests.values())) == 1, digests
+    assert (tmp_path / "sess" / "keys" / "dave.skey").exists()  # join created dave's key
+
+    audit = zkadapt("audit", str(session), "--out", str(out), cwd=tmp_path, check=False)
+    assert audit.returncode == 0 and "audit: PASSED" in audit.stdout, audit.stdout
+    # the audit replays G(r) with dave as a member from round 3: its digest is everyone's
+    last = [line for line in audit.stdout.splitlines() if line.strip().startswith(f"{ROUNDS} ")]
+    assert last and digests["dave"][:12] in last[0], audit.stdout
+    assert "alice,bob,carol,dave" in last[0]
+    assert "dave joined: member from round 3" in audit.stdout, audit.stdout
+    _check_report_and_dashboard(session, out, history)
+
+
+def _check_report_and_dashboard(session: Path, out: Path, history: SessionHistory) -> None:
+    """report.json's form of the session and the dashboard show every round's members."""
+    report = build_report(ReportFacts.of(load_config(session)), history).to_json()
+    assert [r["members"] for r in report["rounds"]] == [list(NAMES)] * 2 + [[*NAMES, "dave"]] * 2
+    joined = {p["name"]: p.get("joined_round") for p in report["parties"]}
+    assert joined == {"alice": 1, "bob": 1, "carol": 1, "dave": 3}
+    watcher = LedgerWatcher(locate_session(session, out))
+    try:
+        watcher.poll()
+        rounds = render_sections(watcher.snapshot())["rounds"]
+    finally:
+        watcher.close()
+    assert "<th>members</th>" in rounds
+    assert "<td>alice, bob, carol, dave</td>" in rounds
+    assert "dave joined: member from round 3" in rounds
+
+
+def test_a_fourth_party_joins_during_round_2_through_the_cli(tmp_path: Path) -> None:
+    _check_session(tmp_path, "none")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["paillier", "masked"])
+def test_a_fourth_party_joins_an_encrypted_session_through_the_cli(
+    tmp_path: Path, scheme: str
+) -> None:
+    _check_session(tmp_path, scheme)
+
+
+def test_join_refuses_a_taken_name_a_fixed_session_and_a_full_one(tmp_path: Path) -> None:
+    zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
+    session = tmp_path / "sess" / "session.toml"
+    out = tmp_path / "out"
+    fixed = zkadapt(
+        "join", str(session), "--name", "dave", "--out", str(out), cwd=tmp_path, check=False
+    )
+    assert fixed.returncode == 2 and "membership is fixed" in fixed.stderr, fixed.stderr
+    edit_session(session, membership={"admission": "open", "max_parties": 3})
+    taken = zkadapt(
+        "join", str(session), "--name", "bob", "--out", str(out), cwd=tmp_path, check=False
+    )
+    assert taken.returncode == 2 and "the name bob is taken" in taken.stderr, taken.stderr
+    no_ledger = zkadapt(
+        "join", str(session), "--name", "dave", "--out", str(out), cwd=tmp_path, check=False
+    )
+    assert no_ledger.returncode == 2 and "no ledger at" in no_ledger.stderr
+    out.mkdir()
+    open_channel("local", keyring=keyring_of(load_config(session)), path=out / "ledger.sqlite")
+    full = zkadapt(
+        "join", str(session), "--name", "dave", "--out", str(out), cwd=tmp_path, check=False
+    )
+    assert full.returncode == 2, full.stderr
+    assert "over membership.max_parties (3)" in full.stderr, full.stderr
+    assert "Traceback" not in full.stderr
+    assert not (out / "parties" / "dave").exists()  # nothing ran, nothing was posted
+    for proc in (fixed, taken, no_ledger, full):
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_member_lists_pending_requests_and_votes_to_admit(tmp_path: Path) -> None:
+    from zkadapt.assembly import open_session_channel
+    from zkadapt.crypto.identity import IdentityKey
+    from zkadapt.protocol.messages import sign
+
+    zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
+    session = tmp_path / "sess" / "session.toml"
+    edit_session(session, membership={"admission": "vote", "votes": 2})
+    config = load_config(session)
+    out = tmp_path / "out"
+    out.mkdir()
+    dave = IdentityKey.from_seed(b"d" * 32)
+    channel = open_session_channel(config, out, party="dave", identity=dave)
+    request = JoinRequest(config.session_id, 1, "dave", dave.public.hex, 120, 0)
+    channel.post(sign(request, "dave", dave))
+    channel.close()
+
+    def admit(*args: str) -> subprocess.CompletedProcess[str]:
+        return zkadapt("admit", str(session), "--out", str(out), *args, cwd=tmp_path, check=False)
+
+    listed = admit("--party", "alice", "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert "1 pending join request(s)" in listed.stdout
+    assert "dave  key " in listed.stdout and "0 of 2 votes" in listed.stdout
+    voted = admit("--party", "alice", "dave")
+    assert voted.returncode == 0 and "alice: voted to admit dave" in voted.stdout, voted.stderr
+    assert "1 of 2 votes (alice)" in admit("--party", "bob", "--list").stdout
+    again = admit("--party", "alice", "dave")
+    assert again.returncode == 2 and "alice voted for dave already" in again.stderr
+    nobody = admit("--party", "bob", "erin")
+    assert nobody.returncode == 2 and "erin has no pending join request" in nobody.stderr
+    assert admit("--party", "bob", "dave").returncode == 0
+    assert "approved (alice, bob)" in admit("--party", "carol", "--list").stdout
+    both = admit("--party", "carol", "--list", "dave")
+    assert both.returncode == 2 and "either --list or a CANDIDATE" in both.stderr
