@@ -210,7 +210,8 @@ def test_a_slash_after_the_deadline_is_refused(world: World) -> None:
         SLASHED, NAMES, ("carol",), payouts(NAMES, ("carol",), DEPOSIT), (), DEPOSIT
     )
     kills = [vote("alice", "carol"), vote("bob", "carol")]
-    spends = _spends(world, settlement, kills, owners=["carol"])
+    releases = [release_vote("alice", "bob"), release_vote("bob", "alice")]
+    spends = _spends(world, settlement, kills, releases, owners=["carol"])
     world.ledger.advance(HOUR_MS / 1000)
     with pytest.raises(SettlementRefused, match="deadline has passed"):
         build_settlement(
