@@ -37,9 +37,15 @@ Redeemers, mirroring the off-chain settlement rules (``zkadapt.escrow.rules``):
 * ``Release(slashed, votes)`` -- any time: the owner is paid its deposit back. ``slashed``
   proves who was slashed (kill votes for each); ``votes`` are release votes from more than
   half of the *other remaining* parties (slashed parties neither vote nor count).
-* ``Slash(evidence)`` -- before the deadline: ``evidence`` proves the slashed set, which
-  holds the owner; the deposit is split among the ``h`` remaining parties, ``deposit // h``
-  each and one more lovelace to each of the first ``deposit % h`` in datum order.
+* ``Slash(evidence, released)`` -- before the deadline: ``evidence`` proves the slashed
+  set, which holds the owner; the deposit is split among the ``h`` remaining parties,
+  ``deposit // h`` each and one more lovelace to each of the first ``deposit % h`` in datum
+  order. ``released`` holds, for each remaining party in datum order, release votes for it
+  from a strict majority of the other remaining parties -- the same evidence its own
+  ``Release`` needs. That makes the proven set's completeness harmless: a slashed party the
+  submitter leaves out of ``evidence`` would count as remaining and share in the split, but
+  it cannot be proven released (honest parties never sign a release vote for a party the
+  rules slashed), so the slash is rejected.
 * ``Refund()`` -- at or after the deadline, anyone may return the deposit to its owner.
 """
 
