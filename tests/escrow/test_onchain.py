@@ -642,7 +642,7 @@ def test_vote_messages_bind_session_party_and_round() -> None:
 # --- From the channel history to accepted settlements of every lock ------------------------
 
 
-def _signed_history():
+def _signed_history(releases=(("alice", "bob"), ("bob", "alice"))):
     """Carol goes silent after round 1; alice and bob post signed kill and release votes."""
     keys = payment_keys(NAMES)
     layer1 = terms(payment_keys=keys)
@@ -653,7 +653,7 @@ def _signed_history():
             voter,
             KillVote(layer1.session, 2, voter, "carol", "silent", v.vkey.hex(), v.signature.hex()),
         )
-    for voter, target in (("alice", "bob"), ("bob", "alice")):
+    for voter, target in releases:
         r = release_vote(voter, target)
         history.message(
             voter, ReleaseVote(layer1.session, 3, voter, target, r.vkey.hex(), r.signature.hex())
@@ -683,6 +683,24 @@ def test_the_pure_settlement_is_what_the_validator_accepts_lock_by_lock() -> Non
     pending = settlement_of(History().deposits(*NAMES).entries, layer1)
     with pytest.raises(EscrowError, match="pending"):
         redeemer_for(pending, "alice")
+
+
+def test_a_slashed_lock_waits_for_its_recipients_release_votes_like_their_own_locks() -> None:
+    """bob never released alice: alice's lock is short, and so is carol's slashed lock (it
+    pays alice); bob's lock, released by alice, is not."""
+    from zkadapt.operator.escrow_layer1 import missing_evidence
+
+    history, layer1 = _signed_history(releases=[("alice", "bob")])
+    view = EscrowView.from_entries(history.entries, layer1)
+    missing = missing_evidence(settlement_of(history.entries, layer1), view)
+    assert set(missing) == {"alice", "carol"}
+    assert (
+        "share of carol's slashed deposit needs signed release votes for alice"
+        in (missing["carol"])
+    )
+    history, layer1 = _signed_history()
+    view = EscrowView.from_entries(history.entries, layer1)
+    assert missing_evidence(settlement_of(history.entries, layer1), view) == {}
 
 
 def test_on_layer1_only_votes_signed_with_the_payment_key_count() -> None:
