@@ -210,7 +210,8 @@ def test_a_slash_after_the_deadline_is_refused(world: World) -> None:
         SLASHED, NAMES, ("carol",), payouts(NAMES, ("carol",), DEPOSIT), (), DEPOSIT
     )
     kills = [vote("alice", "carol"), vote("bob", "carol")]
-    spends = _spends(world, settlement, kills, owners=["carol"])
+    releases = [release_vote("alice", "bob"), release_vote("bob", "alice")]
+    spends = _spends(world, settlement, kills, releases, owners=["carol"])
     world.ledger.advance(HOUR_MS / 1000)
     with pytest.raises(SettlementRefused, match="deadline has passed"):
         build_settlement(
@@ -226,7 +227,7 @@ def test_the_lock_output_is_what_a_node_would_accept() -> None:
 
 
 def test_five_parties_two_slashed_settle_in_two_transactions() -> None:
-    """Five locks with two slashed need ~15 M memory units, over one transaction's 14 M:
+    """Five locks with two slashed need ~17.6 M memory units, over one transaction's 14 M:
     the builder says so, and two transactions settle them; balances equal the rules'."""
     from zkadapt.escrow.txs import TooManyLocks
 

@@ -82,9 +82,16 @@ def backing(signed):
     return (INDEX[signed.voter], signed.vkey, signed.signature)
 
 
+#: Carol slashed, her lock's recipients alice and bob each released by the other.
+CAROL_RECIPIENTS = [
+    [backing(release_vote("bob", "alice"))],
+    [backing(release_vote("alice", "bob"))],
+]
+
+
 def slash_carol(*votes):
     """``Slash`` proving carol (datum index 2) slashed with the given votes."""
-    return slash([(2, [entry(v) for v in votes])])
+    return slash([(2, [entry(v) for v in votes])], CAROL_RECIPIENTS)
 
 
 AGAINST_CAROL = [entry(vote("alice", "carol")), entry(vote("bob", "carol"))]
@@ -338,7 +345,10 @@ def test_a_slash_pays_the_remainder_lovelace_as_the_rules_do() -> None:
     paid = lock_payouts(four, ("dave",), 10_000_001, "dave")
     assert paid == {"alice": 3_333_334, "bob": 3_333_334, "carol": 3_333_333}
     redeemer = redeemer_for(
-        settled(four, ("dave",)), "dave", [vote(v, "dave") for v in ("alice", "carol")]
+        settled(four, ("dave",)),
+        "dave",
+        [vote(v, "dave") for v in ("alice", "carol")],
+        [release_vote(v, t) for t in four[:3] for v in four[:3] if v != t],
     )
     assert run(dave, settlement_tx(dave, redeemer, paid, validity=BEFORE)).accepted
     short = {**paid, "bob": paid["bob"] - 1}
@@ -348,17 +358,118 @@ def test_a_slash_pays_the_remainder_lovelace_as_the_rules_do() -> None:
 
 def test_two_slashed_the_proof_names_both_and_the_split_skips_both() -> None:
     """Five parties, dave and erin slashed: dave's lock goes to alice, bob, carol only."""
-    five = ("alice", "bob", "carol", "dave", "erin")
-    dave = make_lock("dave", five)
-    kills = [vote(v, t) for t in ("dave", "erin") for v in ("alice", "bob", "carol")]
-    redeemer = redeemer_for(settled(five, ("dave", "erin")), "dave", kills)
-    paid = lock_payouts(five, ("dave", "erin"), DEPOSIT, "dave")
+    dave = make_lock("dave", FIVE)
+    redeemer = redeemer_for(settled(FIVE, ("dave", "erin")), "dave", FIVE_KILLS, FIVE_RELEASES)
+    paid = lock_payouts(FIVE, ("dave", "erin"), DEPOSIT, "dave")
     assert paid == {"alice": 3_333_334, "bob": 3_333_333, "carol": 3_333_333}
     result = run(dave, settlement_tx(dave, redeemer, paid, validity=BEFORE))
     assert result.accepted, result
     # erin is no remaining party: proving her slashed is what keeps her out of the split
-    with_erin = lock_payouts(five, ("dave",), DEPOSIT, "dave")
+    with_erin = lock_payouts(FIVE, ("dave",), DEPOSIT, "dave")
     assert with_erin["erin"] == 2_500_000
+
+
+# --- The slashed set's completeness: a saboteur left out of the proofs gains nothing --------
+
+FIVE = ("alice", "bob", "carol", "dave", "erin")
+FIVE_INDEX = {n: i for i, n in enumerate(FIVE)}
+HONEST = ("alice", "bob", "carol")
+#: dave and erin were silent: the three honest parties voted against both, and released
+#: each other (never dave or erin).
+FIVE_KILLS = [vote(v, t) for t in ("dave", "erin") for v in HONEST]
+FIVE_RELEASES = [release_vote(v, t) for t in HONEST for v in HONEST if v != t]
+
+
+def _five(*signed):
+    return [(FIVE_INDEX[v.voter], v.vkey, v.signature) for v in signed]
+
+
+def _against(target):
+    return (FIVE_INDEX[target], [entry5(v) for v in FIVE_KILLS if v.target == target])
+
+
+def entry5(signed):
+    return (FIVE_INDEX[signed.voter], signed.round, signed.vkey, signed.signature)
+
+
+#: What erin pays herself by proving dave slashed and leaving herself out: a quarter of
+#: dave's deposit instead of nothing (the hole the recipients' release votes close).
+ERIN_TAKES = lock_payouts(FIVE, ("dave",), DEPOSIT, "dave")
+HONEST_RECIPIENTS = [
+    _five(release_vote("bob", "alice"), release_vote("carol", "alice")),
+    _five(release_vote("alice", "bob"), release_vote("carol", "bob")),
+    _five(release_vote("alice", "carol"), release_vote("bob", "carol")),
+]
+
+
+def test_a_saboteur_left_out_of_the_proofs_cannot_share_a_slashed_deposit() -> None:
+    """Five parties, dave and erin slashed by the rules. erin settles dave's lock proving
+    only dave slashed, so that she counts as remaining and takes a quarter. Every
+    recipient must be released by a strict majority of the other remaining parties: the
+    honest ones never release erin, dave's vote does not count (he is proven slashed), her
+    own is refused, so the split is rejected whatever votes she brings."""
+    dave = make_lock("dave", FIVE)
+    assert ERIN_TAKES["erin"] == 2_500_000
+    reason = "every recipient of a slash must be released by a strict majority of the others"
+    # none, or one (had an honest party erred): a majority of erin's three others is two
+    for erins in ([], _five(release_vote("alice", "erin"))):
+        redeemer = slash([_against("dave")], [*HONEST_RECIPIENTS, erins])
+        tx = settlement_tx(dave, redeemer, ERIN_TAKES, validity=BEFORE)
+        assert_rejected(dave, tx, reason)
+    by_dave = slash([_against("dave")], [*HONEST_RECIPIENTS, _five(release_vote("dave", "erin"))])
+    tx = settlement_tx(dave, by_dave, ERIN_TAKES, validity=BEFORE)
+    assert_rejected(dave, tx, "a slashed party cannot vote")
+    by_erin = slash([_against("dave")], [*HONEST_RECIPIENTS, _five(release_vote("erin", "erin"))])
+    tx = settlement_tx(dave, by_erin, ERIN_TAKES, validity=BEFORE)
+    assert_rejected(dave, tx, "a party cannot release itself")
+    unnamed = slash([_against("dave")], HONEST_RECIPIENTS)  # erin paid, but no proof for her
+    tx = settlement_tx(dave, unnamed, ERIN_TAKES, validity=BEFORE)
+    assert_rejected(dave, tx, "a slash proves every remaining party released")
+
+
+def test_the_full_proof_with_released_recipients_is_still_accepted() -> None:
+    """The settlement the rules compute (both proven, alice, bob and carol released) pays
+    dave's and erin's locks to the honest three; a recipient one vote short is rejected."""
+    paid = lock_payouts(FIVE, ("dave", "erin"), DEPOSIT, "dave")
+    proofs = [_against("dave"), _against("erin")]
+    for owner in ("dave", "erin"):
+        lock = make_lock(owner, FIVE)
+        tx = settlement_tx(lock, slash(proofs, HONEST_RECIPIENTS), paid, validity=BEFORE)
+        assert run(lock, tx).accepted, owner
+    # three remaining: a majority of the other two is both, so one vote is short
+    short = [HONEST_RECIPIENTS[0], HONEST_RECIPIENTS[1][:1], HONEST_RECIPIENTS[2]]
+    dave = make_lock("dave", FIVE)
+    tx = settlement_tx(dave, slash(proofs, short), paid, validity=BEFORE)
+    reason = "every recipient of a slash must be released by a strict majority of the others"
+    assert_rejected(dave, tx, reason)
+
+
+def test_a_slashed_party_left_out_of_a_release_is_not_released_by_its_accomplice() -> None:
+    """Release's side of the same escape: erin's own lock released with dave left out of
+    the proofs (he is slashed, but then counts) and dave's vote: 1 of 4 others is no
+    majority; proving dave slashed leaves dave unable to vote and erin with no honest one."""
+    erin = make_lock("erin", FIVE)
+    reason = "a release needs votes from a strict majority of the other remaining parties"
+    accomplice = release((), _five(release_vote("dave", "erin")))
+    assert_rejected(erin, settlement_tx(erin, accomplice, {"erin": DEPOSIT}), reason)
+    proven = release([_against("dave")], _five(release_vote("dave", "erin")))
+    assert_rejected(
+        erin, settlement_tx(erin, proven, {"erin": DEPOSIT}), "a slashed party cannot vote"
+    )
+
+
+def test_redeemer_for_builds_the_recipients_votes_from_the_channel_votes() -> None:
+    """The off-chain side: a slashed lock's redeemer carries, for each remaining party in
+    datum order, a bare majority of release votes; without them it is refused off chain."""
+    settlement = settled(FIVE, ("dave", "erin"))
+    redeemer = redeemer_for(settlement, "dave", FIVE_KILLS, FIVE_RELEASES)
+    evidence, recipients = redeemer.value
+    assert [e.value[0] for e in evidence] == [3, 4]
+    assert [[v.value[0] for v in r.value[0]] for r in recipients] == [[1, 2], [0, 2], [0, 1]]
+    with pytest.raises(EscrowError, match="share of dave's slashed deposit needs signed release"):
+        redeemer_for(settlement, "dave", FIVE_KILLS, FIVE_RELEASES[1:])
+    with pytest.raises(EscrowError, match="release votes for alice"):
+        redeemer_for(settlement, "dave", FIVE_KILLS, [])
 
 
 def test_a_slash_must_prove_the_owner_slashed(alice) -> None:
@@ -429,7 +540,7 @@ def test_two_locks_in_one_transaction_are_each_paid_once(carol) -> None:
     the outputs tagged with its own out-ref, so one payout cannot satisfy both."""
     alice = make_lock("alice")
     released = release([(2, AGAINST_CAROL)], [backing(release_vote("bob", "alice"))])
-    slashed = slash([(2, AGAINST_CAROL)])
+    slashed = slash([(2, AGAINST_CAROL)], CAROL_RECIPIENTS)
     inputs = [alice.spend(released), carol.spend(slashed)]
     both = Transaction(
         inputs, alice.payouts({"alice": DEPOSIT}) + carol.payouts(CAROL_SPLIT), validity=BEFORE
@@ -531,7 +642,7 @@ def test_vote_messages_bind_session_party_and_round() -> None:
 # --- From the channel history to accepted settlements of every lock ------------------------
 
 
-def _signed_history():
+def _signed_history(releases=(("alice", "bob"), ("bob", "alice"))):
     """Carol goes silent after round 1; alice and bob post signed kill and release votes."""
     keys = payment_keys(NAMES)
     layer1 = terms(payment_keys=keys)
@@ -542,7 +653,7 @@ def _signed_history():
             voter,
             KillVote(layer1.session, 2, voter, "carol", "silent", v.vkey.hex(), v.signature.hex()),
         )
-    for voter, target in (("alice", "bob"), ("bob", "alice")):
+    for voter, target in releases:
         r = release_vote(voter, target)
         history.message(
             voter, ReleaseVote(layer1.session, 3, voter, target, r.vkey.hex(), r.signature.hex())
@@ -572,6 +683,24 @@ def test_the_pure_settlement_is_what_the_validator_accepts_lock_by_lock() -> Non
     pending = settlement_of(History().deposits(*NAMES).entries, layer1)
     with pytest.raises(EscrowError, match="pending"):
         redeemer_for(pending, "alice")
+
+
+def test_a_slashed_lock_waits_for_its_recipients_release_votes_like_their_own_locks() -> None:
+    """bob never released alice: alice's lock is short, and so is carol's slashed lock (it
+    pays alice); bob's lock, released by alice, is not."""
+    from zkadapt.operator.escrow_layer1 import missing_evidence
+
+    history, layer1 = _signed_history(releases=[("alice", "bob")])
+    view = EscrowView.from_entries(history.entries, layer1)
+    missing = missing_evidence(settlement_of(history.entries, layer1), view)
+    assert set(missing) == {"alice", "carol"}
+    assert (
+        "share of carol's slashed deposit needs signed release votes for alice"
+        in (missing["carol"])
+    )
+    history, layer1 = _signed_history()
+    view = EscrowView.from_entries(history.entries, layer1)
+    assert missing_evidence(settlement_of(history.entries, layer1), view) == {}
 
 
 def test_on_layer1_only_votes_signed_with_the_payment_key_count() -> None:

@@ -4,7 +4,8 @@
   parties leaving someone, each with signed kill votes from a random strict majority (and
   at least two) of the others, every slashed lock paying exactly :func:`rules.lock_payouts`
   is accepted, the locks together pay :func:`rules.payouts`, and one lovelace less to a
-  remaining party is rejected. A minority of votes is rejected.
+  remaining party is rejected. A minority of votes is rejected. Leaving a slashed party out
+  of the proofs (so that it would share in the split) is rejected.
 * **Release**: every remaining party's lock, proving the same slashed set and carrying
   release votes from a random strict majority of the other remaining parties, is accepted;
   one vote fewer than a majority is rejected.
@@ -102,11 +103,43 @@ def test_every_lock_pays_exactly_what_the_rules_compute(case) -> None:
     if short is not None:  # one underpaid remaining party per example keeps the run short
         tx = settlement_tx(
             lock,
-            redeemer_for(settlement, victim, kills),
+            redeemer_for(settlement, victim, kills, releases),
             {**paid, short: paid[short] - 1},
             validity=BEFORE,
         )
         assert_rejected(lock, tx, "every remaining party must get its share")
+
+
+@EXAMPLES
+@given(slashes().filter(lambda case: len(case[2]) >= 2), st.data())
+def test_a_slashed_party_left_out_of_the_proofs_is_never_paid(case, data) -> None:
+    """Whoever settles a slashed lock and leaves another slashed party out of the proofs
+    (so that it counts as remaining and takes a share) is rejected: that party has no
+    release votes from the honest (they release only the rules' remaining), and every
+    recipient must be released by a strict majority of the other remaining parties."""
+    names, deposit, lost, kills, releases = case
+    index = {p: i for i, p in enumerate(names)}
+    owner = data.draw(st.sampled_from(lost))
+    omitted = data.draw(st.sampled_from([p for p in lost if p != owner]))
+    shown = tuple(p for p in lost if p != omitted)
+    full = redeemer_for(_settlement(names, lost, deposit), owner, kills, releases)
+    proofs = [e for e in full.value[0] if names[e.value[0]] != omitted]
+    remaining = [p for p in names if p not in shown]
+    recipients = []
+    for r in remaining:  # the honest votes there are; none for the omitted party
+        votes = sorted((index[v.voter], *_vk(v)) for v in releases if v.target == r)
+        recipients.append([(v, vk, sig) for v, vk, sig in votes if names[v] not in shown])
+    redeemer = slash([(e.value[0], _kill_entries(e)) for e in proofs], recipients)
+    lock = make_lock(owner, names, deposit=deposit)
+    paid = lock_payouts(names, shown, deposit, owner)
+    assert paid[omitted] > 0 or deposit < len(remaining)
+    tx = settlement_tx(lock, redeemer, paid, validity=BEFORE)
+    reason = "every recipient of a slash must be released by a strict majority of the others"
+    assert_rejected(lock, tx, reason)
+
+
+def _kill_entries(evidence):
+    return [tuple(v.value) for v in evidence.value[1]]
 
 
 @EXAMPLES
@@ -171,7 +204,9 @@ def test_a_slash_is_accepted_exactly_when_it_ends_before_the_deadline(offset, cl
     names = ("alice", "bob", "carol")
     lock = make_lock("carol", names)
     kills = [vote("alice", "carol"), vote("bob", "carol")]
-    redeemer = redeemer_for(_settlement(names, ("carol",), lock.deposit), "carol", kills)
+    releases = [release_vote("alice", "bob"), release_vote("bob", "alice")]
+    settlement = _settlement(names, ("carol",), lock.deposit)
+    redeemer = redeemer_for(settlement, "carol", kills, releases)
     valid = validity_range(DEADLINE - 10**7, DEADLINE + offset, upper_closed=closed)
     paid = lock_payouts(names, ("carol",), lock.deposit, "carol")
     outcome = run(lock, settlement_tx(lock, redeemer, paid, validity=valid))

@@ -32,7 +32,13 @@ import cbor2
 
 from zkadapt.errors import ZkAdaptError
 from zkadapt.escrow.blueprint import CONTRACT_DIR
-from zkadapt.escrow.rules import Settlement, enough_to_slash, lock_payouts, majority
+from zkadapt.escrow.rules import (
+    MIN_KILL_VOTES,
+    Settlement,
+    enough_to_slash,
+    lock_payouts,
+    majority,
+)
 from zkadapt.escrow.script_context import (
     ALWAYS,
     SpendInput,
@@ -238,16 +244,26 @@ def _evidence(proofs: Sequence[Proof]) -> list[cbor2.CBORTag]:
     ]
 
 
-def slash(proofs: Sequence[Proof]) -> cbor2.CBORTag:
-    """``Slash(evidence)``: for each slashed target index, its kill votes."""
-    return constr(1, _evidence(proofs))
+#: A release vote as a redeemer carries it: (voter index, vkey, signature).
+ReleaseEntry = tuple[int, bytes, bytes]
 
 
-def release(
-    proofs: Sequence[Proof] = (), votes: Sequence[tuple[int, bytes, bytes]] = ()
+def _release_votes(votes: Sequence[ReleaseEntry]) -> list[cbor2.CBORTag]:
+    return [constr(0, v, vkey, sig) for v, vkey, sig in votes]
+
+
+def slash(
+    proofs: Sequence[Proof], released: Sequence[Sequence[ReleaseEntry]] = ()
 ) -> cbor2.CBORTag:
+    """``Slash(evidence, released)``: for each slashed target index, its kill votes; for each
+    remaining party in datum order, ``Recipient(votes)``: its release votes."""
+    recipients = [constr(0, _release_votes(votes)) for votes in released]
+    return constr(1, _evidence(proofs), recipients)
+
+
+def release(proofs: Sequence[Proof] = (), votes: Sequence[ReleaseEntry] = ()) -> cbor2.CBORTag:
     """``Release(slashed, votes)``: who was slashed, and release votes (voter, vkey, sig)."""
-    return constr(0, _evidence(proofs), [constr(0, v, vkey, sig) for v, vkey, sig in votes])
+    return constr(0, _evidence(proofs), _release_votes(votes))
 
 
 @dataclass(frozen=True)
@@ -298,11 +314,17 @@ class EscrowLock:
         ]
 
 
+def _bare_majority(members: int) -> int:
+    """The fewest votes that are a strict majority of the other ``members - 1`` parties: a
+    redeemer carries no more (each signature costs about 0.1 G steps on chain)."""
+    return (members - 1) // 2 + 1 if members > 1 else 0
+
+
 def _proofs(
     members: tuple[str, ...], slashed: Sequence[str], kills: Iterable[SignedKillVote]
 ) -> list[Proof]:
     """For each slashed party, kill votes from distinct other members (one per voter, the
-    first given), voters in datum order.
+    first given), voters in datum order, as many as a slash needs.
 
     Raises:
         EscrowError: a slashed party lacks votes from two and a strict majority of the others.
@@ -320,9 +342,37 @@ def _proofs(
                 f" {(len(members) - 1) / 2} other depositors, got {len(against)}"
             )
         ordered = sorted(against.values(), key=lambda v: members.index(v.voter))
+        ordered = ordered[: max(MIN_KILL_VOTES, _bare_majority(len(members)))]
         entries = [(members.index(v.voter), v.round, v.vkey, v.signature) for v in ordered]
         proofs.append((members.index(target), entries))
     return proofs
+
+
+def _backing(
+    members: tuple[str, ...],
+    remaining: Sequence[str],
+    owner: str,
+    releases: Iterable[SignedReleaseVote],
+    what: str,
+) -> list[ReleaseEntry]:
+    """Release votes for ``owner`` from a strict majority of the other ``remaining`` parties
+    (the first vote per voter, voters in datum order).
+
+    Raises:
+        EscrowError: fewer votes than that.
+    """
+    chosen: dict[str, SignedReleaseVote] = {}
+    for vote in releases:
+        if vote.target == owner and vote.voter in remaining and vote.voter != owner:
+            chosen.setdefault(vote.voter, vote)
+    if len(remaining) > 1 and not majority(len(chosen), len(remaining)):
+        raise EscrowError(
+            f"{what} needs signed release votes for {owner} from more than"
+            f" {(len(remaining) - 1) / 2} other remaining parties, got {len(chosen)}"
+        )
+    ordered = sorted(chosen.values(), key=lambda v: members.index(v.voter))
+    ordered = ordered[: _bare_majority(len(remaining))]
+    return [(members.index(v.voter), v.vkey, v.signature) for v in ordered]
 
 
 def redeemer_for(
@@ -333,10 +383,12 @@ def redeemer_for(
 ) -> cbor2.CBORTag:
     """The redeemer that settles ``owner``'s lock as ``settlement`` says.
 
-    A slashed owner's lock is a ``Slash`` proving every slashed party with its signed kill
-    votes (so the split goes to the right remaining parties); a remaining owner's lock is a
-    ``Release`` with the same proofs and release votes for the owner from a strict majority
-    of the other remaining parties (the first vote per voter, voters in datum order).
+    Both redeemers prove every slashed party with its signed kill votes (so the split goes
+    to the right remaining parties). A remaining owner's lock is a ``Release`` with release
+    votes for the owner from a strict majority of the other remaining parties; a slashed
+    owner's lock is a ``Slash`` with the same release votes for **every** remaining party,
+    its recipients: the script pays only parties proven released, so a slashed party left
+    out of the proofs cannot share in the split (honest parties never release it).
 
     Raises:
         EscrowError: the settlement is pending, ``owner`` is no depositor, or votes are short.
@@ -347,20 +399,12 @@ def redeemer_for(
     if owner not in members:
         raise EscrowError(f"{owner} is not a depositor of this settlement")
     proofs = _proofs(members, settlement.slashed, kills)
-    if owner in settlement.slashed:
-        return slash(proofs)
     remaining = [p for p in members if p not in settlement.slashed]
-    chosen: dict[str, SignedReleaseVote] = {}
-    for vote in releases:
-        if vote.target == owner and vote.voter in remaining and vote.voter != owner:
-            chosen.setdefault(vote.voter, vote)
-    if len(remaining) > 1 and not majority(len(chosen), len(remaining)):
-        raise EscrowError(
-            f"releasing {owner}'s deposit needs signed release votes from more than"
-            f" {(len(remaining) - 1) / 2} other remaining parties, got {len(chosen)}"
-        )
-    ordered = sorted(chosen.values(), key=lambda v: members.index(v.voter))
-    return release(proofs, [(members.index(v.voter), v.vkey, v.signature) for v in ordered])
+    releases = list(releases)
+    if owner in settlement.slashed:
+        shares = f"paying a share of {owner}'s slashed deposit"
+        return slash(proofs, [_backing(members, remaining, r, releases, shares) for r in remaining])
+    return release(proofs, _backing(members, remaining, owner, releases, "the release"))
 
 
 def settlement_payouts(settlement: Settlement, owner: str) -> dict[str, int]:

@@ -354,7 +354,7 @@ def settle_locks(
 ) -> list[str]:
     """Spend ``spends`` paid by ``key``: in one transaction, or in halves (recursively) when
     their scripts need more than one transaction's execution units (five parties with two
-    slashed need about 15 M memory units, the limit is 14 M); returns the transaction ids.
+    slashed need about 17.6 M memory units, the limit is 14 M); returns the transaction ids.
     """
     from zkadapt.escrow.txs import TooManyLocks, build_settlement
 

@@ -37,9 +37,15 @@ Redeemers, mirroring the off-chain settlement rules (``zkadapt.escrow.rules``):
 * ``Release(slashed, votes)`` -- any time: the owner is paid its deposit back. ``slashed``
   proves who was slashed (kill votes for each); ``votes`` are release votes from more than
   half of the *other remaining* parties (slashed parties neither vote nor count).
-* ``Slash(evidence)`` -- before the deadline: ``evidence`` proves the slashed set, which
-  holds the owner; the deposit is split among the ``h`` remaining parties, ``deposit // h``
-  each and one more lovelace to each of the first ``deposit % h`` in datum order.
+* ``Slash(evidence, released)`` -- before the deadline: ``evidence`` proves the slashed
+  set, which holds the owner; the deposit is split among the ``h`` remaining parties,
+  ``deposit // h`` each and one more lovelace to each of the first ``deposit % h`` in datum
+  order. ``released`` holds, for each remaining party in datum order, release votes for it
+  from a strict majority of the other remaining parties -- the same evidence its own
+  ``Release`` needs. That makes the proven set's completeness harmless: a slashed party the
+  submitter leaves out of ``evidence`` would count as remaining and share in the split, but
+  it cannot be proven released (honest parties never sign a release vote for a party the
+  rules slashed), so the slash is rejected.
 * ``Refund()`` -- at or after the deadline, anyone may return the deposit to its owner.
 """
 
@@ -95,9 +101,16 @@ class Release(PlutusData):
 
 
 @dataclass()
+class Recipient(PlutusData):
+    CONSTR_ID = 0
+    votes: List[SignedReleaseVote]
+
+
+@dataclass()
 class Slash(PlutusData):
     CONSTR_ID = 1
     evidence: List[Evidence]
+    released: List[Recipient]
 
 
 @dataclass()
@@ -201,6 +214,26 @@ def slashed_set(session: bytes, datum: LockDatum, proofs: List[Evidence]) -> Lis
     return lost
 
 
+def count_release_votes(
+    session: bytes, datum: LockDatum, lost: List[bool], owner: int, votes: List[SignedReleaseVote]
+) -> int:
+    """Checks release votes for party ``owner`` by parties not in ``lost``; returns how many."""
+    n = len(datum.parties)
+    message = release_message(session, datum.parties[owner])
+    count = 0
+    last = -1
+    for vote in votes:
+        voter = vote.voter
+        assert last < voter and voter < n, "voters must be increasing party indices"
+        last = voter
+        assert voter != owner, "a party cannot release itself"
+        assert not lost[voter], "a slashed party cannot vote"
+        assert blake2b_224(vote.vkey) == datum.parties[voter], "a vote's key must be its voter's"
+        assert verify_ed25519_signature(vote.vkey, message, vote.signature), "a bad vote signature"
+        count += 1
+    return count
+
+
 def check_release(
     session: bytes, datum: LockDatum, release: Release, tx: TxInfo, tag: TxOutRef
 ) -> None:
@@ -208,24 +241,11 @@ def check_release(
     owner = datum.owner
     assert not lost[owner], "a slashed owner cannot be released"
     remaining = len(datum.parties) - len(release.slashed)
-    target = datum.parties[owner]
-    message = release_message(session, target)
-    votes = 0
-    last = -1
-    for vote in release.votes:
-        voter = vote.voter
-        assert last < voter and voter < len(datum.parties), (
-            "voters must be increasing party indices"
-        )
-        last = voter
-        assert voter != owner, "a party cannot release itself"
-        assert not lost[voter], "a slashed party cannot vote"
-        assert blake2b_224(vote.vkey) == datum.parties[voter], "a vote's key must be its voter's"
-        assert verify_ed25519_signature(vote.vkey, message, vote.signature), "a bad vote signature"
-        votes += 1
+    votes = count_release_votes(session, datum, lost, owner, release.votes)
     assert remaining == 1 or 2 * votes > remaining - 1, (
         "a release needs votes from a strict majority of the other remaining parties"
     )
+    target = datum.parties[owner]
     assert paid_to(tx.outputs, target, tag) >= datum.deposit, "a release must return the deposit"
 
 
@@ -235,11 +255,16 @@ def check_slash(session: bytes, datum: LockDatum, slash: Slash, tx: TxInfo, tag:
     assert lost[datum.owner], "a slash must prove this lock's owner slashed"
     honest = len(datum.parties) - len(slash.evidence)
     assert honest >= 1, "someone must remain to be paid"
+    assert len(slash.released) == honest, "a slash proves every remaining party released"
     share = datum.deposit // honest
     extra = datum.deposit % honest
     rank = 0
     for i in range(len(datum.parties)):
         if not lost[i]:
+            votes = count_release_votes(session, datum, lost, i, slash.released[rank].votes)
+            assert honest == 1 or 2 * votes > honest - 1, (
+                "every recipient of a slash must be released by a strict majority of the others"
+            )
             due = share
             if rank < extra:
                 due += 1
