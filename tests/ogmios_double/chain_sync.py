@@ -3,7 +3,8 @@
 The ledger double has no blocks of its own: each applied transaction is one block here
 (:attr:`~tests.layer1_double.ledger.Ledger.blocks`), whose id is the tip after it (what
 ``queryNetwork/tip`` names), so a point a client read from the tip is a point it can
-intersect at. Blocks are ``Block<Praos>`` of ``cardano.json`` with their transactions'
+intersect at. The ledger double's tip reports the clock's slot rather than its last
+block's, so the double intersects by block id alone (Ogmios matches slot and id). Blocks are ``Block<Praos>`` of ``cardano.json`` with their transactions'
 ``inputs``, ``outputs`` and ``signatories`` (each vkey witness: key and signature), what a
 reader of a hydra head's close needs (docs/escrow.md, "A premature close").
 
@@ -70,9 +71,7 @@ def find_intersection(ledger: Ledger, cursor: ChainCursor, points: list[Any]) ->
             if point == "origin" or (isinstance(point, dict) and point.get("id") == GENESIS):
                 index = -1
             elif isinstance(point, dict) and point.get("id") in ids:
-                index = ids[point["id"]]
-                if ledger.blocks[index][1] != point.get("slot"):
-                    continue
+                index = ids[point["id"]]  # by id: the ledger's tip reports the clock's slot
             else:
                 continue
             cursor.at = index
