@@ -4,7 +4,8 @@ The ledger double has no blocks of its own: each applied transaction is one bloc
 (:attr:`~tests.layer1_double.ledger.Ledger.blocks`), whose id is the tip after it (what
 ``queryNetwork/tip`` names), so a point a client read from the tip is a point it can
 intersect at. The ledger double's tip reports the clock's slot rather than its last
-block's, so the double intersects by block id alone (Ogmios matches slot and id). Blocks are ``Block<Praos>`` of ``cardano.json`` with their transactions'
+block's, so the double intersects by block id alone (Ogmios matches slot and id). Blocks
+are ``Block<Praos>`` of ``cardano.json`` with their transactions'
 ``inputs``, ``outputs`` and ``signatories`` (each vkey witness: key and signature), what a
 reader of a hydra head's close needs (docs/escrow.md, "A premature close").
 
