@@ -19,6 +19,10 @@ escrow's bookkeeping around the rounds, every decision taken with the pure rules
   party in name order settles at once; the k-th waits ``k`` grace periods, watching layer
   1, and settles itself only if the locks are still unspent, so no single absent party
   blocks it. A lock whose votes stay short is left for the refund after the deadline.
+* :meth:`PartyEscrow.closed_early` (the head was closed mid-session): find the close on
+  layer 1 by chain-sync from the tip read in :meth:`PartyEscrow.start`, name the closer from
+  its signatory, vote it out and release the others in a ballot in the store, read the
+  others' ballots and settle as above (docs/escrow.md, "A premature close").
 """
 
 from __future__ import annotations
