@@ -336,8 +336,10 @@ class PartyEscrow:
         refund = "every lock comes back with `zkadapt escrow refund` after the deadline"
         try:
             line = self._slash_closer(view, min(done + 1, self.terms.rounds), head)
-        except (LayerOneError, EscrowError, StorageError, ConfigError) as exc:
+        except LayerOneError as exc:
             line = f"{head}: the closer is not attributed ({exc}), so nobody is slashed; {refund}"
+        except (EscrowError, StorageError, ConfigError) as exc:
+            line = f"{head}: the closer is not voted out ({exc}), so nobody is slashed; {refund}"
         self.say(line)
         return line
 
