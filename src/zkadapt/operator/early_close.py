@@ -24,7 +24,7 @@ from typing import Any
 from zkadapt.channel.base import SignedEnvelope
 from zkadapt.errors import ChannelError, StorageError
 from zkadapt.escrow.ballot import MAX_BALLOT_BYTES, BallotInvalid, ballot_key, read_ballot
-from zkadapt.escrow.messages import KillVote, ReleaseVote, read_payload
+from zkadapt.escrow.messages import KillVote, MalformedEscrowMessage, ReleaseVote, read_payload
 
 #: api.yaml ``HeadStatus`` values of a head that takes no more messages.
 CLOSED_STATUSES = frozenset({"Closed", "FanoutPossible", "Final"})
@@ -79,7 +79,10 @@ def closer_votes(
     wanted = set(remaining)
     kept = []
     for envelope in envelopes:
-        message = read_payload(envelope.payload)
+        try:
+            message = read_payload(envelope.payload)
+        except MalformedEscrowMessage:
+            continue
         if isinstance(message, KillVote):
             ok = (message.target, message.round, message.reason) == (
                 closer,
