@@ -209,10 +209,13 @@ class PartyEscrow:
 
     def _mark_chain(self) -> None:
         """Remember the chain's tip and the head's id: a close comes after both."""
+        from zkadapt.cardano.chain_sync_wire import point
+        from zkadapt.cardano.ogmios_wire import WireError
+
         rpc = getattr(self.context, "rpc", None)
-        try:
-            self.since = rpc("queryNetwork/tip") if rpc is not None else None
-        except LayerOneError:
+        try:  # a ``PointOrOrigin``, exactly (findIntersection takes nothing else)
+            self.since = point(rpc("queryNetwork/tip")) if rpc is not None else None
+        except (LayerOneError, WireError):
             self.since = None
         try:
             head = getattr(self.channel, "head_id", None)
