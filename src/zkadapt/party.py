@@ -148,7 +148,7 @@ def _run_locked(
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(config, out_dir, party=party, identity=identity)
     home = party_dir(out_dir, party)
-    escrow = _escrow_steps(config, party, identity, channel, payment_key_path, on_event)
+    escrow = _escrow_steps(config, party, identity, channel, payment_key_path, on_event, store)
     ctx = PartyContext(
         session_id=session_id,
         party=party,
@@ -233,6 +233,7 @@ def _escrow_steps(
     channel: Any,
     payment_key_path: Path,
     on_event: EventSink | None,
+    store: Any = None,
 ) -> PartyEscrow | None:
     """The party's escrow steps when the escrow is on layer 1, else None.
 
@@ -258,6 +259,7 @@ def _escrow_steps(
         context=chain_context(config.cardano, party),
         key=key,
         say=lambda line: sink(0, Phase.ESCROW, line),
+        store=store,
     )
 
 

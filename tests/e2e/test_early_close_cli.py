@@ -5,8 +5,9 @@ escrow on layer 1 (the Ogmios double over the ledger double, as in test_escrow_r
 The others' next post meets a closed head. They do not crash with that channel error: each
 stops with one line that says the head was closed, how far the session got and what the
 escrow did (exit code 2: a restart cannot reopen the head), and writes its ``result.json``
-with the escrow's status ``closed-early``. The closer is not attributed yet (docs/escrow.md,
-"Not done"), so nobody is slashed and every lock stays at the session's script address for
+with the escrow's status ``closed-early``. The nodes here have no Cardano keys, so the close
+is not played on layer 1 and the closer is not attributed (test_close_slash_cli has the
+attributed case): nobody is slashed and every lock stays at the session's script address for
 the refund after the deadline.
 """
 

@@ -258,7 +258,7 @@ class Head:
             return [self._failed(party, message)]
         close = getattr(self.l1, "close", None)
         if close is not None:  # a layer 1 with the head's output: the signed close tx
-            close(party)
+            close(party, self.head_id)
         self.status = "Closed"
         self.deadline = utc(self.contestation_s)
         body = {

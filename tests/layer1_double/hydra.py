@@ -19,7 +19,9 @@ value is conserved):
   on layer 1, and the deposits are spent.
 * **close** (:meth:`HydraLayer1.close`, when a node closes the head; only when the double
   was given the nodes' Cardano keys, ``node_keys``): spends the head's output and pays it to
-  the head script again (the head now closed), with one vkey witness: the closing node's
+  the head script again (the head now closed; its inline datum hydra's ``Closed`` state,
+  constructor 2, whose record names the head id when the double knows it), with one vkey
+  witness: the closing node's
   Cardano key, as a real close transaction must carry (hydra's close is signed by a
   participant's ``--cardano-signing-key``). That witness is the only public record of *who*
   closed (``HeadIsClosed`` names nobody): docs/escrow.md, "A premature close". The tests
@@ -37,11 +39,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from cbor2 import CBORTag
 from pycardano import (
     Address,
     Asset,
     AssetName,
     MultiAsset,
+    RawPlutusData,
     ScriptHash,
     Transaction,
     TransactionBody,
@@ -163,7 +167,7 @@ class HydraLayer1:
             self.increments.append(tx_id)
             return tx_id
 
-    def close(self, party: str) -> str | None:
+    def close(self, party: str, head_id: str | None = None) -> str | None:
         """``party``'s node closes the head: spend the head's output, pay it to the head
         script again, signed by the node's Cardano key. Returns the close's id; None (nothing
         played) when no key is known for ``party``'s node or the head holds nothing on
@@ -173,9 +177,11 @@ class HydraLayer1:
             if key is None or self.head_output is None:
                 return None
             held = self.ledger.lookup([self.head_output])[self.head_output]
+            record = CBORTag(121, [bytes.fromhex(head_id)] if head_id else [])
+            closed = RawPlutusData(CBORTag(123, [record]))  # Closed (constructor 2)
             body = TransactionBody(
                 inputs=[self.head_output],
-                outputs=[TransactionOutput(self.head_address, held.amount)],
+                outputs=[TransactionOutput(self.head_address, held.amount, datum=closed)],
                 fee=0,
             )
             witness = VerificationKeyWitness(key.to_verification_key(), key.sign(body.hash()))

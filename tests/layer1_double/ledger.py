@@ -87,6 +87,9 @@ class Ledger:
         self.observers: list[Callable[[str], None]] = []
         self._funded = 0
         self._tip = b"\x00" * 32
+        #: One block per applied transaction, in order: (block id hex, slot, tx id hex); a
+        #: block's id is the tip after it (what ``tip()`` names), for Ogmios chain-sync.
+        self.blocks: list[tuple[str, int, str]] = []
         self._lock = threading.RLock()
 
     # ---- time ----------------------------------------------------------------------------
@@ -247,6 +250,7 @@ class Ledger:
             self.utxo[TransactionInput(TransactionId(tx_id), index)] = output
         self.applied[hex_id] = tx
         self._tip = blake2b_256(self._tip + tx_id)
+        self.blocks.append((self._tip.hex(), self.slot, hex_id))
         for observer in self.observers:
             observer(hex_id)
         return hex_id

@@ -6,7 +6,9 @@ request's ``id``. Served methods (what PyCardano's chain contexts and this proje
 ``queryLedgerState/protocolParameters``, ``queryLedgerState/eraSummaries``,
 ``queryNetwork/startTime``, ``queryNetwork/genesisConfiguration`` (``shelley``),
 ``queryNetwork/blockHeight``, ``queryLedgerState/utxo`` (by addresses, by output references,
-or whole), ``submitTransaction`` and ``evaluateTransaction`` (with ``additionalUtxo``).
+or whole), ``submitTransaction`` and ``evaluateTransaction`` (with ``additionalUtxo``), and
+chain-sync's ``findIntersection`` and ``nextBlock`` (one cursor per connection;
+:mod:`tests.ogmios_double.chain_sync`).
 Anything else is a ``-32601`` RpcError.
 
 Every request is validated against its schema in ``ogmios.json`` before it is served, and
@@ -29,6 +31,12 @@ from pycardano import TransactionInput
 from tests.layer1_double.ledger import Ledger
 from tests.layer1_double.ogmios_json import utxo_json
 from tests.layer1_double.rules import Rejected
+from tests.ogmios_double.chain_sync import (
+    ChainCursor,
+    ChainSyncError,
+    find_intersection,
+    next_block,
+)
 from tests.ogmios_double.schema import ogmios_schema
 
 #: Largest request frame accepted (a transaction is at most 16 KiB; room for evaluation).
@@ -98,18 +106,20 @@ class OgmiosDouble:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME)
         await ws.prepare(request)
+        cursor = ChainCursor()  # chain-sync state lives as long as the connection
         async for frame in ws:
             if frame.type == WSMsgType.TEXT:
                 answer = await asyncio.get_running_loop().run_in_executor(
-                    None, self.answer, frame.data
+                    None, self.answer, frame.data, cursor
                 )
                 await ws.send_str(json.dumps(answer))
         return ws
 
     # ---- JSON-RPC --------------------------------------------------------------------------------
 
-    def answer(self, text: str) -> dict[str, Any]:
-        """The answer to one request frame (also callable directly, without a socket)."""
+    def answer(self, text: str, cursor: ChainCursor | None = None) -> dict[str, Any]:
+        """The answer to one request frame (also callable directly, without a socket;
+        ``cursor``: the connection's chain-sync cursor)."""
         try:
             request = json.loads(text)
         except ValueError:
@@ -124,7 +134,16 @@ class OgmiosDouble:
             code = -32601 if method not in self.schema.names else -32602
             return self._rpc_error(rid, RpcFault(code, f"Invalid request: {problems[0]}"))
         try:
-            body = {"result": self._dispatch(method, request.get("params") or {})}
+            params = request.get("params") or {}
+            if method in ("findIntersection", "nextBlock"):
+                body = {"result": self._chain_sync(method, params, cursor or ChainCursor())}
+            else:
+                body = {"result": self._dispatch(method, params)}
+        except ChainSyncError as exc:
+            if exc.args[1] is None:
+                return self._rpc_error(rid, RpcFault(-32000, str(exc.args[0])))
+            tip = exc.args[1]
+            body = {"error": {"code": 1000, "message": exc.args[0], "data": {"tip": tip}}}
         except Rejected as exc:
             body = {"error": exc.error}
         except RpcFault as exc:
@@ -172,6 +191,11 @@ class OgmiosDouble:
         if method == "evaluateTransaction":
             return self._evaluate(params)
         raise RpcFault(-32601, f"Method not found: the double does not serve {method}")
+
+    def _chain_sync(self, method: str, params: dict[str, Any], cursor: ChainCursor) -> Any:
+        if method == "findIntersection":
+            return find_intersection(self.ledger, cursor, list(params.get("points") or []))
+        return next_block(self.ledger, cursor)
 
     def _utxo(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         ledger = self.ledger

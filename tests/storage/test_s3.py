@@ -90,6 +90,18 @@ def test_a_party_cannot_write_into_another_partys_bucket(s3_server: SeaweedS3) -
     assert info.value.uri == "s3://zkadapt-alice/evil.bin"
 
 
+def test_another_partys_object_is_read_by_key_bounded(s3_server: SeaweedS3) -> None:
+    key = f"zkadapt/s/escrow/{secrets.token_hex(4)}.json"
+    _store(s3_server, "carol").put(key, b"ballot")
+    alice = _store(s3_server, "alice")
+    uri = alice.location_of("carol") + key
+    assert alice.get_key(uri, 100) == b"ballot"
+    with pytest.raises(StorageError, match="larger than 3 bytes"):
+        alice.get_key(uri, 3)
+    with pytest.raises(StorageError, match="object not found"):
+        alice.get_key(alice.location_of("carol") + "zkadapt/s/escrow/nobody.json", 100)
+
+
 def test_reader_without_a_party_reads_but_cannot_write(s3_server: SeaweedS3) -> None:
     ref = _store(s3_server, "carol").put(f"r/{secrets.token_hex(4)}.bin", b"data")
     reader = _store(s3_server, None, profile="zkadapt-alice")

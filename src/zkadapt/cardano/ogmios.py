@@ -20,19 +20,24 @@ Here each call is one JSON-RPC request built to the schema, sent over a WebSocke
 JSON-RPC methods used (Ogmios v6): ``queryNetwork/tip``, ``queryLedgerState/epoch``,
 ``queryLedgerState/protocolParameters``, ``queryNetwork/genesisConfiguration`` (shelley),
 ``queryNetwork/startTime``, ``queryLedgerState/eraSummaries``, ``queryLedgerState/utxo`` (by
-address and by output reference), ``submitTransaction``, ``evaluateTransaction``.
+address and by output reference), ``submitTransaction``, ``evaluateTransaction``; and
+chain-sync (``findIntersection``, then ``nextBlock`` on the same connection) in
+:meth:`OgmiosContext.follow`, bounded in blocks and time.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from pycardano.backend.ogmios_v6 import OgmiosV6ChainContext
 from pycardano.network import Network
 
+from zkadapt.cardano.chain_sync_wire import ChainBlock, next_block, point
 from zkadapt.cardano.errors import (
     ChainRefused,
     ChainResponseError,
@@ -130,6 +135,68 @@ class OgmiosContext(OgmiosV6ChainContext):
                 self.backend, f"{method}: {type(exc).__name__}: {one_line(exc)}"
             ) from None
         return self._result(method, text, refused)
+
+    def follow(
+        self, since: dict[str, Any] | str, *, max_blocks: int, budget_s: float
+    ) -> Iterator[ChainBlock]:
+        """The blocks after ``since`` (a ``{slot, id}`` point, e.g. an earlier
+        ``queryNetwork/tip``, or ``origin``), oldest first, up to the tip: Ogmios chain-sync on
+        one connection (``findIntersection`` then ``nextBlock``). Stops at the tip, after
+        ``max_blocks`` blocks, or after ``budget_s`` seconds, whichever comes first (a
+        consumer that wants more asks again from the last block's point). A roll-back is
+        followed: the blocks after its point come again.
+
+        Raises:
+            ChainRefused: ``since`` is not on the chain (``IntersectionNotFound``).
+            ChainUnreachable, ChainResponseError: as :meth:`rpc`.
+        """
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        deadline = time.monotonic() + budget_s
+        try:
+            with connect(
+                self.url,
+                open_timeout=self.timeout_s,
+                close_timeout=1,
+                max_size=MAX_ANSWER_BYTES,
+                additional_headers=self.additional_headers or None,
+            ) as socket:
+
+                def ask(method: str, params: dict[str, Any] | None = None) -> Any:
+                    request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+                    if params is not None:
+                        request["params"] = params
+                    request["id"] = next(self._ids)
+                    socket.send(json.dumps(request))
+                    wait = min(self.timeout_s, max(0.1, deadline - time.monotonic()))
+                    return self._result(method, socket.recv(timeout=wait), ChainRefused)
+
+                found = ask("findIntersection", {"points": [since]})
+                tip = found.get("tip") if isinstance(found, dict) else None
+                if tip == "origin" or (isinstance(since, dict) and _same(tip, since)):
+                    return  # nothing after ``since``
+                seen = 0
+                while seen < max_blocks and time.monotonic() < deadline:
+                    raw = ask("nextBlock")
+                    direction, item, tip_id = self._read("nextBlock", next_block, raw)
+                    if direction == "backward":
+                        if isinstance(item, dict) and item.get("id") == tip_id:
+                            return
+                        continue
+                    assert isinstance(item, ChainBlock)
+                    seen += 1
+                    yield item
+                    if item.id == tip_id:
+                        return
+        except TimeoutError:
+            raise ChainUnreachable(
+                self.backend, f"chain-sync: no answer within {self.timeout_s:g} s"
+            ) from None
+        except (OSError, WebSocketException) as exc:
+            raise ChainUnreachable(
+                self.backend, f"chain-sync: {type(exc).__name__}: {one_line(exc)}"
+            ) from None
 
     def _result(self, method: str, text: Any, refused: type[ChainRefused]) -> Any:
         try:
@@ -250,3 +317,11 @@ class OgmiosContext(OgmiosV6ChainContext):
         era = [b for b in bounds if b[1] <= relative][-1:] or bounds[:1]
         era_start, era_ms, slot_ms = era[0]
         return era_start + max(0, relative - era_ms) // slot_ms
+
+
+def _same(tip: Any, since: dict[str, Any]) -> bool:
+    """Whether a ``TipOrOrigin`` is the point ``since`` (nothing to follow after it)."""
+    try:
+        return point(tip) == point(since)
+    except WireError:
+        return False

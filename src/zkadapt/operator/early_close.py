@@ -9,13 +9,22 @@ code 2 so that ``zkadapt run`` stops every party instead of restarting them.
 
 Only a head that the party's own node reports closed (or fanned out) counts: a post that
 fails on an open head stays the channel error it is.
+
+With the escrow on layer 1, the closer is then attributed from the close transaction's
+signatories (:mod:`zkadapt.cardano.head_close`) and slashed with votes that travel out of
+band, as ballots in the store (:mod:`zkadapt.escrow.ballot`): :func:`closer_votes` keeps of a
+ballot only what this party's own attribution backs, :func:`read_ballots` reads them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from zkadapt.errors import ChannelError
+from zkadapt.channel.base import SignedEnvelope
+from zkadapt.errors import ChannelError, StorageError
+from zkadapt.escrow.ballot import MAX_BALLOT_BYTES, BallotInvalid, ballot_key, read_ballot
+from zkadapt.escrow.messages import KillVote, MalformedEscrowMessage, ReleaseVote, read_payload
 
 #: api.yaml ``HeadStatus`` values of a head that takes no more messages.
 CLOSED_STATUSES = frozenset({"Closed", "FanoutPossible", "Final"})
@@ -54,3 +63,66 @@ def closed_early_line(party: str, done: int, rounds: int, escrow: str = "") -> s
         "reopen it)"
     )
     return f"{line}; escrow: {escrow}" if escrow else line
+
+
+# -- slashing the closer (docs/escrow.md, "A premature close") ----------------------------------
+
+
+def closer_votes(
+    envelopes: Iterable[SignedEnvelope], closer: str, round_: int, remaining: Iterable[str]
+) -> list[SignedEnvelope]:
+    """The votes of a ballot that this party's own attribution backs: a ``closed-early``
+    kill vote against ``closer`` for ``round_`` (the round cut short) and release votes for
+    the ``remaining`` parties. Anything else (another victim, another round, a silent-vote,
+    a release of the closer) is dropped: a ballot cannot slash anyone the chain does not name.
+    """
+    wanted = set(remaining)
+    kept = []
+    for envelope in envelopes:
+        try:
+            message = read_payload(envelope.payload)
+        except MalformedEscrowMessage:
+            continue
+        if isinstance(message, KillVote):
+            ok = (message.target, message.round, message.reason) == (
+                closer,
+                round_,
+                "closed-early",
+            )
+        else:
+            ok = isinstance(message, ReleaseVote) and message.target in wanted
+        if ok:
+            kept.append(envelope)
+    return kept
+
+
+def read_ballots(
+    store: Any,
+    keyring: Any,
+    session: str,
+    voters: Iterable[str],
+    say: Callable[[str], None],
+) -> dict[str, list[SignedEnvelope]]:
+    """Each voter's ballot from its fixed key in its store location (bounded reads; a
+    missing one is left out, an invalid one named once and left out).
+
+    Raises:
+        StorageError: the store cannot read another party's object by key (only ``local``
+            can yet).
+    """
+    get_key = getattr(store, "get_key", None)
+    if get_key is None:
+        raise StorageError(repr(store), "cannot read another party's ballot by its key")
+    found: dict[str, list[SignedEnvelope]] = {}
+    for voter in voters:
+        uri = store.location_of(voter) + ballot_key(session, voter)
+        try:
+            data = get_key(uri, MAX_BALLOT_BYTES)
+        except StorageError:
+            continue  # not written yet
+        try:
+            found[voter] = read_ballot(data, keyring, session, voter)
+        except BallotInvalid as exc:
+            say(f"ignored {voter}'s ballot: {exc}")
+            found[voter] = []
+    return found

@@ -19,6 +19,10 @@ escrow's bookkeeping around the rounds, every decision taken with the pure rules
   party in name order settles at once; the k-th waits ``k`` grace periods, watching layer
   1, and settles itself only if the locks are still unspent, so no single absent party
   blocks it. A lock whose votes stay short is left for the refund after the deadline.
+* :meth:`PartyEscrow.closed_early` (the head was closed mid-session): find the close on
+  layer 1 by chain-sync from the tip read in :meth:`PartyEscrow.start`, name the closer from
+  its signatory, vote it out and release the others in a ballot in the store, read the
+  others' ballots and settle as above (docs/escrow.md, "A premature close").
 """
 
 from __future__ import annotations
@@ -30,10 +34,18 @@ from typing import TYPE_CHECKING, Any
 
 from zkadapt.cardano.errors import LayerOneError
 from zkadapt.channel.base import Entry, SignedEnvelope
-from zkadapt.errors import ChannelError
+from zkadapt.errors import ChannelError, ConfigError, StorageError
 from zkadapt.escrow.messages import EscrowDeposit, EscrowMessage
 from zkadapt.escrow.onchain import EscrowError
-from zkadapt.escrow.rules import EscrowView, Settlement, progress, settle, silent, slash_voters
+from zkadapt.escrow.rules import (
+    EscrowView,
+    Settlement,
+    depositors,
+    progress,
+    settle,
+    silent,
+    slash_voters,
+)
 from zkadapt.formatting import ada
 from zkadapt.operator.escrow_layer1 import (
     PaymentKey,
@@ -146,6 +158,7 @@ class PartyEscrow:
         times: EscrowTimes | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        store: Any = None,
     ) -> None:
         self.config, self.party = config, party
         self.terms = layer1_terms(config)
@@ -156,6 +169,12 @@ class PartyEscrow:
         self._entries: list[Entry] = []
         self._voted: set[str] = set()  # kill votes this process posted (before they show)
         self.outcome = EscrowOutcome()
+        #: The session's store (ballots after a premature close), the chain point read
+        #: before round 1 and the head's id (where a reader of its close starts, and what).
+        self.store = store
+        self.since: dict[str, Any] | str | None = None
+        self.head_id: str | None = None
+        self._ballots: list[Entry] = []  # out-of-band votes folded after the channel's
 
     # -- the channel -------------------------------------------------------------------------
 
@@ -180,12 +199,29 @@ class PartyEscrow:
                 not the agreed one.
             EscrowError, LayerOneError: this party's own lock cannot be made.
         """
+        self._mark_chain()
         view = self._view()
         if progress(view, self.terms) > 0:  # resumed past round 1: the locks were checked
             self.outcome.lock = view.refs.get(self.party, "")
             return
         self.outcome.lock = self._deposit(view)
         self._check_others()
+
+    def _mark_chain(self) -> None:
+        """Remember the chain's tip and the head's id: a close comes after both."""
+        from zkadapt.cardano.chain_sync_wire import point
+        from zkadapt.cardano.ogmios_wire import WireError
+
+        rpc = getattr(self.context, "rpc", None)
+        try:  # a ``PointOrOrigin``, exactly (findIntersection takes nothing else)
+            self.since = point(rpc("queryNetwork/tip")) if rpc is not None else None
+        except (LayerOneError, WireError):
+            self.since = None
+        try:
+            head = getattr(self.channel, "head_id", None)
+        except ChannelError:
+            head = None
+        self.head_id = head if isinstance(head, str) else None
 
     def _deposit(self, view: EscrowView) -> str:
         """Lock once and post ``EscrowDeposit``; a restart finds what it did before."""
@@ -284,12 +320,13 @@ class PartyEscrow:
     # -- a premature close -----------------------------------------------------------------
 
     def closed_early(self) -> str:
-        """The head was closed before the last round was done: the escrow's account, one line
-        (the party's stop line carries it; docs/escrow.md, "A premature close").
+        """The head was closed before the last round was done: attribute the closer from
+        layer 1, vote it out in a ballot, settle (docs/escrow.md, "A premature close");
+        returns the escrow's account in one line (the party's stop line carries it).
 
-        Who closed the head is not attributed yet (docs/escrow.md, "Not done"), so nobody is
-        voted against and nothing is settled: every lock stays at the session's address and
-        comes back to its owner with ``zkadapt escrow refund`` after the deadline.
+        Without an attribution (no chain-sync, the close signed by no party's payment key,
+        no store that reads ballots) nobody is voted against and every lock stays for
+        ``zkadapt escrow refund`` after the deadline.
         """
         try:
             view = self._view()  # the channel's history up to the close stays readable
@@ -297,13 +334,93 @@ class PartyEscrow:
             view = EscrowView.from_entries(self._entries, self.terms)
         self.outcome.status = "closed-early"
         self.outcome.settled_by = ""
-        line = (
-            f"the head was closed after round {progress(view, self.terms)} (done by a quorum): "
-            "the closer is not attributed, so nobody is slashed; every lock comes back with "
-            "`zkadapt escrow refund` after the deadline"
-        )
+        done = progress(view, self.terms)
+        head = f"the head was closed after round {done} (done by a quorum)"
+        refund = "every lock comes back with `zkadapt escrow refund` after the deadline"
+        try:
+            line = self._slash_closer(view, min(done + 1, self.terms.rounds), head)
+        except LayerOneError as exc:
+            line = f"{head}: the closer is not attributed ({exc}), so nobody is slashed; {refund}"
+        except (EscrowError, StorageError, ConfigError) as exc:
+            line = f"{head}: the closer is not voted out ({exc}), so nobody is slashed; {refund}"
         self.say(line)
         return line
+
+    def _slash_closer(self, view: EscrowView, cut: int, head: str) -> str:
+        from zkadapt.cardano.head_close import find_close
+        from zkadapt.operator.escrow import payment_key_hashes
+
+        if self.since is None or self.head_id is None:
+            raise LayerOneError("layer 1", "no chain point or head id was read before round 1")
+        close = find_close(self.context, self.since, self.head_id, payment_key_hashes(self.config))
+        closer, tx = close.closer, close.tx_id[:16]
+        refund = "every lock comes back with `zkadapt escrow refund` after the deadline"
+        if closer is None:
+            return (
+                f"{head}: the closer is not attributed (close {tx} is signed by no party's "
+                f"payment key, or by several), so nobody is slashed; {refund}"
+            )
+        if closer == self.party:
+            return f"{head} by this party (close {tx}): it casts no vote"
+        members = depositors(view, self.terms)
+        if closer not in members or self.party not in members:
+            return (
+                f"{head} by {closer} (close {tx}): not both depositors, nothing to vote; {refund}"
+            )
+        self._publish_ballot(closer, cut, [p for p in members if p not in (closer, self.party)])
+        settlement = self._await_ballots(closer, cut, members)
+        self._record(settlement)
+        if not settlement.final or closer not in settlement.slashed:
+            return (
+                f"{head} by {closer} (close {tx}): voted to slash it, but the votes stayed "
+                f"short; {refund}"
+            )
+        self._settle(settlement)
+        how = (
+            f"settled: {payout_line(settlement)}"
+            if self.outcome.settled_by
+            else "not settled yet; the locks wait for another settler or the refund"
+        )
+        return f"{head} by {closer} (close {tx}, signed by its payment key): slashed; {how}"
+
+    def _publish_ballot(self, closer: str, cut: int, others: list[str]) -> None:
+        """This party's ballot: kill ``closer`` (closed-early, round ``cut``), release
+        ``others``; written once under its fixed key in the store."""
+        from zkadapt.escrow.ballot import ballot_key, encode_ballot
+
+        if self.store is None:
+            raise StorageError("store", "no store to publish the ballot in")
+        votes = [kill_vote(self.config, self.key, closer, cut, "closed-early")]
+        votes += release_votes(self.config, self.key, others)
+        data = encode_ballot(self.identity, self.terms.session, self.party, votes)
+        self.store.put(ballot_key(self.terms.session, self.party), data)
+        released = f", released {', '.join(others)}" if others else ""
+        self.say(f"voted to slash {closer} (closed the head in round {cut}){released} (ballot)")
+
+    def _await_ballots(self, closer: str, cut: int, members: tuple[str, ...]) -> Settlement:
+        """Read the honest parties' ballots (at most ``times.deposits_s``) until every lock
+        has its votes; the settlement they imply with the channel's history."""
+        from zkadapt.escrow.ballot import as_entries
+        from zkadapt.keyfiles import keyring_of
+        from zkadapt.operator.early_close import closer_votes, read_ballots
+
+        keyring = keyring_of(self.config)
+        honest = [p for p in members if p != closer]
+        after = self._entries[-1].seq if self._entries else 0
+        deadline = self._clock() + self.times.deposits_s
+        while True:
+            found = read_ballots(self.store, keyring, self.terms.session, honest, self.say)
+            kept = {
+                voter: closer_votes(envelopes, closer, cut, [p for p in honest if p != voter])
+                for voter, envelopes in found.items()
+            }
+            self._ballots = as_entries(after, kept)
+            view = EscrowView.from_entries(self._entries + self._ballots, self.terms)
+            settlement = settle(view, self.terms)
+            missing = missing_evidence(settlement, view) if settlement.final else {"": ""}
+            if not missing or self._clock() >= deadline:
+                return settlement
+            self._sleep(self.times.poll_s)
 
     def _record(self, settlement: Settlement) -> None:
         self.outcome.status = settlement.status
@@ -338,7 +455,8 @@ class PartyEscrow:
             view = self._view(wait=min(self.times.poll_s, left))
 
     def _plan(self) -> Any:
-        return settlement_plan(self.config, self.context, self._entries, partial=True)
+        entries = self._entries + self._ballots
+        return settlement_plan(self.config, self.context, entries, partial=True)
 
     def _settle(self, settlement: Settlement) -> None:
         """Settle what has its votes: at once if first in line, else after the grace

@@ -158,6 +158,24 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(ref.uri, f"cannot read: {exc.strerror}") from None
 
+    def get_key(self, uri: str, max_bytes: int) -> bytes:
+        """The bytes under another party's fixed key (``local://<key>``), unverified: for
+        objects that carry their own signatures (the escrow's ballots after a premature
+        close, :mod:`zkadapt.escrow.ballot`), whose digest nobody could post.
+
+        Raises:
+            StorageError: not a ``local://`` URI of a safe key, missing, unreadable, or more
+                than ``max_bytes`` long.
+        """
+        with self._open(ObjectRef(uri, "", 0)) as f:
+            try:
+                data = f.read(max_bytes + 1)
+            except OSError as exc:
+                raise StorageError(uri, f"cannot read: {exc.strerror}") from None
+        if len(data) > max_bytes:
+            raise StorageError(uri, f"larger than {max_bytes} bytes")
+        return data
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key`` (ValueError for an unsafe key)."""
         return (self.root / validate_key(key)).is_file()

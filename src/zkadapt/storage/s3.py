@@ -410,6 +410,34 @@ class S3Store:
 
         return self._retrying(once, ref.uri, "reading", profile=profile)
 
+    def get_key(self, uri: str, max_bytes: int) -> bytes:
+        """The bytes under another party's fixed key (``s3://bucket/key``), unverified and at
+        most ``max_bytes``: for objects that carry their own signatures (the escrow's ballots
+        after a premature close), whose digest nobody could post.
+
+        Raises:
+            StorageError: not an ``s3://`` URI, denied, missing, larger than ``max_bytes``,
+                or retries exhausted.
+        """
+        try:
+            bucket, name = split_uri(uri, SCHEME)
+        except ValueError as exc:
+            raise StorageError(str(uri), str(exc)) from None
+        client, profile = self._reader(bucket)
+
+        def once() -> bytes:
+            response = client.get_object(Bucket=bucket, Key=name, Range=f"bytes=0-{max_bytes}")
+            body = response["Body"]
+            try:
+                data = body.read(max_bytes + 1)
+            finally:
+                body.close()
+            if len(data) > max_bytes:
+                raise StorageError(uri, f"larger than {max_bytes} bytes")
+            return bytes(data)
+
+        return self._retrying(once, uri, "reading", profile=profile)
+
     def _own(self, doing: str) -> BucketLocation:
         if self.party is None:
             raise StorageError(SCHEME, f"{doing} needs a party's own bucket; this store only reads")
