@@ -15,15 +15,19 @@ def escrow() -> None:
     """Escrow of a session: deposits, kill votes and settlement (docs/escrow.md)."""
 
 
-@escrow.command("status")
-@click.argument("session", type=click.Path(dir_okay=False))
-@click.option(
+#: ``--out`` of every escrow command: where a local ledger is.
+_out_option = click.option(
     "--out",
     "out",
     type=click.Path(file_okay=False),
     default=None,
     help="Output directory holding a local ledger [default: SESSION_DIR].",
 )
+
+
+@escrow.command("status")
+@click.argument("session", type=click.Path(dir_okay=False))
+@_out_option
 def escrow_status(session: str, out: str | None) -> None:
     """Show deposits, signals, kill votes and the settlement each party gets."""
     from zkadapt.config import load_config
@@ -45,13 +49,6 @@ def escrow_status(session: str, out: str | None) -> None:
 
 # --- layer 1: lock, vote, settle, refund (docs/escrow.md, "On layer 1") ---------------------
 
-_out_option = click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Output directory holding a local ledger [default: SESSION_DIR].",
-)
 _key_option = click.option(
     "--payment-key",
     "payment_key",
