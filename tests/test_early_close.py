@@ -25,9 +25,9 @@ def test_only_a_head_its_node_reports_closed_counts() -> None:
     assert not head_closed(object())  # the local ledger has no head
 
 
-def test_the_stop_line_is_one_line_with_the_escrow_account_and_exit_code_2() -> None:
+def test_the_stop_line_is_one_line_with_the_escrow_account_and_exit_code_5() -> None:
     line = closed_early_line("bob", 1, 3, "the head was closed after round 1")
     assert line.startswith("bob: the session's hydra head was closed before round 2 of 3")
     assert line.endswith("; escrow: the head was closed after round 1") and "\n" not in line
     assert "escrow" not in closed_early_line("bob", 0, 2)
-    assert HeadClosedEarly.exit_code == 2 and issubclass(HeadClosedEarly, ChannelError)
+    assert HeadClosedEarly.exit_code == 5 and issubclass(HeadClosedEarly, ChannelError)

@@ -82,7 +82,7 @@ def run_party(
         deposit: a newcomer's declared escrow deposit (lovelace); None for a listed party.
 
     A head closed before the last round is done stops the party with
-    :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 2), after its
+    :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 5), after its
     ``result.json`` (with the escrow's account) is written.
 
     Raises:

@@ -31,6 +31,10 @@ from zkadapt.errors import UsageError
 FATAL_EXIT_CODES = frozenset({2, 3})
 #: Exit codes of a party that reached the session's end: 0, or 4 (some rounds failed).
 FINISHED_EXIT_CODES = frozenset({0, 4})
+#: Exit codes of a party whose session ended early for everyone (5: its hydra head was
+#: closed mid-session): not restarted, and the others are not stopped (each meets the same
+#: end and wraps up its own part of the escrow).
+ENDED_EXIT_CODES = frozenset({5})
 #: How often ``zkadapt run`` restarts one party by default (``--max-restarts``).
 DEFAULT_MAX_RESTARTS = 2
 #: Seconds a stopped party gets to exit after SIGTERM before it is killed.
@@ -235,6 +239,10 @@ class PartySupervisor:
             run.done = True
             return
         line = last_line(run.log)
+        if code in ENDED_EXIT_CODES:
+            run.done, run.failure = True, line or exit_text(code)
+            self._say(f"{run.name} stopped ({exit_text(code)}): {line or '(empty log)'}")
+            return
         self._say(f"{run.name} died ({exit_text(code)}): {line or '(empty log)'}")
         if code in FATAL_EXIT_CODES:
             run.done, run.failure = True, line or exit_text(code)

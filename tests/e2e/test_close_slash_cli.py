@@ -90,7 +90,7 @@ def test_the_closer_is_attributed_on_layer1_and_slashed_by_ballots(tmp_path: Pat
         assert ogmios.violations == [] and double.violations == []
         assert {"findIntersection", "nextBlock"} <= set(ogmios.requests)
 
-    assert codes == {"alice": 2, "bob": 2, "carol": 2}, logs
+    assert codes == {"alice": 5, "bob": 5, "carol": 5}, logs
     (close,) = layer1.closes
     for name in ("alice", "bob"):
         assert "Traceback" not in logs[name], logs[name]

@@ -5,7 +5,9 @@ A closed head takes no message, so the round protocol's next post fails with a
 :class:`~zkadapt.errors.ChannelError`. Restarting cannot help (the head stays closed), so
 instead of that channel error the party stops with :class:`HeadClosedEarly`: one line that
 says what happened, how far the session got, and what became of the escrow, with exit
-code 2 so that ``zkadapt run`` stops every party instead of restarting them.
+code 5 (the session ended early for this party): ``zkadapt run`` restarts nobody after it
+and stops nobody either, since every party meets the closed head and settles its own part
+of the escrow (stopping the others at the first such exit cut their settlement short).
 
 Only a head that the party's own node reports closed (or fanned out) counts: a post that
 fails on an open head stays the channel error it is.
@@ -31,10 +33,10 @@ CLOSED_STATUSES = frozenset({"Closed", "FanoutPossible", "Final"})
 
 
 class HeadClosedEarly(ChannelError):
-    """The session's head was closed before its last round was done (exit code 2: a
-    restart cannot reopen it)."""
+    """The session's head was closed before its last round was done (exit code 5: a
+    restart cannot reopen it, and the other parties wrap up their own escrow)."""
 
-    exit_code = 2
+    exit_code = 5
 
 
 def head_closed(channel: Any) -> bool:
