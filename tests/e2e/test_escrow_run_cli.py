@@ -165,6 +165,9 @@ main()
 """
 
 
+# slow (~30 s): the default run has the same crash, votes and settlement on one ledger under
+# `zkadapt run` (test_layer1_story_cli.py) and `zkadapt party` per party (test_close_slash_cli.py)
+@pytest.mark.slow
 def test_a_party_that_crashes_for_good_is_voted_out_and_the_others_settle(
     tmp_path: Path,
 ) -> None:
