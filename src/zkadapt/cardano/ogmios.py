@@ -31,6 +31,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,31 +111,8 @@ class OgmiosContext(OgmiosV6ChainContext):
                 ``refused`` (:class:`TransactionRejected` for a transaction).
             ChainResponseError: the answer is not JSON-RPC for ``method``.
         """
-        from websockets.exceptions import WebSocketException
-        from websockets.sync.client import connect
-
-        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": next(self._ids)}
-        if params is not None:
-            request["params"] = params
-        try:
-            with connect(
-                self.url,
-                open_timeout=self.timeout_s,
-                close_timeout=1,
-                max_size=MAX_ANSWER_BYTES,
-                additional_headers=self.additional_headers or None,
-            ) as socket:
-                socket.send(json.dumps(request))
-                text = socket.recv(timeout=self.timeout_s)
-        except TimeoutError:
-            raise ChainUnreachable(
-                self.backend, f"no answer to {method} within {self.timeout_s:g} s"
-            ) from None
-        except (OSError, WebSocketException) as exc:
-            raise ChainUnreachable(
-                self.backend, f"{method}: {type(exc).__name__}: {one_line(exc)}"
-            ) from None
-        return self._result(method, text, refused)
+        with self._connection(f"no answer to {method} within", method) as socket:
+            return self._ask(socket, method, params, self.timeout_s, refused)
 
     def follow(
         self, since: dict[str, Any] | str, *, max_blocks: int, budget_s: float
@@ -150,10 +128,39 @@ class OgmiosContext(OgmiosV6ChainContext):
             ChainRefused: ``since`` is not on the chain (``IntersectionNotFound``).
             ChainUnreachable, ChainResponseError: as :meth:`rpc`.
         """
+        deadline = time.monotonic() + budget_s
+        with self._connection("chain-sync: no answer within", "chain-sync") as socket:
+
+            def ask(method: str, params: dict[str, Any] | None = None) -> Any:
+                wait = min(self.timeout_s, max(0.1, deadline - time.monotonic()))
+                return self._ask(socket, method, params, wait, ChainRefused)
+
+            found = ask("findIntersection", {"points": [since]})
+            tip = found.get("tip") if isinstance(found, dict) else None
+            if tip == "origin" or (isinstance(since, dict) and _same(tip, since)):
+                return  # nothing after ``since``
+            seen = 0
+            while seen < max_blocks and time.monotonic() < deadline:
+                raw = ask("nextBlock")
+                direction, item, tip_id = self._read("nextBlock", next_block, raw)
+                if direction == "backward":
+                    if isinstance(item, dict) and item.get("id") == tip_id:
+                        return
+                    continue
+                assert isinstance(item, ChainBlock)
+                seen += 1
+                yield item
+                if item.id == tip_id:
+                    return
+
+    @contextmanager
+    def _connection(self, silent: str, failing: str) -> Iterator[Any]:
+        """One WebSocket connection to Ogmios, bounded like every answer on it; silence
+        becomes ``ChainUnreachable("<silent> <timeout> s")``, a failed connection
+        ``ChainUnreachable("<failing>: <error>")``."""
         from websockets.exceptions import WebSocketException
         from websockets.sync.client import connect
 
-        deadline = time.monotonic() + budget_s
         try:
             with connect(
                 self.url,
@@ -162,41 +169,28 @@ class OgmiosContext(OgmiosV6ChainContext):
                 max_size=MAX_ANSWER_BYTES,
                 additional_headers=self.additional_headers or None,
             ) as socket:
-
-                def ask(method: str, params: dict[str, Any] | None = None) -> Any:
-                    request: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-                    if params is not None:
-                        request["params"] = params
-                    request["id"] = next(self._ids)
-                    socket.send(json.dumps(request))
-                    wait = min(self.timeout_s, max(0.1, deadline - time.monotonic()))
-                    return self._result(method, socket.recv(timeout=wait), ChainRefused)
-
-                found = ask("findIntersection", {"points": [since]})
-                tip = found.get("tip") if isinstance(found, dict) else None
-                if tip == "origin" or (isinstance(since, dict) and _same(tip, since)):
-                    return  # nothing after ``since``
-                seen = 0
-                while seen < max_blocks and time.monotonic() < deadline:
-                    raw = ask("nextBlock")
-                    direction, item, tip_id = self._read("nextBlock", next_block, raw)
-                    if direction == "backward":
-                        if isinstance(item, dict) and item.get("id") == tip_id:
-                            return
-                        continue
-                    assert isinstance(item, ChainBlock)
-                    seen += 1
-                    yield item
-                    if item.id == tip_id:
-                        return
+                yield socket
         except TimeoutError:
-            raise ChainUnreachable(
-                self.backend, f"chain-sync: no answer within {self.timeout_s:g} s"
-            ) from None
+            raise ChainUnreachable(self.backend, f"{silent} {self.timeout_s:g} s") from None
         except (OSError, WebSocketException) as exc:
             raise ChainUnreachable(
-                self.backend, f"chain-sync: {type(exc).__name__}: {one_line(exc)}"
+                self.backend, f"{failing}: {type(exc).__name__}: {one_line(exc)}"
             ) from None
+
+    def _ask(
+        self,
+        socket: Any,
+        method: str,
+        params: dict[str, Any] | None,
+        timeout: float,
+        refused: type[ChainRefused],
+    ) -> Any:
+        """Send one JSON-RPC request on ``socket`` and read its ``result`` (:meth:`_result`)."""
+        request: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": next(self._ids)}
+        if params is not None:
+            request["params"] = params
+        socket.send(json.dumps(request))
+        return self._result(method, socket.recv(timeout=timeout), refused)
 
     def _result(self, method: str, text: Any, refused: type[ChainRefused]) -> Any:
         try:
