@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from zkadapt.cli.common import cli, data_root, errors, session_arg, shared_out
-from zkadapt.errors import RoundsFailed, UsageError
+from zkadapt.cli.session_commands import party_finished
+from zkadapt.errors import UsageError
 from zkadapt.protocol.messages import MAX_DEPOSIT, is_party_name
 
 #: Options shared by the membership commands.
@@ -111,18 +112,7 @@ def join(
                 on_round_failed=lambda line: click.echo(line, err=True),
                 deposit=deposit,
             )
-        last = outcomes[-1] if outcomes else None
-        digest = last.model_sha256 if last else "(already complete)"
-        click.echo(
-            f"{name}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
-            f"sha256 {digest}"
-        )
-        failed = [o for o in outcomes if o.failure is not None]
-        if failed:
-            raise RoundsFailed(
-                f"{name}: {len(failed)} of the rounds this process ran failed "
-                f"(first: round {failed[0].round}: {failed[0].failure})"
-            )
+        party_finished(config, name, outcomes)
 
 
 @cli.command()

@@ -6,6 +6,7 @@ Parse, validate, call session/party; no protocol logic here.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,10 @@ from zkadapt.party_processes import DEFAULT_MAX_RESTARTS
 
 if TYPE_CHECKING:
     from zkadapt.config import SessionConfig
+
+if TYPE_CHECKING:
+    from zkadapt.config import SessionConfig
+    from zkadapt.protocol.round import RoundOutcome
 
 EXAMPLES = ("mnist", "qlora-smollm2", "qlora-smollm2-private")
 
@@ -225,18 +230,7 @@ def party(
                 on_round_failed=lambda line: click.echo(line, err=True),
                 payment_key_path=_payment_key(config, party, path.parent, payment_key),
             )
-        last = outcomes[-1] if outcomes else None
-        digest = last.model_sha256 if last else "(already complete)"
-        click.echo(
-            f"{party}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
-            f"sha256 {digest}"
-        )
-        failed = [o for o in outcomes if o.failure is not None]
-        if failed:  # the session went on past them; the exit code still says so
-            raise RoundsFailed(
-                f"{party}: {len(failed)} of the rounds this process ran failed "
-                f"(first: round {failed[0].round}: {failed[0].failure})"
-            )
+        party_finished(config, party, outcomes)
 
 
 @cli.command()
@@ -383,3 +377,24 @@ def dashboard(session: str, out: str | None, host: str, port: int, allow_actions
             announce=lambda line: click.echo(line, err=line.startswith("warning:")),
         )
         click.echo("dashboard stopped")
+
+
+def party_finished(config: SessionConfig, party: str, outcomes: Sequence[RoundOutcome]) -> None:
+    """Print a party process's last line (``zkadapt party``, ``zkadapt join``).
+
+    Raises:
+        RoundsFailed: some rounds this process ran failed (the session went on past them;
+            the exit code still says so).
+    """
+    last = outcomes[-1] if outcomes else None
+    digest = last.model_sha256 if last else "(already complete)"
+    click.echo(
+        f"{party}: session {config.session_id[:12]} complete; G({config.session.rounds}) "
+        f"sha256 {digest}"
+    )
+    failed = [o for o in outcomes if o.failure is not None]
+    if failed:
+        raise RoundsFailed(
+            f"{party}: {len(failed)} of the rounds this process ran failed "
+            f"(first: round {failed[0].round}: {failed[0].failure})"
+        )
