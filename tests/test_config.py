@@ -583,13 +583,21 @@ def test_membership_settings_are_checked_against_the_parties(
     assert error.key == key and words in str(error)
 
 
-def test_newcomers_are_refused_with_a_layer1_escrow_until_their_locks_are_checked(
+def test_a_layer1_escrow_admits_newcomers_only_by_the_vote_of_members_who_checked_their_lock(
     raw: dict[str, Any],
 ) -> None:
     on_l1 = raw | {"escrow": {"deadline": 1_767_225_600}, "cardano": {"network": "preprod"}}
     assert config_from_dict(copy.deepcopy(on_l1) | {"membership": {"admission": "fixed"}})
-    error = config_error(on_l1 | {"membership": {"admission": "vote"}})
-    assert error.key == "membership.admission" and "lock must be checked" in str(error)
+    voted = config_from_dict(copy.deepcopy(on_l1) | {"membership": {"admission": "vote"}})
+    rules = voted.membership_rules
+    assert rules is not None and rules.lock_required
+    assert rules.min_deposit == voted.escrow.deposit_lovelace == 10_000_000
+    error = config_error(on_l1 | {"membership": {"admission": "open"}})
+    assert error.key == "membership.admission" and 'use admission = "vote"' in str(error)
+    # without a layer-1 escrow nothing is required of a request
+    plain = config_from_dict(copy.deepcopy(raw) | {"membership": {"admission": "open"}})
+    assert plain.membership_rules is not None
+    assert not plain.membership_rules.lock_required and plain.membership_rules.min_deposit == 0
 
 
 def test_an_external_key_centre_cannot_serve_newcomers(raw: dict[str, Any]) -> None:

@@ -197,6 +197,7 @@ class SessionConfig(Section):
         section = self.membership
         if section is None:
             return None
+        layer1 = self.escrow.deadline is not None and self.cardano is not None
         return MembershipRules(
             admission=section.admission,
             votes=section.votes,
@@ -206,6 +207,8 @@ class SessionConfig(Section):
             quorum=self.protocol.quorum,
             close_votes=self.protocol.close_votes,
             threshold=self.threshold if self.encrypted else 0,
+            min_deposit=self.escrow.deposit_lovelace if layer1 else 0,
+            lock_required=layer1,
         )
 
     @property
@@ -381,12 +384,12 @@ def _check_membership(config: SessionConfig) -> None:
             "an external key-generation centre deals every key epoch at once, before anyone "
             "joins: admit newcomers with a dealing party or distributed keys",
         )
-    if section.admission != "fixed" and config.escrow.deadline is not None:
+    if section.admission == "open" and config.escrow.deadline is not None:
         raise ConfigError(
             "membership.admission",
-            "with the escrow on layer 1 (escrow.deadline) a newcomer's lock must be checked "
-            "before its admission, and locks list only the session file's parties: not "
-            'supported yet (docs/membership.md, "Escrow"); use admission = "fixed"',
+            "with the escrow on layer 1 (escrow.deadline) the members check a newcomer's lock "
+            'before they vote to admit it: use admission = "vote" (docs/membership.md, '
+            '"Escrow")',
         )
     if section.admission == "vote" and section.votes > listed:
         raise ConfigError(

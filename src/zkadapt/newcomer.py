@@ -81,12 +81,15 @@ def standing(
         raise JoinRefused(f"join request refused: {found[1]}", party=name)
     if found is not None:
         return str(found[0])
+    # With a layer-1 escrow the lock is made after this check (a refused request locks
+    # nothing), so the check stands in a placeholder for the out-ref the request will name.
+    lock = "to be locked" if rules.lock_required else ""
     why = membership.would_refuse(
         rules,
         roster,
         config.party_names,
         config.session.rounds,
-        Request(name, key, 1, deposit),
+        Request(name, key, 1, deposit, lock),
     )
     if why is not None:
         raise JoinRefused(f"cannot join session {config.session_id[:12]}: {why}", party=name)
@@ -103,20 +106,22 @@ class PendingRequest:
     deposit: int
     approvals: tuple[str, ...]
     approved: bool
+    lock: str = ""
 
     def line(self, votes: int) -> str:
         state = "approved" if self.approved else f"{len(self.approvals)} of {votes} votes"
         by = f" ({', '.join(self.approvals)})" if self.approvals else ""
+        lock = f"  lock {self.lock[:16]}…#{self.lock.partition('#')[2]}" if self.lock else ""
         return (
             f"{self.name}  key {self.key[:16]}…  n_samples {self.n_samples}  "
-            f"deposit {self.deposit}  {state}{by}"
+            f"deposit {self.deposit}{lock}  {state}{by}"
         )
 
 
 def pending(roster: Roster) -> list[PendingRequest]:
     """The pending requests of ``roster``, in channel order."""
     return [
-        PendingRequest(q.name, q.key, q.n_samples, q.deposit, q.approvals, q.approved)
+        PendingRequest(q.name, q.key, q.n_samples, q.deposit, q.approvals, q.approved, q.lock)
         for q in roster.pending
     ]
 
@@ -126,11 +131,15 @@ def admit(
 ) -> int:
     """Post ``member``'s ``Admit`` for ``candidate``'s pending request; returns its seq.
 
+    With the escrow on layer 1, ``member`` first checks the candidate's lock from the
+    out-ref its request names (:func:`check_newcomer_lock`): the members' votes are the
+    channel's record that the lock was there (docs/membership.md, "Escrow").
+
     Raises:
         ConfigError: the session does not admit by vote, or the key is not ``member``'s.
         UsageError: ``candidate`` has no pending request, it is approved already,
-            ``member`` voted for it already, or ``member`` is no member of the round in
-            progress (its vote would not count).
+            ``member`` voted for it already, ``member`` is no member of the round in
+            progress (its vote would not count), or its layer-1 lock is not the agreed one.
     """
     section = config.membership
     if section is None or section.admission != "vote":
@@ -152,6 +161,7 @@ def admit(
     r = roster.in_progress
     if member not in membership.members(config.party_names, roster, r):
         raise UsageError(f"{member} is no member of round {r}: its vote would not count")
+    check_newcomer_lock(config, member, found)
     channel = assembly.open_session_channel(config, out_dir, party=member, identity=identity)
     try:
         receipt = channel.post(
@@ -160,6 +170,41 @@ def admit(
     finally:
         channel.close()
     return receipt.seq
+
+
+def check_newcomer_lock(config: SessionConfig, member: str, request: Request) -> None:
+    """With the escrow on layer 1: ``request``'s deposit is the agreed one and its lock is
+    unspent at the session's address with exactly the datum a newcomer's lock has (the
+    session file's parties and the newcomer, whose key hash is that of its request's key).
+    Without a layer-1 escrow there is nothing to check.
+
+    Raises:
+        UsageError: the deposit or the lock is not the agreed one (the vote is not posted).
+        LayerOneError: layer 1 cannot be asked.
+    """
+    from zkadapt.operator.escrow import key_hash, on_layer1
+
+    if not on_layer1(config):
+        return
+    from zkadapt.cardano.chain import chain_context
+    from zkadapt.escrow.txs import LockInvalid
+    from zkadapt.operator.escrow_layer1 import check_deposit
+
+    refuse = f"not voting to admit {request.name}"
+    agreed = config.escrow.deposit_lovelace
+    if request.deposit != agreed:
+        raise UsageError(
+            f"{refuse}: it declares a deposit of {request.deposit} lovelace, the escrow takes "
+            f"exactly {agreed}"
+        )
+    assert config.cardano is not None  # on_layer1
+    context = chain_context(config.cardano, member)
+    try:
+        check_deposit(
+            config, context, request.name, request.lock, {request.name: key_hash(request.key)}
+        )
+    except LockInvalid as exc:
+        raise UsageError(f"{refuse}: {exc}") from None
 
 
 def _member_identity(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +148,11 @@ def _run_locked(
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(config, out_dir, party=party, identity=identity)
     home = party_dir(out_dir, party)
-    escrow = _escrow_steps(config, party, identity, channel, payment_key_path, on_event, store)
+    escrow = _escrow_steps(
+        config, party, identity, channel, payment_key_path, on_event, store, candidacy
+    )
+    if escrow is not None and candidacy is not None:  # lock first: the request names it
+        candidacy = replace(candidacy, lock=escrow.lock_as_newcomer())
     ctx = PartyContext(
         session_id=session_id,
         party=party,
@@ -234,13 +238,15 @@ def _escrow_steps(
     payment_key_path: Path,
     on_event: EventSink | None,
     store: Any = None,
+    candidacy: Candidacy | None = None,
 ) -> PartyEscrow | None:
-    """The party's escrow steps when the escrow is on layer 1, else None.
+    """The party's escrow steps when the escrow is on layer 1, else None (a newcomer's,
+    with ``candidacy``, pay from its identity key, the payment key its lock names).
 
     Raises:
         ConfigError: the payment key file is missing or is not the party's.
     """
-    from zkadapt.operator.escrow import on_layer1
+    from zkadapt.operator.escrow import key_hash, on_layer1
 
     if not on_layer1(config):
         return None
@@ -249,7 +255,10 @@ def _escrow_steps(
     from zkadapt.operator.party_escrow import PartyEscrow
 
     assert config.cardano is not None  # on_layer1
-    key = load_payment_key(config, party, payment_key_path.parent, payment_key_path)
+    newcomer_hash = key_hash(candidacy.public_key) if candidacy is not None else None
+    key = load_payment_key(
+        config, party, payment_key_path.parent, payment_key_path, newcomer_hash=newcomer_hash
+    )
     sink = on_event or (lambda r, phase, detail: None)
     return PartyEscrow(
         config,
@@ -260,6 +269,7 @@ def _escrow_steps(
         key=key,
         say=lambda line: sink(0, Phase.ESCROW, line),
         store=store,
+        newcomer_hash=newcomer_hash,
     )
 
 

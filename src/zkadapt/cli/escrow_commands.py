@@ -235,7 +235,7 @@ def escrow_settle(session: str, party: str, payment_key: str | None, out: str | 
         if not plan.spends:
             click.echo("nothing left to settle")
             return
-        tx_ids = settle_locks(run.config, run.context, plan.spends, run.key)
+        tx_ids = settle_locks(run.config, run.context, plan.spends, run.key, plan.newcomers)
         for spend in plan.spends:
             kind = "slashed" if spend.is_slash else "released"
             paid = ", ".join(f"{p} {v}" for p, v in sorted(spend.payouts.items()))

@@ -8,6 +8,7 @@ Parse, validate, explain; no protocol logic here: the round machine decides memb
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,6 +16,9 @@ from zkadapt.cli.common import cli, data_root, errors, session_arg, shared_out
 from zkadapt.cli.session_commands import party_finished
 from zkadapt.errors import UsageError
 from zkadapt.protocol.messages import MAX_DEPOSIT, is_party_name
+
+if TYPE_CHECKING:
+    from zkadapt.config import SessionConfig
 
 #: Options shared by the membership commands.
 _key = click.option(
@@ -45,9 +49,10 @@ def _key_path(path: Path, name: str, key: str | None) -> Path:
 @click.option(
     "--deposit",
     type=click.IntRange(0, MAX_DEPOSIT),
-    default=0,
-    show_default=True,
-    help="What this party locked in the session's escrow (lovelace).",
+    default=None,
+    help="What this party deposits in the session's escrow (lovelace) [default: with the "
+    "escrow on layer 1, escrow.deposit_lovelace, locked from the identity key's address; "
+    "else 0].",
 )
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 def join(
@@ -56,7 +61,7 @@ def join(
     key: str | None,
     out: str | None,
     data_root: str | None,
-    deposit: int,
+    deposit: int | None,
     quiet: bool,
 ) -> None:
     """Ask to join a running SESSION as NAME, then run as a party from the admission round.
@@ -77,6 +82,7 @@ def join(
         from zkadapt.newcomer import check_joinable, read_roster, standing
 
         check_joinable(config, name)
+        deposit = _deposit(config, deposit)
         from zkadapt import assembly
         from zkadapt.party import run_party  # heavy imports only after validation
         from zkadapt.progress import party_progress
@@ -113,6 +119,22 @@ def join(
                 deposit=deposit,
             )
         party_finished(config, name, outcomes)
+
+
+def _deposit(config: SessionConfig, given: int | None) -> int:
+    """The deposit a newcomer declares: with the escrow on layer 1 exactly the agreed one
+    (it locks that much before it asks), else what ``--deposit`` says (default 0)."""
+    from zkadapt.operator.escrow import on_layer1
+
+    if not on_layer1(config):
+        return given or 0
+    agreed = config.escrow.deposit_lovelace
+    if given is not None and given != agreed:
+        raise UsageError(
+            f"--deposit {given}: the session's escrow takes exactly {agreed} lovelace "
+            "(escrow.deposit_lovelace)"
+        )
+    return agreed
 
 
 @cli.command()

@@ -383,22 +383,25 @@ def redeemer_for(
 ) -> cbor2.CBORTag:
     """The redeemer that settles ``owner``'s lock as ``settlement`` says.
 
-    Both redeemers prove every slashed party with its signed kill votes (so the split goes
-    to the right remaining parties). A remaining owner's lock is a ``Release`` with release
-    votes for the owner from a strict majority of the other remaining parties; a slashed
-    owner's lock is a ``Slash`` with the same release votes for **every** remaining party,
-    its recipients: the script pays only parties proven released, so a slashed party left
-    out of the proofs cannot share in the split (honest parties never release it).
+    Only the depositors the lock lists count (:meth:`Settlement.lock_members`: a listed
+    party's lock lists no newcomer). Both redeemers prove every slashed party among them
+    with its signed kill votes (so the split goes to the right remaining parties). A
+    remaining owner's lock is a ``Release`` with release votes for the owner from a strict
+    majority of the other remaining parties; a slashed owner's lock is a ``Slash`` with the
+    same release votes for **every** remaining party, its recipients: the script pays only
+    parties proven released, so a slashed party left out of the proofs cannot share in the
+    split (honest parties never release it).
 
     Raises:
         EscrowError: the settlement is pending, ``owner`` is no depositor, or votes are short.
     """
     if not settlement.final:
         raise EscrowError("the settlement is pending: nothing can be settled yet")
-    members = settlement.depositors
-    if owner not in members:
+    if owner not in settlement.depositors:
         raise EscrowError(f"{owner} is not a depositor of this settlement")
-    proofs = _proofs(members, settlement.slashed, kills)
+    members = settlement.lock_members(owner)  # the lock's datum: who votes, who shares
+    lost = [p for p in settlement.slashed if p in members]
+    proofs = _proofs(members, lost, kills)
     remaining = [p for p in members if p not in settlement.slashed]
     releases = list(releases)
     if owner in settlement.slashed:
@@ -409,7 +412,8 @@ def redeemer_for(
 
 def settlement_payouts(settlement: Settlement, owner: str) -> dict[str, int]:
     """What ``owner``'s lock pays under ``settlement`` (:func:`rules.lock_payouts`)."""
-    return lock_payouts(settlement.depositors, settlement.slashed, settlement.deposit, owner)
+    members = settlement.lock_members(owner)
+    return lock_payouts(members, settlement.slashed, settlement.deposit, owner)
 
 
 def settlement_tx(

@@ -10,13 +10,18 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
 * **progress**: the highest round ``r`` with ``RoundDone`` from at least ``quorum`` parties;
   the session is **complete** when ``r`` is the last round.
 * **silent**: a depositor whose last signal (``Submitted`` or ``RoundDone``) is at least
-  ``silent_rounds`` rounds behind the progress; informative, it justifies a kill vote.
+  ``silent_rounds`` rounds behind the progress, or that the round machine marked absent;
+  informative, it justifies a kill vote.
 * **slashed**: a depositor ``t`` with kill votes from at least two and more than
   ``(n - 1) / 2`` distinct other depositors (a strict majority of the others, and never one
-  party alone: with two depositors nobody can be slashed). Fewer votes: the vote fails,
-  nothing happens. When the terms name the parties' payment keys (an escrow settled on
-  layer 1), a kill vote counts only if it carries a valid signature by the voter's payment
-  key over (session, round, target) -- exactly the evidence the validator checks.
+  party alone: with two depositors nobody can be slashed). ``n`` counts the depositors
+  ``t``'s lock lists (:meth:`EscrowTerms.community`): everyone in a session without
+  newcomers; a newcomer's lock lists the session file's parties and itself, a listed
+  party's lock no newcomer, and only the parties a lock lists vote on it and share it.
+  Fewer votes: the vote fails, nothing happens. When the terms name the parties' payment
+  keys (an escrow settled on layer 1), a kill vote counts only if it carries a valid
+  signature by the voter's payment key over (session, round, target) -- exactly the
+  evidence the validator checks.
   Votes count in channel order, and only while the voter is not slashed itself: the vote
   that slashes a party comes from one who stays, so the last depositor is never slashed and
   the pool always has someone to go to (without this, three parties voting against each
@@ -73,6 +78,25 @@ SLASHED = "slashed"
 
 
 @dataclass(frozen=True)
+class AdmittedDeposit:
+    """A newcomer's place in the escrow, as its admitted ``JoinRequest`` declared it.
+
+    Attributes:
+        key: its identity public key (hex): its escrow entries must verify against it (the
+            channel only checked them against a key it introduced itself with).
+        deposit: lovelace its request declared (a depositor when it is the agreed amount).
+        ref: its layer-1 lock's out-ref (empty without a layer-1 escrow).
+        since: the channel seq of the boundary that admitted it: its deposit counts from
+            there on, like a listed party's from its ``EscrowDeposit``.
+    """
+
+    key: str
+    deposit: int
+    ref: str
+    since: int
+
+
+@dataclass(frozen=True)
 class EscrowTerms:
     """What the parties agreed to in the session file.
 
@@ -85,6 +109,11 @@ class EscrowTerms:
         silent_rounds: rounds without a signal after which a party counts as silent.
         payment_keys: party -> payment key hash (28 bytes) for an escrow settled on layer 1,
             where only votes signed with these keys count; empty: votes need no signature.
+            Newcomers included.
+        newcomers: the parties the round machine admitted (docs/membership.md), read off
+            the same channel: each one's deposit is the one its admitted request declared.
+        absent: members the round machine marked absent: with escrow they are parties that
+            left early (:func:`silent` names them, so the others vote them out).
     """
 
     session: str
@@ -94,15 +123,33 @@ class EscrowTerms:
     quorum: int
     silent_rounds: int = 1
     payment_keys: Mapping[str, bytes] = field(default_factory=dict)
+    newcomers: Mapping[str, AdmittedDeposit] = field(default_factory=dict)
+    absent: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.deposit < 1 or self.rounds < 1 or self.quorum < 1 or self.silent_rounds < 1:
             raise ValueError("deposit, rounds, quorum and silent_rounds must be >= 1")
         object.__setattr__(self, "parties", tuple(sorted(self.parties)))
+        object.__setattr__(self, "newcomers", dict(self.newcomers))
+        if set(self.newcomers) & set(self.parties):
+            raise ValueError("a newcomer cannot have a listed party's name")
         keys = dict(self.payment_keys)
-        if keys and (set(keys) != set(self.parties) or any(len(k) != 28 for k in keys.values())):
+        if keys and (set(keys) != set(self.everyone) or any(len(k) != 28 for k in keys.values())):
             raise ValueError("payment_keys must map every party to a 28-byte key hash")
         object.__setattr__(self, "payment_keys", keys)
+
+    @property
+    def everyone(self) -> tuple[str, ...]:
+        """The listed parties and the admitted newcomers, in name order."""
+        return tuple(sorted((*self.parties, *self.newcomers)))
+
+    def community(self, owner: str) -> tuple[str, ...]:
+        """The parties ``owner``'s lock lists (its datum's ``parties``), in name order: a
+        listed party's lock lists the session file's parties, a newcomer's those and itself
+        (locks made before it cannot list it). Only they vote on that lock and share it."""
+        if owner in self.newcomers:
+            return tuple(sorted((*self.parties, owner)))
+        return self.parties
 
     @property
     def on_layer1(self) -> bool:
@@ -147,8 +194,20 @@ class EscrowView:
         """Fold verified channel entries into the view (others' sessions are skipped)."""
         view = cls()
         for entry in entries:
+            view._admit(entry.seq, terms)
             view._add(entry, terms)
+        view._admit(None, terms)
         return view
+
+    def _admit(self, seq: int | None, terms: EscrowTerms) -> None:
+        """Newcomers admitted at or before channel entry ``seq`` (None: all) become
+        depositors with their requests' deposits (after the first claim, no one does)."""
+        for name, joined in terms.newcomers.items():
+            if name in self.deposits or (seq is not None and joined.since > seq):
+                continue
+            if self.fixed is None:
+                self.deposits[name] = joined.deposit
+                self.refs[name] = joined.ref
 
     def _add(self, entry: Entry, terms: EscrowTerms) -> None:
         sender = entry.envelope.sender
@@ -159,8 +218,13 @@ class EscrowView:
             return
         if item is None or item.session != terms.session:
             return
-        if item.party != sender or sender not in terms.parties:
+        if item.party != sender or sender not in terms.everyone:
             self.ignored.append((entry.seq, "signer does not match party"))
+            return
+        joined = terms.newcomers.get(sender)
+        if joined is not None and not _signed_by(entry, joined.key):
+            why = "bad signature: not the key the newcomer was admitted with"
+            self.ignored.append((entry.seq, why))
             return
         if isinstance(item, Signal):
             self.last_signal[sender] = max(self.last_signal.get(sender, 0), item.round)
@@ -169,13 +233,20 @@ class EscrowView:
         elif isinstance(item, EscrowDeposit | KillVote) and self.fixed is not None:
             self.ignored.append((entry.seq, f"{item.TYPE} after the first claim: settled"))
         elif isinstance(item, EscrowDeposit):
-            if sender not in self.deposits:
+            if joined is not None:
+                self.ignored.append(
+                    (entry.seq, "a newcomer's deposit is the one its admitted request declared")
+                )
+            elif sender not in self.deposits:
                 self.deposits[sender] = item.amount
                 self.refs[sender] = item.ref
         elif isinstance(item, KillVote):
             members = depositors(self, terms)
             if sender not in members or item.target not in members:
                 self.ignored.append((entry.seq, "kill vote before both parties deposited"))
+                return
+            if sender not in terms.community(item.target):
+                self.ignored.append((entry.seq, f"{item.target}'s lock does not list the voter"))
                 return
             if (sender, item.target) in self.vote_order:
                 return
@@ -200,6 +271,14 @@ class EscrowView:
             self.claims.append(sender)
             if self.fixed is None:  # the first valid claim fixes the settlement
                 self.fixed = (now.status, now.depositors, now.slashed)
+
+
+def _signed_by(entry: Entry, key: str) -> bool:
+    """Whether ``entry``'s envelope verifies against the identity key ``key`` (hex)."""
+    from zkadapt.crypto.identity import PublicIdentity
+
+    envelope = entry.envelope
+    return bool(PublicIdentity.from_hex(key).verify(envelope.payload, envelope.signature))
 
 
 def _signed_kill(item: KillVote, terms: EscrowTerms) -> SignedKillVote | None:
@@ -229,8 +308,9 @@ def _signed_release(item: ReleaseVote, terms: EscrowTerms) -> SignedReleaseVote 
 
 
 def depositors(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
-    """Parties whose first deposit is exactly the agreed amount, in name order."""
-    return tuple(p for p in terms.parties if view.deposits.get(p) == terms.deposit)
+    """Parties (newcomers included) whose first deposit is exactly the agreed amount, in
+    name order."""
+    return tuple(p for p in terms.everyone if view.deposits.get(p) == terms.deposit)
 
 
 def progress(view: EscrowView, terms: EscrowTerms) -> int:
@@ -244,20 +324,27 @@ def completed(view: EscrowView, terms: EscrowTerms) -> bool:
 
 
 def silent(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
-    """Depositors at least ``silent_rounds`` rounds behind the session's progress."""
+    """Depositors at least ``silent_rounds`` rounds behind the session's progress, and
+    those the round machine marked absent (they left early: docs/membership.md)."""
     reached = progress(view, terms)
     return tuple(
         p
         for p in depositors(view, terms)
-        if reached - view.last_signal.get(p, 0) >= terms.silent_rounds
+        if reached - view.last_signal.get(p, 0) >= terms.silent_rounds or p in terms.absent
     )
 
 
 def kill_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:
-    """For each depositor, the distinct other depositors who voted to kill it."""
+    """For each depositor, the distinct other depositors of its lock who voted to kill it."""
     members = set(depositors(view, terms))
     return {
-        target: tuple(sorted(v for v in view.votes.get(target, ()) if v in members))
+        target: tuple(
+            sorted(
+                v
+                for v in view.votes.get(target, ())
+                if v in members and v in terms.community(target)
+            )
+        )
         for target in sorted(members)
     }
 
@@ -285,14 +372,18 @@ def _count_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, .
     for voter, target in view.vote_order:
         if voter not in members or target not in members or voter in lost or target in lost:
             continue
+        community = [p for p in members if p in terms.community(target)]
+        if voter not in community:
+            continue
         counted.setdefault(target, []).append(voter)
-        if enough_to_slash(len(counted[target]), len(members)):
+        if enough_to_slash(len(counted[target]), len(community)):
             lost[target] = tuple(sorted(counted[target]))
     return {p: lost[p] for p in members if p in lost}
 
 
 def slashed(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
-    """Depositors with kill votes from two and a strict majority of the other depositors."""
+    """Depositors with kill votes from two and a strict majority of the other depositors
+    their lock lists."""
     return tuple(_count_votes(view, terms))
 
 
@@ -318,6 +409,8 @@ class Settlement:
         payouts: lovelace per depositor (empty while pending).
         claims: who has claimed so far (only remaining depositors count).
         deposit: each depositor's deposit (each lock's amount on layer 1).
+        newcomers: the depositors who joined during the session: a lock of theirs lists
+            the listed parties and its owner; a listed party's lists no newcomer.
     """
 
     status: str
@@ -326,10 +419,25 @@ class Settlement:
     payouts: dict[str, int]
     claims: tuple[str, ...]
     deposit: int = 0
+    newcomers: tuple[str, ...] = ()
 
     @property
     def final(self) -> bool:
         return self.status != PENDING
+
+    def lock_members(self, owner: str) -> tuple[str, ...]:
+        """The depositors ``owner``'s lock lists (:meth:`EscrowTerms.community`): who votes
+        on it and who shares it when it is slashed."""
+        return lock_members(self.depositors, self.newcomers, owner)
+
+
+def lock_members(
+    depositors: tuple[str, ...], newcomers: Iterable[str], owner: str
+) -> tuple[str, ...]:
+    """The ``depositors`` that ``owner``'s lock lists: every listed one, and of the
+    ``newcomers`` only the owner itself."""
+    joined = set(newcomers)
+    return tuple(p for p in depositors if p not in joined or p == owner)
 
 
 def lock_payouts(
@@ -356,16 +464,24 @@ def lock_payouts(
     return {p: v for p, v in paid.items() if v}
 
 
-def payouts(members: tuple[str, ...], lost: tuple[str, ...], deposit: int) -> dict[str, int]:
+def payouts(
+    members: tuple[str, ...],
+    lost: tuple[str, ...],
+    deposit: int,
+    newcomers: Iterable[str] = (),
+) -> dict[str, int]:
     """Every depositor's total over all locks: slashed get 0, the others their deposit plus
-    their part of each slashed deposit (:func:`lock_payouts`).
+    their part of each slashed deposit their lock lists with them (:func:`lock_payouts`
+    over :func:`lock_members`: a newcomer shares no other lock).
 
     Raises:
-        ValueError: everyone is slashed (no one to pay).
+        ValueError: everyone a slashed lock lists is slashed (no one to pay).
     """
+    joined = tuple(newcomers)
     paid = {p: 0 for p in members}
     for owner in members:
-        for p, amount in lock_payouts(members, lost, deposit, owner).items():
+        listed = lock_members(members, joined, owner)
+        for p, amount in lock_payouts(listed, lost, deposit, owner).items():
             paid[p] += amount
     return dict(sorted(paid.items()))
 
@@ -387,10 +503,12 @@ def settle(view: EscrowView, terms: EscrowTerms) -> Settlement:
         members = depositors(view, terms)
         lost = slashed(view, terms)
         status = COMPLETED if completed(view, terms) else SLASHED if lost else PENDING
-    paid = payouts(members, lost, terms.deposit) if status != PENDING and members else {}
+    joined = tuple(p for p in members if p in terms.newcomers)
+    final = status != PENDING and members
+    paid = payouts(members, lost, terms.deposit, joined) if final else {}
     valid_claims = tuple(c for c in view.claims if c in members and c not in lost)
     claims = valid_claims if status != PENDING else ()
-    return Settlement(status, members, lost, paid, claims, terms.deposit)
+    return Settlement(status, members, lost, paid, claims, terms.deposit, joined)
 
 
 def settlement_of(entries: Iterable[Entry], terms: EscrowTerms) -> Settlement:

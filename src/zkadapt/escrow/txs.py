@@ -22,7 +22,7 @@ Ogmios and Blockfrost contexts do; :mod:`zkadapt.cardano.chain`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -70,11 +70,13 @@ class SessionLocks:
 
     Attributes:
         session: the 32-byte session id (the script's parameter).
-        parties: party name -> 28-byte payment key hash.
+        parties: party name -> 28-byte payment key hash (the session file's parties).
         deposit: lovelace each party locks.
         rounds: rounds of the session.
         deadline_ms: POSIX milliseconds: slashing before, refunds from then on.
         network: ``pycardano.Network`` of the addresses.
+        newcomers: admitted (or asking) newcomers -> payment key hash: a newcomer's lock
+            lists the parties and itself (docs/membership.md, "Escrow").
     """
 
     session: bytes
@@ -83,6 +85,7 @@ class SessionLocks:
     rounds: int
     deadline_ms: int
     network: Any
+    newcomers: Mapping[str, bytes] = field(default_factory=dict)
 
     @cached_property
     def script(self) -> EscrowScript:
@@ -105,25 +108,44 @@ class SessionLocks:
 
         return Address(payment_part=ScriptHash(self.script.script_hash), network=self.network)
 
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Everyone who may hold a lock: the parties and the newcomers, in name order."""
+        return tuple(sorted({*self.parties, *self.newcomers}))
+
+    def community(self, owner: str) -> dict[str, bytes]:
+        """The parties ``owner``'s lock lists (name -> key hash): the session file's
+        parties, and a newcomer itself on its own lock (locks made before it cannot list it).
+
+        Raises:
+            EscrowError: ``owner`` is neither a party nor a newcomer.
+        """
+        if owner in self.parties:
+            return dict(self.parties)
+        if owner in self.newcomers:
+            return {**self.parties, owner: self.newcomers[owner]}
+        raise EscrowError(f"{owner} is not a party of this session")
+
     def key_address(self, name: str) -> Any:
         """Where a party's payouts go: the enterprise address of its payment key hash."""
         from pycardano import Address, VerificationKeyHash
 
-        return Address(payment_part=VerificationKeyHash(self.parties[name]), network=self.network)
+        keys = {**self.parties, **self.newcomers}
+        return Address(payment_part=VerificationKeyHash(keys[name]), network=self.network)
 
     def datum(self, owner: str) -> cbor2.CBORTag:
         """``LockDatum`` of ``owner``'s lock (Plutus data as cbor2 objects)."""
-        if owner not in self.parties:
-            raise EscrowError(f"{owner} is not a party of this session")
-        keys = [self.parties[n] for n in self.names]
-        owner_index = self.names.index(owner)
+        members = self.community(owner)
+        names = sorted(members)
+        keys = [members[n] for n in names]
+        owner_index = names.index(owner)
         return lock_datum(keys, owner_index, self.deposit, self.rounds, self.deadline_ms)
 
     def lock(self, owner: str, ref: Any) -> EscrowLock:
         """``owner``'s lock at ``ref`` as :mod:`zkadapt.escrow.onchain` describes it."""
         return EscrowLock(
             self.script,
-            dict(self.parties),
+            self.community(owner),
             owner,
             self.deposit,
             self.rounds,
@@ -394,7 +416,7 @@ def _assemble(
         builder.add_script_input(spend.utxo, script=locks.plutus_script, redeemer=redeemer)
     for spend in spends:
         tag = _raw(_ref_data(spend.utxo.input))
-        for name in locks.names:
+        for name in locks.owners:
             due = spend.payouts.get(name, 0)
             if due <= 0:
                 continue

@@ -1,12 +1,16 @@
-"""The escrow terms a session file fixes, for ``zkadapt escrow status`` and the dashboard."""
+"""The escrow terms a session file fixes (and the channel, for newcomers), for the escrow's
+commands, each party's escrow steps and the dashboard."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
+from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
 from zkadapt.errors import ConfigError
-from zkadapt.escrow.rules import EscrowTerms
+from zkadapt.escrow.rules import AdmittedDeposit, EscrowTerms
+from zkadapt.protocol.history import SessionHistory
 
 
 def on_layer1(config: SessionConfig) -> bool:
@@ -27,8 +31,7 @@ def payment_key_hashes(config: SessionConfig) -> dict[str, bytes]:
         if party.payment_key_hash is not None:
             hashes[party.name] = bytes.fromhex(party.payment_key_hash)
         elif party.public_key is not None:
-            key = bytes.fromhex(party.public_key)
-            hashes[party.name] = hashlib.blake2b(key, digest_size=28).digest()
+            hashes[party.name] = key_hash(party.public_key)
         else:
             raise ConfigError(
                 "parties", f"{party.name} has no public_key or payment_key_hash (`zkadapt init`)"
@@ -36,9 +39,36 @@ def payment_key_hashes(config: SessionConfig) -> dict[str, bytes]:
     return hashes
 
 
-def terms_of(config: SessionConfig) -> EscrowTerms:
+def key_hash(public_key: str) -> bytes:
+    """The payment key hash (blake2b-224) of an Ed25519 public key given in hex: a
+    newcomer's identity key is its payment key (the datum of its lock names this hash)."""
+    return hashlib.blake2b(bytes.fromhex(public_key), digest_size=28).digest()
+
+
+def terms_of(config: SessionConfig, entries: Iterable[Entry] | None = None) -> EscrowTerms:
     """The escrow terms a session file fixes (``[escrow]``, rounds, parties, quorum; on
-    layer 1 also the parties' payment key hashes)."""
+    layer 1 also the parties' payment key hashes).
+
+    With ``[membership]`` and the channel's ``entries``, the terms also hold the newcomers
+    the round machine admitted and the members it marked absent, read by the parties' own
+    rules (docs/membership.md): every party reading the same entries gets the same terms.
+    """
+    newcomers: dict[str, AdmittedDeposit] = {}
+    absent: frozenset[str] = frozenset()
+    if config.membership is not None and entries is not None:
+        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
+        history.extend(entries)
+        roster = history.roster
+        if roster is not None:
+            for n in roster.admitted:
+                boundary = history.cut(n.round - 1)
+                if boundary is not None:  # admitted at that cut, always there
+                    newcomers[n.name] = AdmittedDeposit(n.key, n.deposit, n.lock, boundary)
+            absent = frozenset(p for p, _ in roster.absent)
+    keys: dict[str, bytes] = {}
+    if on_layer1(config):
+        keys = {**payment_key_hashes(config)}
+        keys.update({name: key_hash(n.key) for name, n in newcomers.items()})
     return EscrowTerms(
         session=config.session_id,
         parties=tuple(config.party_names),
@@ -46,5 +76,7 @@ def terms_of(config: SessionConfig) -> EscrowTerms:
         rounds=config.session.rounds,
         quorum=config.quorum,
         silent_rounds=config.escrow.silent_rounds,
-        payment_keys=payment_key_hashes(config) if on_layer1(config) else {},
+        payment_keys=keys,
+        newcomers=newcomers,
+        absent=absent,
     )

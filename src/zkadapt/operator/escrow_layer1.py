@@ -43,14 +43,18 @@ def _layer1(config: SessionConfig) -> None:
         )
 
 
-def layer1_terms(config: SessionConfig) -> EscrowTerms:
-    """The escrow terms with the payment keys: only payment-signed votes count."""
+def layer1_terms(config: SessionConfig, entries: Iterable[Entry] | None = None) -> EscrowTerms:
+    """The escrow terms with the payment keys: only payment-signed votes count (with the
+    channel's ``entries``, also the admitted newcomers: :func:`terms_of`)."""
     _layer1(config)
-    return terms_of(config)
+    return terms_of(config, entries)
 
 
-def session_locks(config: SessionConfig) -> SessionLocks:
-    """What every lock of the session's escrow holds (its script, address and datums)."""
+def session_locks(
+    config: SessionConfig, newcomers: Mapping[str, bytes] | None = None
+) -> SessionLocks:
+    """What every lock of the session's escrow holds (its script, address and datums);
+    ``newcomers`` (name -> payment key hash) adds the locks of parties that joined."""
     from pycardano import Network
 
     from zkadapt.escrow.txs import SessionLocks
@@ -65,7 +69,13 @@ def session_locks(config: SessionConfig) -> SessionLocks:
         config.session.rounds,
         config.escrow.deadline_ms,
         network,
+        dict(newcomers or {}),
     )
+
+
+def newcomer_hashes(terms: EscrowTerms) -> dict[str, bytes]:
+    """The admitted newcomers' payment key hashes (their locks' owners)."""
+    return {name: terms.payment_keys[name] for name in terms.newcomers}
 
 
 # --- a party's payment key -----------------------------------------------------------------
@@ -88,9 +98,18 @@ def payment_key_path(config: SessionConfig, party: str, session_dir: Path) -> Pa
 
 
 def load_payment_key(
-    config: SessionConfig, party: str, session_dir: Path, path: Path | None = None
+    config: SessionConfig,
+    party: str,
+    session_dir: Path,
+    path: Path | None = None,
+    *,
+    newcomer_hash: bytes | None = None,
 ) -> PaymentKey:
     """``party``'s payment key, checked against the hash the session's datums name.
+
+    Args:
+        newcomer_hash: for a newcomer (``zkadapt join``), the key hash its lock names (its
+            identity key's: docs/membership.md, "Escrow"); None for a listed party.
 
     Raises:
         ConfigError: ``party`` is not a party, or the file is missing, unreadable or
@@ -99,7 +118,7 @@ def load_payment_key(
     from pycardano import Address, PaymentExtendedSigningKey, PaymentSigningKey
 
     _layer1(config)
-    if party not in config.party_names:
+    if newcomer_hash is None and party not in config.party_names:
         raise ConfigError("--party", f"{party!r} is not a party of this session")
     path = path or payment_key_path(config, party, session_dir)
     key: Any = None
@@ -112,7 +131,8 @@ def load_payment_key(
     if key is None:
         raise ConfigError("cardano.payment_keys", f"{path}: not a payment signing key file")
     vkey_hash = key.to_verification_key().hash()
-    if bytes(vkey_hash.payload) != payment_key_hashes(config)[party]:
+    wanted = newcomer_hash if newcomer_hash is not None else payment_key_hashes(config)[party]
+    if bytes(vkey_hash.payload) != wanted:
         raise ConfigError(
             "cardano.payment_keys", f"{path} is not {party}'s payment key (its hash differs)"
         )
@@ -130,9 +150,11 @@ def lock_deposit(
     *,
     timeout_s: float | None = None,
     progress: Callable[[float], None] | None = None,
+    newcomers: Mapping[str, bytes] | None = None,
 ) -> str:
     """Lock ``key.party``'s deposit at the session's address; returns the out-ref text
-    (``txid#index``) once the lock is in the UTxO, for the party's ``EscrowDeposit``.
+    (``txid#index``) once the lock is in the UTxO, for the party's ``EscrowDeposit`` (a
+    newcomer, named in ``newcomers``: for its ``JoinRequest``).
 
     Raises:
         EscrowError: the transaction cannot be built (funds), or
@@ -141,7 +163,7 @@ def lock_deposit(
     from zkadapt.cardano.chain import wait_confirmed
     from zkadapt.escrow.txs import build_lock, ref_text
 
-    locks = session_locks(config)
+    locks = session_locks(config, newcomers)
     tx, ref = build_lock(context, locks, key.party, key.address, key.signing_key)
     context.submit_tx(tx)
     wait = timeout_s if timeout_s is not None else _confirm_timeout(config)
@@ -149,16 +171,23 @@ def lock_deposit(
     return ref_text(ref)
 
 
-def check_deposit(config: SessionConfig, context: Any, owner: str, ref: str) -> Any:
+def check_deposit(
+    config: SessionConfig,
+    context: Any,
+    owner: str,
+    ref: str,
+    newcomers: Mapping[str, bytes] | None = None,
+) -> Any:
     """``owner``'s lock at ``ref`` is unspent and exactly what the session agreed (address,
-    datum, amount); returns its UTxO.
+    datum, amount); returns its UTxO. A newcomer's (named in ``newcomers`` with its key
+    hash) lists the session file's parties and itself.
 
     Raises:
         LockInvalid: it is not (a party that posts such a ref has not deposited).
     """
     from zkadapt.escrow.txs import check_lock
 
-    return check_lock(context, session_locks(config), owner, ref)
+    return check_lock(context, session_locks(config, newcomers), owner, ref)
 
 
 def _confirm_timeout(config: SessionConfig) -> float:
@@ -169,23 +198,32 @@ def _confirm_timeout(config: SessionConfig) -> float:
 
 
 def kill_vote(
-    config: SessionConfig, key: PaymentKey, target: str, round_: int, reason: str = "silent"
+    config: SessionConfig,
+    key: PaymentKey,
+    target: str,
+    round_: int,
+    reason: str = "silent",
+    hashes: Mapping[str, bytes] | None = None,
 ) -> KillVote:
     """``key.party``'s kill vote against ``target`` (who missed ``round_``), signed with its
     payment key: the message to post on the channel.
+
+    Args:
+        hashes: every party's payment key hash, newcomers included (``EscrowTerms
+            .payment_keys``); default: the session file's parties.
 
     Raises:
         ConfigError: an unknown target, a round outside the session, or an unknown reason.
     """
     from zkadapt.escrow.votes import sign_kill_vote
 
-    if target not in config.party_names or target == key.party:
+    hashes = hashes if hashes is not None else payment_key_hashes(config)
+    if target not in hashes or target == key.party:
         raise ConfigError("--kill", f"{target!r} is not another party of this session")
     if not 1 <= round_ <= config.session.rounds:
         raise ConfigError("--round", f"a round of the session (1..{config.session.rounds})")
     if reason not in KILL_REASONS:
         raise ConfigError("--reason", f"one of {', '.join(KILL_REASONS)}")
-    hashes = payment_key_hashes(config)
     signed = sign_kill_vote(
         key.signing_key,
         session=bytes.fromhex(config.session_id),
@@ -206,12 +244,16 @@ def kill_vote(
 
 
 def release_votes(
-    config: SessionConfig, key: PaymentKey, targets: Iterable[str]
+    config: SessionConfig,
+    key: PaymentKey,
+    targets: Iterable[str],
+    hashes: Mapping[str, bytes] | None = None,
 ) -> list[ReleaseVote]:
-    """``key.party``'s release votes for ``targets`` (signed with its payment key)."""
+    """``key.party``'s release votes for ``targets`` (signed with its payment key; ``hashes``
+    as for :func:`kill_vote`)."""
     from zkadapt.escrow.votes import sign_release_vote
 
-    hashes = payment_key_hashes(config)
+    hashes = hashes if hashes is not None else payment_key_hashes(config)
     votes = []
     for target in targets:
         if target not in hashes or target == key.party:
@@ -238,7 +280,7 @@ def release_votes(
 
 def release_targets(settlement: Settlement, party: str) -> tuple[str, ...]:
     """Whom an honest ``party`` releases once the settlement is final: every other
-    remaining depositor.
+    remaining depositor whose lock lists it (a newcomer's votes count on no listed lock).
 
     Raises:
         EscrowError: the settlement is pending, or ``party`` is no remaining depositor.
@@ -248,7 +290,7 @@ def release_targets(settlement: Settlement, party: str) -> tuple[str, ...]:
     remaining = [p for p in settlement.depositors if p not in settlement.slashed]
     if party not in remaining:
         raise EscrowError(f"{party} is not a remaining depositor of this settlement")
-    return tuple(p for p in remaining if p != party)
+    return tuple(p for p in remaining if p != party and party in settlement.lock_members(p))
 
 
 # --- settle and refund ----------------------------------------------------------------------
@@ -262,6 +304,7 @@ class Plan:
         settlement: the rules' settlement.
         spends: the unspent locks, each with its redeemer and payouts.
         done: owners whose lock is already spent (settled or refunded before).
+        newcomers: the newcomers' payment key hashes (their locks and payouts).
         missing: owner -> why its lock cannot be settled yet (a partial plan only: the
             channel lacks the signed votes its redeemer needs).
     """
@@ -270,6 +313,7 @@ class Plan:
     spends: tuple[Spend, ...]
     done: tuple[str, ...]
     missing: Mapping[str, str] = field(default_factory=dict)
+    newcomers: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def missing_evidence(settlement: Settlement, view: EscrowView) -> dict[str, str]:
@@ -304,18 +348,19 @@ def settlement_plan(
     """
     from zkadapt.escrow.txs import LockInvalid, Spend, check_lock
 
-    terms = layer1_terms(config)
+    entries = list(entries)
+    terms = layer1_terms(config, entries)
     view = EscrowView.from_entries(entries, terms)
     settlement = settle(view, terms)
     if not settlement.final:
         raise EscrowError("the settlement is pending: the session is neither complete nor slashed")
-    if settlement.depositors != terms.parties:
+    if not set(terms.parties) <= set(settlement.depositors):
         missing = ", ".join(p for p in terms.parties if p not in settlement.depositors)
         raise EscrowError(
             f"not every party deposited ({missing} did not): the locks can only be refunded "
             "after the deadline"
         )
-    locks = session_locks(config)
+    locks = session_locks(config, newcomer_hashes(terms))
     kills = list(view.kill_evidence.values())
     releases = list(view.release_evidence.values())
     spends, done, missing = [], [], {}
@@ -336,7 +381,7 @@ def settlement_plan(
             missing[owner] = str(exc)
             continue
         spends.append(Spend(utxo, owner, redeemer, settlement_payouts(settlement, owner)))
-    return Plan(settlement, tuple(spends), tuple(done), missing)
+    return Plan(settlement, tuple(spends), tuple(done), missing, locks.newcomers)
 
 
 def submit_and_wait(config: SessionConfig, context: Any, tx: Any) -> str:
@@ -350,7 +395,11 @@ def submit_and_wait(config: SessionConfig, context: Any, tx: Any) -> str:
 
 
 def settle_locks(
-    config: SessionConfig, context: Any, spends: Sequence[Spend], key: PaymentKey
+    config: SessionConfig,
+    context: Any,
+    spends: Sequence[Spend],
+    key: PaymentKey,
+    newcomers: Mapping[str, bytes] | None = None,
 ) -> list[str]:
     """Spend ``spends`` paid by ``key``: in one transaction, or in halves (recursively) when
     their scripts need more than one transaction's execution units (five parties with two
@@ -358,27 +407,29 @@ def settle_locks(
     """
     from zkadapt.escrow.txs import TooManyLocks, build_settlement
 
-    locks = session_locks(config)
+    locks = session_locks(config, newcomers)
     try:
         tx = build_settlement(context, locks, spends, key.address, key.signing_key)
     except TooManyLocks:
         if len(spends) < 2:
             raise
         half = len(spends) // 2
-        first = settle_locks(config, context, spends[:half], key)
-        return first + settle_locks(config, context, spends[half:], key)
+        first = settle_locks(config, context, spends[:half], key, newcomers)
+        return first + settle_locks(config, context, spends[half:], key, newcomers)
     return [submit_and_wait(config, context, tx)]
 
 
-def refundable_locks(config: SessionConfig, context: Any) -> dict[str, Any]:
+def refundable_locks(
+    config: SessionConfig, context: Any, newcomers: Mapping[str, bytes] | None = None
+) -> dict[str, Any]:
     """Every unspent lock at the session's address that is exactly a party's agreed lock
-    (owner -> UTxO; the first one per owner). Needs no channel: after a head is closed and
-    gone, the chain alone says what to refund."""
+    (owner -> UTxO; the first one per owner; ``newcomers`` adds theirs). Needs no channel:
+    after a head is closed and gone, the chain alone says what to refund."""
     from zkadapt.escrow.tx_context import as_data
     from zkadapt.escrow.txs import same_data
 
-    locks = session_locks(config)
-    datums = {owner: locks.datum(owner) for owner in locks.names}
+    locks = session_locks(config, newcomers)
+    datums = {owner: locks.datum(owner) for owner in locks.owners}
     found: dict[str, Any] = {}
     for utxo in context.utxos(locks.address):
         output = utxo.output
@@ -393,17 +444,22 @@ def refundable_locks(config: SessionConfig, context: Any) -> dict[str, Any]:
 
 
 def refund(
-    config: SessionConfig, context: Any, key: PaymentKey, owners: Iterable[str] = ()
+    config: SessionConfig,
+    context: Any,
+    key: PaymentKey,
+    owners: Iterable[str] = (),
+    newcomers: Mapping[str, bytes] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """Return the locks of ``owners`` (default: every lock found) to their owners, after the
-    deadline; returns the transaction id and whose locks it refunded.
+    """Return the locks of ``owners`` (default: every lock found; ``newcomers`` adds
+    theirs) to their owners, after the deadline; returns the transaction id and whose
+    locks it refunded.
 
     Raises:
         EscrowError: no lock to refund, or the deadline is not reached.
     """
     from zkadapt.escrow.txs import build_refund
 
-    found = refundable_locks(config, context)
+    found = refundable_locks(config, context, newcomers)
     wanted = tuple(owners) or tuple(found)
     unknown = [o for o in wanted if o not in found]
     if unknown:
@@ -411,5 +467,6 @@ def refund(
     if not wanted:
         raise EscrowError("no unspent lock at the session's address")
     utxos = {o: found[o] for o in wanted}
-    tx = build_refund(context, session_locks(config), utxos, key.address, key.signing_key)
+    locks = session_locks(config, newcomers)
+    tx = build_refund(context, locks, utxos, key.address, key.signing_key)
     return submit_and_wait(config, context, tx), tuple(sorted(utxos))

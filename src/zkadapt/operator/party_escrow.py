@@ -55,6 +55,7 @@ from zkadapt.operator.escrow_layer1 import (
     lock_deposit,
     missing_evidence,
     refundable_locks,
+    release_targets,
     release_votes,
     settle_locks,
     settlement_plan,
@@ -159,9 +160,13 @@ class PartyEscrow:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         store: Any = None,
+        newcomer_hash: bytes | None = None,
     ) -> None:
         self.config, self.party = config, party
         self.terms = layer1_terms(config)
+        #: This party's payment key hash when it is a newcomer (``zkadapt join``): its lock
+        #: lists the session file's parties and itself (docs/membership.md, "Escrow").
+        self.newcomer_hash = newcomer_hash
         self.channel, self.identity, self.context, self.key = channel, identity, context, key
         self.say = say
         self.times = times or EscrowTimes.of(config)
@@ -183,6 +188,8 @@ class PartyEscrow:
         since = self._entries[-1].seq if self._entries else 0
         new = self.channel.wait(since, wait) if wait > 0 else self.channel.history(since)
         self._entries.extend(e for e in new if e.seq > since)
+        if self.config.membership is not None:  # newcomers and absences: the roster so far
+            self.terms = layer1_terms(self.config, self._entries)
         return EscrowView.from_entries(self._entries, self.terms)
 
     def _post(self, message: EscrowMessage) -> None:
@@ -201,11 +208,36 @@ class PartyEscrow:
         """
         self._mark_chain()
         view = self._view()
+        if self.newcomer_hash is not None:  # locked before its request (lock_as_newcomer)
+            self._check_others()
+            return
         if progress(view, self.terms) > 0:  # resumed past round 1: the locks were checked
             self.outcome.lock = view.refs.get(self.party, "")
             return
         self.outcome.lock = self._deposit(view)
         self._check_others()
+
+    def lock_as_newcomer(self) -> str:
+        """A newcomer locks its deposit before it asks to join (the lock's out-ref goes in
+        its ``JoinRequest``, and the members check it before they vote to admit it); a
+        rerun finds the lock it made before. Returns the out-ref.
+
+        Raises:
+            EscrowError, LayerOneError: the lock cannot be made.
+        """
+        from zkadapt.escrow.txs import ref_text
+
+        assert self.newcomer_hash is not None  # only a newcomer locks this way
+        mine = {self.party: self.newcomer_hash}
+        found = refundable_locks(self.config, self.context, mine).get(self.party)
+        if found is not None:
+            ref = ref_text(found.input)
+            self.say(f"found its lock at {ref} (made before a restart)")
+        else:
+            ref = lock_deposit(self.config, self.context, self.key, newcomers=mine)
+            self.say(f"locked {ada(self.terms.deposit)} at {ref}")
+        self.outcome.lock = ref
+        return ref
 
     def _mark_chain(self) -> None:
         """Remember the chain's tip and the head's id: a close comes after both."""
@@ -287,8 +319,11 @@ class PartyEscrow:
         for target in silent(view, self.terms):
             if target == self.party or target in mine or target in lost:
                 continue
+            if self.party not in self.terms.community(target):
+                continue  # its lock does not list this party: the vote would not count
             missed = min(view.last_signal.get(target, 0) + 1, self.terms.rounds)
-            self._post(kill_vote(self.config, self.key, target, missed, "silent"))
+            keys = self.terms.payment_keys
+            self._post(kill_vote(self.config, self.key, target, missed, "silent", keys))
             self._voted.add(target)
             self.say(f"voted to slash {target} (silent since round {missed})")
 
@@ -390,8 +425,12 @@ class PartyEscrow:
 
         if self.store is None:
             raise StorageError("store", "no store to publish the ballot in")
-        votes = [kill_vote(self.config, self.key, closer, cut, "closed-early")]
-        votes += release_votes(self.config, self.key, others)
+        keys = self.terms.payment_keys
+        others = [p for p in others if self.party in self.terms.community(p)]
+        votes = []
+        if self.party in self.terms.community(closer):  # else its vote would not count
+            votes.append(kill_vote(self.config, self.key, closer, cut, "closed-early", keys))
+        votes += release_votes(self.config, self.key, others, keys)
         data = encode_ballot(self.identity, self.terms.session, self.party, votes)
         self.store.put(ballot_key(self.terms.session, self.party), data)
         released = f", released {', '.join(others)}" if others else ""
@@ -431,12 +470,8 @@ class PartyEscrow:
         """Release votes for every other remaining depositor not voted against, once."""
         against = {t for v, t in view.vote_order if v == self.party} | self._voted
         done = {t for v, t in view.release_evidence if v == self.party}
-        targets = [
-            p
-            for p in settlement.depositors
-            if p != self.party and p not in settlement.slashed and p not in against | done
-        ]
-        for vote in release_votes(self.config, self.key, targets):
+        targets = [p for p in release_targets(settlement, self.party) if p not in against | done]
+        for vote in release_votes(self.config, self.key, targets, self.terms.payment_keys):
             self._post(vote)
         if targets:
             self.say(f"released {', '.join(targets)}")
@@ -476,7 +511,9 @@ class PartyEscrow:
                 break
             if self._clock() >= turn:
                 try:
-                    tx_ids = settle_locks(self.config, self.context, plan.spends, self.key)
+                    tx_ids = settle_locks(
+                        self.config, self.context, plan.spends, self.key, plan.newcomers
+                    )
                 except (LayerOneError, EscrowError):
                     if self._plan().spends:
                         raise

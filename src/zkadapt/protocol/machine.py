@@ -643,7 +643,9 @@ def _absorb_membership(
     if isinstance(message, Admit):
         roster = membership.admit(rules, state.roster, spec.parties, sender, message.candidate)
         return evolve(state, roster=roster)
-    candidate = Request(message.party, message.public_key, message.n_samples, message.deposit)
+    candidate = Request(
+        message.party, message.public_key, message.n_samples, message.deposit, message.lock
+    )
     roster = membership.request(
         rules, state.roster, spec.parties, spec.rounds, candidate, authentic=authentic
     )

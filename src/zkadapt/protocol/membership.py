@@ -24,9 +24,9 @@ Admission (``membership.admission``):
 A request is refused, in channel order and with a reason every party derives the same way
 (:class:`Refusal`), when its signature does not verify against the key it carries, its name
 is a listed party's, a member's or a pending request's, its key is one already used, the
-round in progress is the last, the membership would exceed ``max_parties`` (checked when it
-arrives and again when it is approved), too many requests are pending, or its deposit is
-below ``min_deposit``.
+round in progress is the last, too many requests are pending, its deposit is below
+``min_deposit`` (or, with a layer-1 escrow, it names no lock), or the membership would exceed
+``max_parties`` (checked when it arrives and again when it is approved).
 
 Absence: at the boundary of round r, a member that has been one for at least
 ``absent_rounds`` rounds and has no counted entry of any of the last ``absent_rounds`` rounds
@@ -65,8 +65,12 @@ class MembershipRules:
     close_votes: int | None = None
     #: The decryption threshold t (0: updates in the clear); the default close votes.
     threshold: int = 0
-    #: The smallest deposit a request must declare (lovelace; 0: none needed).
+    #: The smallest deposit a request must declare (lovelace; 0: none needed):
+    #: ``escrow.deposit_lovelace`` when the escrow is on layer 1.
     min_deposit: int = 0
+    #: Whether a request must name its layer-1 lock (the escrow is on layer 1): the members
+    #: who vote to admit it check that lock first (docs/membership.md, "Escrow").
+    lock_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class Candidacy:
     public_key: str
     n_samples: int
     deposit: int = 0
+    #: The out-ref of its layer-1 lock (``txid#index``); empty without a layer-1 escrow.
+    lock: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class Request:
     key: str
     n_samples: int
     deposit: int
+    lock: str = ""
     #: Distinct members whose ``Admit`` counted, in channel order (``"vote"``).
     approvals: tuple[str, ...] = ()
     approved: bool = False
@@ -93,12 +100,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Newcomer:
-    """An admitted party: its key and declared size, and its first round as a member."""
+    """An admitted party: its key and declared size, its first round as a member, and the
+    escrow deposit (and layer-1 lock) its request declared."""
 
     name: str
     key: str
     n_samples: int
     round: int
+    deposit: int = 0
+    lock: str = ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +263,8 @@ def _refusal(
         return f"too many pending requests (at most {MAX_PENDING})"
     if candidate.deposit < rules.min_deposit:
         return f"deposit {candidate.deposit} is below the required {rules.min_deposit}"
+    if rules.lock_required and not candidate.lock:
+        return "no escrow lock named (the escrow is on layer 1: lock the deposit first)"
     counted = [q for q in roster.pending if q.approved or rules.admission == "open"]
     if _size(listed, roster) + len(counted) + 1 > rules.max_parties:
         return f"over membership.max_parties ({rules.max_parties})"
@@ -304,7 +316,9 @@ def at_boundary(
     if r <= roster.settled:
         return roster
     admitted = tuple(
-        Newcomer(q.name, q.key, q.n_samples, r + 1) for q in roster.pending if q.approved
+        Newcomer(q.name, q.key, q.n_samples, r + 1, q.deposit, q.lock)
+        for q in roster.pending
+        if q.approved
     )
     pending = tuple(q for q in roster.pending if not q.approved)
     absent = roster.absent

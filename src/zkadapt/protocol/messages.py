@@ -37,6 +37,9 @@ class Message:
     """Base of every channel message: which session and round it belongs to."""
 
     TYPE: ClassVar[str] = ""
+    #: Fields written only when they are not empty (added later: older bytes lack them, and
+    #: such a message signs the same bytes as before the field existed).
+    OMITTED_WHEN_EMPTY: ClassVar[frozenset[str]] = frozenset()
 
     session: str
     round: int
@@ -52,6 +55,9 @@ class Message:
         """Canonical JSON bytes: what is signed and posted."""
         self.validate()
         body = {"type": self.TYPE, "v": MESSAGE_VERSION, **asdict(self)}
+        for name in self.OMITTED_WHEN_EMPTY:
+            if not body[name]:
+                del body[name]
         return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -249,15 +255,19 @@ class JoinRequest(Message):
     ``public_key`` before the round machine decides admission. ``round`` is the round the
     newcomer saw in progress (informative: admission follows channel order alone);
     ``n_samples`` its declared training-set size (its FedAvg weight once admitted);
-    ``deposit`` what it locked in the escrow (lovelace; 0 without escrow).
+    ``deposit`` what it locked in the escrow (lovelace; 0 without escrow); ``lock`` the
+    out-ref (``<64 hex>#<index>``) of its layer-1 lock (empty without a layer-1 escrow),
+    which the members check before they vote to admit it (docs/membership.md, "Escrow").
     """
 
     TYPE: ClassVar[str] = "JoinRequest"
+    OMITTED_WHEN_EMPTY: ClassVar[frozenset[str]] = frozenset({"lock"})
 
     party: str
     public_key: str
     n_samples: int
     deposit: int = 0
+    lock: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -269,6 +279,8 @@ class JoinRequest(Message):
             raise MalformedMessage(f"n_samples must be 1..{MAX_SAMPLES}")
         if not 0 <= self.deposit <= MAX_DEPOSIT:
             raise MalformedMessage(f"deposit must be 0..{MAX_DEPOSIT}")
+        if self.lock and not is_out_ref(self.lock):
+            raise MalformedMessage("lock must be an out-ref: <64 hex>#<index 0..65535>")
 
 
 @dataclass(frozen=True)
@@ -296,6 +308,15 @@ def _is_ref(value: object) -> bool:
         and type(value["size"]) is int
         and value["size"] >= 0
     )
+
+
+_OUT_REF = re.compile(r"[0-9a-f]{64}#(0|[1-9][0-9]{0,4})")
+
+
+def is_out_ref(text: object) -> bool:
+    """Whether ``text`` names a layer-1 output as ``<64 lowercase hex>#<index 0..65535>``."""
+    match = isinstance(text, str) and _OUT_REF.fullmatch(text)
+    return bool(match) and int(str(text).partition("#")[2]) <= 0xFFFF
 
 
 def is_hex_digest(text: object) -> bool:
@@ -351,7 +372,8 @@ def decode(payload: bytes) -> Message:
     if type(version) is not int or version != MESSAGE_VERSION:
         raise MalformedMessage("unsupported message version")
     names = {f.name for f in fields(cls)}
-    if set(body) != names:
+    missing = names - set(body)
+    if set(body) - names or not missing <= cls.OMITTED_WHEN_EMPTY:
         raise MalformedMessage(f"{cls.TYPE} fields do not match: {sorted(set(body) ^ names)}")
     if "accepted" in body and isinstance(body["accepted"], list):
         body["accepted"] = tuple(body["accepted"])
@@ -386,6 +408,7 @@ def _construct(cls: type[Message], body: dict[str, Any]) -> Message:
         "public_key": str,
         "deposit": int,
         "candidate": str,
+        "lock": str,
     }
     for name, value in body.items():
         kind = expected.get(name)

@@ -529,6 +529,7 @@ class RoundProtocol:
                 candidacy.public_key,
                 candidacy.n_samples,
                 candidacy.deposit,
+                candidacy.lock,
             )
         )
 
