@@ -71,3 +71,53 @@ def test_every_party_records_the_same_refusals_with_the_same_reasons(tmp_path: P
         ("erin", "its public key is already used in this session"),
         ("frank", "over membership.max_parties (4)"),
     ]
+
+
+ESCROW_RULES = MembershipRules(
+    admission="vote",
+    votes=2,
+    max_parties=6,
+    absent_rounds=None,
+    listed_keys=RULES.listed_keys,
+    min_deposit=10_000_000,
+    lock_required=True,
+)
+LOCK = "ab" * 32 + "#0"
+
+
+def test_with_a_layer1_escrow_a_request_without_deposit_or_lock_is_refused_alike(
+    tmp_path: Path,
+) -> None:
+    """``SessionConfig.membership_rules`` with the escrow on layer 1 (tests/test_config.py):
+    the deposit is required and the request must name its lock; the refusal is channel
+    data, recorded the same way by every party and an observer."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = LocalLedger(path, KEYRING, outsiders=POLICY)
+    dave, erin, frank = (IdentityKey.from_seed(bytes([i]) * 32) for i in range(5, 8))
+    asks = [
+        ("dave", dave, 0, ""),  # no deposit at all
+        ("erin", erin, 10_000_000, ""),  # the deposit declared, but no lock named
+        ("frank", frank, 10_000_000, LOCK),  # both: pending until two members vote
+    ]
+    for name, key, deposit, lock in asks:
+        request = JoinRequest(SESSION, 1, name, key.public.hex, 100, deposit, lock)
+        ledger.post(sign(request, name, key))
+    ledger.close()
+
+    def roster_of(party: str):
+        ledger = LocalLedger(path, KEYRING, outsiders=POLICY)
+        rules = MachineSpec(party, NAMES, 4, 2, close_votes=2, membership=ESCROW_RULES)
+        history = SessionHistory(SESSION, NAMES, rules)
+        history.extend(ledger.history(0))
+        ledger.close()
+        return history.roster
+
+    rosters = [roster_of(party) for party in ("alice", "bob", "carol", "")]
+    assert all(r == rosters[0] for r in rosters)
+    roster = rosters[0]
+    assert roster is not None
+    assert [(f.name, f.reason) for f in roster.refused] == [
+        ("dave", "deposit 0 is below the required 10000000"),
+        ("erin", "no escrow lock named (the escrow is on layer 1: lock the deposit first)"),
+    ]
+    assert [(q.name, q.lock, q.approved) for q in roster.pending] == [("frank", LOCK, False)]

@@ -75,6 +75,7 @@ EXAMPLES: dict[str, Message] = {
     ),
     "join-request": JoinRequest(SESSION, 2, "dave", "ab" * 32, 5000, 2_000_000),
     "join-request-no-deposit": JoinRequest(SESSION, 0, "erin_2", "cd" * 32, 1),
+    "join-request-locked": JoinRequest(SESSION, 2, "frank", "ef" * 32, 7, 10**7, "0a" * 32 + "#1"),
     "admit": Admit(SESSION, 2, "alice", "dave"),
 }
 
@@ -256,9 +257,22 @@ def test_decode_rejects_a_boolean_version() -> None:
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_decode_rejects_each_missing_field(name: str) -> None:
     body = body_of(EXAMPLES[name])
-    for field_name in sorted(set(body) - {"type", "v"}):
+    omittable = type(EXAMPLES[name]).OMITTED_WHEN_EMPTY
+    for field_name in sorted(set(body) - {"type", "v"} - omittable):
         partial = {k: v for k, v in body.items() if k != field_name}
         assert field_name in str(malformed(encode(partial))), field_name
+    for field_name in sorted(set(body) & omittable):  # left out: read as empty
+        partial = {k: v for k, v in body.items() if k != field_name}
+        assert not getattr(decode(encode(partial)), field_name)
+
+
+def test_a_join_request_without_a_lock_signs_the_bytes_it_signed_before_the_field() -> None:
+    old = (
+        '{"deposit":0,"n_samples":1,"party":"erin_2","public_key":"' + "cd" * 32 + '",'
+        '"round":0,"session":"' + SESSION + '","type":"JoinRequest","v":1}'
+    )
+    assert EXAMPLES["join-request-no-deposit"].to_bytes() == old.encode()
+    assert b'"lock":"' + b"0a" * 32 + b'#1"' in EXAMPLES["join-request-locked"].to_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
@@ -434,6 +448,12 @@ def _join_body(**changes: object) -> bytes:
         ("n_samples", 10**13, "n_samples must be"),
         ("deposit", -1, "deposit must be"),
         ("deposit", 10**20, "deposit must be"),
+        ("lock", "ab" * 32, "lock must be an out-ref"),
+        ("lock", "AB" * 32 + "#0", "lock must be an out-ref"),
+        ("lock", "ab" * 32 + "#65536", "lock must be an out-ref"),
+        ("lock", "ab" * 32 + "#01", "lock must be an out-ref"),
+        ("lock", "ab" * 32 + "#0\n", "lock must be an out-ref"),
+        ("lock", "ab" * 4096 + "#0", "lock must be an out-ref"),
     ],
 )
 def test_a_join_request_with_a_hostile_field_is_malformed(
