@@ -88,12 +88,15 @@ class AdmittedDeposit:
         ref: its layer-1 lock's out-ref (empty without a layer-1 escrow).
         since: the channel seq of the boundary that admitted it: its deposit counts from
             there on, like a listed party's from its ``EscrowDeposit``.
+        first_round: its first round as a member: it cannot be silent before (it has no
+            round to signal), so its silence counts from there.
     """
 
     key: str
     deposit: int
     ref: str
     since: int
+    first_round: int = 1
 
 
 @dataclass(frozen=True)
@@ -330,8 +333,16 @@ def silent(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
     return tuple(
         p
         for p in depositors(view, terms)
-        if reached - view.last_signal.get(p, 0) >= terms.silent_rounds or p in terms.absent
+        if reached - last_signal(view, terms, p) >= terms.silent_rounds or p in terms.absent
     )
+
+
+def last_signal(view: EscrowView, terms: EscrowTerms, party: str) -> int:
+    """The last round ``party`` signalled; for a newcomer at least the round before its
+    first (the rounds before it joined are none of its business)."""
+    joined = terms.newcomers.get(party)
+    before = joined.first_round - 1 if joined is not None else 0
+    return max(view.last_signal.get(party, 0), before)
 
 
 def kill_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, ...]]:

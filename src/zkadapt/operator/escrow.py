@@ -63,7 +63,8 @@ def terms_of(config: SessionConfig, entries: Iterable[Entry] | None = None) -> E
             for n in roster.admitted:
                 boundary = history.cut(n.round - 1)
                 if boundary is not None:  # admitted at that cut, always there
-                    newcomers[n.name] = AdmittedDeposit(n.key, n.deposit, n.lock, boundary)
+                    joined = AdmittedDeposit(n.key, n.deposit, n.lock, boundary, n.round)
+                    newcomers[n.name] = joined
             absent = frozenset(p for p, _ in roster.absent)
     keys: dict[str, bytes] = {}
     if on_layer1(config):

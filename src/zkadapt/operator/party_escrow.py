@@ -41,6 +41,7 @@ from zkadapt.escrow.rules import (
     EscrowView,
     Settlement,
     depositors,
+    last_signal,
     progress,
     settle,
     silent,
@@ -321,7 +322,7 @@ class PartyEscrow:
                 continue
             if self.party not in self.terms.community(target):
                 continue  # its lock does not list this party: the vote would not count
-            missed = min(view.last_signal.get(target, 0) + 1, self.terms.rounds)
+            missed = min(last_signal(view, self.terms, target) + 1, self.terms.rounds)
             keys = self.terms.payment_keys
             self._post(kill_vote(self.config, self.key, target, missed, "silent", keys))
             self._voted.add(target)
