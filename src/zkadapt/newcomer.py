@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from zkadapt import assembly
 from zkadapt.config import SessionConfig
@@ -172,11 +173,14 @@ def admit(
     return receipt.seq
 
 
-def check_newcomer_lock(config: SessionConfig, member: str, request: Request) -> None:
+def check_newcomer_lock(
+    config: SessionConfig, member: str, request: Request, context: Any = None
+) -> None:
     """With the escrow on layer 1: ``request``'s deposit is the agreed one and its lock is
     unspent at the session's address with exactly the datum a newcomer's lock has (the
     session file's parties and the newcomer, whose key hash is that of its request's key).
-    Without a layer-1 escrow there is nothing to check.
+    Without a layer-1 escrow there is nothing to check. ``context``: the chain context
+    (default: ``[cardano]`` as ``member`` reaches it).
 
     Raises:
         UsageError: the deposit or the lock is not the agreed one (the vote is not posted).
@@ -198,7 +202,7 @@ def check_newcomer_lock(config: SessionConfig, member: str, request: Request) ->
             f"exactly {agreed}"
         )
     assert config.cardano is not None  # on_layer1
-    context = chain_context(config.cardano, member)
+    context = context if context is not None else chain_context(config.cardano, member)
     try:
         check_deposit(
             config, context, request.name, request.lock, {request.name: key_hash(request.key)}

@@ -39,12 +39,12 @@ def escrow_status(session: str, out: str | None) -> None:
         from zkadapt.escrow.status import status_lines
         from zkadapt.operator.escrow import terms_of
 
-        terms = terms_of(config)
         channel = open_session_channel(config, Path(out).resolve() if out else path.parent)
         try:
-            click.echo("\n".join(status_lines(channel.history(0), terms)))
+            entries = channel.history(0)
         finally:
             channel.close()
+        click.echo("\n".join(status_lines(entries, terms_of(config, entries))))
 
 
 # --- layer 1: lock, vote, settle, refund (docs/escrow.md, "On layer 1") ---------------------
@@ -195,18 +195,24 @@ def escrow_vote(
 
         if (target is None) == (not release):
             raise ConfigError("--kill", "give either --kill TARGET --round R or --release")
+        from zkadapt.operator.escrow_layer1 import layer1_terms
+
         run = _Layer1(session, party, payment_key)
         channel = run.channel(out, post=True)
         try:
+            entries = channel.history(0)
+            terms = layer1_terms(run.config, entries)  # newcomers too (docs/membership.md)
+            hashes = terms.payment_keys
             if target is not None:
                 if round_ is None:
                     raise ConfigError("--round", "a kill vote names the round the target missed")
-                run.post(channel, kill_vote(run.config, run.key, target, round_, reason))
+                vote = kill_vote(run.config, run.key, target, round_, reason, hashes)
+                run.post(channel, vote)
                 click.echo(f"{party} votes to slash {target} (missed round {round_})")
             else:
-                settlement = settlement_of(channel.history(0), run.terms)
+                settlement = settlement_of(entries, terms)
                 targets = release_targets(settlement, party)
-                for vote in release_votes(run.config, run.key, targets):
+                for vote in release_votes(run.config, run.key, targets, hashes):
                     run.post(channel, vote)
                 click.echo(f"{party} releases {', '.join(targets) or 'nobody'}")
         finally:

@@ -45,7 +45,8 @@ class EscrowView:
 
 def escrow_view(config: SessionConfig, entries: Iterable[Entry]) -> EscrowView:
     """The escrow of ``config``'s session as of ``entries`` (verified, in channel order)."""
-    status = escrow_status(entries, terms_of(config))
+    entries = list(entries)
+    status = escrow_status(entries, terms_of(config, entries))
     backend = "layer1" if on_layer1(config) else config.channel.backend
     note = ESCROW_NOTES.get(backend, "")
     note += "; the same as `zkadapt escrow status`" if note else "as `zkadapt escrow status`"

@@ -74,9 +74,11 @@ def escrow_status(entries: Iterable[Entry], terms: EscrowTerms) -> EscrowStatus:
         f"{progress(view, terms)} of {terms.rounds}; deposit {terms.deposit} lovelace each"
     )
     rows = []
-    for party in terms.parties:
+    for party in terms.everyone:
         deposit = view.deposits.get(party)
         shown = NO_DEPOSIT if deposit is None else f"deposited {deposit}"
+        if party in terms.newcomers:
+            shown += f" (joined: member from round {terms.newcomers[party].first_round})"
         if deposit is not None and deposit != terms.deposit:
             shown += " (wrong amount: not in the escrow)"
         payout = settlement.payouts.get(party)
