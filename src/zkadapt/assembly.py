@@ -126,6 +126,7 @@ def open_session_channel(
     party: str | None = None,
     identity: IdentityKey | None = None,
     record: bool | None = None,
+    api: str | None = None,
 ) -> Channel:
     """The session's channel; read-only without ``identity`` (runner, audit, dashboard).
 
@@ -138,6 +139,8 @@ def open_session_channel(
         record: keep a copy of the channel under ``out_dir`` (hydra: a head's history is
             gone after fanout; :func:`channel_copies`). By default a party with its key
             keeps one; ``zkadapt run`` asks for one as an observer.
+        api: the hydra-node to talk to instead of ``party``'s (a newcomer has no node in
+            the session file: it posts through a member's).
     """
     return open_channel_at(
         config,
@@ -146,6 +149,7 @@ def open_session_channel(
         identity=identity,
         out_dir=out_dir,
         record=record,
+        api=api,
     )
 
 

@@ -48,6 +48,7 @@ def run_party(
     threads: int | None = 1,
     payment_key_path: Path | None = None,
     deposit: int | None = None,
+    node: str | None = None,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
 
@@ -80,6 +81,8 @@ def run_party(
         payment_key_path: this party's payment signing key for a layer-1 escrow (default:
             its identity key, the same cardano-cli envelope).
         deposit: a newcomer's declared escrow deposit (lovelace); None for a listed party.
+        node: the hydra-node a newcomer posts through (a member's; no session file names
+            one for it); None: ``party``'s node from the session file.
 
     A head closed before the last round is done stops the party with
     :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 5), after its
@@ -111,6 +114,7 @@ def run_party(
                 threads,
                 payment_key_path or key_path,
                 deposit,
+                node,
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)
@@ -130,6 +134,7 @@ def _run_locked(
     threads: int | None,
     payment_key_path: Path,
     deposit: int | None,
+    node: str | None,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
@@ -146,7 +151,9 @@ def _run_locked(
         learner = assembly.newcomer_learner(config, party, data_root=data_root)
         candidacy = Candidacy(identity.public.hex, learner.n_train, deposit)
     strategy = assembly.make_strategy_for(config)
-    channel = assembly.open_session_channel(config, out_dir, party=party, identity=identity)
+    channel = assembly.open_session_channel(
+        config, out_dir, party=party, identity=identity, api=node
+    )
     home = party_dir(out_dir, party)
     escrow = _escrow_steps(
         config, party, identity, channel, payment_key_path, on_event, store, candidacy

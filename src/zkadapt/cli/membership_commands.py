@@ -54,6 +54,12 @@ def _key_path(path: Path, name: str, key: str | None) -> Path:
     "escrow on layer 1, escrow.deposit_lovelace, locked from the identity key's address; "
     "else 0].",
 )
+@click.option(
+    "--node",
+    default=None,
+    help="hydra: the member's hydra-node API to post through, host:port or ws(s):// URL (a "
+    "newcomer is no head party) [default: the first listed party's node in the session file].",
+)
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 def join(
     session: str,
@@ -62,6 +68,7 @@ def join(
     out: str | None,
     data_root: str | None,
     deposit: int | None,
+    node: str | None,
     quiet: bool,
 ) -> None:
     """Ask to join a running SESSION as NAME, then run as a party from the admission round.
@@ -107,6 +114,12 @@ def join(
             + f" session {config.session_id[:12]}"
         )
         root = Path(data_root).resolve() if data_root else path.parent
+        via = _node(config, node)
+        if via is not None and now == "new":  # it posts from an output of its own in the head
+            from zkadapt.operator.funding import fund_newcomer
+
+            funded = fund_newcomer(config, name, identity, via)
+            click.echo(funded or f"{name}: holds funds in the head already")
         with party_progress(name, config.session.rounds, quiet=quiet) as on_event:
             outcomes = run_party(
                 config,
@@ -117,8 +130,19 @@ def join(
                 on_event=on_event,
                 on_round_failed=lambda line: click.echo(line, err=True),
                 deposit=deposit,
+                node=via,
             )
         party_finished(config, name, outcomes)
+
+
+def _node(config: SessionConfig, given: str | None) -> str | None:
+    """The hydra-node a newcomer posts through: ``--node``, else the first listed party's
+    (None on the local ledger, where ``--node`` means nothing)."""
+    if config.channel.backend != "hydra":
+        if given is not None:
+            raise UsageError("--node is for a session on a hydra head (channel.backend = hydra)")
+        return None
+    return given or config.channel.hydra.api_for(config.party_names[0])
 
 
 def _deposit(config: SessionConfig, given: int | None) -> int:

@@ -136,6 +136,45 @@ def fund_parties(
         return _deposit_all(channels, needy, settings.deposit_lovelace, config, sink_for)
 
 
+def fund_newcomer(
+    config: SessionConfig,
+    name: str,
+    identity: IdentityKey,
+    api: str,
+    *,
+    progress: ProgressSink | None = None,
+) -> str | None:
+    """A newcomer's funds in the head (``zkadapt join`` on Hydra, docs/membership.md): it
+    is no head party, so it posts through a member's node (``api``) from an output of its
+    own in the head; with nothing there it deposits ``channel.hydra.deposit_lovelace`` of
+    its layer-1 funds through that node, as ``zkadapt run`` does for the parties.
+
+    Returns:
+        One line about the deposit made, or None when it already holds funds in the head.
+
+    Raises:
+        ConfigError: it holds nothing in the head and the session deposits nothing
+            (``deposit_lovelace = 0``) or says nothing of where its layer-1 outputs are.
+        ChannelError, HydraNodeError, LayerOneError: the head is not open or the deposit
+            failed (one line).
+    """
+    with open_head(config, name, identity=identity, via=api) as channel:
+        _require_open(channel)
+        if channel.funds_in_head() > 0:
+            return None
+        lovelace = config.channel.hydra.deposit_lovelace
+        if lovelace == 0 or (config.cardano is None and not config.channel.hydra.layer1_utxo):
+            raise ConfigError(
+                "channel.hydra.deposit_lovelace",
+                f"{name} holds nothing in the head to post with, and the session deposits "
+                "nothing for it: set channel.hydra.deposit_lovelace and [cardano], or have a "
+                "member pay it an output in the head",
+            )
+        layer1 = layer1_for(config, name, channel, None)
+        tx_id = channel.fund(lovelace, layer1, progress=progress)
+    return f"{name}: deposited {lovelace:,} lovelace into the head (deposit {tx_id[:12]})"
+
+
 def _deposit_all(
     channels: dict[str, HydraChannel],
     needy: list[str],

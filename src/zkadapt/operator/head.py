@@ -98,6 +98,7 @@ def open_head(
     *,
     identity: IdentityKey | None = None,
     record: Path | None = None,
+    via: str | None = None,
 ) -> HydraChannel:
     """A client of ``party``'s hydra-node (default: the first party's, as observers).
 
@@ -105,24 +106,27 @@ def open_head(
     since the node signs the head's layer-1 transactions with its own keys. With
     ``record``, what the node reports is added to the session's copy of the channel there
     (:mod:`zkadapt.channel.hydra.record`), so the close and the fanout are kept with it.
+    With ``via`` (a member's node API), ``party`` is a newcomer no session file lists
+    (docs/membership.md): it talks to that node and its envelopes are carried as an
+    outsider's.
 
     Raises:
         ConfigError: the session's channel is not ``hydra``, or ``party`` is not in it.
         ChannelError: the node cannot be reached.
     """
-    from zkadapt.assembly import keyring_of
+    from zkadapt.assembly import keyring_of, outsider_policy
     from zkadapt.channel.hydra import HydraChannel
 
     if config.channel.backend != "hydra":
         raise ConfigError("channel.backend", NO_HEAD)
-    if party is not None and party not in config.party_names:
+    if party is not None and party not in config.party_names and via is None:
         raise ConfigError(
             "--party", f"{party!r} is not a party of this session ({', '.join(config.party_names)})"
         )
     settings = config.channel.hydra
     return HydraChannel(
         keyring_of(config),
-        api=settings.api_for(party or config.party_names[0]),
+        api=via or settings.api_for(party or config.party_names[0]),
         identity=identity,
         head_id=settings.head_id,
         network=settings.network,
@@ -130,6 +134,8 @@ def open_head(
         confirm_timeout_s=settings.confirm_timeout_s,
         layer1_timeout_s=settings.layer1_timeout_s,
         record=record,
+        outsiders=outsider_policy(config) if via is not None else None,
+        name=party if via is not None else None,
     )
 
 
