@@ -41,8 +41,8 @@ def check_joinable(config: SessionConfig, name: str) -> None:
     """What the session file alone says about a newcomer ``name`` (before any I/O).
 
     Raises:
-        ConfigError: membership is fixed, or the session's storage or model cannot take a
-            newcomer yet.
+        ConfigError: membership is fixed, the session's model cannot take a newcomer yet,
+            or its bucket storage gives ``name`` no place of its own.
         UsageError: ``name`` is a listed party's.
     """
     section = config.membership
@@ -56,11 +56,25 @@ def check_joinable(config: SessionConfig, name: str) -> None:
         raise UsageError(f"the name {name} is taken: it is a party of the session file")
     if not config.has_keys:
         raise ConfigError("parties", "every listed party needs a public_key to be joined")
-    if STORE_BACKENDS.get(config.storage.backend).uri_scheme is not None:
+    scheme = STORE_BACKENDS.get(config.storage.backend).uri_scheme
+    if scheme is not None:
+        _check_place(config, name, scheme)
+
+
+def _check_place(config: SessionConfig, name: str, scheme: str) -> None:
+    """A bucket store gives newcomer ``name`` a place of its own: the storage templates
+    filled with its name, overlapping no listed party's (every reader derives the same)."""
+    from zkadapt.storage import bucket_locations, newcomer_location
+
+    try:
+        newcomer_location(config.storage, name, scheme)
+    except ValueError as exc:
+        raise ConfigError("storage.bucket", f"no place for newcomer {name}: {exc}") from None
+    if name not in bucket_locations(config.storage, config.parties, scheme):
         raise ConfigError(
-            "storage.backend",
-            f"a newcomer has no bucket in the session file ({config.storage.backend}); "
-            'zkadapt join supports storage.backend = "local" for now',
+            "storage.bucket",
+            f"no place for newcomer {name}: its bucket and prefix would overlap a listed "
+            "party's (choose another name)",
         )
 
 

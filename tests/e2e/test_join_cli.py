@@ -43,7 +43,7 @@ ROUNDS = 4
 JOIN = (sys.executable, "-m", "zkadapt", "join")
 
 
-def _session(tmp_path: Path, scheme: str) -> Path:
+def _session(tmp_path: Path, scheme: str, storage: dict[str, object] | None = None) -> Path:
     zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
     session = tmp_path / "sess" / "session.toml"
     privacy = {"scheme": scheme, "key_bits": 512} if scheme != "none" else {"scheme": "none"}
@@ -55,6 +55,7 @@ def _session(tmp_path: Path, scheme: str) -> Path:
         protocol={"submit_timeout_s": 90, "close_votes": 2},
         privacy=privacy,
         membership={"admission": "open", "max_parties": 4},
+        storage=storage or {},
     )
     return session
 
@@ -89,8 +90,10 @@ def _spawn_join(session: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _run_with_newcomer(tmp_path: Path, scheme: str) -> tuple[Path, Path, SessionHistory]:
-    session = _session(tmp_path, scheme)
+def _run_with_newcomer(
+    tmp_path: Path, scheme: str, storage: dict[str, object] | None = None
+) -> tuple[Path, Path, SessionHistory]:
+    session = _session(tmp_path, scheme, storage)
     out = tmp_path / "out"
     out.mkdir()
     logs = {n: tmp_path / f"{n}.log" for n in (*NAMES, "dave")}
@@ -136,8 +139,8 @@ def _final_digest(out: Path, name: str) -> str:
     return str(result["final_model_sha256"])
 
 
-def _check_session(tmp_path: Path, scheme: str) -> None:
-    session, out, history = _run_with_newcomer(tmp_path, scheme)
+def _check_session(tmp_path: Path, scheme: str, storage: dict[str, object] | None = None) -> None:
+    session, out, history = _run_with_newcomer(tmp_path, scheme, storage)
     roster = history.roster
     assert roster is not None
     assert [(n.name, n.round) for n in roster.admitted] == [("dave", 3)]
@@ -191,6 +194,30 @@ def test_a_fourth_party_joins_an_encrypted_session_through_the_cli(
     tmp_path: Path, scheme: str
 ) -> None:
     _check_session(tmp_path, scheme)
+
+
+@pytest.mark.slow
+def test_a_newcomer_writes_to_a_bucket_of_its_own_on_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real S3 (SeaweedFS): each party has its own bucket and credentials, read access to
+    the others'; dave's bucket is ``storage.bucket`` filled with his name, which every
+    reader derives, and he writes there with his own profile."""
+    from tests.conftest import start_seaweed
+    from tests.seaweed import SeaweedS3
+
+    monkeypatch.setattr("tests.conftest.SeaweedS3", lambda root: SeaweedS3(root, (*NAMES, "dave")))
+    server = start_seaweed(tmp_path / "s3", monkeypatch)
+    monkeypatch.setenv("AWS_PROFILE", "zkadapt-carol")  # the audit reads with carol's keys
+    try:
+        storage = {"backend": "s3", "endpoint": server.endpoint, "profile": "zkadapt-{party}"}
+        _check_session(tmp_path, "none", storage)
+        objects = server.client("admin").list_objects_v2(Bucket="zkadapt-dave")
+        keys = [o["Key"] for o in objects.get("Contents", [])]
+    finally:
+        server.stop()
+    assert len(keys) == 2 and all("/update/dave." in k for k in keys), keys  # rounds 3 and 4
+    assert not (tmp_path / "out" / "store").exists()
 
 
 def test_join_refuses_a_taken_name_a_fixed_session_and_a_full_one(tmp_path: Path) -> None:

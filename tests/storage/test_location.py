@@ -92,3 +92,38 @@ def test_update_outside_the_senders_bucket_is_rejected_before_any_fetch() -> Non
     wrong_key = Submitted(SESSION, 1, "alice", other.uri, sha256_hex(b"x"), 1, 10)
     with pytest.raises(UpdateRejected, match="outside the party's own prefix"):
         verify_submission(_Scheme(), 1, wrong_key, _io(store))  # type: ignore[arg-type]
+
+
+def test_a_newcomer_gets_the_place_the_templates_give_its_name_and_no_one_elses() -> None:
+    """docs/membership.md: a newcomer no session file lists writes where ``storage.bucket``
+    and ``storage.prefix`` filled with its name say, if that is a place of its own."""
+    from zkadapt.storage import bucket_locations
+    from zkadapt.storage.settings import StorageConfig
+
+    owners = [SimpleNamespace(name=n, bucket=None) for n in ("alice", "bob")]
+    owners.append(SimpleNamespace(name="carol", bucket="zkadapt-mallory"))  # her own bucket
+    per_party = bucket_locations(StorageConfig(backend="s3"), owners, "s3://")
+    assert per_party["dave"] == BucketLocation("s3://", "zkadapt-dave")
+    assert list(per_party) == ["alice", "bob", "carol", "dave"]  # remembered once derived
+    with pytest.raises(KeyError):  # carol's bucket: a newcomer named mallory has no place
+        per_party["mallory"]
+    with pytest.raises(KeyError):  # a name that makes no valid bucket name
+        per_party["x" * 60]
+
+    shared = StorageConfig(backend="s3", bucket="shared", prefix="{party}")
+    places = bucket_locations(shared, owners[:2], "s3://")
+    assert places["dave"] == BucketLocation("s3://", "shared", "dave/")
+    one_place = StorageConfig(backend="s3", bucket="shared", prefix="updates")
+    with pytest.raises(KeyError):  # every newcomer would share one place
+        bucket_locations(one_place, owners[:2], "s3://")["dave"]
+
+
+def test_an_update_from_a_party_without_a_place_is_rejected_not_a_crash() -> None:
+    sub = Submitted(SESSION, 1, "zed", "sj://x/y", "0" * 64, 1, 10)
+
+    class _Placeless:
+        def location_of(self, party: str) -> str:
+            raise ValueError(f"party {party!r} has no storage location")
+
+    with pytest.raises(UpdateRejected, match="no storage location of its own"):
+        verify_submission(_Scheme(), 1, sub, _io(_Placeless()))  # type: ignore[arg-type]

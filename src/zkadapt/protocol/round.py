@@ -100,7 +100,7 @@ from zkadapt.protocol.messages import (
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import fetch_checked, publish
 from zkadapt.protocol.schemes import PlainScheme, RoundIO, UpdateScheme
-from zkadapt.protocol.update import UpdateRejected
+from zkadapt.protocol.update import UpdateRejected, party_location
 from zkadapt.seeds import derive_seed
 from zkadapt.storage.base import ObjectRef, ObjectStore, is_key_of, object_key
 
@@ -222,7 +222,7 @@ def verify_submission(scheme: UpdateScheme, r: int, sub: Submitted, io: RoundIO)
     Raises:
         UpdateRejected: with the specific reason that goes into ``Rejected``.
     """
-    location = io.store.location_of(sub.party)
+    location = party_location(io.store, sub.party)
     if not sub.uri.startswith(location):
         raise UpdateRejected("object outside the party's own prefix")
     ref = ObjectRef(sub.uri, sub.sha256, sub.size)

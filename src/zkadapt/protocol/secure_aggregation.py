@@ -44,7 +44,7 @@ from zkadapt.protocol.messages import DecryptionShare, Submitted
 from zkadapt.protocol.phases import Phase
 from zkadapt.protocol.publishing import OBJECT_SLACK_BYTES, fetch_checked, publish
 from zkadapt.protocol.schemes import RoundIO, StepTimings
-from zkadapt.protocol.update import UpdateRejected
+from zkadapt.protocol.update import UpdateRejected, party_location
 from zkadapt.storage.base import ObjectRef, is_key_of, object_key
 
 
@@ -240,7 +240,7 @@ class PaillierScheme:
         try:
             if msg.key_id != rs.public.key_id:
                 raise UpdateRejected("key id mismatch")
-            location = io.store.location_of(msg.party)
+            location = party_location(io.store, msg.party)
             own = object_key(io.ctx.session_id, round_, "share", msg.party)
             if not (msg.uri.startswith(location) and is_key_of(msg.uri[len(location) :], own)):
                 raise UpdateRejected("object outside the party's own prefix")  # threats.md

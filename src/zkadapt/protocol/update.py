@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -30,6 +31,20 @@ class UpdateRejected(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+def party_location(store: Any, party: str) -> str:
+    """Where ``party`` may write in ``store`` (:meth:`ObjectStore.location_of`); a party the
+    store gives no place (a newcomer the storage templates cannot place on its own) has
+    its objects rejected, never crashes the reader.
+
+    Raises:
+        UpdateRejected: ``party`` has no storage location.
+    """
+    try:
+        return str(store.location_of(party))
+    except ValueError:
+        raise UpdateRejected("the party has no storage location of its own") from None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zkadapt.registry import Registry
 from zkadapt.storage.base import ObjectRef, ObjectStore, object_key, sha256_hex
-from zkadapt.storage.location import BucketLocation
+from zkadapt.storage.location import BucketLocation, PartyLocations
 
 if TYPE_CHECKING:
     from zkadapt.storage.settings import Owner, StorageConfig
@@ -88,9 +88,42 @@ def open_store(backend: str, **kwargs: Any) -> ObjectStore:
 
 def bucket_locations(
     settings: StorageConfig, owners: Sequence[Owner], scheme: str
-) -> dict[str, BucketLocation]:
-    """Every party's bucket and prefix in a bucket store whose URIs start with ``scheme``."""
-    return {p.name: BucketLocation(scheme, *settings.location(p)) for p in owners}
+) -> PartyLocations:
+    """Every party's bucket and prefix in a bucket store whose URIs start with ``scheme``;
+    a newcomer's comes from the templates, when they give it a place of its own
+    (:class:`~zkadapt.storage.location.PartyLocations`)."""
+    listed = {p.name: BucketLocation(scheme, *settings.location(p)) for p in owners}
+    return PartyLocations(listed, lambda name: newcomer_location(settings, name, scheme))
+
+
+def newcomer_location(settings: StorageConfig, name: str, scheme: str) -> BucketLocation:
+    """Where a newcomer ``name`` writes: ``storage.bucket`` and ``storage.prefix`` filled
+    with its name.
+
+    Raises:
+        ValueError: the templates give every newcomer the same place (neither names
+            ``{party}``), or the bucket name or prefix is not valid.
+    """
+    from zkadapt.storage.location import PARTY_FIELD, bucket_name_problem, template_fields
+
+    if PARTY_FIELD not in template_fields(settings.bucket) | template_fields(settings.prefix):
+        raise ValueError(
+            "storage.bucket and storage.prefix name no {party}: a newcomer would write "
+            "where every other newcomer writes"
+        )
+    bucket, prefix = settings.location(_Named(name))
+    problem = bucket_name_problem(bucket)
+    if problem:
+        raise ValueError(problem)
+    return BucketLocation(scheme, bucket, prefix)
+
+
+@dataclass(frozen=True)
+class _Named:
+    """An :class:`~zkadapt.storage.settings.Owner` with a name and no bucket of its own."""
+
+    name: str
+    bucket: str | None = None
 
 
 def _open_local(

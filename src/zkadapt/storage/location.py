@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from zkadapt.storage.local import validate_key
@@ -120,3 +121,43 @@ def split_uri(uri: str, scheme: str) -> tuple[str, str]:
         raise ValueError("the URI names no object")
     validate_key(name)
     return bucket, name
+
+
+class PartyLocations(Mapping[str, BucketLocation]):
+    """Every party's place: the session file's parties, and a newcomer's (a party that
+    joined a running session, docs/membership.md) derived from its name by the storage
+    templates when it is first asked for.
+
+    A newcomer has a place only when the templates give it one of its own: ``derive`` fails
+    (a bucket template without ``{party}`` and no prefix with it) or the place overlaps
+    another party's, and the newcomer has none (``KeyError``): a store then reports "no
+    storage location", which the round protocol turns into a rejection.
+    """
+
+    def __init__(
+        self,
+        listed: Mapping[str, BucketLocation],
+        derive: Callable[[str], BucketLocation] | None = None,
+    ) -> None:
+        self._places = dict(listed)
+        self._derive = derive
+
+    def __getitem__(self, name: str) -> BucketLocation:
+        if name in self._places:
+            return self._places[name]
+        if self._derive is None or not isinstance(name, str):
+            raise KeyError(name)
+        try:
+            place = self._derive(name)
+        except ValueError:
+            raise KeyError(name) from None
+        if any(place.contains(other) or other.contains(place) for other in self._places.values()):
+            raise KeyError(name)  # someone else's place: never a newcomer's
+        self._places[name] = place
+        return place
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(self._places))
+
+    def __len__(self) -> int:
+        return len(self._places)

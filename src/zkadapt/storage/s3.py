@@ -38,7 +38,7 @@ from zkadapt.storage.integrity import (
     verified_bytes,
     write_verified,
 )
-from zkadapt.storage.location import BucketLocation, split_uri
+from zkadapt.storage.location import BucketLocation, PartyLocations, split_uri
 from zkadapt.storage.retry import RetryPolicy
 from zkadapt.storage.write_once import existing_or_refuse, taken_by
 
@@ -161,7 +161,7 @@ class S3Store:
         """
         self.settings = settings
         self.party = party
-        self.locations = dict(locations)
+        self.locations = locations if isinstance(locations, PartyLocations) else dict(locations)
         if party is not None and party not in self.locations:
             raise ValueError(f"party {party!r} has no storage location")
         boto3 = _boto()
