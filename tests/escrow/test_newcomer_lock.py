@@ -12,8 +12,12 @@ import pytest
 
 pytest.importorskip("uplc")
 
+from click.testing import CliRunner
+
+import zkadapt.cardano.chain as chain
 from tests.escrow.test_party_escrow import DEPOSIT, FAST, FUNDS, World
 from tests.layer1_double.context import LedgerContext
+from zkadapt.cli import cli
 from zkadapt.config import load_config
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import UsageError
@@ -113,3 +117,22 @@ def test_a_member_checks_the_newcomers_lock_before_it_votes(joining: Joining) ->
     joining.ledger.fund(erin_key.address, FUNDS)
     other = lock_deposit(joining.config, context, erin_key, newcomers={"erin": erin_hash})
     assert "has another datum than the session's for dave" in refused(joining.request(other))
+
+
+def test_a_newcomer_gets_its_lock_back_after_the_deadline_with_the_cli(
+    joining: Joining, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer whose request was refused (or never admitted) is no party of the session
+    file: ``zkadapt escrow refund --party dave`` finds its lock by the key it joined with."""
+    joining.dave_escrow().lock_as_newcomer()
+    before = joining.ledger.balance(joining.dave_key().address)
+    joining.ledger.advance(3601)  # past escrow.deadline
+    monkeypatch.setattr(chain, "chain_context", lambda *a, **k: LedgerContext(joining.ledger))
+    session = str(joining.root / "session.toml")
+    done = CliRunner().invoke(cli, ["escrow", "refund", session, "--party", "dave"])
+    nobody = CliRunner().invoke(cli, ["escrow", "refund", session, "--party", "zed"])
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("refunded dave in ")
+    after = joining.ledger.balance(joining.dave_key().address)
+    assert 0 < before + DEPOSIT - after < 1_000_000  # the deposit back, less the fee
+    assert nobody.exit_code == 2 and "'zed' is not a party of this session" in nobody.output

@@ -66,14 +66,30 @@ class _Layer1:
     def __init__(self, session: str, party: str, payment_key: str | None) -> None:
         from zkadapt.cardano.chain import chain_context
         from zkadapt.config import load_config
-        from zkadapt.operator.escrow_layer1 import layer1_terms, load_payment_key
+        from zkadapt.errors import ConfigError
+        from zkadapt.operator.escrow_layer1 import key_file_hash, layer1_terms, load_payment_key
 
         self.path = session_arg(session)
         self.config = load_config(self.path)
         self.terms = layer1_terms(self.config)
         self.party = party
         override = Path(payment_key).resolve() if payment_key else None
-        self.key = load_payment_key(self.config, party, self.path.parent, override)
+        #: A newcomer's payment key hash when ``party`` is no listed party (its key file,
+        #: the identity key it joined with, names it: docs/membership.md, "Escrow").
+        self.newcomers: dict[str, bytes] = {}
+        if party not in self.config.party_names:
+            override = override or self.path.parent / "keys" / f"{party}.skey"
+            if not override.exists():
+                raise ConfigError(
+                    "--party",
+                    f"{party!r} is not a party of this session (a newcomer passes the key it "
+                    f"joined with: no {override})",
+                )
+            self.newcomers[party] = key_file_hash(override)
+        newcomer_hash = self.newcomers.get(party)
+        self.key = load_payment_key(
+            self.config, party, self.path.parent, override, newcomer_hash=newcomer_hash
+        )
         assert self.config.cardano is not None  # layer1_terms checked it
         self.context = chain_context(self.config.cardano, party)
 
@@ -258,10 +274,11 @@ def escrow_refund(
     session: str, party: str, payment_key: str | None, owners: tuple[str, ...]
 ) -> None:
     """After the deadline, return every unspent lock (found at the session's address, no
-    channel needed) to its owner, in one transaction paid by the party."""
+    channel needed) to its owner, in one transaction paid by the party. A newcomer (a
+    --party no session file lists) finds its own lock too, by the key it joined with."""
     with errors():
         from zkadapt.operator.escrow_layer1 import refund
 
         run = _Layer1(session, party, payment_key)
-        tx_id, refunded = refund(run.config, run.context, run.key, owners)
+        tx_id, refunded = refund(run.config, run.context, run.key, owners, run.newcomers)
         click.echo(f"refunded {', '.join(refunded)} in {tx_id}")

@@ -97,6 +97,26 @@ def payment_key_path(config: SessionConfig, party: str, session_dir: Path) -> Pa
     return session_dir / (template or f"keys/{party}.skey")
 
 
+def key_file_hash(path: Path) -> bytes:
+    """The payment key hash of the signing key in ``path`` (a newcomer's: it joined with it).
+
+    Raises:
+        ConfigError: the file is missing, unreadable or no payment signing key.
+    """
+    return bytes(_read_signing_key(path).to_verification_key().hash().payload)
+
+
+def _read_signing_key(path: Path) -> Any:
+    from pycardano import PaymentExtendedSigningKey, PaymentSigningKey
+
+    for kind in (PaymentSigningKey, PaymentExtendedSigningKey):
+        try:
+            return kind.load(str(path))
+        except Exception:  # pycardano raises many kinds for a file of another kind
+            continue
+    raise ConfigError("cardano.payment_keys", f"{path}: not a payment signing key file")
+
+
 def load_payment_key(
     config: SessionConfig,
     party: str,
@@ -115,21 +135,13 @@ def load_payment_key(
         ConfigError: ``party`` is not a party, or the file is missing, unreadable or
             holds another key.
     """
-    from pycardano import Address, PaymentExtendedSigningKey, PaymentSigningKey
+    from pycardano import Address
 
     _layer1(config)
     if newcomer_hash is None and party not in config.party_names:
         raise ConfigError("--party", f"{party!r} is not a party of this session")
     path = path or payment_key_path(config, party, session_dir)
-    key: Any = None
-    for kind in (PaymentSigningKey, PaymentExtendedSigningKey):
-        try:
-            key = kind.load(str(path))
-            break
-        except Exception:  # pycardano raises many kinds for a file of another kind
-            continue
-    if key is None:
-        raise ConfigError("cardano.payment_keys", f"{path}: not a payment signing key file")
+    key = _read_signing_key(path)
     vkey_hash = key.to_verification_key().hash()
     wanted = newcomer_hash if newcomer_hash is not None else payment_key_hashes(config)[party]
     if bytes(vkey_hash.payload) != wanted:
