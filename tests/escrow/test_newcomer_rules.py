@@ -188,6 +188,29 @@ def test_a_slashed_listed_partys_deposit_goes_to_the_listed_parties_only() -> No
     assert both.payouts == {"alice": 2 * DEPOSIT, "bob": 2 * DEPOSIT, "carol": 0, "dave": 0}
 
 
+def test_a_listed_slash_needs_the_votes_of_the_largest_lock_that_lists_it() -> None:
+    """Four listed parties: carol's lock lists four, dave's five (and dave cannot vote
+    against carol), and dave's lock must prove carol slashed too: three votes, not two."""
+    four = (*NAMES, "erin")
+    history = Channel()
+    for name in four:
+        history.message(name, EscrowDeposit(SESSION, 0, name, DEPOSIT, f"{name}#0"))
+    history.kill("alice", "carol").kill("bob", "carol")
+    with_dave = admitted(since=1, parties=four)
+    assert settlement_of(history.entries, with_dave).slashed == ()
+    # without a newcomer among the depositors, two of the three others are enough
+    short = admitted(since=1, parties=four, deposit=DEPOSIT - 1)
+    assert settlement_of(history.entries, short).slashed == ("carol",)
+    history.kill("erin", "carol")
+    result = settlement_of(history.entries, with_dave)
+    assert result.slashed == ("carol",) and result.payouts["dave"] == DEPOSIT
+    # dave's own lock lists five as well: three votes slash him, two do not
+    history.kill("alice", "dave").kill("bob", "dave")
+    assert settlement_of(history.entries, with_dave).slashed == ("carol",)
+    history.kill("erin", "dave")
+    assert settlement_of(history.entries, with_dave).slashed == ("carol", "dave")
+
+
 @pytest.mark.parametrize(
     ("lost", "newcomers", "expected"),
     [

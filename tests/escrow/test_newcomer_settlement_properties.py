@@ -327,7 +327,7 @@ def _through_the_validator(finals: Finals, terms: EscrowTerms) -> int:
     for (members, lost), (view, result) in sorted(finals.items()):
         session = SessionLocks(
             bytes.fromhex(SESSION),
-            payment_keys(p for p in members if p in MEMBERS),
+            payment_keys(p for p in members if p in terms.parties),
             DEPOSIT,
             terms.rounds,
             DEADLINE,
@@ -363,3 +363,57 @@ def test_a_later_boundary_and_seven_messages_keep_every_property() -> None:
     assert {(False, 3, ()), (False, 3, ("alice",)), (True, 4, ("carol", "dave"))} <= shapes
     assert {(True, 4, ("alice", "bob")), (True, 3, ("dave",))} <= shapes
     assert _through_the_validator(finals, terms_with(6)) == 80  # 24 settlements
+
+
+def test_a_listed_slash_is_one_every_lock_that_lists_the_party_accepts() -> None:
+    """Four listed parties and dave: dave's lock lists five, so the validator proves a
+    listed party slashed there only with three votes (two and more than half of four
+    others), where the listed locks need two. A slash the rules count with two votes left
+    dave's lock with no settlement the validator accepts: no ``Release`` (the slash cannot
+    be proven there) and, with dave slashed too, no ``Slash`` either (the unproven party
+    counts as remaining and must be paid) -- dave would get his deposit back at the
+    deadline. So the rules slash a party only with the votes the largest lock listing it
+    needs (here three), and every lock then settles as the rules say."""
+    listed = ("alice", "bob", "carol", "erin")
+    keys, _ = make_keys(["erin"])
+    signers = {**KEYS, **keys}
+    dave = AdmittedDeposit(ADMITTED.key, DEPOSIT, ADMITTED.ref, 1)
+    terms = EscrowTerms(
+        SESSION,
+        listed,
+        DEPOSIT,
+        rounds=1,
+        quorum=2,
+        payment_keys=payment_keys((*listed, NEWCOMER)),
+        newcomers={NEWCOMER: dave},
+    )
+    entries: list[Entry] = []
+
+    def post(sender: str, message: EscrowMessage) -> None:
+        payload = message.to_bytes()
+        env = SignedEnvelope(sender, payload, signers[sender].sign(payload))
+        entries.append(Entry(len(entries) + 1, env, 0.0))
+
+    for p in listed:
+        post(p, EscrowDeposit(SESSION, 0, p, DEPOSIT))
+    for voter in ("alice", "bob", "erin"):
+        post(voter, _kill(voter, NEWCOMER))
+    post("alice", _kill("alice", "carol"))
+    post("bob", _kill("bob", "carol"))
+    view = EscrowView.from_entries(entries, terms)
+    assert settle(view, terms).slashed == ("dave",)  # two votes: short on dave's lock
+    post("erin", _kill("erin", "carol"))
+    view = EscrowView.from_entries(entries, terms)
+    result = settle(view, terms)
+    assert result.slashed == ("carol", "dave")
+    third, left = divmod(DEPOSIT, 3)  # each slashed lock among alice, bob and erin
+    assert left == 1
+    assert result.payouts == {
+        "alice": DEPOSIT + 2 * (third + 1),
+        "bob": DEPOSIT + 2 * third,
+        "carol": 0,
+        "dave": 0,
+        "erin": DEPOSIT + 2 * third,
+    }
+    finals = {(result.depositors, result.slashed): (view, result)}
+    assert _through_the_validator(finals, terms) == 5

@@ -14,14 +14,17 @@ Rules, for the depositors ``D`` (parties whose first ``EscrowDeposit`` is exactl
   informative, it justifies a kill vote.
 * **slashed**: a depositor ``t`` with kill votes from at least two and more than
   ``(n - 1) / 2`` distinct other depositors (a strict majority of the others, and never one
-  party alone: with two depositors nobody can be slashed). ``n`` counts the depositors
-  ``t``'s lock lists (:meth:`EscrowTerms.community`): everyone in a session without
-  newcomers; a newcomer's lock lists the session file's parties and itself, a listed
-  party's lock no newcomer, and only the parties a lock lists vote on it and share it.
-  Fewer votes: the vote fails, nothing happens. When the terms name the parties' payment
-  keys (an escrow settled on layer 1), a kill vote counts only if it carries a valid
-  signature by the voter's payment key over (session, round, target) -- exactly the
-  evidence the validator checks.
+  party alone: with two depositors nobody can be slashed). Only the parties ``t``'s lock
+  lists (:meth:`EscrowTerms.community`) vote on it and share it: everyone in a session
+  without newcomers; a newcomer's lock lists the session file's parties and itself, a
+  listed party's lock no newcomer. ``n`` counts the depositors of the largest lock that
+  lists ``t``: every such lock must prove ``t`` slashed before it pays out, and the
+  validator counts the majority over that lock's own parties, so a listed party's slash
+  is judged on a newcomer's lock, one party larger (four listed parties and a newcomer:
+  three votes, not two). Fewer votes: the vote fails, nothing happens. When the terms
+  name the parties' payment keys (an escrow settled on layer 1), a kill vote counts only
+  if it carries a valid signature by the voter's payment key over (session, round,
+  target) -- exactly the evidence the validator checks.
   Votes count in channel order, and only while the voter is not slashed itself: the vote
   that slashes a party comes from one who stays, so the last depositor is never slashed and
   the pool always has someone to go to (without this, three parties voting against each
@@ -378,23 +381,40 @@ def _count_votes(view: EscrowView, terms: EscrowTerms) -> dict[str, tuple[str, .
     stays, so at least one depositor always remains.
     """
     members = depositors(view, terms)
+    needed = {target: _slash_size(members, terms, target) for target in members}
     counted: dict[str, list[str]] = {}
     lost: dict[str, tuple[str, ...]] = {}
     for voter, target in view.vote_order:
         if voter not in members or target not in members or voter in lost or target in lost:
             continue
-        community = [p for p in members if p in terms.community(target)]
-        if voter not in community:
+        if voter not in terms.community(target):  # only the parties its lock lists vote
             continue
         counted.setdefault(target, []).append(voter)
-        if enough_to_slash(len(counted[target]), len(community)):
+        if enough_to_slash(len(counted[target]), needed[target]):
             lost[target] = tuple(sorted(counted[target]))
     return {p: lost[p] for p in members if p in lost}
 
 
+def _slash_size(members: tuple[str, ...], terms: EscrowTerms, target: str) -> int:
+    """The ``n`` of a slash of ``target``: the depositors of the largest lock listing it.
+
+    Each lock that lists ``target`` proves it slashed with these votes (its ``Release``
+    proves every slashed party it lists, its ``Slash`` must, or the unproven party counts
+    as remaining and must be paid), and ``contract/escrow.py`` wants two and a strict
+    majority of the others among that lock's parties. A listed party is listed by every
+    newcomer's lock too, which has one party more (the newcomer, who cannot vote on it):
+    votes short there would leave that lock with no settlement the validator accepts.
+    """
+    return max(
+        sum(1 for p in members if p in terms.community(owner))
+        for owner in members
+        if target in terms.community(owner)
+    )
+
+
 def slashed(view: EscrowView, terms: EscrowTerms) -> tuple[str, ...]:
     """Depositors with kill votes from two and a strict majority of the other depositors
-    their lock lists."""
+    of the largest lock that lists them, all from parties their own lock lists."""
     return tuple(_count_votes(view, terms))
 
 
