@@ -248,6 +248,17 @@ def test_an_absent_member_is_silent() -> None:
     assert silent(EscrowView.from_entries(history.entries, short), short) == ()
 
 
+def test_a_newcomers_silence_counts_from_its_first_round() -> None:
+    history = listed_deposits().rounds(2, *NAMES)  # dave has posted nothing
+    late = AdmittedDeposit(DAVE.public.hex, DEPOSIT, "dave#0", 1, first_round=3)
+    joined_late = terms(newcomers={"dave": late})
+    view = EscrowView.from_entries(history.entries, joined_late)
+    assert silent(view, joined_late) == ()  # rounds 1 and 2 were before his time
+    history.rounds(3, *NAMES, start=3)
+    assert silent(EscrowView.from_entries(history.entries, joined_late), joined_late) == ("dave",)
+    assert silent(view, admitted(since=1)) == ("dave",)  # a member from round 1 is behind
+
+
 def test_terms_with_newcomers_are_checked() -> None:
     dave = AdmittedDeposit(DAVE.public.hex, DEPOSIT, "", 1)
     with pytest.raises(ValueError, match="listed party's name"):
