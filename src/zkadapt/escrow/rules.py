@@ -199,17 +199,19 @@ class EscrowView:
     def from_entries(cls, entries: Iterable[Entry], terms: EscrowTerms) -> EscrowView:
         """Fold verified channel entries into the view (others' sessions are skipped)."""
         view = cls()
+        last = 0
         for entry in entries:
             view._admit(entry.seq, terms)
             view._add(entry, terms)
-        view._admit(None, terms)
+            last = max(last, entry.seq)
+        view._admit(last, terms)  # admitted by the last entry itself
         return view
 
-    def _admit(self, seq: int | None, terms: EscrowTerms) -> None:
-        """Newcomers admitted at or before channel entry ``seq`` (None: all) become
-        depositors with their requests' deposits (after the first claim, no one does)."""
+    def _admit(self, seq: int, terms: EscrowTerms) -> None:
+        """Newcomers admitted at or before channel entry ``seq`` become depositors with
+        their requests' deposits (after the first claim, no one does)."""
         for name, joined in terms.newcomers.items():
-            if name in self.deposits or (seq is not None and joined.since > seq):
+            if name in self.deposits or joined.since > seq:
                 continue
             if self.fixed is None:
                 self.deposits[name] = joined.deposit
