@@ -140,7 +140,7 @@ def test_with_data_eval_a_newcomer_reads_only_its_text_and_the_eval_set(root: Pa
     mine = splits(config, elsewhere, "dave.txt", "dave-heldout.txt")
     np.testing.assert_array_equal(dave._train, mine.train)  # all of it: held-out given
     np.testing.assert_array_equal(dave._heldout.pieces[dave._heldout.local[0]], mine.heldout)
-    with pytest.raises(DataError, match="alice.txt: file not found"):
+    with pytest.raises(DataError, match=r"alice\.txt: file not found"):
         learner_for(config, "alice", data_root=elsewhere)  # a listed party reads them all
 
 
@@ -148,5 +148,5 @@ def test_a_causal_lm_newcomer_needs_its_text_and_an_mlp_one_takes_none(root: Pat
     with pytest.raises(UsageError, match="brings its own text"):
         newcomer_learner(session(), "dave", data_root=root)
     mlp = config_from_dict({"parties": [{"name": n} for n in PLAYS]})
-    with pytest.raises(UsageError, match='--data is for model.kind = "causal-lm"'):
+    with pytest.raises(UsageError, match=r'--data is for model\.kind = "causal-lm"'):
         newcomer_learner(mlp, "dave", data_root=root, own=OwnText(train=("dave",)))
