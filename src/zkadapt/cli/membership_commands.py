@@ -64,6 +64,7 @@ def _key_path(path: Path, name: str, key: str | None) -> Path:
     "--data",
     "data",
     multiple=True,
+    metavar="PATH",
     help='model.kind = "causal-lm" (required): this party\'s own text, a text file, folder '
     "or .jsonl as in data.parties, relative to --data-root (repeatable).",
 )
@@ -71,6 +72,7 @@ def _key_path(path: Path, name: str, key: str | None) -> Path:
     "--heldout",
     "heldout",
     multiple=True,
+    metavar="PATH",
     help="causal-lm: this party's held-out text, as in data.heldout (repeatable) [default: "
     "the tail of its --data].",
 )
