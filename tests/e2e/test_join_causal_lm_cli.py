@@ -29,7 +29,7 @@ from tests.e2e.conftest import edit_session, spawn_party, zkadapt
 from zkadapt.assembly import open_session_channel
 from zkadapt.config import load_config
 from zkadapt.protocol.history import SessionHistory
-from zkadapt.protocol.messages import Joined, JoinRequest, RoundDone, Submitted
+from zkadapt.protocol.messages import JoinRequest, RoundDone, Submitted
 
 pytestmark = pytest.mark.e2e
 
@@ -184,16 +184,12 @@ def test_a_causal_lm_newcomer_joins_with_its_own_text(
     assert history.roster is not None
     assert [(n.name, n.round) for n in history.roster.admitted] == [("dave", 3)]
     request = next(p.message for p in history.posted if isinstance(p.message, JoinRequest))
-    joined = [p.message for p in history.posted if isinstance(p.message, Joined)]
-    declared = {m.party: m.n_samples for m in joined}
-    assert set(declared) == set(NAMES)
-    assert request.n_samples > max(declared.values())  # its own blocks: dave.txt is the longest
-    submitted = [
-        p.message.round
-        for p in history.posted
-        if p.sender == "dave" and isinstance(p.message, Submitted)
-    ]
-    assert submitted == [3]
+    submissions = [p.message for p in history.posted if isinstance(p.message, Submitted)]
+    assert [m.round for m in submissions if m.party == "dave"] == [3]
+    weights = {m.party: m.n_samples for m in submissions if m.round == 3}
+    assert set(weights) == {*NAMES, "dave"} and weights["dave"] == request.n_samples
+    # its FedAvg weight is its own block count: dave.txt is longer than anyone's text
+    assert weights["dave"] > max(weights[name] for name in NAMES)
     assert "dave" in history.round_done(3)["alice"].accepted
     assert not history.dropped and not history.violating
     # dave's RoundDone metrics are over the listed parties' pooled held-out: alice's exactly
