@@ -12,13 +12,14 @@ settings section, so the leaf packages never import the config (DESIGN.md sectio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zkadapt.aggregation.strategy import Strategy, strategy_from_settings
 from zkadapt.channel import CHANNEL_BACKENDS, CopyPlaces, OutsiderPolicy, open_channel
 from zkadapt.channel.base import Channel
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
-from zkadapt.errors import ConfigError, CryptoError
+from zkadapt.errors import ConfigError, CryptoError, UsageError
 from zkadapt.keyfiles import channel_keyring_of, keyring_of
 from zkadapt.learning.base import Learner
 from zkadapt.out_dirs import party_dir
@@ -30,6 +31,9 @@ from zkadapt.storage import STORE_BACKENDS, bucket_locations, open_store
 from zkadapt.storage.at_rest import EncryptedStore, key_from_env
 from zkadapt.storage.base import ObjectStore
 from zkadapt.storage.location import BucketLocation
+
+if TYPE_CHECKING:
+    from zkadapt.learning.text_data import OwnText
 
 __all__ = [
     "channel_copies",
@@ -246,8 +250,16 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
     )
 
 
-def newcomer_learner(config: SessionConfig, party: str, *, data_root: Path) -> Learner:
+def newcomer_learner(
+    config: SessionConfig, party: str, *, data_root: Path, own: OwnText | None = None
+) -> Learner:
     """The learner of ``party``, a newcomer no session file lists (``zkadapt join``).
+
+    A causal LM trains on ``own``, the newcomer's own text (``zkadapt join --data``, which
+    ``data.parties`` in the session file cannot name: the session id is the file's hash),
+    and is evaluated globally on the listed parties' set (their pooled held-out, or
+    ``data.eval``), so its metrics are comparable with theirs
+    (:func:`~zkadapt.learning.builder.build_causal_lm`).
 
     A built-in or shared data set (``data.source``) is split in one more part than the
     listed parties, by a seed of the session and the newcomer's name, and the newcomer
@@ -256,18 +268,34 @@ def newcomer_learner(config: SessionConfig, party: str, *, data_root: Path) -> L
     against its ``--data-root``).
 
     Raises:
-        ConfigError: a causal LM reads each party's text from ``data.parties`` in the
-            session file, which cannot name a newcomer (not supported yet).
+        UsageError: a causal LM without ``own``, or ``own`` for another model kind (its
+            newcomer's data comes from the split above).
     """
-    from zkadapt.learning.builder import build_learner
+    from zkadapt.learning.builder import build_causal_lm, build_learner
 
-    if config.model.kind == "causal-lm":
-        raise ConfigError(
-            "model.kind",
-            "a causal-lm newcomer has no text in data.parties of the session file; "
-            "zkadapt join supports the mlp models for now",
-        )
     names = config.party_names
+    if config.model.kind == "causal-lm":
+        if own is None:
+            raise UsageError(
+                "a causal-lm newcomer brings its own text: pass zkadapt join --data PATH "
+                "(the session file's data.parties cannot name it)"
+            )
+        return build_causal_lm(
+            model=config.model,
+            data=config.data,
+            training=config.training,
+            party=party,
+            party_names=names,
+            freeze_a=config.aggregation.strategy == "ffa-lora",
+            data_root=data_root,
+            own=own,
+        )
+    if own is not None:
+        raise UsageError(
+            f'--data is for model.kind = "causal-lm"; with model.kind = '
+            f"{config.model.kind!r} a newcomer trains on its part of data.source (data.path "
+            "resolves against --data-root)"
+        )
     return build_learner(
         model=config.model,
         data=config.data,

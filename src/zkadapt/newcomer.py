@@ -19,6 +19,7 @@ from zkadapt import assembly
 from zkadapt.config import SessionConfig
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.errors import ConfigError, CryptoError, JoinRefused, UsageError
+from zkadapt.learning.text_data import OwnText, resolve_path
 from zkadapt.protocol import membership
 from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.membership import Request, Roster
@@ -76,6 +77,39 @@ def _check_place(config: SessionConfig, name: str, scheme: str) -> None:
             f"no place for newcomer {name}: its bucket and prefix would overlap a listed "
             "party's (choose another name)",
         )
+
+
+def own_text(
+    config: SessionConfig, data: tuple[str, ...], heldout: tuple[str, ...], root: Path
+) -> OwnText | None:
+    """A newcomer's own text from ``zkadapt join --data/--heldout`` (before any I/O but
+    ``exists``): required for a causal LM, whose parties' text the session file names in
+    ``data.parties`` (which cannot name a newcomer), refused for the other model kinds
+    (their newcomer trains on its part of ``data.source``). Paths resolve against ``root``
+    (``--data-root``) as ``data.parties`` entries do.
+
+    Raises:
+        UsageError: ``--data`` is missing for a causal LM, given for another kind, or names
+            a path that does not exist.
+    """
+    if config.model.kind != "causal-lm":
+        if data or heldout:
+            raise UsageError(
+                f'--data and --heldout are for model.kind = "causal-lm"; with '
+                f"{config.model.kind!r} a newcomer trains on its part of data.source"
+            )
+        return None
+    if not data:
+        raise UsageError(
+            'model.kind = "causal-lm": a newcomer brings its own text, pass --data PATH (a text '
+            "file, folder or .jsonl, as in data.parties; the session file cannot name it)"
+        )
+    for option, refs in (("--data", data), ("--heldout", heldout)):
+        for ref in refs:
+            path = resolve_path(ref, root)
+            if not path.exists():
+                raise UsageError(f"{option} {ref}: no such file or folder ({path})")
+    return OwnText(train=data, heldout=heldout)
 
 
 def standing(

@@ -30,6 +30,7 @@ from zkadapt.round_failures import RoundFailureNotes
 from zkadapt.writable import local_write_failure
 
 if TYPE_CHECKING:
+    from zkadapt.learning.text_data import OwnText
     from zkadapt.operator.party_escrow import PartyEscrow
 
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
@@ -49,6 +50,7 @@ def run_party(
     payment_key_path: Path | None = None,
     deposit: int | None = None,
     node: str | None = None,
+    own_text: OwnText | None = None,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
 
@@ -83,6 +85,8 @@ def run_party(
         deposit: a newcomer's declared escrow deposit (lovelace); None for a listed party.
         node: the hydra-node a newcomer posts through (a member's; no session file names
             one for it); None: ``party``'s node from the session file.
+        own_text: a causal-LM newcomer's own text (``zkadapt join --data``; the session
+            file's ``data.parties`` cannot name it); None otherwise.
 
     A head closed before the last round is done stops the party with
     :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 5), after its
@@ -115,6 +119,7 @@ def run_party(
                 payment_key_path or key_path,
                 deposit,
                 node,
+                own_text,
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)
@@ -135,6 +140,7 @@ def _run_locked(
     payment_key_path: Path,
     deposit: int | None,
     node: str | None,
+    own_text: OwnText | None,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
@@ -148,7 +154,7 @@ def _run_locked(
         learner = assembly.learner_for(config, party, data_root=data_root)
         candidacy = None
     else:
-        learner = assembly.newcomer_learner(config, party, data_root=data_root)
+        learner = assembly.newcomer_learner(config, party, data_root=data_root, own=own_text)
         candidacy = Candidacy(identity.public.hex, learner.n_train, deposit)
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(

@@ -60,6 +60,22 @@ def _key_path(path: Path, name: str, key: str | None) -> Path:
     help="hydra: the member's hydra-node API to post through, host:port or ws(s):// URL (a "
     "newcomer is no head party) [default: the first listed party's node in the session file].",
 )
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    metavar="PATH",
+    help='model.kind = "causal-lm" (required): this party\'s own text, a text file, folder '
+    "or .jsonl as in data.parties, relative to --data-root (repeatable).",
+)
+@click.option(
+    "--heldout",
+    "heldout",
+    multiple=True,
+    metavar="PATH",
+    help="causal-lm: this party's held-out text, as in data.heldout (repeatable) [default: "
+    "the tail of its --data].",
+)
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 def join(
     session: str,
@@ -69,13 +85,16 @@ def join(
     data_root: str | None,
     deposit: int | None,
     node: str | None,
+    data: tuple[str, ...],
+    heldout: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Ask to join a running SESSION as NAME, then run as a party from the admission round.
 
     Posts a JoinRequest signed with this party's own key (created if missing), replays the
     public history from G(0) checking every RoundDone digest (no party sends it a model),
-    and takes part from the round after the boundary its request falls in.
+    and takes part from the round after the boundary its request falls in. A causal LM
+    trains on the text of --data and is evaluated globally on the listed parties' set.
     """
     from zkadapt.config import load_config
 
@@ -86,9 +105,11 @@ def join(
             )
         path = session_arg(session)
         config = load_config(path)
-        from zkadapt.newcomer import check_joinable, read_roster, standing
+        from zkadapt.newcomer import check_joinable, own_text, read_roster, standing
 
         check_joinable(config, name)
+        root = Path(data_root).resolve() if data_root else path.parent
+        text = own_text(config, data, heldout, root)
         deposit = _deposit(config, deposit)
         from zkadapt import assembly
         from zkadapt.party import run_party  # heavy imports only after validation
@@ -113,7 +134,6 @@ def join(
             }[now]
             + f" session {config.session_id[:12]}"
         )
-        root = Path(data_root).resolve() if data_root else path.parent
         via = _node(config, node)
         if via is not None and now == "new":  # it posts from an output of its own in the head
             from zkadapt.operator.funding import fund_newcomer
@@ -131,6 +151,7 @@ def join(
                 on_round_failed=lambda line: click.echo(line, err=True),
                 deposit=deposit,
                 node=via,
+                own_text=text,
             )
         party_finished(config, name, outcomes)
 

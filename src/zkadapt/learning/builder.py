@@ -11,7 +11,9 @@ whole test split, normalized with the training statistics (DESIGN.md section 3).
 
 A causal LM (``model.kind = "causal-lm"``) has no shared data set to partition: each party
 names its own text, holds out the tail of it, and is evaluated globally on every party's
-held-out text pooled (or on ``data.eval``); see :mod:`zkadapt.learning.text_data`.
+held-out text pooled (or on ``data.eval``); see :mod:`zkadapt.learning.text_data`. A
+newcomer (``zkadapt join --data``) names its text outside the session file and is evaluated
+globally on exactly the listed parties' set, so every party's metrics are comparable.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ from zkadapt.learning.settings import DataConfig, ModelConfig, TrainingConfig
 
 if TYPE_CHECKING:
     from zkadapt.learning.causal_lm import CausalLMLearner
+    from zkadapt.learning.text_data import OwnText
+
+#: Key of a newcomer's own held-out piece: a party name cannot contain ":", so it collides
+#: neither with a listed party's piece nor with the shared ``eval`` one.
+NEWCOMER_PIECE = "newcomer:"
 
 
 def build_learner(
@@ -85,11 +92,19 @@ def build_causal_lm(
     party_names: list[str],
     freeze_a: bool,
     data_root: Path,
+    own: OwnText | None = None,
 ) -> CausalLMLearner:
     """A QLoRA learner on ``party``'s own text (``None``: every party's text pooled).
 
     ``party_names`` are the session's parties in sorted order; ``freeze_a`` keeps the LoRA
     A matrices at their initial values (FFA-LoRA).
+
+    With ``own``, ``party`` is a newcomer no session file lists (docs/membership.md): it
+    trains on ``own.train`` (its FedAvg weight is that block count) and its local split is
+    its own held-out, but its global split is exactly a listed party's (the listed parties'
+    held-out pooled, read from ``data.parties`` as they read it, or ``data.eval``): its
+    held-out never enters the pool, so the global metrics of every ``RoundDone`` are over
+    the same blocks. With ``data.eval`` it reads none of the listed parties' text.
 
     Raises:
         ConfigError: the base model cannot be found or the device is unavailable.
@@ -103,18 +118,18 @@ def build_causal_lm(
     )
     from zkadapt.learning.causal_lm import CausalLMLearner, HeldOut, LMTraining
     from zkadapt.learning.lora import LoRASpec
-    from zkadapt.learning.text_data import load_blocks, party_splits
+    from zkadapt.learning.text_data import TextSplits, load_blocks, party_splits
 
     base = resolve_base(model, data_root)
     device = resolve_device(model.device)
     if model.quantization == "nf4":
         quantized_folder(base, device=device)  # quantize once per machine, before any party
     tokenizer = load_tokenizer(base)
-    heldout_refs = data.heldout or {}
-    splits = {
-        name: party_splits(
-            (data.parties or {})[name],
-            heldout_refs.get(name),
+
+    def splits_of(train_refs: tuple[str, ...], heldout: tuple[str, ...] | None) -> TextSplits:
+        return party_splits(
+            train_refs,
+            heldout,
             root=data_root,
             tokenizer=tokenizer,
             seq_len=data.seq_len,
@@ -122,15 +137,25 @@ def build_causal_lm(
             max_train=data.max_train,
             max_test=data.max_test,
         )
-        for name in party_names
+
+    heldout_refs = data.heldout or {}
+    listed = party_names if own is None or not data.eval else []
+    splits = {
+        name: splits_of((data.parties or {})[name], heldout_refs.get(name)) for name in listed
     }
     pieces = {name: split.heldout for name, split in splits.items()}
     pooled: tuple[str, ...] = tuple(party_names)
     if data.eval:
-        cap = data.max_test * len(pieces) if data.max_test else None
+        cap = data.max_test * len(party_names) if data.max_test else None
         pieces["eval"] = load_blocks(data.eval, data_root, tokenizer, data.seq_len)[:cap]
         pooled = ("eval",)
-    if party is None:
+    if own is not None:
+        mine = splits_of(own.train, own.heldout or None)
+        piece = f"{NEWCOMER_PIECE}{party}"
+        pieces[piece] = mine.heldout
+        train = mine.train
+        heldout = HeldOut(pieces, local=(piece,), global_=pooled)
+    elif party is None:
         train = np.concatenate([split.train for split in splits.values()])
         heldout = HeldOut(pieces, local=pooled, global_=pooled)
     else:

@@ -135,6 +135,23 @@ def load_blocks(refs: Sequence[str], root: Path, tokenizer: Any, seq_len: int) -
     return blocks
 
 
+@dataclass(frozen=True)
+class OwnText:
+    """Text a party names outside the session file: a newcomer's ``zkadapt join --data``.
+
+    The session file cannot name a newcomer's text (``data.parties``): its id is the hash of
+    the file, so a newcomer must not edit it (docs/membership.md). The sources are given as
+    ``data.parties`` and ``data.heldout`` entries are, relative to the data root.
+
+    Attributes:
+        train: the sources it trains on (text files, folders, ``.jsonl`` files).
+        heldout: its held-out sources; empty: the tail of its own text, as for a listed party.
+    """
+
+    train: tuple[str, ...]
+    heldout: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class TextSplits:
     """One party's token blocks.
