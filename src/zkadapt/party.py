@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,24 @@ if TYPE_CHECKING:
     from zkadapt.learning.text_data import OwnText
     from zkadapt.operator.party_escrow import PartyEscrow
 
+
+@dataclass(frozen=True)
+class NewcomerPlan:
+    """What a party no session file lists joins with (``zkadapt join``, docs/membership.md).
+
+    Attributes:
+        deposit: the escrow deposit its request declares (lovelace; 0 without an escrow).
+        node: the hydra-node it posts through (a member's: no session file names one for
+            it); None on the local ledger.
+        own_text: a causal-LM newcomer's own text (``--data``; the session file's
+            ``data.parties`` cannot name it); None for the other model kinds.
+    """
+
+    deposit: int = 0
+    node: str | None = None
+    own_text: OwnText | None = None
+
+
 #: File name of a party's own summary, inside ``OUT/parties/<name>/``.
 RESULT_FILE = "result.json"
 
@@ -48,9 +66,7 @@ def run_party(
     on_round_failed: Callable[[str], None] | None = None,
     threads: int | None = 1,
     payment_key_path: Path | None = None,
-    deposit: int | None = None,
-    node: str | None = None,
-    own_text: OwnText | None = None,
+    newcomer: NewcomerPlan | None = None,
 ) -> list[RoundOutcome]:
     """Run (or resume) ``party``'s side of the session and write its ``result.json``.
 
@@ -59,9 +75,9 @@ def run_party(
     locks its deposit and checks the others' before round 1, votes against silent parties
     between rounds, and releases and settles after the last one.
 
-    With ``deposit`` (``zkadapt join``), ``party`` is a newcomer that no session file lists
+    With ``newcomer`` (``zkadapt join``), ``party`` is a newcomer that no session file lists
     (docs/membership.md): its key is read from (or created at) ``key_path``, it posts a
-    ``JoinRequest`` signed with it declaring ``deposit``, follows every round before its
+    ``JoinRequest`` signed with it declaring its deposit, follows every round before its
     admission by recomputing G(r) from the channel and checking every ``RoundDone``
     digest (no party sends it a model), and takes part from its first round as a member.
 
@@ -82,11 +98,8 @@ def run_party(
             the cores and keeps training bit-reproducible).
         payment_key_path: this party's payment signing key for a layer-1 escrow (default:
             its identity key, the same cardano-cli envelope).
-        deposit: a newcomer's declared escrow deposit (lovelace); None for a listed party.
-        node: the hydra-node a newcomer posts through (a member's; no session file names
-            one for it); None: ``party``'s node from the session file.
-        own_text: a causal-LM newcomer's own text (``zkadapt join --data``; the session
-            file's ``data.parties`` cannot name it); None otherwise.
+        newcomer: what a newcomer joins with (:class:`NewcomerPlan`); None for a listed
+            party.
 
     A head closed before the last round is done stops the party with
     :class:`~zkadapt.operator.early_close.HeadClosedEarly` (one line, exit code 5), after its
@@ -100,7 +113,7 @@ def run_party(
         OutputError: the party cannot write its own files (lock, checkpoints, local store);
             retrying cannot help, so it stops at once with the path and the reason.
     """
-    if deposit is None:
+    if newcomer is None:
         identity = assembly.load_identity(config, party, key_path)
     else:
         identity = assembly.newcomer_identity(config, party, key_path)
@@ -117,9 +130,7 @@ def run_party(
                 on_round_failed,
                 threads,
                 payment_key_path or key_path,
-                deposit,
-                node,
-                own_text,
+                newcomer,
             )
     except (OSError, ZkAdaptError) as exc:
         failure = local_write_failure(exc)
@@ -138,9 +149,7 @@ def _run_locked(
     on_round_failed: Callable[[str], None] | None,
     threads: int | None,
     payment_key_path: Path,
-    deposit: int | None,
-    node: str | None,
-    own_text: OwnText | None,
+    newcomer: NewcomerPlan | None,
 ) -> list[RoundOutcome]:
     """:func:`run_party`'s body, run while the party lock is held."""
     if threads:
@@ -150,15 +159,17 @@ def _run_locked(
     session_id = config.session_id
     names = config.party_names
     store = assembly.open_party_store(config, party, out_dir)  # storage errors first
-    if deposit is None:
+    if newcomer is None:
         learner = assembly.learner_for(config, party, data_root=data_root)
         candidacy = None
     else:
-        learner = assembly.newcomer_learner(config, party, data_root=data_root, own=own_text)
-        candidacy = Candidacy(identity.public.hex, learner.n_train, deposit)
+        learner = assembly.newcomer_learner(
+            config, party, data_root=data_root, own=newcomer.own_text
+        )
+        candidacy = Candidacy(identity.public.hex, learner.n_train, newcomer.deposit)
     strategy = assembly.make_strategy_for(config)
     channel = assembly.open_session_channel(
-        config, out_dir, party=party, identity=identity, api=node
+        config, out_dir, party=party, identity=identity, api=newcomer and newcomer.node
     )
     home = party_dir(out_dir, party)
     escrow = _escrow_steps(

@@ -112,7 +112,7 @@ def join(
         text = own_text(config, data, heldout, root)
         deposit = _deposit(config, deposit)
         from zkadapt import assembly
-        from zkadapt.party import run_party  # heavy imports only after validation
+        from zkadapt.party import NewcomerPlan, run_party  # heavy imports only after validation
         from zkadapt.progress import party_progress
         from zkadapt.writable import ensure_out_dir
 
@@ -149,9 +149,7 @@ def join(
                 data_root=root,
                 on_event=on_event,
                 on_round_failed=lambda line: click.echo(line, err=True),
-                deposit=deposit,
-                node=via,
-                own_text=text,
+                newcomer=NewcomerPlan(deposit, via, text),
             )
         party_finished(config, name, outcomes)
 
