@@ -111,6 +111,7 @@ def join(
         root = Path(data_root).resolve() if data_root else path.parent
         text = own_text(config, data, heldout, root)
         deposit = _deposit(config, deposit)
+        via = _node(config, node)
         from zkadapt import assembly
         from zkadapt.party import NewcomerPlan, run_party  # heavy imports only after validation
         from zkadapt.progress import party_progress
@@ -134,7 +135,6 @@ def join(
             }[now]
             + f" session {config.session_id[:12]}"
         )
-        via = _node(config, node)
         if via is not None and now == "new":  # it posts from an output of its own in the head
             from zkadapt.operator.funding import fund_newcomer
 
