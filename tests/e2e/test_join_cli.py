@@ -233,6 +233,13 @@ def test_join_refuses_a_taken_name_a_fixed_session_and_a_full_one(tmp_path: Path
         "join", str(session), "--name", "bob", "--out", str(out), cwd=tmp_path, check=False
     )
     assert taken.returncode == 2 and "the name bob is taken" in taken.stderr, taken.stderr
+    node = zkadapt(
+        *("join", str(session), "--name", "dave", "--node", "127.0.0.1:4001"),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert node.returncode == 2 and "--node is for a session on a hydra head" in node.stderr
+    assert not (tmp_path / "sess" / "keys" / "dave.skey").exists()  # refused before the key
     no_ledger = zkadapt(
         "join", str(session), "--name", "dave", "--out", str(out), cwd=tmp_path, check=False
     )
@@ -246,7 +253,7 @@ def test_join_refuses_a_taken_name_a_fixed_session_and_a_full_one(tmp_path: Path
     assert "over membership.max_parties (3)" in full.stderr, full.stderr
     assert "Traceback" not in full.stderr
     assert not (out / "parties" / "dave").exists()  # nothing ran, nothing was posted
-    for proc in (fixed, taken, no_ledger, full):
+    for proc in (fixed, taken, node, no_ledger, full):
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
