@@ -226,19 +226,11 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
     The partition seed comes from the session id, so every party splits the data the same way.
     A causal LM reads each party's own text instead (``data.parties``).
     """
-    from zkadapt.learning.builder import build_causal_lm, build_learner
+    from zkadapt.learning.builder import build_learner
 
     names = config.party_names
     if config.model.kind == "causal-lm":
-        return build_causal_lm(
-            model=config.model,
-            data=config.data,
-            training=config.training,
-            party=party,
-            party_names=names,
-            freeze_a=config.aggregation.strategy == "ffa-lora",
-            data_root=data_root,
-        )
+        return _causal_lm(config, party, data_root)
     return build_learner(
         model=config.model,
         data=config.data,
@@ -247,6 +239,24 @@ def learner_for(config: SessionConfig, party: str | None, *, data_root: Path) ->
         n_parties=len(names),
         partition_seed=derive_seed(config.seed_id, "partition") % 2**32,
         data_root=data_root,
+    )
+
+
+def _causal_lm(
+    config: SessionConfig, party: str | None, data_root: Path, own: OwnText | None = None
+) -> Learner:
+    """The session's QLoRA learner for ``party`` (a newcomer's with ``own``, its text)."""
+    from zkadapt.learning.builder import build_causal_lm
+
+    return build_causal_lm(
+        model=config.model,
+        data=config.data,
+        training=config.training,
+        party=party,
+        party_names=config.party_names,
+        freeze_a=config.aggregation.strategy == "ffa-lora",
+        data_root=data_root,
+        own=own,
     )
 
 
@@ -271,7 +281,7 @@ def newcomer_learner(
         UsageError: a causal LM without ``own``, or ``own`` for another model kind (its
             newcomer's data comes from the split above).
     """
-    from zkadapt.learning.builder import build_causal_lm, build_learner
+    from zkadapt.learning.builder import build_learner
 
     names = config.party_names
     if config.model.kind == "causal-lm":
@@ -280,16 +290,7 @@ def newcomer_learner(
                 "a causal-lm newcomer brings its own text: pass zkadapt join --data PATH "
                 "(the session file's data.parties cannot name it)"
             )
-        return build_causal_lm(
-            model=config.model,
-            data=config.data,
-            training=config.training,
-            party=party,
-            party_names=names,
-            freeze_a=config.aggregation.strategy == "ffa-lora",
-            data_root=data_root,
-            own=own,
-        )
+        return _causal_lm(config, party, data_root, own)
     if own is not None:
         raise UsageError(
             f'--data is for model.kind = "causal-lm"; with model.kind = '
