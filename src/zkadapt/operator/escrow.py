@@ -39,25 +39,39 @@ def payment_key_hashes(config: SessionConfig) -> dict[str, bytes]:
     return hashes
 
 
+def membership_reader(config: SessionConfig) -> SessionHistory:
+    """A reader of the session's channel by the parties' rules (its roster: who joined and
+    who was marked absent, :func:`terms_of`)."""
+    return SessionHistory(config.session_id, config.party_names, config.channel_rules())
+
+
 def key_hash(public_key: str) -> bytes:
     """The payment key hash (blake2b-224) of an Ed25519 public key given in hex: a
     newcomer's identity key is its payment key (the datum of its lock names this hash)."""
     return hashlib.blake2b(bytes.fromhex(public_key), digest_size=28).digest()
 
 
-def terms_of(config: SessionConfig, entries: Iterable[Entry] | None = None) -> EscrowTerms:
+def terms_of(
+    config: SessionConfig,
+    entries: Iterable[Entry] | None = None,
+    *,
+    history: SessionHistory | None = None,
+) -> EscrowTerms:
     """The escrow terms a session file fixes (``[escrow]``, rounds, parties, quorum; on
     layer 1 also the parties' payment key hashes).
 
     With ``[membership]`` and the channel's ``entries``, the terms also hold the newcomers
     the round machine admitted and the members it marked absent, read by the parties' own
     rules (docs/membership.md): every party reading the same entries gets the same terms.
+    A caller that reads the channel again and again passes its own ``history`` (a
+    :func:`membership_reader` it extends with each new entry) instead of ``entries``.
     """
     newcomers: dict[str, AdmittedDeposit] = {}
     absent: frozenset[str] = frozenset()
-    if config.membership is not None and entries is not None:
-        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
+    if config.membership is not None and history is None and entries is not None:
+        history = membership_reader(config)
         history.extend(entries)
+    if config.membership is not None and history is not None:
         roster = history.roster
         if roster is not None:
             for n in roster.admitted:

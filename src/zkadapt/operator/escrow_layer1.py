@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from zkadapt.channel.base import Entry
     from zkadapt.config import SessionConfig
     from zkadapt.escrow.txs import SessionLocks, Spend
+    from zkadapt.protocol.history import SessionHistory
 
 
 def _layer1(config: SessionConfig) -> None:
@@ -43,11 +44,17 @@ def _layer1(config: SessionConfig) -> None:
         )
 
 
-def layer1_terms(config: SessionConfig, entries: Iterable[Entry] | None = None) -> EscrowTerms:
+def layer1_terms(
+    config: SessionConfig,
+    entries: Iterable[Entry] | None = None,
+    *,
+    history: SessionHistory | None = None,
+) -> EscrowTerms:
     """The escrow terms with the payment keys: only payment-signed votes count (with the
-    channel's ``entries``, also the admitted newcomers: :func:`terms_of`)."""
+    channel's ``entries`` or a ``history`` of them, also the admitted newcomers:
+    :func:`terms_of`)."""
     _layer1(config)
-    return terms_of(config, entries)
+    return terms_of(config, entries, history=history)
 
 
 def session_locks(

@@ -48,6 +48,7 @@ from zkadapt.escrow.rules import (
     slash_voters,
 )
 from zkadapt.formatting import ada
+from zkadapt.operator.escrow import membership_reader
 from zkadapt.operator.escrow_layer1 import (
     PaymentKey,
     check_deposit,
@@ -173,6 +174,8 @@ class PartyEscrow:
         self.times = times or EscrowTimes.of(config)
         self._clock, self._sleep = clock, sleep
         self._entries: list[Entry] = []
+        #: The channel read by the parties' rules, extended as it grows (``[membership]``).
+        self._roster = membership_reader(config) if config.membership is not None else None
         self._voted: set[str] = set()  # kill votes this process posted (before they show)
         self.outcome = EscrowOutcome()
         #: The session's store (ballots after a premature close), the chain point read
@@ -187,10 +190,15 @@ class PartyEscrow:
     def _view(self, wait: float = 0.0) -> EscrowView:
         """Read what is new on the channel (waiting up to ``wait`` s for it); the view."""
         since = self._entries[-1].seq if self._entries else 0
-        new = self.channel.wait(since, wait) if wait > 0 else self.channel.history(since)
-        self._entries.extend(e for e in new if e.seq > since)
-        if self.config.membership is not None:  # newcomers and absences: the roster so far
-            self.terms = layer1_terms(self.config, self._entries)
+        new = [
+            e
+            for e in (self.channel.wait(since, wait) if wait > 0 else self.channel.history(since))
+            if e.seq > since
+        ]
+        self._entries.extend(new)
+        if self._roster is not None:  # newcomers and absences: the roster so far
+            self._roster.extend(new)
+            self.terms = layer1_terms(self.config, history=self._roster)
         return EscrowView.from_entries(self._entries, self.terms)
 
     def _post(self, message: EscrowMessage) -> None:
