@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 
-from tests.e2e.conftest import spawn_party
+from tests.e2e.conftest import SMALL, spawn_party
 from zkadapt.assembly import open_session_channel
 from zkadapt.config import load_config
 from zkadapt.protocol.history import SessionHistory
@@ -30,6 +30,18 @@ from zkadapt.protocol.messages import JoinRequest
 
 #: How much of a dead party's log a failure shows.
 TAIL = 3000
+
+
+def small_mnist(rounds: int) -> dict[str, dict[str, object]]:
+    """``edit_session`` settings for a small MNIST run of ``rounds`` rounds that the pause
+    relies on: two close votes let alice and bob cut round 1 without carol, and a 90 s
+    deadline keeps them waiting for her in round 2 while the newcomer starts."""
+    return {
+        "data": dict(SMALL),
+        "model": {"hidden": [16]},
+        "session": {"rounds": rounds},
+        "protocol": {"submit_timeout_s": 90, "close_votes": 2},
+    }
 
 
 class JoinScene:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SMALL, edit_session, zkadapt
-from tests.e2e.joining import JoinScene
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from zkadapt.channel import open_channel
 from zkadapt.config import load_config
 from zkadapt.dashboard.page import render_sections
@@ -45,10 +45,7 @@ def _session(tmp_path: Path, scheme: str, storage: dict[str, object] | None = No
     privacy = {"scheme": scheme, "key_bits": 512} if scheme != "none" else {"scheme": "none"}
     edit_session(
         session,
-        data=SMALL,
-        model={"hidden": [16]},
-        session={"rounds": ROUNDS},
-        protocol={"submit_timeout_s": 90, "close_votes": 2},
+        **small_mnist(ROUNDS),
         privacy=privacy,
         membership={"admission": "open", "max_parties": 4},
         storage=storage or {},

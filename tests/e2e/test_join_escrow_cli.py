@@ -28,8 +28,8 @@ pytest.importorskip("uplc")
 
 from pycardano import Address, Network, VerificationKeyHash
 
-from tests.e2e.conftest import SMALL, edit_session, zkadapt
-from tests.e2e.joining import JoinScene
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from tests.layer1_double.ledger import Ledger
 from tests.ogmios_double.server import OgmiosDouble
 from zkadapt.crypto.identity import IdentityKey
@@ -69,10 +69,7 @@ def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
         deadline = ledger.slot_to_posix_ms(ledger.slot) // 1000 + 3600
         edit_session(
             session,
-            data=SMALL,
-            model={"hidden": [16]},
-            session={"rounds": ROUNDS},
-            protocol={"submit_timeout_s": 90, "close_votes": 2},
+            **small_mnist(ROUNDS),
             escrow={"deposit_lovelace": DEPOSIT, "deadline": deadline},
             cardano={"network": "preprod", "url": ogmios.url, "confirm_timeout_s": 5.0},
             membership={"admission": "vote", "votes": 2, "max_parties": 4},

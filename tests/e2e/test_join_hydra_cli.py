@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SMALL, edit_session, zkadapt
-from tests.e2e.joining import JoinScene
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from tests.hydra_double import HydraDouble
 from tests.hydra_double.fixtures import layer1_funds, utxo_files
 from zkadapt.channel.hydra import HydraChannel
@@ -54,10 +54,7 @@ def test_a_newcomer_funds_itself_and_posts_through_a_members_node(tmp_path: Path
         control.close()
         edit_session(
             session,
-            data=SMALL,
-            model={"hidden": [16]},
-            session={"rounds": ROUNDS},
-            protocol={"submit_timeout_s": 90, "close_votes": 2},
+            **small_mnist(ROUNDS),
             membership={"admission": "open", "max_parties": 4},
             channel={
                 "backend": "hydra",
