@@ -137,9 +137,11 @@ class JoinScene:
             )
 
     def pause(self, name: str) -> None:
+        """Stop ``name`` (SIGSTOP): it posts nothing until :meth:`resume`."""
         os.kill(self.procs[name].pid, signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
+        """Let ``name`` go on (SIGCONT) from where it stopped."""
         os.kill(self.procs[name].pid, signal.SIGCONT)
 
     def join_during_round_2(self, paused: str, name: str, *extra: str) -> SessionHistory:
