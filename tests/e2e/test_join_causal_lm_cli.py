@@ -6,29 +6,25 @@ The refusals run without the LLM extras (nothing is loaded before them). The ses
 (``slow``: four processes importing transformers) runs three ``zkadapt party`` processes on
 a tiny random Llama and starts ``zkadapt join --data dave.txt`` once round 1 is cut; carol is
 paused (SIGSTOP) after her round-1 submission so that dave's request lands during round 2,
-as in tests/e2e/test_join_cli.py. Dave trains on his own text from round 3, every party ends
+as in tests/e2e/joining.py. Dave trains on his own text from round 3, every party ends
 with the same digest, and ``zkadapt audit`` passes.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tomli_w
 import tomllib
 
-from tests.e2e.conftest import edit_session, spawn_party, zkadapt
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene
 from zkadapt.assembly import open_session_channel
 from zkadapt.config import load_config
-from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import JoinRequest, RoundDone, Submitted
 
 pytestmark = pytest.mark.e2e
@@ -41,17 +37,6 @@ TEXTS = {
 }
 DAVE = "The slings and arrows of outrageous fortune,\nOr to take arms against a sea.\n"
 ROUNDS = 3
-
-
-def _history(session: Path, out: Path) -> SessionHistory:
-    config = load_config(session)
-    channel = open_session_channel(config, out)
-    try:
-        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
-        history.extend(channel.history(0))
-        return history
-    finally:
-        channel.close()
 
 
 def test_join_refuses_a_causal_lm_newcomer_without_its_text(tmp_path: Path) -> None:
@@ -84,7 +69,7 @@ def test_join_refuses_a_causal_lm_newcomer_without_its_text(tmp_path: Path) -> N
     for proc in (no_data, missing, no_heldout):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     # nothing was posted, no key was made, no party ran
-    assert _history(session, out).posted == []
+    assert JoinScene(session, out, tmp_path).read().posted == []
     assert not (tmp_path / "sess" / "keys" / "dave.skey").exists()
     assert not (out / "parties" / "dave").exists()
 
@@ -137,50 +122,17 @@ def test_a_causal_lm_newcomer_joins_with_its_own_text(
     session = _tiny_session(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    logs = {n: tmp_path / f"{n}.log" for n in (*NAMES, "dave")}
-    procs = {n: spawn_party(session, n, out, logs[n]) for n in NAMES}
-
-    def wait_for(predicate: Callable[[SessionHistory], bool], what: str) -> None:
-        end = time.monotonic() + 300
-        while time.monotonic() < end:
-            if (out / "ledger.sqlite").exists() and predicate(_history(session, out)):
-                return
-            for name, proc in procs.items():
-                if proc.poll() not in (None, 0):
-                    raise AssertionError(f"{name} died:\n{logs[name].read_text()[-3000:]}")
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    started = time.monotonic()
-    try:
-        wait_for(lambda h: "carol" in h.submissions(1), "carol's round-1 submission")
-        os.kill(procs["carol"].pid, signal.SIGSTOP)
-        wait_for(lambda h: h.cut(1) is not None, "the cut of round 1")
-        with logs["dave"].open("ab") as sink:
-            procs["dave"] = subprocess.Popen(
-                [sys.executable, "-m", "zkadapt", "join", str(session), "--name", "dave",
-                 "--out", str(out), "--data", "dave.txt", "--quiet"],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        wait_for(
-            lambda h: any(isinstance(p.message, JoinRequest) for p in h.posted),
-            "dave's JoinRequest",
-        )
-        assert _history(session, out).cut(2) is None  # the request fell during round 2
-        os.kill(procs["carol"].pid, signal.SIGCONT)
-        for name, proc in procs.items():
-            assert proc.wait(timeout=400) == 0, logs[name].read_text()[-3000:]
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
+    with JoinScene(session, out, tmp_path, limit_s=300) as scene:
+        scene.spawn_parties(NAMES)
+        started = time.monotonic()
+        scene.join_during_round_2("carol", "dave", "--data", "dave.txt")
+        assert scene.read().cut(2) is None  # the request fell during round 2
+        scene.resume("carol")
+        codes = scene.wait_all(timeout=400)
+        assert codes == dict.fromkeys((*NAMES, "dave"), 0), scene.tails()
     print(f"four parties, {ROUNDS} rounds: {time.monotonic() - started:.1f} s")
 
-    history = _history(session, out)
+    history = scene.read()
     assert history.roster is not None
     assert [(n.name, n.round) for n in history.roster.admitted] == [("dave", 3)]
     request = next(p.message for p in history.posted if isinstance(p.message, JoinRequest))

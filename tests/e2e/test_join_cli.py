@@ -17,16 +17,13 @@ resumed once it is on the ledger.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from zkadapt.channel import open_channel
 from zkadapt.config import load_config
 from zkadapt.dashboard.page import render_sections
@@ -40,7 +37,6 @@ pytestmark = pytest.mark.e2e
 
 NAMES = ("alice", "bob", "carol")
 ROUNDS = 4
-JOIN = (sys.executable, "-m", "zkadapt", "join")
 
 
 def _session(tmp_path: Path, scheme: str, storage: dict[str, object] | None = None) -> Path:
@@ -49,45 +45,12 @@ def _session(tmp_path: Path, scheme: str, storage: dict[str, object] | None = No
     privacy = {"scheme": scheme, "key_bits": 512} if scheme != "none" else {"scheme": "none"}
     edit_session(
         session,
-        data=SMALL,
-        model={"hidden": [16]},
-        session={"rounds": ROUNDS},
-        protocol={"submit_timeout_s": 90, "close_votes": 2},
+        **small_mnist(ROUNDS),
         privacy=privacy,
         membership={"admission": "open", "max_parties": 4},
         storage=storage or {},
     )
     return session
-
-
-def _history(out: Path, session: Path) -> SessionHistory:
-    from zkadapt.assembly import outsider_policy
-
-    config = load_config(session)
-    channel = open_channel(
-        "local",
-        keyring=keyring_of(config),
-        path=out / "ledger.sqlite",
-        outsiders=outsider_policy(config),
-    )
-    try:
-        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
-        history.extend(channel.history(0))
-        return history
-    finally:
-        channel.close()
-
-
-def _spawn_join(session: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [*JOIN, str(session), "--name", "dave", "--out", str(out), "--quiet"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
 
 
 def _run_with_newcomer(
@@ -96,42 +59,14 @@ def _run_with_newcomer(
     session = _session(tmp_path, scheme, storage)
     out = tmp_path / "out"
     out.mkdir()
-    logs = {n: tmp_path / f"{n}.log" for n in (*NAMES, "dave")}
-    procs = {n: spawn_party(session, n, out, logs[n]) for n in NAMES}
-
-    def wait_for(predicate, what: str, limit: float = 240) -> SessionHistory:
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            if (out / "ledger.sqlite").exists():
-                history = _history(out, session)
-                if predicate(history):
-                    return history
-            for name, proc in procs.items():
-                if proc.poll() not in (None, 0):
-                    raise AssertionError(f"{name} died:\n{logs[name].read_text()[-3000:]}")
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    try:
-        wait_for(lambda h: "carol" in h.submissions(1), "carol's round-1 submission")
-        os.kill(procs["carol"].pid, signal.SIGSTOP)
-        wait_for(lambda h: h.cut(1) is not None, "the cut of round 1")
-        procs["dave"] = _spawn_join(session, out, logs["dave"])
-        wait_for(
-            lambda h: any(isinstance(p.message, JoinRequest) for p in h.posted),
-            "dave's JoinRequest",
-        )
-        history = _history(out, session)
-        assert history.cut(2) is None  # the request fell during round 2
-        os.kill(procs["carol"].pid, signal.SIGCONT)
-        for name, proc in procs.items():
-            assert proc.wait(timeout=400) == 0, logs[name].read_text()[-3000:]
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
-    return session, out, _history(out, session)
+    with JoinScene(session, out, tmp_path, poll_s=0.02) as scene:
+        scene.spawn_parties(NAMES)
+        scene.join_during_round_2("carol", "dave")
+        assert scene.read().cut(2) is None  # the request fell during round 2
+        scene.resume("carol")
+        codes = scene.wait_all(timeout=400)
+        assert codes == dict.fromkeys((*NAMES, "dave"), 0), scene.tails()
+    return session, out, scene.read()
 
 
 def _final_digest(out: Path, name: str) -> str:

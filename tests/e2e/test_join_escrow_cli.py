@@ -13,18 +13,13 @@ settles all four locks: every deposit comes back, and each balance is what it wa
 fees its own key paid.
 
 Carol is paused (SIGSTOP) after her round-1 submission so that round 2 cannot be cut before
-dave's request and both votes are on the ledger (the same device as tests/e2e/test_join_cli.py).
+dave's request and both votes are on the ledger (the device of tests/e2e/joining.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,15 +28,11 @@ pytest.importorskip("uplc")
 
 from pycardano import Address, Network, VerificationKeyHash
 
-from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from tests.layer1_double.ledger import Ledger
 from tests.ogmios_double.server import OgmiosDouble
-from zkadapt.assembly import outsider_policy
-from zkadapt.channel import open_channel
-from zkadapt.config import load_config
 from zkadapt.crypto.identity import IdentityKey
-from zkadapt.keyfiles import keyring_of
-from zkadapt.protocol.history import SessionHistory
 from zkadapt.protocol.messages import Admit, JoinRequest, Submitted
 
 pytestmark = pytest.mark.e2e
@@ -68,22 +59,6 @@ def _fees(ledger: Ledger, key: IdentityKey) -> int:
     )
 
 
-def _history(out: Path, session: Path) -> SessionHistory:
-    config = load_config(session)
-    channel = open_channel(
-        "local",
-        keyring=keyring_of(config),
-        path=out / "ledger.sqlite",
-        outsiders=outsider_policy(config),
-    )
-    try:
-        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
-        history.extend(channel.history(0))
-        return history
-    finally:
-        channel.close()
-
-
 def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
     tmp_path: Path,
 ) -> None:
@@ -94,10 +69,7 @@ def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
         deadline = ledger.slot_to_posix_ms(ledger.slot) // 1000 + 3600
         edit_session(
             session,
-            data=SMALL,
-            model={"hidden": [16]},
-            session={"rounds": ROUNDS},
-            protocol={"submit_timeout_s": 90, "close_votes": 2},
+            **small_mnist(ROUNDS),
             escrow={"deposit_lovelace": DEPOSIT, "deadline": deadline},
             cardano={"network": "preprod", "url": ogmios.url, "confirm_timeout_s": 5.0},
             membership={"admission": "vote", "votes": 2, "max_parties": 4},
@@ -111,37 +83,9 @@ def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
 
         out = tmp_path / "out"
         out.mkdir()
-        logs = {n: tmp_path / f"{n}.log" for n in EVERYONE}
-        procs = {n: spawn_party(session, n, out, logs[n]) for n in NAMES}
-
-        def wait_for(predicate, what: str, limit: float = 240) -> SessionHistory:
-            end = time.monotonic() + limit
-            while time.monotonic() < end:
-                if (out / "ledger.sqlite").exists():
-                    history = _history(out, session)
-                    if predicate(history):
-                        return history
-                for name, proc in procs.items():
-                    if proc.poll() not in (None, 0):
-                        raise AssertionError(f"{name} died:\n{logs[name].read_text()[-3000:]}")
-                time.sleep(0.05)
-            raise AssertionError(f"timed out waiting for {what}")
-
-        try:
-            wait_for(lambda h: "carol" in h.submissions(1), "carol's round-1 submission")
-            os.kill(procs["carol"].pid, signal.SIGSTOP)
-            wait_for(lambda h: h.cut(1) is not None, "the cut of round 1")
-            with logs["dave"].open("ab") as sink:
-                procs["dave"] = subprocess.Popen(
-                    [sys.executable, "-m", "zkadapt", "join", str(session), "--name", "dave",
-                     "--out", str(out), "--quiet"],
-                    stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )  # fmt: skip
-            history = wait_for(
-                lambda h: any(isinstance(p.message, JoinRequest) for p in h.posted),
-                "dave's JoinRequest",
-            )
+        with JoinScene(session, out, tmp_path) as scene:
+            scene.spawn_parties(NAMES)
+            history = scene.join_during_round_2("carol", "dave")
             request = next(p.message for p in history.posted if isinstance(p.message, JoinRequest))
             listed = zkadapt(
                 "admit", str(session), "--party", "alice", "--list", "--out", str(out),
@@ -149,16 +93,10 @@ def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
             )  # fmt: skip
             admit = ("admit", str(session), "dave", "--out", str(out))
             votes = [zkadapt(*admit, "--party", voter, cwd=tmp_path) for voter in ("alice", "bob")]
-            history = _history(out, session)
-            assert history.cut(2) is None  # request and votes fell during round 2
-            os.kill(procs["carol"].pid, signal.SIGCONT)
-            codes = {n: p.wait(timeout=400) for n, p in procs.items()}
-        finally:
-            for proc in procs.values():
-                if proc.poll() is None:
-                    os.kill(proc.pid, signal.SIGCONT)
-                    proc.kill()
-        texts = {n: logs[n].read_text() for n in EVERYONE}
+            assert scene.read().cut(2) is None  # request and votes fell during round 2
+            scene.resume("carol")
+            codes = scene.wait_all(timeout=400)
+        texts = {n: scene.log(n).read_text() for n in EVERYONE}
         balances = {n: ledger.balance(_address(keys[n])) for n in EVERYONE}
         fees = {n: _fees(ledger, keys[n]) for n in EVERYONE}
         assert ogmios.violations == []
@@ -169,7 +107,7 @@ def test_a_newcomer_locks_members_check_its_lock_and_every_deposit_comes_back(
     assert f"dave escrow: locked 10 ADA at {request.lock}" in texts["dave"]
     assert f"lock {request.lock[:16]}" in listed.stdout and "0 of 2 votes" in listed.stdout
     assert all("voted to admit dave" in v.stdout for v in votes)
-    history = _history(out, session)
+    history = scene.read()
     roster = history.roster
     assert roster is not None and [(n.name, n.round) for n in roster.admitted] == [("dave", 3)]
     admits = [p.sender for p in history.posted if isinstance(p.message, Admit)]

@@ -10,49 +10,32 @@ layer-1 funds through alice's node (the default ``--node``), then posts its self
 Every party's view of the head carries its transactions (witnessed by the key its request
 introduced), it is a member from round 3, all four end with the same digest and ``zkadapt
 audit`` passes over the head. Carol is paused after her round-1 submission so that dave's
-request falls during round 2 (as in tests/e2e/test_join_cli.py).
+request falls during round 2 (tests/e2e/joining.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SMALL, edit_session, spawn_party, zkadapt
+from tests.e2e.conftest import edit_session, zkadapt
+from tests.e2e.joining import JoinScene, small_mnist
 from tests.hydra_double import HydraDouble
 from tests.hydra_double.fixtures import layer1_funds, utxo_files
-from zkadapt.assembly import open_session_channel
 from zkadapt.channel.hydra import HydraChannel
 from zkadapt.channel.hydra.tx import address_of
 from zkadapt.config import load_config
 from zkadapt.crypto.identity import IdentityKey
 from zkadapt.keyfiles import keyring_of
-from zkadapt.protocol.history import SessionHistory
-from zkadapt.protocol.messages import JoinRequest, Submitted
+from zkadapt.protocol.messages import Submitted
 
 pytestmark = pytest.mark.e2e
 
 NAMES = ("alice", "bob", "carol")
 EVERYONE = (*NAMES, "dave")
 ROUNDS = 3
-
-
-def _history(session: Path, out: Path) -> SessionHistory:
-    config = load_config(session)
-    channel = open_session_channel(config, out, record=False)
-    try:
-        history = SessionHistory(config.session_id, config.party_names, config.channel_rules())
-        history.extend(channel.history(0))
-        return history
-    finally:
-        channel.close()
 
 
 def test_a_newcomer_funds_itself_and_posts_through_a_members_node(tmp_path: Path) -> None:
@@ -65,18 +48,13 @@ def test_a_newcomer_funds_itself_and_posts_through_a_members_node(tmp_path: Path
     double = HydraDouble(list(NAMES), l1_utxo=layer1_funds(keys)).start()  # opens empty
     out = tmp_path / "out"
     out.mkdir()
-    logs = {n: tmp_path / f"{n}.log" for n in EVERYONE}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         control = HydraChannel(keyring_of(load_config(session)), api=double.api("alice"))
         control.init_head(timeout=10)
         control.close()
         edit_session(
             session,
-            data=SMALL,
-            model={"hidden": [16]},
-            session={"rounds": ROUNDS},
-            protocol={"submit_timeout_s": 90, "close_votes": 2},
+            **small_mnist(ROUNDS),
             membership={"admission": "open", "max_parties": 4},
             channel={
                 "backend": "hydra",
@@ -89,49 +67,20 @@ def test_a_newcomer_funds_itself_and_posts_through_a_members_node(tmp_path: Path
         for name in NAMES:
             zkadapt("head", "deposit", str(session), "--party", name, "--lovelace", "5000000",
                     cwd=tmp_path)  # fmt: skip
-        procs.update({n: spawn_party(session, n, out, logs[n]) for n in NAMES})
-
-        def wait_for(predicate, what: str, limit: float = 240) -> SessionHistory:
-            end = time.monotonic() + limit
-            while time.monotonic() < end:
-                history = _history(session, out)
-                if predicate(history):
-                    return history
-                for name, proc in procs.items():
-                    if proc.poll() not in (None, 0):
-                        raise AssertionError(f"{name} died:\n{logs[name].read_text()[-3000:]}")
-                time.sleep(0.2)
-            raise AssertionError(f"timed out waiting for {what}")
-
-        wait_for(lambda h: "carol" in h.submissions(1), "carol's round-1 submission")
-        os.kill(procs["carol"].pid, signal.SIGSTOP)
-        wait_for(lambda h: h.cut(1) is not None, "the cut of round 1")
-        with logs["dave"].open("ab") as sink:
-            procs["dave"] = subprocess.Popen(
-                [sys.executable, "-m", "zkadapt", "join", str(session), "--name", "dave",
-                 "--out", str(out), "--quiet"],
-                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        history = wait_for(
-            lambda h: any(isinstance(p.message, JoinRequest) for p in h.posted),
-            "dave's JoinRequest",
-        )
-        assert history.cut(2) is None  # the request fell during round 2
-        os.kill(procs["carol"].pid, signal.SIGCONT)
-        codes = {n: p.wait(timeout=400) for n, p in procs.items()}
-        history = _history(session, out)
-        audit = zkadapt("audit", str(session), "--out", str(out), cwd=tmp_path, check=False)
-        l1 = double.run(lambda: dict(double.head.l1.utxo))
+        with JoinScene(session, out, tmp_path, poll_s=0.2) as scene:
+            scene.spawn_parties(NAMES)
+            history = scene.join_during_round_2("carol", "dave")
+            assert history.cut(2) is None  # the request fell during round 2
+            scene.resume("carol")
+            codes = scene.wait_all(timeout=400)
+            history = scene.read()
+            audit = zkadapt("audit", str(session), "--out", str(out), cwd=tmp_path, check=False)
+            l1 = double.run(lambda: dict(double.head.l1.utxo))
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGCONT)
-                proc.kill()
         double.stop()
     assert double.violations == []
 
-    texts = {n: logs[n].read_text() for n in EVERYONE}
+    texts = {n: scene.log(n).read_text() for n in EVERYONE}
     assert codes == dict.fromkeys(EVERYONE, 0), {n: t[-2000:] for n, t in texts.items()}
     assert "dave: deposited 5,000,000 lovelace into the head" in texts["dave"]
     mine = [o for o in l1.values() if o["address"] == address_of(keys["dave"].public)]
