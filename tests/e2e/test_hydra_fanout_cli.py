@@ -34,6 +34,9 @@ def _copies(out: Path) -> list[Path]:
     return [out / COPY_FILE, *(out / "parties" / n / COPY_FILE for n in NAMES)]
 
 
+# slow (~45 s): the default run reads a session after fanout from the copies in
+# tests/e2e/test_layer1_story_cli.py (fund, run, fanout, audit PASSED from the copies)
+@pytest.mark.slow
 def test_a_fanned_out_session_is_audited_from_its_persisted_copies(tmp_path: Path) -> None:
     zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
     session = tmp_path / "sess" / "session.toml"

@@ -38,6 +38,9 @@ EVERYONE = (*NAMES, "dave")
 ROUNDS = 3
 
 
+# slow (~30 s): the default run carries a newcomer over the hydra-node double in
+# tests/channel/test_outsiders.py and joins through the CLI on the local ledger
+@pytest.mark.slow
 def test_a_newcomer_funds_itself_and_posts_through_a_members_node(tmp_path: Path) -> None:
     zkadapt("init", "sess", "--example", "mnist", cwd=tmp_path)
     session = tmp_path / "sess" / "session.toml"

@@ -160,6 +160,8 @@ def test_parties_retry_through_an_s3_restart_mid_round(
     assert all(r["accepted"] == PARTIES for r in report["rounds"])  # type: ignore[index]
 
 
+# slow (~22 s): the default run has the S3 session and its audit above
+@pytest.mark.slow
 def test_a_second_run_of_the_same_session_leaves_the_first_run_auditable(
     s3_server: SeaweedS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -130,6 +130,9 @@ def test_an_update_out_of_range_fails_its_round_for_everyone_and_the_session_goe
     assert "round 2 failed: aggregate out of range" in audit.stdout
 
 
+# slow (~38 s): tests/protocol/test_machine_threats.py and the model checker check the
+# min_accepted rule in the default run; this is the same through the CLI with real processes
+@pytest.mark.slow
 def test_no_key_holder_decrypts_a_sum_of_fewer_than_min_accepted_updates(
     tmp_path: Path,
 ) -> None:
