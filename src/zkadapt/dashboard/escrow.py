@@ -15,6 +15,7 @@ from zkadapt.channel.base import Entry
 from zkadapt.config import SessionConfig
 from zkadapt.escrow.status import PartyEscrow, escrow_status
 from zkadapt.operator.escrow import on_layer1, terms_of
+from zkadapt.protocol.history import SessionHistory
 
 #: Under the table, per channel backend: where the numbers come from.
 ESCROW_NOTES = {
@@ -43,10 +44,15 @@ class EscrowView:
     note: str
 
 
-def escrow_view(config: SessionConfig, entries: Iterable[Entry]) -> EscrowView:
-    """The escrow of ``config``'s session as of ``entries`` (verified, in channel order)."""
+def escrow_view(
+    config: SessionConfig, entries: Iterable[Entry], history: SessionHistory | None = None
+) -> EscrowView:
+    """The escrow of ``config``'s session as of ``entries`` (verified, in channel order);
+    ``history``: the same entries already read by the parties' rules (the dashboard keeps
+    one), so the membership roster is not replayed on every refresh."""
     entries = list(entries)
-    status = escrow_status(entries, terms_of(config, entries))
+    terms = terms_of(config, entries) if history is None else terms_of(config, history=history)
+    status = escrow_status(entries, terms)
     backend = "layer1" if on_layer1(config) else config.channel.backend
     note = ESCROW_NOTES.get(backend, "")
     note += "; the same as `zkadapt escrow status`" if note else "as `zkadapt escrow status`"

@@ -169,7 +169,7 @@ class SessionView:
             session_report=report,
             in_progress=self._in_progress(len(report.rounds)),
             channel=channel,
-            escrow=escrow_view(config, self.entries),
+            escrow=escrow_view(config, self.entries, self.history),
             actions=actions_view(
                 config.channel.backend,
                 channel.head,
