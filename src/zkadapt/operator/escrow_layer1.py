@@ -352,13 +352,21 @@ def missing_evidence(settlement: Settlement, view: EscrowView) -> dict[str, str]
 
 
 def settlement_plan(
-    config: SessionConfig, context: Any, entries: Iterable[Entry], *, partial: bool = False
+    config: SessionConfig,
+    context: Any,
+    entries: Iterable[Entry],
+    *,
+    partial: bool = False,
+    terms: EscrowTerms | None = None,
 ) -> Plan:
     """The locks to spend as the channel's history says, with the evidence it holds.
 
     With ``partial``, a lock whose votes are short is left out (named in ``Plan.missing``)
     instead of refusing the whole plan: a party that never released anyone does not keep
     the others' locks, which have their votes, from being settled.
+
+    ``terms``: the escrow terms these entries imply, when the caller keeps them (a party
+    process, :class:`~zkadapt.operator.party_escrow.PartyEscrow`); else read from them.
 
     Raises:
         EscrowError: the settlement is pending, not every party locked (then only the
@@ -368,7 +376,7 @@ def settlement_plan(
     from zkadapt.escrow.txs import LockInvalid, Spend, check_lock
 
     entries = list(entries)
-    terms = layer1_terms(config, entries)
+    terms = terms if terms is not None else layer1_terms(config, entries)
     view = EscrowView.from_entries(entries, terms)
     settlement = settle(view, terms)
     if not settlement.final:

@@ -500,7 +500,7 @@ class PartyEscrow:
 
     def _plan(self) -> Any:
         entries = self._entries + self._ballots
-        return settlement_plan(self.config, self.context, entries, partial=True)
+        return settlement_plan(self.config, self.context, entries, partial=True, terms=self.terms)
 
     def _settle(self, settlement: Settlement) -> None:
         """Settle what has its votes: at once if first in line, else after the grace
